@@ -1,0 +1,3 @@
+from proxyllm.cli import main
+
+main()

@@ -1,0 +1,121 @@
+"""Typed shape of a LiteLLM-style ``config.yaml``.
+
+Each section keeps unknown keys (``extra="allow"``) so an existing LiteLLM config loads; the loader
+warns once for every key no part of the proxy reads.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    def unknown_keys(self) -> list[str]:
+        return sorted((self.model_extra or {}).keys())
+
+
+class LitellmParams(_Section):
+    model: str
+    api_base: str | None = None
+    api_key: str | None = None
+    api_version: str | None = None
+    timeout: float | None = Field(default=None, gt=0)
+    stream_timeout: float | None = Field(default=None, gt=0)
+    stream_idle_timeout: float | None = Field(default=None, gt=0)
+    connect_timeout: float | None = Field(default=None, gt=0)
+    max_retries: int | None = Field(default=None, ge=0)
+    weight: float = Field(default=1.0, gt=0)
+    rpm: int | None = Field(default=None, ge=0)
+    tpm: int | None = Field(default=None, ge=0)
+    input_cost_per_token: Decimal | None = Field(default=None, ge=0)
+    output_cost_per_token: Decimal | None = Field(default=None, ge=0)
+    drop_params: bool | None = None
+    proxy: str | bool | None = None
+    extra_headers: dict[str, str] | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _model_has_provider(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+class ModelInfo(_Section):
+    id: str | None = None
+    mode: str | None = None
+    base_model: str | None = None
+
+
+class DeploymentConfig(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model_name: str = Field(min_length=1)
+    litellm_params: LitellmParams
+    model_info: ModelInfo = Field(default_factory=ModelInfo)
+
+
+FallbackList = list[dict[str, list[str]]]
+
+
+class LitellmSettings(_Section):
+    drop_params: bool = False
+    num_retries: int | None = Field(default=None, ge=0)
+    request_timeout: float | None = Field(default=None, gt=0)
+    fallbacks: FallbackList = Field(default_factory=list)
+    set_verbose: bool = False
+    json_logs: bool = False
+
+
+class RouterSettings(_Section):
+    routing_strategy: str = "simple-shuffle"
+    num_retries: int | None = Field(default=None, ge=0)
+    timeout: float | None = Field(default=None, gt=0)
+    stream_timeout: float | None = Field(default=None, gt=0)
+    stream_idle_timeout: float | None = Field(default=None, gt=0)
+    retry_after: float = Field(default=0.0, ge=0)
+    max_retry_wait: float = Field(default=10.0, ge=0)
+    model_group_alias: dict[str, str] = Field(default_factory=dict)
+
+
+class GeneralSettings(_Section):
+    master_key: str | None = None
+    max_request_size_mb: float = Field(default=10.0, gt=0)
+
+
+class ProxyConfig(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model_list: list[DeploymentConfig] = Field(default_factory=list)
+    litellm_settings: LitellmSettings = Field(default_factory=LitellmSettings)
+    router_settings: RouterSettings = Field(default_factory=RouterSettings)
+    general_settings: GeneralSettings = Field(default_factory=GeneralSettings)
+    environment_variables: dict[str, Any] = Field(default_factory=dict)
+    source: str | None = Field(default=None, exclude=True)
+
+    @field_validator("model_list", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+# OpenAI request parameters that may be set in litellm_params as per-deployment defaults.
+REQUEST_DEFAULT_PARAMS = frozenset(
+    {
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "max_completion_tokens",
+        "stop",
+        "seed",
+        "frequency_penalty",
+        "presence_penalty",
+        "response_format",
+        "reasoning_effort",
+    }
+)

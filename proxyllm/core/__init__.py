@@ -1,0 +1,1 @@
+"""The provider-agnostic core: request context, hooks, router and the gateway call."""

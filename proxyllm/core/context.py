@@ -1,0 +1,112 @@
+"""Everything known about one request while it passes through the gateway."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from proxyllm.core.types import Operation, Usage
+
+if TYPE_CHECKING:
+    from proxyllm.core.deployment import Deployment
+    from proxyllm.errors import ProxyError
+
+
+class Principal:
+    """Who is calling: the master key, an open proxy, or (later) a virtual key."""
+
+    __slots__ = ("is_admin", "key_alias", "key_hash", "kind", "metadata", "team_id", "user_id")
+
+    def __init__(
+        self,
+        kind: str,
+        *,
+        is_admin: bool = False,
+        key_hash: str | None = None,
+        key_alias: str | None = None,
+        user_id: str | None = None,
+        team_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.is_admin = is_admin
+        self.key_hash = key_hash
+        self.key_alias = key_alias
+        self.user_id = user_id
+        self.team_id = team_id
+        self.metadata = metadata or {}
+
+
+class RequestContext:
+    __slots__ = (
+        "api_key",
+        "attempts",
+        "body",
+        "client_wants_usage",
+        "cost",
+        "deployment",
+        "drop_params",
+        "error",
+        "extra",
+        "fallbacks",
+        "first_chunk_at",
+        "hooks_ran",
+        "model",
+        "model_group",
+        "operation",
+        "outcome",
+        "output_chunks",
+        "principal",
+        "request_fallbacks",
+        "request_headers",
+        "request_id",
+        "response_headers",
+        "retries",
+        "started",
+        "started_wall",
+        "stream",
+        "timeout",
+        "upstream_seconds",
+        "usage",
+    )
+
+    def __init__(
+        self,
+        *,
+        request_id: str,
+        operation: Operation,
+        body: dict[str, Any],
+        api_key: str | None = None,
+        request_headers: Any = None,
+    ) -> None:
+        self.request_id = request_id
+        self.operation = operation
+        self.body = body
+        self.model: str = body["model"]
+        self.stream: bool = body.get("stream") is True
+        opts = body.get("stream_options")
+        self.client_wants_usage = bool(opts and opts.get("include_usage"))
+        self.api_key = api_key
+        self.request_headers = request_headers
+        self.principal: Principal | None = None
+        self.started = time.perf_counter()
+        self.started_wall = time.time()
+        self.model_group: str = self.model
+        self.deployment: Deployment | None = None
+        self.usage: Usage | None = None
+        self.cost: Decimal | None = None
+        self.retries = 0
+        self.fallbacks = 0
+        self.attempts: list[tuple[Deployment, ProxyError]] = []
+        self.first_chunk_at: float | None = None
+        self.output_chunks = 0
+        self.timeout: float | None = None  # per-request override
+        self.upstream_seconds = 0.0
+        self.outcome = "pending"  # success | error | cancelled
+        self.error: ProxyError | None = None
+        self.response_headers: dict[str, str] = {}
+        self.extra: dict[str, Any] = {}  # scratch space for hooks
+        self.drop_params = False  # the request's own drop_params
+        self.request_fallbacks: list[str] | None = None
+        self.hooks_ran = 0

@@ -1,0 +1,72 @@
+"""A deployment: one upstream model behind a model group, with its own address, key and limits."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+if TYPE_CHECKING:
+    from proxyllm.providers.base import Provider
+
+DEFAULT_TIMEOUT = 600.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_STREAM_IDLE_TIMEOUT = 120.0
+
+
+@dataclass(slots=True, eq=False)
+class Deployment:
+    id: str
+    model_name: str  # the model group clients ask for
+    provider: Provider
+    upstream_model: str  # the name the upstream knows
+    api_base: str
+    api_key: str | None = None
+    api_version: str | None = None
+    weight: float = 1.0
+    timeout: float = DEFAULT_TIMEOUT
+    stream_timeout: float = DEFAULT_TIMEOUT
+    stream_idle_timeout: float = DEFAULT_STREAM_IDLE_TIMEOUT
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    max_retries: int | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    input_cost_per_token: Decimal | None = None
+    output_cost_per_token: Decimal | None = None
+    drop_params: bool | None = None
+    proxy_url: str | None = None  # e.g. tailscaled's HTTP proxy for tailnet hosts
+    extra_headers: dict[str, str] = field(default_factory=dict)
+    request_defaults: dict[str, Any] = field(default_factory=dict)
+    model_info: dict[str, Any] = field(default_factory=dict)
+    in_flight: int = 0
+
+    def describe(self) -> str:
+        return f"{self.provider.name}/{self.upstream_model} at {self.api_base} (id {self.id})"
+
+    def public_info(self) -> dict[str, Any]:
+        """What an admin may see about this deployment: never the key."""
+        return {
+            "model_name": self.model_name,
+            "model_id": self.id,
+            "provider": self.provider.name,
+            "model": f"{self.provider.name}/{self.upstream_model}",
+            "api_base": self.api_base,
+            "api_key": mask_secret(self.api_key),
+        }
+
+
+def deployment_id(model_name: str, params: dict[str, Any]) -> str:
+    """Stable across restarts and replicas: derived from the entry itself."""
+    blob = orjson.dumps({"model_name": model_name, "params": params}, option=orjson.OPT_SORT_KEYS, default=str)
+    return hashlib.sha256(blob).hexdigest()[:32]
+
+
+def mask_secret(secret: str | None) -> str | None:
+    if not secret:
+        return None
+    if len(secret) <= 8:
+        return "****"
+    return f"{secret[:3]}****{secret[-2:]}"

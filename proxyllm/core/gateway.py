@@ -1,0 +1,90 @@
+"""The one gateway call: hooks before, the router, cost, hooks after.
+
+``call`` returns the response body (bytes) or a started stream. ``finish`` runs the after-hooks; the
+HTTP layer calls it once the response is out — for streams, after the last event or the client's
+disconnect — so accounting never delays the bytes a client is waiting for.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncGenerator, Sequence
+
+from proxyllm.core.context import RequestContext
+from proxyllm.core.hooks import Hook, overrides
+from proxyllm.core.pricing import call_cost
+from proxyllm.core.router import Router
+from proxyllm.core.streaming import relay
+from proxyllm.core.types import Usage
+from proxyllm.errors import ErrorKind, ProxyError
+
+log = logging.getLogger("proxyllm.gateway")
+
+
+class Gateway:
+    def __init__(self, router: Router, hooks: Sequence[Hook] = ()) -> None:
+        self.router = router
+        self.hooks = list(hooks)
+        self._before = [overrides(h, "before_call") for h in self.hooks]
+        self._after = [overrides(h, "after_call") for h in self.hooks]
+
+    async def call(self, ctx: RequestContext) -> bytes | AsyncGenerator[bytes, None]:
+        try:
+            for i, hook in enumerate(self.hooks):
+                if self._before[i]:
+                    await hook.before_call(ctx)
+                ctx.hooks_ran = i + 1
+            cached = ctx.extra.get("cached")
+            if cached is not None:
+                ctx.outcome = "success"
+                return cached  # type: ignore[no-any-return]
+            if ctx.stream:
+                first, events = await self.router.open_stream(ctx)
+                assert ctx.deployment is not None
+                return relay(ctx, first, events, ctx.deployment.stream_idle_timeout)
+            body = await self.router.complete(ctx)
+        except ProxyError as err:
+            ctx.outcome, ctx.error = "error", err
+            raise
+        ctx.outcome = "success"
+        self.settle_cost(ctx)
+        return body
+
+    def settle_cost(self, ctx: RequestContext) -> None:
+        dep = ctx.deployment
+        if dep is None:
+            return
+        if ctx.usage is None and ctx.operation.value != "embedding" and ctx.output_chunks:
+            # No usage from upstream (e.g. a stream cut short): one event is about one token.
+            ctx.usage = Usage(0, ctx.output_chunks, estimated=True)
+        ctx.cost = call_cost(dep, ctx.usage)
+
+    async def finish(self, ctx: RequestContext) -> None:
+        """Run after-hooks in reverse order for every hook whose before-hook ran."""
+        if ctx.stream and ctx.outcome != "error":
+            if ctx.outcome == "pending":
+                ctx.outcome = "cancelled"
+            self.settle_cost(ctx)
+        ctx.upstream_seconds = time.perf_counter() - ctx.started
+        for i in range(ctx.hooks_ran - 1, -1, -1):
+            if self._after[i]:
+                try:
+                    await self.hooks[i].after_call(ctx)
+                except Exception:
+                    log.exception("after_call of hook %s failed for request %s", self.hooks[i].name, ctx.request_id)
+
+    async def start(self) -> None:
+        for hook in self.hooks:
+            await hook.start()
+
+    async def stop(self) -> None:
+        for hook in reversed(self.hooks):
+            try:
+                await hook.stop()
+            except Exception:
+                log.exception("stopping hook %s failed", hook.name)
+
+
+def internal_error(request_id: str) -> ProxyError:
+    return ProxyError(ErrorKind.INTERNAL, f"internal error in the proxy (request id {request_id})")

@@ -1,0 +1,172 @@
+"""Parse and check an OpenAI request body cheaply: orjson plus a type table, no model objects.
+
+Wrong types are a 400 naming the field. Proxy-only fields (fallbacks, timeout, drop_params, ...)
+are taken out of the body here so providers never forward them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from proxyllm.core.context import RequestContext
+from proxyllm.core.types import Operation
+from proxyllm.errors import invalid_request
+
+NUM = (int, float)
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "a boolean",
+    list: "a list",
+    dict: "an object",
+}
+
+_SAMPLING: dict[str, tuple[type, ...]] = {
+    "model": (str,),
+    "stream": (bool,),
+    "stream_options": (dict,),
+    "temperature": NUM,
+    "top_p": NUM,
+    "n": (int,),
+    "max_tokens": (int,),
+    "stop": (str, list),
+    "seed": (int,),
+    "presence_penalty": NUM,
+    "frequency_penalty": NUM,
+    "logit_bias": (dict,),
+    "user": (str,),
+}
+FIELD_TYPES: dict[Operation, dict[str, tuple[type, ...]]] = {
+    Operation.CHAT: {
+        **_SAMPLING,
+        "messages": (list,),
+        "max_completion_tokens": (int,),
+        "tools": (list,),
+        "tool_choice": (str, dict),
+        "parallel_tool_calls": (bool,),
+        "response_format": (dict,),
+        "logprobs": (bool,),
+        "top_logprobs": (int,),
+        "reasoning_effort": (str,),
+    },
+    Operation.COMPLETION: {
+        **_SAMPLING,
+        "prompt": (str, list),
+        "suffix": (str,),
+        "echo": (bool,),
+        "best_of": (int,),
+        "logprobs": (int,),
+    },
+    Operation.EMBEDDING: {
+        "model": (str,),
+        "input": (str, list),
+        "encoding_format": (str,),
+        "dimensions": (int,),
+        "user": (str,),
+    },
+}
+REQUIRED = {
+    Operation.CHAT: ("model", "messages"),
+    Operation.COMPLETION: ("model", "prompt"),
+    Operation.EMBEDDING: ("model", "input"),
+}
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+PROXY_FIELDS = frozenset(
+    {
+        "fallbacks",
+        "timeout",
+        "drop_params",
+        "num_retries",
+        "mock_response",
+        "context_window_fallbacks",
+        "content_policy_fallbacks",
+        "max_fallbacks",
+        "litellm_metadata",
+        "metadata",
+        "tags",
+        "cache",
+    }
+)
+
+
+def _describe(types: tuple[type, ...]) -> str:
+    if types == NUM:
+        return "a number"
+    return " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
+
+
+def parse_body(raw: bytes, operation: Operation) -> dict[str, Any]:
+    if not raw:
+        raise invalid_request("the request body is empty; send a JSON object")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise invalid_request(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise invalid_request("the request body must be a JSON object")
+    for name in REQUIRED[operation]:
+        if body.get(name) is None:
+            raise invalid_request(f"missing required field '{name}'", param=name)
+    types = FIELD_TYPES[operation]
+    for key, value in body.items():
+        expected = types.get(key)
+        # exact type match: True is not an integer here, 1 is a valid float
+        if expected is not None and value is not None and type(value) not in expected:
+            raise invalid_request(f"'{key}' must be {_describe(expected)}", param=key)
+    if operation is Operation.CHAT:
+        _check_messages(body["messages"])
+    elif operation is Operation.EMBEDDING and not body["input"]:
+        raise invalid_request("'input' must not be empty", param="input")
+    return body
+
+
+def _check_messages(messages: list[Any]) -> None:
+    if not messages:
+        raise invalid_request("'messages' must contain at least one message", param="messages")
+    for i, msg in enumerate(messages):
+        if type(msg) is not dict:
+            raise invalid_request(f"messages[{i}] must be an object", param=f"messages[{i}]")
+        role = msg.get("role")
+        if role not in ROLES:
+            raise invalid_request(
+                f"messages[{i}].role must be one of {', '.join(sorted(ROLES))}", param=f"messages[{i}].role"
+            )
+
+
+def apply_proxy_fields(ctx: RequestContext) -> None:
+    """Move proxy-only fields out of the body and onto the context."""
+    body = ctx.body
+    if not PROXY_FIELDS.isdisjoint(body):
+        opts = {k: body.pop(k) for k in PROXY_FIELDS & body.keys()}
+        ctx.extra["request_options"] = opts
+        fallbacks = opts.get("fallbacks")
+        if fallbacks is not None:
+            if not isinstance(fallbacks, list) or not all(isinstance(f, str) for f in fallbacks):
+                raise invalid_request("'fallbacks' must be a list of model names", param="fallbacks")
+            ctx.request_fallbacks = fallbacks
+        timeout = opts.get("timeout")
+        if timeout is not None:
+            ctx.timeout = _positive(timeout, "timeout")
+        if opts.get("drop_params") is True:
+            ctx.drop_params = True
+    if ctx.stream and ctx.operation is Operation.EMBEDDING:
+        raise invalid_request("embeddings cannot be streamed", param="stream")
+
+
+def _positive(value: Any, name: str) -> float:
+    if type(value) not in NUM or value <= 0:
+        raise invalid_request(f"'{name}' must be a positive number of seconds", param=name)
+    return float(value)
+
+
+def timeout_header(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise invalid_request("x-litellm-timeout must be a number of seconds", param="x-litellm-timeout") from None
+    if seconds <= 0:
+        raise invalid_request("x-litellm-timeout must be positive", param="x-litellm-timeout")
+    return seconds

@@ -1,0 +1,140 @@
+"""The one error type of the proxy.
+
+Every failure — bad input, auth, an upstream's error, a timeout — is a ``ProxyError`` with a machine
+readable ``kind``. The kind decides the HTTP status, the OpenAI error ``type`` and whether the router
+may retry it; the HTTP layer turns it into ``{"error": {...}}`` in one place.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+import orjson
+
+
+class ErrorKind(Enum):
+    # (status, OpenAI error type, retryable by the router)
+    INVALID_REQUEST = (400, "invalid_request_error", False)
+    CONTEXT_WINDOW_EXCEEDED = (400, "invalid_request_error", False)
+    CONTENT_POLICY = (400, "invalid_request_error", False)
+    AUTHENTICATION = (401, "authentication_error", False)
+    INSUFFICIENT_QUOTA = (402, "insufficient_quota", False)
+    PERMISSION = (403, "permission_error", False)
+    NOT_FOUND = (404, "not_found_error", False)
+    PAYLOAD_TOO_LARGE = (413, "invalid_request_error", False)
+    RATE_LIMIT = (429, "rate_limit_error", True)
+    UPSTREAM = (502, "api_error", True)  # upstream 5xx (status carried on the error)
+    UPSTREAM_CONNECT = (502, "api_connection_error", True)
+    TIMEOUT = (504, "timeout", True)
+    UNAVAILABLE = (503, "service_unavailable", True)
+    INTERNAL = (500, "internal_server_error", False)
+
+    @property
+    def status(self) -> int:
+        return self.value[0]
+
+    @property
+    def openai_type(self) -> str:
+        return self.value[1]
+
+    @property
+    def retryable(self) -> bool:
+        return self.value[2]
+
+
+class ProxyError(Exception):
+    """An error with everything needed to answer the client and to decide on retries."""
+
+    __slots__ = ("code", "headers", "kind", "message", "param", "retry_after", "status")
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind: ErrorKind = kind
+        self.message: str = message
+        self.param = param
+        self.code = code
+        self.status: int = status or kind.status
+        self.retry_after: float | None = retry_after
+        self.headers = headers
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind.retryable
+
+    def body(self) -> bytes:
+        return orjson.dumps(
+            {
+                "error": {
+                    "message": self.message,
+                    "type": self.kind.openai_type,
+                    "param": self.param,
+                    "code": self.code if self.code is not None else str(self.status),
+                }
+            }
+        )
+
+    def response_headers(self) -> dict[str, str]:
+        headers = dict(self.headers) if self.headers else {}
+        if self.retry_after is not None:
+            headers.setdefault("retry-after", str(max(1, round(self.retry_after))))
+        return headers
+
+    def __repr__(self) -> str:
+        return f"ProxyError({self.kind.name}, {self.status}, {self.message!r})"
+
+
+def invalid_request(message: str, *, param: str | None = None, code: str | None = None) -> ProxyError:
+    return ProxyError(ErrorKind.INVALID_REQUEST, message, param=param, code=code)
+
+
+def error_from_status(status: int, message: str, *, retry_after: float | None = None) -> ProxyError:
+    """Classify an upstream HTTP failure; its 4xx status and message pass through to the client."""
+    if status == 429:
+        kind = ErrorKind.RATE_LIMIT
+    elif status == 401:
+        kind = ErrorKind.AUTHENTICATION
+    elif status == 403:
+        kind = ErrorKind.PERMISSION
+    elif status == 404:
+        kind = ErrorKind.NOT_FOUND
+    elif status in (408, 504):
+        kind = ErrorKind.TIMEOUT
+    elif status == 503 or status == 529:
+        kind = ErrorKind.UNAVAILABLE
+    elif status >= 500:
+        kind = ErrorKind.UPSTREAM
+    else:
+        kind = ErrorKind.INVALID_REQUEST
+    return ProxyError(kind, message, status=status, retry_after=retry_after)
+
+
+def upstream_message(raw: bytes, limit: int = 2000) -> str:
+    """The human message inside an upstream error body, whatever its shape."""
+    try:
+        data: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        text = raw.decode("utf-8", "replace").strip()
+        return text[:limit] or "upstream returned an empty error body"
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, dict):
+            msg = err.get("message") or err.get("error") or err.get("detail")
+            if isinstance(msg, str):
+                return msg[:limit]
+        elif isinstance(err, str):
+            return err[:limit]
+        detail = data.get("detail") or data.get("message")
+        if isinstance(detail, str):
+            return detail[:limit]
+    return raw.decode("utf-8", "replace")[:limit]

@@ -1,0 +1,239 @@
+"""Pure translation between OpenAI chat completions and Ollama's ``/api/chat``."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import orjson
+
+from proxyllm.core.types import Usage
+from proxyllm.errors import invalid_request
+from proxyllm.providers.ollama.options import COMMON, build_options, check_n, finish_reason, response_format
+from proxyllm.providers.params import drop_unsupported
+
+SUPPORTED = COMMON | {"messages", "tools", "tool_choice", "response_format", "think", "reasoning_effort"}
+
+
+def new_tool_call_id() -> str:
+    return "call_" + secrets.token_hex(12)
+
+
+def split_content(content: Any, where: str) -> tuple[str, list[str]]:
+    """OpenAI message content (a string or parts) -> (text, base64 images)."""
+    if content is None:
+        return "", []
+    if isinstance(content, str):
+        return content, []
+    if not isinstance(content, list):
+        raise invalid_request(f"{where}.content must be a string or a list of parts", param=where)
+    texts: list[str] = []
+    images: list[str] = []
+    for j, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            texts.append(str(part.get("text", "")))
+        elif kind == "image_url":
+            ref = part.get("image_url")
+            url = ref.get("url") if isinstance(ref, dict) else ref
+            if not isinstance(url, str) or not url.startswith("data:") or "," not in url:
+                raise invalid_request(
+                    "Ollama takes images inline: use a base64 data URL (data:image/png;base64,...)",
+                    param=f"{where}.content[{j}].image_url",
+                )
+            images.append(url.split(",", 1)[1])
+        else:
+            raise invalid_request(f"unsupported content part type {kind!r}", param=f"{where}.content[{j}]")
+    return "".join(texts), images
+
+
+def _tool_arguments(raw: Any, where: str) -> Any:
+    if isinstance(raw, dict):
+        return raw
+    if not raw:
+        return {}
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise invalid_request("tool call arguments must be a JSON object", param=where) from None
+
+
+def to_ollama_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    tool_names: dict[str, str] = {}
+    for i, msg in enumerate(messages):
+        where = f"messages[{i}]"
+        role = msg["role"]
+        text, images = split_content(msg.get("content"), where)
+        item: dict[str, Any] = {"role": "system" if role == "developer" else role, "content": text}
+        if images:
+            item["images"] = images
+        calls = msg.get("tool_calls")
+        if calls:
+            item["tool_calls"] = []
+            for k, call in enumerate(calls):
+                fn = call.get("function") or {}
+                if call.get("id"):
+                    tool_names[call["id"]] = fn.get("name", "")
+                item["tool_calls"].append(
+                    {
+                        "function": {
+                            "name": fn.get("name", ""),
+                            "arguments": _tool_arguments(fn.get("arguments"), f"{where}.tool_calls[{k}]"),
+                        }
+                    }
+                )
+        if role == "tool":
+            name = tool_names.get(msg.get("tool_call_id", "")) or msg.get("name")
+            if name:
+                item["tool_name"] = name
+        out.append(item)
+    return out
+
+
+def _tools(body: dict[str, Any], drop: bool) -> list[dict[str, Any]] | None:
+    tools = body.get("tools")
+    choice = body.get("tool_choice")
+    if choice == "none":
+        return None
+    if choice not in (None, "auto") and not drop:
+        raise invalid_request(
+            "Ollama cannot force a tool choice; use 'auto' or 'none' (or drop_params: true)", param="tool_choice"
+        )
+    if not tools:
+        return None
+    for k, tool in enumerate(tools):
+        if not isinstance(tool, dict) or tool.get("type") != "function" or "function" not in tool:
+            raise invalid_request("only function tools are supported", param=f"tools[{k}]")
+    return list(tools)
+
+
+def _think(body: dict[str, Any]) -> Any:
+    if body.get("think") is not None:
+        return body["think"]
+    effort = body.get("reasoning_effort")
+    if effort is None:
+        return None
+    return effort not in ("none", "minimal")
+
+
+def chat_request(body: dict[str, Any], model: str, *, drop: bool, stream: bool) -> dict[str, Any]:
+    """OpenAI chat request -> Ollama /api/chat request."""
+    body = drop_unsupported(body, SUPPORTED, drop=drop, provider="Ollama")
+    check_n(body, drop)
+    req: dict[str, Any] = {"model": model, "messages": to_ollama_messages(body["messages"]), "stream": stream}
+    tools = _tools(body, drop)
+    if tools:
+        req["tools"] = tools
+    fmt = response_format(body)
+    if fmt is not None:
+        req["format"] = fmt
+    options = build_options(body)
+    if options:
+        req["options"] = options
+    think = _think(body)
+    if think is not None:
+        req["think"] = think
+    if body.get("keep_alive") is not None:
+        req["keep_alive"] = body["keep_alive"]
+    return req
+
+
+def usage_of(data: dict[str, Any]) -> Usage:
+    return Usage(int(data.get("prompt_eval_count") or 0), int(data.get("eval_count") or 0))
+
+
+def openai_tool_calls(calls: list[dict[str, Any]], start: int = 0) -> list[dict[str, Any]]:
+    out = []
+    for k, call in enumerate(calls):
+        fn = call.get("function") or {}
+        args = fn.get("arguments")
+        out.append(
+            {
+                "index": start + k,
+                "id": new_tool_call_id(),
+                "type": "function",
+                "function": {
+                    "name": fn.get("name", ""),
+                    "arguments": args if isinstance(args, str) else orjson.dumps(args or {}).decode(),
+                },
+            }
+        )
+    return out
+
+
+def chat_response(data: dict[str, Any], *, model: str, response_id: str, created: int) -> dict[str, Any]:
+    """Ollama /api/chat response (stream false) -> OpenAI chat.completion."""
+    msg = data.get("message") or {}
+    calls = openai_tool_calls(msg.get("tool_calls") or [])
+    for call in calls:
+        del call["index"]
+    message: dict[str, Any] = {"role": "assistant", "content": msg.get("content") or (None if calls else "")}
+    if msg.get("thinking"):
+        message["reasoning_content"] = msg["thinking"]
+    if calls:
+        message["tool_calls"] = calls
+    return {
+        "id": response_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": finish_reason(data.get("done_reason"), bool(calls)),
+                "logprobs": None,
+            }
+        ],
+        "usage": usage_of(data).as_openai(),
+    }
+
+
+class ChunkEncoder:
+    """Encodes OpenAI stream chunks as SSE events, reusing the fixed prefix of every chunk."""
+
+    __slots__ = ("_prefix", "_suffix")
+
+    def __init__(self, *, response_id: str, model: str, created: int, object_name: str) -> None:
+        head = orjson.dumps({"id": response_id, "object": object_name, "created": created, "model": model})
+        self._prefix = b"data: " + head[:-1] + b',"choices":['
+        self._suffix = b"]}\n\n"
+
+    def choice(self, choice: dict[str, Any]) -> bytes:
+        return self._prefix + orjson.dumps(choice) + self._suffix
+
+    def usage(self, usage: Usage) -> bytes:
+        return self._prefix + b'],"usage":' + orjson.dumps(usage.as_openai()) + b"}\n\n"
+
+
+class ChatStreamTranslator:
+    """Ollama /api/chat NDJSON lines -> OpenAI chat.completion.chunk SSE events."""
+
+    def __init__(self, encoder: ChunkEncoder) -> None:
+        self.encoder = encoder
+        self.started = False
+        self.tool_calls = 0
+        self.usage: Usage | None = None
+
+    def _delta(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        if not self.started:
+            self.started = True
+            delta = {"role": "assistant", **delta}
+        return self.encoder.choice({"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None})
+
+    def feed(self, data: dict[str, Any]) -> list[bytes]:
+        out: list[bytes] = []
+        msg = data.get("message") or {}
+        if msg.get("thinking"):
+            out.append(self._delta({"reasoning_content": msg["thinking"]}))
+        if msg.get("content"):
+            out.append(self._delta({"content": msg["content"]}))
+        calls = msg.get("tool_calls")
+        if calls:
+            out.append(self._delta({"tool_calls": openai_tool_calls(calls, self.tool_calls)}))
+            self.tool_calls += len(calls)
+        if data.get("done"):
+            self.usage = usage_of(data)
+            out.append(self._delta({}, finish_reason(data.get("done_reason"), self.tool_calls > 0)))
+        return out

@@ -1,0 +1,145 @@
+"""Ollama I/O: send translated requests, read JSON or NDJSON, hand back OpenAI bytes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import orjson
+
+from proxyllm.core.context import RequestContext
+from proxyllm.core.deployment import Deployment
+from proxyllm.core.types import Operation
+from proxyllm.errors import ErrorKind, ProxyError
+from proxyllm.providers.base import Provider, register
+from proxyllm.providers.http import bearer_headers, client_timeout, iter_lines
+from proxyllm.providers.ollama import chat, embed, generate
+
+DONE = b"data: [DONE]\n\n"
+
+
+def _json(raw: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ProxyError(ErrorKind.UPSTREAM, "Ollama returned a line that is not JSON") from None
+    if not isinstance(data, dict):
+        raise ProxyError(ErrorKind.UPSTREAM, "Ollama returned an unexpected JSON value")
+    if "error" in data:
+        raise ProxyError(ErrorKind.UPSTREAM, f"Ollama error: {data['error']}")
+    return data
+
+
+def same_model(a: str, b: str) -> bool:
+    return a == b or a.removesuffix(":latest") == b.removesuffix(":latest")
+
+
+@register("ollama")
+class OllamaProvider(Provider):
+    """``ollama/<model>``: chat is rendered into a prompt for /api/generate."""
+
+    name = "ollama"
+    default_api_base = "http://localhost:11434"
+    api_base_env = "OLLAMA_API_BASE"
+    api_key_env = "OLLAMA_API_KEY"
+    chat_via_generate = True
+
+    def _translate(self, dep: Deployment, ctx: RequestContext, stream: bool) -> tuple[str, dict[str, Any]]:
+        body = {**dep.request_defaults, **ctx.body} if dep.request_defaults else ctx.body
+        drop = ctx.drop_params or bool(dep.drop_params)
+        model = dep.upstream_model
+        if ctx.operation is Operation.EMBEDDING:
+            return "/api/embed", embed.embed_request(body, model, drop=drop)
+        if ctx.operation is Operation.COMPLETION:
+            return "/api/generate", generate.completion_request(body, model, drop=drop, stream=stream)
+        if self.chat_via_generate:
+            return "/api/generate", generate.chat_as_generate_request(body, model, drop=drop, stream=stream)
+        return "/api/chat", chat.chat_request(body, model, drop=drop, stream=stream)
+
+    def _response(self, ctx: RequestContext, data: dict[str, Any]) -> dict[str, Any]:
+        created = int(ctx.started_wall)
+        if ctx.operation is Operation.EMBEDDING:
+            ctx.usage = embed.usage_of(data)
+            return embed.embed_response(data, model=ctx.model, encoding_format=ctx.body.get("encoding_format"))
+        if ctx.operation is Operation.COMPLETION:
+            ctx.usage = generate.usage_of(data)
+            return generate.completion_response(
+                data, model=ctx.model, response_id=f"cmpl-{ctx.request_id}", created=created
+            )
+        rid = f"chatcmpl-{ctx.request_id}"
+        if self.chat_via_generate:
+            ctx.usage = generate.usage_of(data)
+            return generate.chat_response(data, model=ctx.model, response_id=rid, created=created)
+        ctx.usage = chat.usage_of(data)
+        return chat.chat_response(data, model=ctx.model, response_id=rid, created=created)
+
+    async def complete(self, dep: Deployment, ctx: RequestContext) -> bytes:
+        path, payload = self._translate(dep, ctx, stream=False)
+        raw = await self.http.request(
+            "POST",
+            dep.api_base + path,
+            body=orjson.dumps(payload),
+            headers=bearer_headers(dep.api_key, dep.extra_headers),
+            timeout=self.call_timeout(dep, ctx),
+            proxy=dep.proxy_url,
+            on_error=self.map_error,
+        )
+        return orjson.dumps(self._response(ctx, _json(raw)))
+
+    async def stream(self, dep: Deployment, ctx: RequestContext) -> AsyncGenerator[bytes, None]:
+        path, payload = self._translate(dep, ctx, stream=True)
+        as_chat = ctx.operation is Operation.CHAT
+        encoder = chat.ChunkEncoder(
+            response_id=f"{'chatcmpl' if as_chat else 'cmpl'}-{ctx.request_id}",
+            model=ctx.model,
+            created=int(ctx.started_wall),
+            object_name="chat.completion.chunk" if as_chat else "text_completion",
+        )
+        translator: chat.ChatStreamTranslator | generate.GenerateStreamTranslator
+        if path == "/api/chat":
+            translator = chat.ChatStreamTranslator(encoder)
+        else:
+            translator = generate.GenerateStreamTranslator(encoder, as_chat=as_chat)
+        async with self.http.stream(
+            dep.api_base + path,
+            body=orjson.dumps(payload),
+            headers=bearer_headers(dep.api_key, dep.extra_headers),
+            timeout=self.stream_connect_timeout(dep, ctx),
+            proxy=dep.proxy_url,
+            on_error=self.map_error,
+        ) as resp:
+            async for line in iter_lines(resp):
+                if not line.strip():
+                    continue
+                data = _json(line)
+                for event in translator.feed(data):
+                    ctx.output_chunks += 1
+                    yield event
+                if data.get("done"):
+                    ctx.usage = translator.usage
+                    if ctx.client_wants_usage and translator.usage is not None:
+                        yield encoder.usage(translator.usage)
+                    yield DONE
+                    return
+        raise ProxyError(ErrorKind.UPSTREAM_CONNECT, "Ollama stream ended before its final line")
+
+    async def list_models(self, api_base: str, api_key: str | None) -> list[str]:
+        raw = await self.http.request(
+            "GET", api_base + "/api/tags", headers=bearer_headers(api_key), timeout=client_timeout(10, 5)
+        )
+        models = _json(raw).get("models") or []
+        names = (m.get("name") or m.get("model") for m in models if isinstance(m, dict))
+        return [name for name in names if isinstance(name, str)]
+
+    async def check_health(self, dep: Deployment) -> None:
+        names = await self.list_models(dep.api_base, dep.api_key)
+        if not any(same_model(dep.upstream_model, name) for name in names):
+            raise ProxyError(ErrorKind.NOT_FOUND, f"model '{dep.upstream_model}' is not pulled on {dep.api_base}")
+
+
+@register("ollama_chat")
+class OllamaChatProvider(OllamaProvider):
+    """``ollama_chat/<model>``: chat goes to /api/chat with tools, images, formats and thinking."""
+
+    name = "ollama_chat"
+    chat_via_generate = False

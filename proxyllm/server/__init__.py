@@ -1,0 +1,1 @@
+"""The HTTP side: the FastAPI app, the hot-path ASGI endpoints, admin and health routes."""

@@ -1,0 +1,58 @@
+"""The FastAPI application: hot-path ASGI endpoints plus ordinary routes, one lifespan."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.routing import Route
+
+from proxyllm import __version__
+from proxyllm.config import ProxyConfig, load_config
+from proxyllm.core.types import Operation
+from proxyllm.server import errors
+from proxyllm.server.asgi import LLMEndpoint
+from proxyllm.server.routes import health, models
+from proxyllm.server.runtime import Runtime
+
+LLM_PATHS = {
+    Operation.CHAT: ("/v1/chat/completions", "/chat/completions"),
+    Operation.COMPLETION: ("/v1/completions", "/completions"),
+    Operation.EMBEDDING: ("/v1/embeddings", "/embeddings"),
+}
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title="proxyllm", version=__version__, lifespan=lifespan)
+    app.state.runtime = runtime
+    for operation, paths in LLM_PATHS.items():
+        endpoint = LLMEndpoint(runtime, operation)
+        for path in paths:
+            app.router.routes.append(Route(path, endpoint, methods=["POST"], include_in_schema=False))
+    app.include_router(health.router)
+    app.include_router(models.router)
+    errors.install(app)
+    return app
+
+
+def runtime_from_env() -> Runtime:
+    """The runtime described by the environment (``PROXYLLM_CONFIG``), as the CLI sets it up."""
+    path = os.environ.get("PROXYLLM_CONFIG") or os.environ.get("CONFIG_FILE_PATH")
+    if path:
+        return Runtime(load_config(path))
+    return Runtime(ProxyConfig(), discover_ollama=True)
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory for multi-worker runs."""
+    return create_app(runtime_from_env())

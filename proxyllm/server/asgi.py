@@ -1,0 +1,203 @@
+"""The hot path: chat, completions and embeddings as raw ASGI endpoints.
+
+Written for speed on purpose: headers are read straight from the ASGI scope, the body is parsed once
+with orjson, and responses are sent as bytes with no Response objects in between. A watcher on
+``receive`` notices a client that goes away and cancels the work, which closes the upstream request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from proxyllm.core.context import RequestContext
+from proxyllm.core.gateway import internal_error
+from proxyllm.core.pricing import format_cost
+from proxyllm.core.requests import apply_proxy_fields, parse_body, timeout_header
+from proxyllm.core.types import Operation
+from proxyllm.errors import ErrorKind, ProxyError
+from proxyllm.server.auth import key_from_headers
+from proxyllm.server.runtime import Runtime
+
+log = logging.getLogger("proxyllm.http")
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+JSON = b"application/json"
+STREAM_HEADERS = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class ClientGone(Exception):
+    """The client disconnected before its response was complete."""
+
+
+class _Watch:
+    """Cancels the request's task when the client disconnects before the response is finished."""
+
+    __slots__ = ("disconnected", "finished", "task", "watcher")
+
+    def __init__(self) -> None:
+        self.disconnected = False
+        self.finished = False
+        self.task = asyncio.current_task()
+        self.watcher: asyncio.Task[None] | None = None
+
+    def start(self, receive: Any) -> None:
+        self.watcher = asyncio.get_running_loop().create_task(self._watch(receive))
+
+    async def _watch(self, receive: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                if not self.finished and self.task is not None:
+                    self.disconnected = True
+                    self.task.cancel()
+                return
+
+    def stop(self) -> None:
+        self.finished = True
+        if self.watcher is not None and not self.watcher.done():
+            self.watcher.cancel()
+
+
+async def read_body(receive: Any, limit: int, declared: int | None) -> bytes:
+    if declared is not None and declared > limit:
+        raise _too_large(limit)
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body"):
+        if len(body) > limit:
+            raise _too_large(limit)
+        return body
+    chunks = [body]
+    size = len(body)
+    while message.get("more_body"):
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> ProxyError:
+    return ProxyError(
+        ErrorKind.PAYLOAD_TOO_LARGE,
+        f"request body is larger than the limit of {limit // 1024} KiB (general_settings.max_request_size_mb)",
+    )
+
+
+def response_headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
+    headers = [(b"x-litellm-call-id", ctx.request_id.encode())]
+    dep = ctx.deployment
+    if dep is not None:
+        headers.append((b"x-litellm-model-id", dep.id.encode()))
+        headers.append((b"x-litellm-model-group", ctx.model_group.encode()))
+    headers.append((b"x-litellm-attempted-retries", str(ctx.retries).encode()))
+    headers.append((b"x-litellm-attempted-fallbacks", str(ctx.fallbacks).encode()))
+    if ctx.cost is not None:
+        headers.append((b"x-litellm-response-cost", format_cost(ctx.cost).encode()))
+    for name, value in ctx.response_headers.items():
+        headers.append((name.encode(), value.encode()))
+    return headers
+
+
+async def send_bytes(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    headers.append((b"content-type", JSON))
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_error(send: Any, err: ProxyError, headers: list[tuple[bytes, bytes]]) -> None:
+    for name, value in err.response_headers().items():
+        headers.append((name.encode(), value.encode()))
+    await send_bytes(send, err.status, err.body(), headers)
+
+
+class LLMEndpoint:
+    """``POST`` endpoint for one operation; an ASGI app mounted as a plain Starlette route."""
+
+    def __init__(self, runtime: Runtime, operation: Operation) -> None:
+        self.runtime = runtime
+        self.operation = operation
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        started = time.perf_counter()
+        request_id = str(uuid.uuid4())
+        raw_headers = scope["headers"]
+        declared: int | None = None
+        timeout_value: str | None = None
+        for name, value in raw_headers:
+            if name == b"content-length":
+                declared = int(value) if value.isdigit() else None
+            elif name == b"x-litellm-timeout":
+                timeout_value = value.decode("latin-1")
+        ctx: RequestContext | None = None
+        watch = _Watch()
+        gateway = self.runtime.gateway
+        try:
+            raw = await read_body(receive, self.runtime.max_body_bytes, declared)
+            body = parse_body(raw, self.operation)
+            ctx = RequestContext(
+                request_id=request_id, operation=self.operation, body=body, api_key=key_from_headers(raw_headers)
+            )
+            ctx.started = started
+            apply_proxy_fields(ctx)
+            if timeout_value is not None:
+                ctx.timeout = timeout_header(timeout_value)
+            watch.start(receive)
+            result = await gateway.call(ctx)
+            if isinstance(result, bytes):
+                watch.stop()
+                await send_bytes(send, 200, result, response_headers(ctx))
+            else:
+                await self._send_stream(send, ctx, result, watch)
+        except ProxyError as err:
+            watch.stop()
+            headers = response_headers(ctx) if ctx else [(b"x-litellm-call-id", request_id.encode())]
+            await send_error(send, err, headers)
+        except ClientGone:
+            watch.stop()
+        except asyncio.CancelledError:
+            watch.stop()
+            if not watch.disconnected:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            if ctx is not None:
+                ctx.outcome = "cancelled"
+            log.info("client disconnected from request %s", request_id)
+        except Exception:
+            watch.stop()
+            log.exception("unexpected error in request %s", request_id)
+            await send_error(send, internal_error(request_id), [(b"x-litellm-call-id", request_id.encode())])
+        finally:
+            watch.stop()
+            if ctx is not None and ctx.hooks_ran:
+                await gateway.finish(ctx)
+
+    @staticmethod
+    async def _send_stream(send: Any, ctx: RequestContext, events: AsyncGenerator[bytes, None], watch: _Watch) -> None:
+        headers = response_headers(ctx)
+        headers.extend(STREAM_HEADERS)
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            async for event in events:
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+            watch.stop()
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            await events.aclose()

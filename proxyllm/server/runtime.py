@@ -1,0 +1,201 @@
+"""Everything one proxy process runs on, built from the config: providers, router, gateway, auth."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from proxyllm import __version__
+from proxyllm.config.schema import REQUEST_DEFAULT_PARAMS, DeploymentConfig, ProxyConfig
+from proxyllm.core.deployment import DEFAULT_TIMEOUT, Deployment, deployment_id
+from proxyllm.core.gateway import Gateway
+from proxyllm.core.hooks import Hook
+from proxyllm.core.router import Router, RouterPolicy
+from proxyllm.errors import ProxyError
+from proxyllm.providers import Provider, provider_class, provider_names
+from proxyllm.providers.http import UpstreamHTTP
+from proxyllm.server.auth import Authenticator, AuthHook
+from proxyllm.tailnet import proxy_for
+
+log = logging.getLogger("proxyllm")
+DISCOVERY_INTERVAL = 30.0
+ReadinessCheck = Callable[[], Awaitable[tuple[str, dict[str, Any]]]]
+
+
+class StartupError(Exception):
+    """The proxy cannot start with this configuration."""
+
+
+class Runtime:
+    def __init__(
+        self,
+        config: ProxyConfig,
+        *,
+        discover_ollama: bool = False,
+        env: Mapping[str, str] = os.environ,
+        extra_hooks: list[Hook] | None = None,
+    ) -> None:
+        self.config = config
+        self.env = env
+        self.discover_ollama = discover_ollama
+        self.http = UpstreamHTTP()
+        self._providers: dict[str, Provider] = {}
+        self.deployments = [self.build_deployment(d, i) for i, d in enumerate(config.model_list)]
+        self.router = Router(self.deployments, self.router_policy())
+        master_key = config.general_settings.master_key or env.get("LITELLM_MASTER_KEY") or None
+        self.auth = Authenticator(master_key)
+        self.gateway = Gateway(self.router, [AuthHook(self.auth), *(extra_hooks or [])])
+        self.max_body_bytes = int(config.general_settings.max_request_size_mb * 1024 * 1024)
+        self._discovery: asyncio.Task[None] | None = None
+        # Components add checks: each returns (name, {"status": "ok" | "error" | ..., ...}).
+        self.readiness_checks: list[ReadinessCheck] = []
+
+    # -- building -----------------------------------------------------------------------------
+
+    def provider(self, name: str) -> Provider:
+        if name not in self._providers:
+            cls = provider_class(name)
+            if cls is None:
+                raise StartupError(f"unknown provider '{name}' (known: {', '.join(provider_names())})")
+            self._providers[name] = cls(self.http)
+        return self._providers[name]
+
+    def router_policy(self) -> RouterPolicy:
+        ls, rs = self.config.litellm_settings, self.config.router_settings
+        num_retries = rs.num_retries if rs.num_retries is not None else ls.num_retries
+        fallbacks: dict[str, list[str]] = {}
+        for entry in ls.fallbacks:
+            for group, targets in entry.items():
+                fallbacks.setdefault(group, []).extend(targets)
+        return RouterPolicy(
+            num_retries=2 if num_retries is None else num_retries,
+            fallbacks=fallbacks,
+            aliases=dict(rs.model_group_alias),
+            max_retry_wait=rs.max_retry_wait,
+        )
+
+    def build_deployment(self, entry: DeploymentConfig, index: int = 0) -> Deployment:
+        params = entry.litellm_params
+        where = f"{self.config.source or 'config'}: model_list[{index}] (model_name {entry.model_name!r})"
+        prefix, _, upstream_model = params.model.partition("/")
+        if not upstream_model:
+            prefix, upstream_model = "openai", params.model  # LiteLLM treats bare names as OpenAI models
+        try:
+            provider = self.provider(prefix)
+        except StartupError as exc:
+            raise StartupError(f"{where}: litellm_params.model {params.model!r}: {exc}") from None
+        api_base = params.api_base or (self.env.get(provider.api_base_env) if provider.api_base_env else None)
+        api_base = (api_base or provider.default_api_base or "").rstrip("/")
+        if not api_base:
+            raise StartupError(f"{where}: litellm_params.api_base is required for provider '{provider.name}'")
+        api_key = params.api_key or (self.env.get(provider.api_key_env) if provider.api_key_env else None)
+        rs, ls = self.config.router_settings, self.config.litellm_settings
+        timeout = params.timeout or rs.timeout or ls.request_timeout or DEFAULT_TIMEOUT
+        extras = params.model_extra or {}
+        raw_params = params.model_dump(mode="json", exclude_none=True)
+        return Deployment(
+            id=entry.model_info.id or deployment_id(entry.model_name, raw_params),
+            model_name=entry.model_name,
+            provider=provider,
+            upstream_model=upstream_model,
+            api_base=api_base,
+            api_key=api_key,
+            api_version=params.api_version,
+            weight=params.weight,
+            timeout=timeout,
+            stream_timeout=params.stream_timeout or rs.stream_timeout or timeout,
+            stream_idle_timeout=params.stream_idle_timeout or rs.stream_idle_timeout or min(timeout, 120.0),
+            connect_timeout=min(params.connect_timeout or 10.0, timeout),
+            max_retries=params.max_retries,
+            rpm=params.rpm,
+            tpm=params.tpm,
+            input_cost_per_token=params.input_cost_per_token,
+            output_cost_per_token=params.output_cost_per_token,
+            drop_params=params.drop_params if params.drop_params is not None else ls.drop_params,
+            proxy_url=proxy_for(api_base, params.proxy, self.env),
+            extra_headers=dict(params.extra_headers or {}),
+            request_defaults={k: v for k, v in extras.items() if k in REQUEST_DEFAULT_PARAMS},
+            model_info=entry.model_info.model_dump(exclude_none=True),
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.http.start()
+        if self.discover_ollama:
+            await self.discover()
+            self._discovery = asyncio.create_task(self._rediscover_forever())
+        await self.gateway.start()
+        if self.auth.open:
+            log.warning(
+                "NO MASTER KEY IS SET: this proxy is open to anyone who can reach it. "
+                "Set LITELLM_MASTER_KEY or general_settings.master_key."
+            )
+
+    async def stop(self) -> None:
+        if self._discovery is not None:
+            self._discovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._discovery
+        await self.gateway.stop()
+        await self.http.close()
+
+    async def readiness(self) -> dict[str, Any]:
+        report: dict[str, Any] = {
+            "status": "healthy",
+            "proxyllm_version": __version__,
+            "models": len(self.router.model_names()),
+            "auth": "open" if self.auth.open else "master_key",
+        }
+        for check in self.readiness_checks:
+            name, result = await check()
+            report[name] = result
+            if result.get("status") == "error" and result.get("required", True):
+                report["status"] = "unhealthy"
+        return report
+
+    async def discover(self) -> None:
+        """Serve every model the local Ollama lists, each under its own name."""
+        base = (self.env.get("OLLAMA_API_BASE") or "http://localhost:11434").rstrip("/")
+        provider = self.provider("ollama_chat")
+        try:
+            names = await provider.list_models(base, self.env.get("OLLAMA_API_KEY"))
+        except ProxyError as exc:
+            log.warning(
+                "no models discovered: Ollama at %s did not answer (%s); retrying every %ss",
+                base,
+                exc.message,
+                int(DISCOVERY_INTERVAL),
+            )
+            return
+        configured = [d for d in self.deployments if not d.model_info.get("discovered")]
+        found = [
+            self.build_deployment(
+                DeploymentConfig.model_validate(
+                    {
+                        "model_name": name,
+                        "litellm_params": {"model": f"ollama_chat/{name}", "api_base": base},
+                        "model_info": {"discovered": True},
+                    }
+                )
+            )
+            for name in names
+        ]
+        before = {d.model_name for d in self.deployments}
+        self.deployments = configured + found
+        self.router.set_deployments(self.deployments)
+        added = sorted({d.model_name for d in found} - before)
+        if added:
+            log.info("serving Ollama models from %s: %s", base, ", ".join(added))
+
+    async def _rediscover_forever(self) -> None:
+        while True:
+            await asyncio.sleep(DISCOVERY_INTERVAL)
+            try:
+                await self.discover()
+            except Exception:
+                log.exception("Ollama model discovery failed")

@@ -1,0 +1,110 @@
+"""An OpenAI-compatible upstream: chat (plain, streamed, tools), completions, embeddings, models."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from tests.fakes.base import FakeUpstream
+
+
+class FakeOpenAI(FakeUpstream):
+    def __init__(self, models: tuple[str, ...] = ("gpt-fake", "gpt-fake-big", "embed-fake")) -> None:
+        super().__init__()
+        self.models = models
+        self.app.router.add_post("/v1/chat/completions", self.chat)
+        self.app.router.add_post("/v1/completions", self.completions)
+        self.app.router.add_post("/v1/embeddings", self.embeddings)
+        self.app.router.add_get("/v1/models", self.list_models)
+
+    @property
+    def api_base(self) -> str:
+        return self.url + "/v1"
+
+    def stream_error_event(self) -> bytes:
+        return b'data: {"error": {"message": "the model crashed", "type": "server_error"}}\n\n'
+
+    @staticmethod
+    def usage(body: dict[str, Any], completion: int) -> dict[str, int]:
+        prompt = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", [])) or 1
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        action, body = await self.take(request)
+        if action.status:
+            return self.error_response(action)
+        tools = body.get("tools")
+        wants_tool = bool(tools) and body["messages"][-1].get("role") == "user"
+        words = self.reply_text.split(" ")
+        base = {"id": "chatcmpl-fake", "created": int(time.time()), "model": body["model"]}
+        if not body.get("stream"):
+            message: dict[str, Any] = {"role": "assistant", "content": self.reply_text}
+            finish = "stop"
+            if wants_tool:
+                fn = tools[0]["function"]["name"]
+                message = {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {"id": "call_1", "type": "function", "function": {"name": fn, "arguments": '{"city": "Paris"}'}}
+                    ],
+                }
+                finish = "tool_calls"
+            return web.json_response(
+                {
+                    **base,
+                    "object": "chat.completion",
+                    "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                    "usage": self.usage(body, len(words)),
+                }
+            )
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        events = []
+        chunk_base = {**base, "object": "chat.completion.chunk"}
+        if include_usage:
+            chunk_base["usage"] = None
+        for i, word in enumerate(words):
+            delta = {"role": "assistant", "content": word} if i == 0 else {"content": " " + word}
+            events.append({**chunk_base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+        events.append({**chunk_base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        if include_usage:
+            events.append({**chunk_base, "choices": [], "usage": self.usage(body, len(words))})
+        raw = [b"data: " + orjson.dumps(e) + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]
+        return await self.stream_events(request, action, raw, "text/event-stream")
+
+    async def completions(self, request: web.Request) -> web.Response:
+        action, body = await self.take(request)
+        if action.status:
+            return self.error_response(action)
+        return web.json_response(
+            {
+                "id": "cmpl-fake",
+                "object": "text_completion",
+                "created": int(time.time()),
+                "model": body["model"],
+                "choices": [{"index": 0, "text": " world", "finish_reason": "stop", "logprobs": None}],
+                "usage": {"prompt_tokens": 2, "completion_tokens": 1, "total_tokens": 3},
+            }
+        )
+
+    async def embeddings(self, request: web.Request) -> web.Response:
+        action, body = await self.take(request)
+        if action.status:
+            return self.error_response(action)
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        return web.json_response(
+            {
+                "object": "list",
+                "model": body["model"],
+                "data": [
+                    {"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]} for i, _ in enumerate(inputs)
+                ],
+                "usage": {"prompt_tokens": len(inputs), "total_tokens": len(inputs)},
+            }
+        )
+
+    async def list_models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": m, "object": "model"} for m in self.models]})
