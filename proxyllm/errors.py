@@ -14,33 +14,35 @@ import orjson
 
 
 class ErrorKind(Enum):
-    # (status, OpenAI error type, retryable by the router)
-    INVALID_REQUEST = (400, "invalid_request_error", False)
-    CONTEXT_WINDOW_EXCEEDED = (400, "invalid_request_error", False)
-    CONTENT_POLICY = (400, "invalid_request_error", False)
-    AUTHENTICATION = (401, "authentication_error", False)
-    INSUFFICIENT_QUOTA = (402, "insufficient_quota", False)
-    PERMISSION = (403, "permission_error", False)
-    NOT_FOUND = (404, "not_found_error", False)
-    PAYLOAD_TOO_LARGE = (413, "invalid_request_error", False)
-    RATE_LIMIT = (429, "rate_limit_error", True)
-    UPSTREAM = (502, "api_error", True)  # upstream 5xx (status carried on the error)
-    UPSTREAM_CONNECT = (502, "api_connection_error", True)
-    TIMEOUT = (504, "timeout", True)
-    UNAVAILABLE = (503, "service_unavailable", True)
-    INTERNAL = (500, "internal_server_error", False)
+    # (name, HTTP status, OpenAI error type, retryable by the router). The name keeps kinds that
+    # share a status and type distinct members rather than enum aliases.
+    INVALID_REQUEST = ("invalid_request", 400, "invalid_request_error", False)
+    CONTEXT_WINDOW_EXCEEDED = ("context_window_exceeded", 400, "invalid_request_error", False)
+    CONTENT_POLICY = ("content_policy", 400, "invalid_request_error", False)
+    BUDGET_EXCEEDED = ("budget_exceeded", 400, "budget_exceeded", False)
+    AUTHENTICATION = ("authentication", 401, "authentication_error", False)
+    INSUFFICIENT_QUOTA = ("insufficient_quota", 402, "insufficient_quota", False)
+    PERMISSION = ("permission", 403, "permission_error", False)
+    NOT_FOUND = ("not_found", 404, "not_found_error", False)
+    PAYLOAD_TOO_LARGE = ("payload_too_large", 413, "invalid_request_error", False)
+    RATE_LIMIT = ("rate_limit", 429, "rate_limit_error", True)
+    UPSTREAM = ("upstream", 502, "api_error", True)  # upstream 5xx (status carried on the error)
+    UPSTREAM_CONNECT = ("upstream_connect", 502, "api_connection_error", True)
+    TIMEOUT = ("timeout", 504, "timeout", True)
+    UNAVAILABLE = ("unavailable", 503, "service_unavailable", True)
+    INTERNAL = ("internal", 500, "internal_server_error", False)
 
     @property
     def status(self) -> int:
-        return self.value[0]
+        return self.value[1]  # type: ignore[no-any-return]
 
     @property
     def openai_type(self) -> str:
-        return self.value[1]
+        return self.value[2]  # type: ignore[no-any-return]
 
     @property
     def retryable(self) -> bool:
-        return self.value[2]
+        return self.value[3]  # type: ignore[no-any-return]
 
 
 class ProxyError(Exception):
