@@ -34,15 +34,15 @@ class ErrorKind(Enum):
 
     @property
     def status(self) -> int:
-        return self.value[1]  # type: ignore[no-any-return]
+        return self.value[1]
 
     @property
     def openai_type(self) -> str:
-        return self.value[2]  # type: ignore[no-any-return]
+        return self.value[2]
 
     @property
     def retryable(self) -> bool:
-        return self.value[3]  # type: ignore[no-any-return]
+        return self.value[3]
 
 
 class ProxyError(Exception):
