@@ -12,6 +12,8 @@ from proxyllm import __version__
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="proxyllm", description="A fast, LiteLLM-compatible LLM gateway.")
+    parser.add_argument("command", nargs="?", choices=["serve", "migrate"], default="serve",
+                        help="serve (default) or migrate: bring the database schema up to date and exit")
     parser.add_argument("--config", "-c", help="LiteLLM-style config.yaml (default: serve the local Ollama)")
     parser.add_argument(
         "--port",
@@ -29,9 +31,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     from proxyllm.config import ConfigError, load_config
     from proxyllm.server.runtime import StartupError
 
+    if args.command == "migrate":
+        raise SystemExit(migrate(args.config))
     if args.config:
         os.environ["PROXYLLM_CONFIG"] = os.path.abspath(args.config)
         try:  # fail once, clearly, before any worker starts
@@ -56,6 +61,34 @@ def main(argv: list[str] | None = None) -> None:
         access_log=False,
         timeout_graceful_shutdown=30,
     )
+
+
+def migrate(config_path: str | None) -> int:
+    import asyncio
+
+    from proxyllm.config import ConfigError, load_config
+    from proxyllm.db import Database, resolve_database_url
+
+    try:
+        configured = load_config(config_path).general_settings.database_url if config_path else None
+    except ConfigError as exc:
+        print(f"proxyllm: {exc}", file=sys.stderr)
+        return 2
+    db = Database(resolve_database_url(configured))
+
+    async def run() -> None:
+        try:
+            await db.migrate()
+        finally:
+            await db.close()
+
+    try:
+        asyncio.run(run())
+    except Exception as exc:
+        print(f"proxyllm: migration of {db.describe()} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(f"proxyllm: database {db.describe()} is up to date")
+    return 0
 
 
 if __name__ == "__main__":

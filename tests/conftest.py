@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +68,10 @@ class ProxyServer:
 
 
 def start_proxy(config_text: str, *, env: dict[str, str] | None = None, **runtime_kwargs: Any) -> ProxyServer:
-    runtime = Runtime(parse_config(config_text), env=env or {}, **runtime_kwargs)
+    env = dict(env or {})
+    if "DATABASE_URL" not in env:  # every proxy gets its own SQLite file unless a test picks a database
+        env["DATABASE_URL"] = f"sqlite:///{tempfile.mkdtemp(prefix='proxyllm-test-')}/proxyllm.db"
+    runtime = Runtime(parse_config(config_text), env=env, **runtime_kwargs)
     port = free_port()
     config = uvicorn.Config(
         create_app(runtime),
@@ -150,3 +157,60 @@ async def http(proxy: ProxyServer) -> AsyncIterator[httpx.AsyncClient]:
         base_url=proxy.url, timeout=30, headers={"authorization": f"Bearer {MASTER_KEY}"}
     ) as client:
         yield client
+
+
+# -- databases ---------------------------------------------------------------------------------
+
+REQUIRE_SERVICES = os.environ.get("PROXYLLM_REQUIRE_SERVICES") == "1"
+
+
+def service_missing(what: str) -> None:
+    """Skip locally; in CI (PROXYLLM_REQUIRE_SERVICES=1) a missing service is a failure."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{what} is required here (PROXYLLM_REQUIRE_SERVICES=1) but is not available")
+    pytest.skip(f"{what} not configured")
+
+
+@asynccontextmanager
+async def fresh_postgres_database() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database on DATABASE_URL's server, dropped afterwards."""
+    base = os.environ.get("DATABASE_URL", "")
+    if not base.startswith(("postgres://", "postgresql")):
+        service_missing("PostgreSQL (DATABASE_URL)")
+    import asyncpg
+
+    dsn = base.replace("postgresql+asyncpg://", "postgresql://")
+    name = f"proxyllm_t_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = await asyncpg.connect(dsn, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"PostgreSQL at DATABASE_URL is unreachable: {exc}")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    head, _, _ = dsn.rpartition("/")
+    try:
+        yield f"{head}/{name}"
+    finally:
+        admin = await asyncpg.connect(dsn, timeout=5)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[str]:
+    """Each test of persistence runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/proxyllm.db"
+        return
+    async with fresh_postgres_database() as url:
+        yield url
+
+
+def run_in_proxy(proxy: ProxyServer, coro: Any) -> Any:
+    """Run a coroutine on the proxy's own event loop (from a test thread) and return its result."""
+    assert proxy.runtime.loop is not None
+    return asyncio.run_coroutine_threadsafe(coro, proxy.runtime.loop).result(timeout=30)

@@ -85,6 +85,7 @@ class RouterSettings(_Section):
 
 class GeneralSettings(_Section):
     master_key: str | None = None
+    database_url: str | None = None
     max_request_size_mb: float = Field(default=10.0, gt=0)
 
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 class Principal:
     """Who is calling: the master key, an open proxy, or (later) a virtual key."""
 
-    __slots__ = ("is_admin", "key_alias", "key_hash", "kind", "metadata", "team_id", "user_id")
+    __slots__ = ("auth", "is_admin", "key_alias", "key_hash", "kind", "metadata", "team_id", "user_id")
 
     def __init__(
         self,
@@ -28,8 +28,10 @@ class Principal:
         user_id: str | None = None,
         team_id: str | None = None,
         metadata: dict[str, Any] | None = None,
+        auth: Any = None,
     ) -> None:
         self.kind = kind
+        self.auth = auth  # the key's cached record (accounts.records.KeyAuth) for virtual keys
         self.is_admin = is_admin
         self.key_hash = key_hash
         self.key_alias = key_alias

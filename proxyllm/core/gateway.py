@@ -62,10 +62,10 @@ class Gateway:
 
     async def finish(self, ctx: RequestContext) -> None:
         """Run after-hooks in reverse order for every hook whose before-hook ran."""
-        if ctx.stream and ctx.outcome != "error":
+        if ctx.stream:
             if ctx.outcome == "pending":
                 ctx.outcome = "cancelled"
-            self.settle_cost(ctx)
+            self.settle_cost(ctx)  # what was produced is charged, whatever the outcome
         ctx.upstream_seconds = time.perf_counter() - ctx.started
         for i in range(ctx.hooks_ran - 1, -1, -1):
             if self._after[i]:

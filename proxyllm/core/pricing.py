@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
+from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.types import Usage
 
@@ -23,3 +26,36 @@ def call_cost(dep: Deployment, usage: Usage | None) -> Decimal:
 
 def format_cost(cost: Decimal) -> str:
     return format(cost.normalize(), "f") if cost else "0"
+
+
+def estimate_prompt_tokens(body: dict[str, Any]) -> int:
+    """A generous count from characters (about four per token), cheap enough for every request."""
+    chars = 0
+    for msg in body.get("messages") or ():
+        content = msg.get("content")
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict):
+                    chars += len(str(part.get("text", ""))) or 1000  # images and other parts
+        chars += 16
+    for key in ("prompt", "input"):
+        value = body.get(key)
+        if isinstance(value, str):
+            chars += len(value)
+        elif isinstance(value, list):
+            chars += sum(len(v) if isinstance(v, str) else 4 for v in value)
+    return chars // 3 + 1
+
+
+def estimate_max_cost(ctx: RequestContext, deployments: Sequence[Deployment], default_max_tokens: int) -> Decimal:
+    """The most this request can cost: its prompt plus its max_tokens at the group's highest prices."""
+    if not deployments:
+        return ZERO
+    body = ctx.body
+    max_out = body.get("max_completion_tokens") or body.get("max_tokens") or default_max_tokens
+    if not isinstance(max_out, int):
+        max_out = default_max_tokens
+    prompt = estimate_prompt_tokens(body)
+    return max(call_cost(dep, Usage(prompt, max_out)) for dep in deployments)

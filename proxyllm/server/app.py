@@ -14,7 +14,7 @@ from proxyllm.config import ProxyConfig, load_config
 from proxyllm.core.types import Operation
 from proxyllm.server import errors
 from proxyllm.server.asgi import LLMEndpoint
-from proxyllm.server.routes import health, models
+from proxyllm.server.routes import health, keys, models, spend, teams, users
 from proxyllm.server.runtime import Runtime
 
 LLM_PATHS = {
@@ -40,7 +40,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         for path in paths:
             app.router.routes.append(Route(path, endpoint, methods=["POST"], include_in_schema=False))
     app.include_router(health.router)
-    app.include_router(models.router)
+    for module in (models, keys, users, teams, spend):
+        app.include_router(module.router)
     errors.install(app)
     return app
 

@@ -5,10 +5,16 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
+from proxyllm.accounts.keys import hash_key
 from proxyllm.core.context import Principal, RequestContext
 from proxyllm.core.hooks import Hook
 from proxyllm.errors import ErrorKind, ProxyError
+
+if TYPE_CHECKING:
+    from proxyllm.accounts.cache import KeyCache
 
 log = logging.getLogger("proxyllm.auth")
 OPEN = Principal("open", is_admin=True)
@@ -27,9 +33,16 @@ def key_from_headers(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
+def refused(message: str) -> ProxyError:
+    return ProxyError(ErrorKind.AUTHENTICATION, message, code="invalid_api_key")
+
+
 class Authenticator:
-    def __init__(self, master_key: str | None) -> None:
+    """The master key administers everything; virtual keys are looked up (cached) by their hash."""
+
+    def __init__(self, master_key: str | None, keys: KeyCache | None = None) -> None:
         self.master_key = master_key
+        self.keys = keys
         self._master_bytes = master_key.encode() if master_key else b""
 
     @property
@@ -47,7 +60,31 @@ class Authenticator:
             )
         if hmac.compare_digest(key.encode(), self._master_bytes):
             return MASTER
-        raise ProxyError(ErrorKind.AUTHENTICATION, "invalid API key", code="invalid_api_key")
+        if self.keys is None:
+            raise refused("invalid API key")
+        token = hash_key(key)
+        record = await self.keys.get(token)
+        if record is None:
+            raise refused("invalid API key: no such key")
+        if record.deleted:
+            raise refused("this API key was deleted")
+        if record.key.blocked:
+            raise refused("this API key is blocked")
+        if record.expires is not None and record.expires <= datetime.now(UTC):
+            raise refused(f"this API key expired at {record.expires.isoformat()}")
+        if record.team is not None and record.team.blocked:
+            raise refused(f"team '{record.team.id}' of this API key is blocked")
+        if record.user is not None and record.user.blocked:
+            raise refused(f"user '{record.user.id}' of this API key is blocked")
+        return Principal(
+            "key",
+            key_hash=token,
+            key_alias=record.key_alias,
+            user_id=record.user.id if record.user else None,
+            team_id=record.team.id if record.team else None,
+            metadata=record.metadata,
+            auth=record,
+        )
 
 
 class AuthHook(Hook):

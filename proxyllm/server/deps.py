@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from proxyllm.core.context import Principal
+from proxyllm.errors import ErrorKind, ProxyError
 from proxyllm.server.auth import key_from_headers
 from proxyllm.server.runtime import Runtime
 
@@ -24,3 +25,12 @@ async def authenticated(request: Request, runtime: RuntimeDep) -> Principal:
 
 
 Caller = Annotated[Principal, Depends(authenticated)]
+
+
+async def admin(caller: Caller) -> Principal:
+    if not caller.is_admin:
+        raise ProxyError(ErrorKind.PERMISSION, "only the master key may call this endpoint", code="not_admin")
+    return caller
+
+
+Admin = Annotated[Principal, Depends(admin)]

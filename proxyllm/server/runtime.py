@@ -10,12 +10,17 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from proxyllm import __version__
+from proxyllm.accounts.cache import KeyCache
+from proxyllm.accounts.hooks import BudgetHook, SpendLogHook
+from proxyllm.accounts.records import ALL_MODELS
+from proxyllm.accounts.writer import SpendWriter
 from proxyllm.config.schema import REQUEST_DEFAULT_PARAMS, DeploymentConfig, ProxyConfig
 from proxyllm.core.deployment import DEFAULT_TIMEOUT, Deployment, deployment_id
 from proxyllm.core.gateway import Gateway
 from proxyllm.core.hooks import Hook
 from proxyllm.core.router import Router, RouterPolicy
-from proxyllm.errors import ProxyError
+from proxyllm.db import Database, resolve_database_url
+from proxyllm.errors import ProxyError, invalid_request
 from proxyllm.providers import Provider, provider_class, provider_names
 from proxyllm.providers.http import UpstreamHTTP
 from proxyllm.server.auth import Authenticator, AuthHook
@@ -46,13 +51,25 @@ class Runtime:
         self._providers: dict[str, Provider] = {}
         self.deployments = [self.build_deployment(d, i) for i, d in enumerate(config.model_list)]
         self.router = Router(self.deployments, self.router_policy())
+        self.db = Database(resolve_database_url(config.general_settings.database_url, env))
+        self.spend = SpendWriter(self.db)
+        self.keys = KeyCache(self.db, unflushed=self.spend.unflushed, lock=self.spend.lock)
         master_key = config.general_settings.master_key or env.get("LITELLM_MASTER_KEY") or None
-        self.auth = Authenticator(master_key)
-        self.gateway = Gateway(self.router, [AuthHook(self.auth), *(extra_hooks or [])])
+        self.auth = Authenticator(master_key, self.keys)
+        hooks: list[Hook] = [
+            AuthHook(self.auth),
+            *(extra_hooks or []),
+            BudgetHook(self.router, self.spend),
+            SpendLogHook(self.spend),
+        ]
+        self.gateway = Gateway(self.router, hooks)
         self.max_body_bytes = int(config.general_settings.max_request_size_mb * 1024 * 1024)
         self._discovery: asyncio.Task[None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         # Components add checks: each returns (name, {"status": "ok" | "error" | ..., ...}).
-        self.readiness_checks: list[ReadinessCheck] = []
+        self.readiness_checks: list[ReadinessCheck] = [self._database_readiness]
+        self._migrated = False
+        self._migration_retry: asyncio.Task[None] | None = None
 
     # -- building -----------------------------------------------------------------------------
 
@@ -125,7 +142,11 @@ class Runtime:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
         await self.http.start()
+        if not await self._migrate():
+            self._migration_retry = asyncio.create_task(self._migrate_until_done())
+        await self.spend.start()
         if self.discover_ollama:
             await self.discover()
             self._discovery = asyncio.create_task(self._rediscover_forever())
@@ -141,8 +162,50 @@ class Runtime:
             self._discovery.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._discovery
+        if self._migration_retry is not None:
+            self._migration_retry.cancel()
         await self.gateway.stop()
+        await self.spend.stop()
+        await self.db.close()
         await self.http.close()
+
+    async def _migrate(self) -> bool:
+        try:
+            await self.db.migrate()
+        except Exception as error:
+            log.error(
+                "database %s is not usable yet (%s); retrying in the background",
+                self.db.describe(),
+                type(error).__name__,
+            )
+            return False
+        self._migrated = True
+        return True
+
+    async def _migrate_until_done(self) -> None:
+        while not await self._migrate():
+            await asyncio.sleep(5)
+
+    async def _database_readiness(self) -> tuple[str, dict[str, Any]]:
+        problem = await self.db.ping()
+        if problem is None and not self._migrated:
+            problem = "migrations have not run yet"
+        result: dict[str, Any] = {
+            "status": "ok" if problem is None else "error",
+            "url": self.db.describe(),
+            "queued_spend_rows": self.spend.queued_rows,
+        }
+        if problem:
+            result["error"] = problem
+        return "database", result
+
+    def check_models(self, models: list[str] | None, param: str = "models") -> None:
+        """Admin input: every model named must be one this proxy serves."""
+        for name in models or ():
+            if name not in ALL_MODELS and self.router.find(name) is None:
+                raise invalid_request(
+                    f"unknown model '{name}' in '{param}'; GET /v1/models lists the models", param=param
+                )
 
     async def readiness(self) -> dict[str, Any]:
         report: dict[str, Any] = {

@@ -1,0 +1,1 @@
+"""Virtual keys, users and teams: their storage, cached lookups, budgets and spend."""

@@ -1,0 +1,41 @@
+"""LiteLLM durations: ``30s``, ``30m``, ``24h``, ``7d``, ``30d``, ``1mo``."""
+
+from __future__ import annotations
+
+import calendar
+import re
+from datetime import datetime, timedelta
+
+from proxyllm.errors import invalid_request
+
+PATTERN = re.compile(r"^(\d+)(s|m|h|d|mo)$")
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def check_duration(value: str, field: str) -> str:
+    if not PATTERN.match(value.strip()) or int(PATTERN.match(value.strip()).group(1)) == 0:  # type: ignore[union-attr]
+        raise invalid_request(
+            f"'{field}' must be a positive duration like 30s, 30m, 24h, 7d, 30d or 1mo; got {value!r}", param=field
+        )
+    return value.strip()
+
+
+def add_duration(start: datetime, value: str) -> datetime:
+    match = PATTERN.match(value)
+    if match is None:
+        raise ValueError(f"bad duration {value!r}")
+    amount, unit = int(match.group(1)), match.group(2)
+    if unit == "mo":
+        month = start.month - 1 + amount
+        year, month = start.year + month // 12, month % 12 + 1
+        day = min(start.day, calendar.monthrange(year, month)[1])
+        return start.replace(year=year, month=month, day=day)
+    return start + timedelta(seconds=amount * UNITS[unit])
+
+
+def next_reset(now: datetime, duration: str, previous: datetime | None = None) -> datetime:
+    """The first reset time after ``now`` on the schedule that started at ``previous`` (or now)."""
+    when = add_duration(previous or now, duration)
+    while when <= now:
+        when = add_duration(when, duration)
+    return when

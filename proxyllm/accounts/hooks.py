@@ -1,0 +1,113 @@
+"""Budgets, model access and spend logs as hooks around the gateway call."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from proxyllm.accounts.ledger import reserve, settle
+from proxyllm.accounts.records import KeyAuth
+from proxyllm.accounts.writer import SpendWriter
+from proxyllm.core.context import RequestContext
+from proxyllm.core.hooks import Hook
+from proxyllm.core.pricing import estimate_max_cost
+from proxyllm.core.router import Router
+from proxyllm.errors import ErrorKind, ProxyError
+
+ZERO = Decimal(0)
+
+
+def key_auth(ctx: RequestContext) -> KeyAuth | None:
+    principal = ctx.principal
+    return principal.auth if principal is not None else None
+
+
+class BudgetHook(Hook):
+    """Refuses models a key may not use, reserves the request's maximum cost, settles the real one."""
+
+    name = "budgets"
+
+    def __init__(self, router: Router, writer: SpendWriter, *, default_max_tokens: int = 4096) -> None:
+        self.router = router
+        self.writer = writer
+        self.default_max_tokens = default_max_tokens
+
+    async def before_call(self, ctx: RequestContext) -> None:
+        auth = key_auth(ctx)
+        if auth is None:
+            return
+        group = self.router.find(ctx.model)
+        if not auth.may_use(ctx.model, group.name if group else None):
+            raise ProxyError(
+                ErrorKind.PERMISSION,
+                f"this key may not use model '{ctx.model}'; it may use: {', '.join(allowed(auth)) or 'no models'}",
+                param="model",
+                code="model_not_allowed",
+            )
+        deployments = group.deployments if group is not None else []
+        estimate = estimate_max_cost(ctx, deployments, self.default_max_tokens)
+        ctx.extra["reservation"] = reserve(auth.accounts, estimate)
+
+    async def after_call(self, ctx: RequestContext) -> None:
+        reservation = ctx.extra.get("reservation")
+        if reservation is None:
+            return
+        cost = ctx.cost or ZERO
+        settle(reservation, cost)
+        if cost:
+            self.writer.add_charge([a.key for a in reservation.accounts], cost)
+
+
+def allowed(auth: KeyAuth) -> list[str]:
+    for account in (auth.key, auth.team):
+        if account is not None and account.models:
+            return account.models
+    return []
+
+
+class SpendLogHook(Hook):
+    """One spend-log row per request, whatever its outcome."""
+
+    name = "spend_logs"
+
+    def __init__(self, writer: SpendWriter) -> None:
+        self.writer = writer
+
+    async def after_call(self, ctx: RequestContext) -> None:
+        self.writer.add_row(spend_row(ctx))
+
+
+def spend_row(ctx: RequestContext) -> dict[str, Any]:
+    principal = ctx.principal
+    dep = ctx.deployment
+    usage = ctx.usage
+    prompt = usage.prompt_tokens if usage else 0
+    completion = usage.completion_tokens if usage else 0
+    ttft = None
+    if ctx.first_chunk_at is not None:
+        ttft = int((ctx.first_chunk_at - ctx.started) * 1000)
+    end_user = ctx.body.get("user")
+    return {
+        "request_id": ctx.request_id,
+        "api_key": principal.key_hash if principal else None,
+        "key_alias": principal.key_alias if principal else None,
+        "user_id": principal.user_id if principal else None,
+        "team_id": principal.team_id if principal else None,
+        "end_user": end_user if isinstance(end_user, str) else None,
+        "call_type": ctx.operation.value,
+        "model_group": ctx.model_group,
+        "model": f"{dep.provider.name}/{dep.upstream_model}" if dep else None,
+        "model_id": dep.id if dep else None,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "spend": ctx.cost or ZERO,
+        "start_time": datetime.fromtimestamp(ctx.started_wall, UTC),
+        "end_time": datetime.now(UTC),
+        "ttft_ms": ttft,
+        "status": ctx.outcome,
+        "error_class": ctx.error.kind.name.lower() if ctx.error else None,
+        "cache_hit": bool(ctx.extra.get("cache_hit")),
+        "stream": ctx.stream,
+    }

@@ -1,0 +1,90 @@
+"""Budgets held exactly under concurrency, in process.
+
+Each budgeted account (key, user, team) is one ``Account`` object shared by every key that draws on
+it. A request reserves its estimated maximum cost on all its accounts at once before it reaches an
+upstream, and settles to the real cost afterwards; ``spend + reserved`` never passes ``max_budget``
+so concurrent requests cannot overspend by more than one estimate's error. Settled amounts are
+written to the database as increments by the spend writer; other replicas' spend arrives when an
+account is reloaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from proxyllm.accounts.durations import next_reset
+from proxyllm.errors import ErrorKind, ProxyError
+
+ZERO = Decimal(0)
+AccountId = tuple[str, str]  # (kind, id): ("key", hash) | ("user", id) | ("team", id)
+
+
+@dataclass(slots=True, eq=False)
+class Account:
+    kind: str
+    id: str
+    max_budget: Decimal | None = None
+    spend: Decimal = ZERO
+    reserved: Decimal = ZERO
+    budget_duration: str | None = None
+    reset_at: datetime | None = None
+    models: list[str] = field(default_factory=list)
+    blocked: bool = False
+    tpm_limit: int | None = None
+    rpm_limit: int | None = None
+    max_parallel_requests: int | None = None
+
+    @property
+    def key(self) -> AccountId:
+        return (self.kind, self.id)
+
+    def roll_over(self, now: datetime) -> None:
+        """Start a new budget period when the reset time has passed."""
+        if self.reset_at is not None and self.budget_duration and now >= self.reset_at:
+            self.spend = ZERO
+            self.reset_at = next_reset(now, self.budget_duration, self.reset_at)
+
+    def label(self) -> str:
+        return f"{self.kind} '{self.id[:12]}...'" if self.kind == "key" else f"{self.kind} '{self.id}'"
+
+
+@dataclass(slots=True)
+class Reservation:
+    accounts: list[Account]
+    amount: Decimal
+    settled: bool = False
+
+
+def budget_error(account: Account) -> ProxyError:
+    return ProxyError(
+        ErrorKind.BUDGET_EXCEEDED,
+        f"budget exceeded for {account.label()}: spend {account.spend:.6f} (+{account.reserved:.6f} reserved "
+        f"by requests in flight) of max_budget {account.max_budget}"
+        + (f"; resets at {account.reset_at.isoformat()}" if account.reset_at else ""),
+        code="budget_exceeded",
+    )
+
+
+def reserve(accounts: list[Account], amount: Decimal, now: datetime | None = None) -> Reservation:
+    """Reserve ``amount`` on every account, or on none (all-or-nothing; no await in between)."""
+    now = now or datetime.now(UTC)
+    for account in accounts:
+        account.roll_over(now)
+        limit = account.max_budget
+        if limit is not None and (account.spend >= limit or account.spend + account.reserved + amount > limit):
+            raise budget_error(account)
+    for account in accounts:
+        account.reserved += amount
+    return Reservation(accounts, amount)
+
+
+def settle(reservation: Reservation, cost: Decimal) -> None:
+    """Replace the reservation by the real cost (zero releases it)."""
+    if reservation.settled:
+        return
+    reservation.settled = True
+    for account in reservation.accounts:
+        account.reserved -= reservation.amount
+        account.spend += cost

@@ -1,0 +1,135 @@
+"""Database access for keys, users and teams. Keyword-only functions over an AsyncSession."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from proxyllm.accounts.durations import next_reset
+from proxyllm.db.tables import Key, Team, TeamMember, User
+from proxyllm.errors import ErrorKind, ProxyError, invalid_request
+
+BUDGET_FIELDS = (
+    "max_budget",
+    "budget_duration",
+    "models",
+    "tpm_limit",
+    "rpm_limit",
+    "max_parallel_requests",
+    "blocked",
+)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes; everything here is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def not_found(what: str, ident: str, param: str) -> ProxyError:
+    return ProxyError(ErrorKind.NOT_FOUND, f"{what} '{ident}' does not exist", param=param)
+
+
+def apply_fields(row: Any, fields: dict[str, Any]) -> None:
+    """Copy API fields onto a row; a new budget_duration restarts the budget period."""
+    for name, value in fields.items():
+        setattr(row, "metadata_" if name == "metadata" else name, value)
+    if "budget_duration" in fields:
+        duration = fields["budget_duration"]
+        row.budget_reset_at = next_reset(now(), duration) if duration else None
+
+
+async def get_key(session: AsyncSession, token: str, *, include_deleted: bool = False) -> Key:
+    key = await session.get(Key, token)
+    if key is None or (key.deleted_at is not None and not include_deleted):
+        raise not_found("key", token[:12] + "...", "key")
+    return key
+
+
+async def key_by_alias(session: AsyncSession, alias: str) -> Key | None:
+    result = await session.execute(select(Key).where(Key.key_alias == alias, Key.deleted_at.is_(None)))
+    return result.scalar_one_or_none()
+
+
+async def get_user(session: AsyncSession, user_id: str) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise not_found("user", user_id, "user_id")
+    return user
+
+
+async def get_team(session: AsyncSession, team_id: str) -> Team:
+    team = await session.get(Team, team_id)
+    if team is None:
+        raise not_found("team", team_id, "team_id")
+    return team
+
+
+async def ensure_user(session: AsyncSession, user_id: str) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        user = User(user_id=user_id, models=[], metadata_={})
+        session.add(user)
+        await session.flush()
+    return user
+
+
+async def check_alias_free(session: AsyncSession, alias: str | None, token: str | None = None) -> None:
+    if alias is None:
+        return
+    other = await key_by_alias(session, alias)
+    if other is not None and other.token != token:
+        raise invalid_request(f"key_alias '{alias}' is already used by another key", param="key_alias")
+
+
+async def list_keys(
+    session: AsyncSession, *, page: int, size: int, user_id: str | None, team_id: str | None, alias: str | None
+) -> tuple[Sequence[Key], int]:
+    query = select(Key).where(Key.deleted_at.is_(None))
+    if user_id:
+        query = query.where(Key.user_id == user_id)
+    if team_id:
+        query = query.where(Key.team_id == team_id)
+    if alias:
+        query = query.where(Key.key_alias.contains(alias))
+    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    rows = await session.execute(query.order_by(Key.created_at.desc(), Key.token).offset((page - 1) * size).limit(size))
+    return rows.scalars().all(), total
+
+
+async def user_keys(session: AsyncSession, user_id: str) -> Sequence[Key]:
+    rows = await session.execute(select(Key).where(Key.user_id == user_id, Key.deleted_at.is_(None)))
+    return rows.scalars().all()
+
+
+async def team_members(session: AsyncSession, team_id: str) -> Sequence[TeamMember]:
+    rows = await session.execute(select(TeamMember).where(TeamMember.team_id == team_id))
+    return rows.scalars().all()
+
+
+async def user_teams(session: AsyncSession, user_id: str) -> Sequence[str]:
+    rows = await session.execute(select(TeamMember.team_id).where(TeamMember.user_id == user_id))
+    return rows.scalars().all()
+
+
+async def delete_team_members(session: AsyncSession, team_id: str, user_ids: Sequence[str] | None = None) -> int:
+    stmt = delete(TeamMember).where(TeamMember.team_id == team_id)
+    if user_ids is not None:
+        stmt = stmt.where(TeamMember.user_id.in_(user_ids))
+    result = await session.execute(stmt)
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def page_of(session: AsyncSession, model: Any, order: Any, page: int, size: int) -> tuple[Sequence[Any], int]:
+    total = (await session.execute(select(func.count()).select_from(model))).scalar_one()
+    rows = await session.execute(select(model).order_by(order).offset((page - 1) * size).limit(size))
+    return rows.scalars().all(), total

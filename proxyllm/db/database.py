@@ -1,0 +1,104 @@
+"""The database handle: engine, sessions, migrations, and what "down" means."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, exc, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from proxyllm.db.url import is_sqlite, redact
+from proxyllm.errors import ErrorKind, ProxyError
+
+log = logging.getLogger("proxyllm.db")
+CONNECT_TIMEOUT = 5.0
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    exc.OperationalError,
+    exc.InterfaceError,
+    exc.DisconnectionError,
+    exc.TimeoutError,
+    OSError,
+    asyncio.TimeoutError,
+)
+
+
+class DatabaseUnavailable(ProxyError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            ErrorKind.UNAVAILABLE,
+            f"the database is unavailable ({reason}); try again shortly",
+            code="database_unavailable",
+        )
+
+
+def _is_unavailable(error: BaseException) -> bool:
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, UNAVAILABLE_ERRORS)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.sqlite = is_sqlite(url)
+        if self.sqlite:
+            self.engine: AsyncEngine = create_async_engine(url, connect_args={"timeout": 10})
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = create_async_engine(
+                url,
+                pool_size=10,
+                max_overflow=10,
+                pool_timeout=CONNECT_TIMEOUT,
+                pool_pre_ping=True,
+                connect_args={"timeout": CONNECT_TIMEOUT},
+            )
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    def describe(self) -> str:
+        return redact(self.url)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction, committed on success; an unreachable database is a 503."""
+        try:
+            async with self.sessions() as session, session.begin():
+                yield session
+        except ProxyError:
+            raise
+        except BaseException as error:
+            if _is_unavailable(error):
+                log.warning("database unavailable: %s", type(error).__name__)
+                raise DatabaseUnavailable(type(error).__name__) from None
+            raise
+
+    async def ping(self) -> str | None:
+        """None when the database answers, else why not."""
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT), self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except BaseException as error:
+            if isinstance(error, asyncio.CancelledError):
+                raise
+            return type(error).__name__
+        return None
+
+    async def migrate(self) -> None:
+        from proxyllm.db.migrate import upgrade
+
+        await upgrade(self)
+
+    async def close(self) -> None:
+        await self.engine.dispose()

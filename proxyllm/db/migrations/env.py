@@ -1,0 +1,18 @@
+"""Alembic environment: migrations always run on a connection handed over by proxyllm.db.migrate."""
+
+from alembic import context
+
+from proxyllm.db.tables import Base
+
+connection = context.config.attributes.get("connection")
+if connection is None:
+    raise RuntimeError("run migrations with `proxyllm migrate`, which supplies the database connection")
+
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+    compare_type=True,
+)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import MASTER_KEY, ProxyServer, standard_config
+from tests.fakes.ollama_upstream import FakeOllama
+from tests.fakes.openai_upstream import FakeOpenAI
+
+
+@pytest.fixture
+async def proxy(
+    proxy_factory: Any, database_url: str, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama
+) -> ProxyServer:
+    """The standard proxy on the parametrized database (SQLite and PostgreSQL)."""
+    config = standard_config(openai_upstream.api_base, ollama_upstream.url)
+    server: ProxyServer = await asyncio.to_thread(proxy_factory, config, env={"DATABASE_URL": database_url})
+    return server
+
+
+@pytest.fixture
+async def admin(proxy: ProxyServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=proxy.url, timeout=30,
+                                 headers={"authorization": f"Bearer {MASTER_KEY}"}) as client:
+        yield client
+
+
+def sdk(proxy: ProxyServer, key: str) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=key, max_retries=0)
+
+
+async def new_key(admin: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
+    resp = await admin.post("/key/generate", json=fields)
+    assert resp.status_code == 200, resp.text
+    data: dict[str, Any] = resp.json()
+    return data
+
+
+HI = [{"role": "user", "content": "hi"}]
