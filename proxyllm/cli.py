@@ -12,8 +12,13 @@ from proxyllm import __version__
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="proxyllm", description="A fast, LiteLLM-compatible LLM gateway.")
-    parser.add_argument("command", nargs="?", choices=["serve", "migrate"], default="serve",
-                        help="serve (default) or migrate: bring the database schema up to date and exit")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=["serve", "migrate"],
+        default="serve",
+        help="serve (default) or migrate: bring the database schema up to date and exit",
+    )
     parser.add_argument("--config", "-c", help="LiteLLM-style config.yaml (default: serve the local Ollama)")
     parser.add_argument(
         "--port",

@@ -171,33 +171,63 @@ def service_missing(what: str) -> None:
     pytest.skip(f"{what} not configured")
 
 
-@asynccontextmanager
-async def fresh_postgres_database() -> AsyncIterator[str]:
-    """A new, empty PostgreSQL database on DATABASE_URL's server, dropped afterwards."""
+def _postgres_dsn() -> str:
     base = os.environ.get("DATABASE_URL", "")
     if not base.startswith(("postgres://", "postgresql")):
         service_missing("PostgreSQL (DATABASE_URL)")
+    return base.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def _admin_execute(dsn: str, *statements: str) -> None:
     import asyncpg
 
-    dsn = base.replace("postgresql+asyncpg://", "postgresql://")
-    name = f"proxyllm_t_{uuid.uuid4().hex[:12]}"
     try:
-        admin = await asyncpg.connect(dsn, timeout=5)
+        conn = await asyncpg.connect(dsn, timeout=5)
     except (OSError, asyncpg.PostgresError) as exc:
         pytest.fail(f"PostgreSQL at DATABASE_URL is unreachable: {exc}")
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        for statement in statements:
+            await conn.execute(statement)
     finally:
-        await admin.close()
-    head, _, _ = dsn.rpartition("/")
+        await conn.close()
+
+
+_template: dict[str, str] = {}
+
+
+async def postgres_template() -> str:
+    """A migrated database that per-test databases are copied from (much faster than migrating each)."""
+    if "name" not in _template:
+        from proxyllm.db import Database
+        from proxyllm.db.url import to_async_url
+
+        dsn = _postgres_dsn()
+        name = f"proxyllm_tmpl_{uuid.uuid4().hex[:12]}"
+        await _admin_execute(dsn, f'CREATE DATABASE "{name}"')
+        _template["name"] = name
+        db = Database(to_async_url(f"{dsn.rpartition('/')[0]}/{name}"))
+        await db.migrate()
+        await db.close()
+    return _template["name"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _drop_postgres_template() -> AsyncIterator[None]:
+    yield
+    if "name" in _template:
+        await _admin_execute(_postgres_dsn(), f'DROP DATABASE IF EXISTS "{_template.pop("name")}" WITH (FORCE)')
+
+
+@asynccontextmanager
+async def fresh_postgres_database(template: str | None = None) -> AsyncIterator[str]:
+    """A new PostgreSQL database on DATABASE_URL's server (a copy of ``template``), dropped afterwards."""
+    dsn = _postgres_dsn()
+    name = f"proxyllm_t_{uuid.uuid4().hex[:12]}"
+    await _admin_execute(dsn, f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     try:
-        yield f"{head}/{name}"
+        yield f"{dsn.rpartition('/')[0]}/{name}"
     finally:
-        admin = await asyncpg.connect(dsn, timeout=5)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await _admin_execute(dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -206,7 +236,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIt
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/proxyllm.db"
         return
-    async with fresh_postgres_database() as url:
+    async with fresh_postgres_database(await postgres_template()) as url:
         yield url
 
 

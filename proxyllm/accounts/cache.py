@@ -54,6 +54,7 @@ class KeyCache:
         except ProxyError:
             if entry is not None and entry[1] is not None:
                 log.warning("database unavailable: serving cached key %s... stale", token[:8])
+                self._entries[token] = (now + min(self.ttl, 5.0), entry[1])  # ask again later, not per request
                 return entry[1]
             raise
         self._entries[token] = (now + (self.ttl if record else self.negative_ttl), record)

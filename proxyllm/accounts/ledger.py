@@ -1,9 +1,11 @@
 """Budgets held exactly under concurrency, in process.
 
 Each budgeted account (key, user, team) is one ``Account`` object shared by every key that draws on
-it. A request reserves its estimated maximum cost on all its accounts at once before it reaches an
-upstream, and settles to the real cost afterwards; ``spend + reserved`` never passes ``max_budget``
-so concurrent requests cannot overspend by more than one estimate's error. Settled amounts are
+it. A request is admitted while some budget is left unreserved, and reserves its estimated maximum
+cost on all its accounts at once (no await in between) before it reaches an upstream; afterwards it
+settles to the real cost. Concurrent requests therefore see each other's reservations: 50 requests
+at a budget that covers five cannot all pass, and the most a budget can be overspent by is the last
+admitted request's cost beyond what was left. Settled amounts are
 written to the database as increments by the spend writer; other replicas' spend arrives when an
 account is reloaded.
 """
@@ -73,7 +75,7 @@ def reserve(accounts: list[Account], amount: Decimal, now: datetime | None = Non
     for account in accounts:
         account.roll_over(now)
         limit = account.max_budget
-        if limit is not None and (account.spend >= limit or account.spend + account.reserved + amount > limit):
+        if limit is not None and account.spend + account.reserved >= limit:
             raise budget_error(account)
     for account in accounts:
         account.reserved += amount

@@ -15,9 +15,12 @@ from tests.fakes.openai_upstream import FakeOpenAI
 
 @pytest.fixture
 async def proxy(
-    proxy_factory: Any, database_url: str, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama
+    database_url: str, proxy_factory: Any, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama
 ) -> ProxyServer:
-    """The standard proxy on the parametrized database (SQLite and PostgreSQL)."""
+    """The standard proxy on the parametrized database (SQLite and PostgreSQL).
+
+    ``database_url`` comes first so the proxy stops (and flushes) before its database is dropped.
+    """
     config = standard_config(openai_upstream.api_base, ollama_upstream.url)
     server: ProxyServer = await asyncio.to_thread(proxy_factory, config, env={"DATABASE_URL": database_url})
     return server
@@ -25,8 +28,9 @@ async def proxy(
 
 @pytest.fixture
 async def admin(proxy: ProxyServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=proxy.url, timeout=30,
-                                 headers={"authorization": f"Bearer {MASTER_KEY}"}) as client:
+    async with httpx.AsyncClient(
+        base_url=proxy.url, timeout=30, headers={"authorization": f"Bearer {MASTER_KEY}"}
+    ) as client:
         yield client
 
 

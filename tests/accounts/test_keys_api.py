@@ -16,8 +16,9 @@ from tests.conftest import ProxyServer, run_in_proxy
 
 
 async def test_generated_key_works_and_is_stored_only_as_hash(proxy: ProxyServer, admin: httpx.AsyncClient) -> None:
-    created = await new_key(admin, key_alias="app-1", models=["gpt-fake"], max_budget=10, tags=["a"],
-                            metadata={"owner": "x"})
+    created = await new_key(
+        admin, key_alias="app-1", models=["gpt-fake"], max_budget=10, tags=["a"], metadata={"owner": "x"}
+    )
     raw = created["key"]
     assert raw.startswith("sk-") and len(raw) >= 3 + 32
     assert created["token"] == hashlib.sha256(raw.encode()).hexdigest()
@@ -123,8 +124,9 @@ async def test_list_is_paginated(proxy: ProxyServer, admin: httpx.AsyncClient) -
         ({"tpm_limit": "many"}, "tpm_limit"),
     ],
 )
-async def test_bad_admin_input_is_400_naming_the_field(admin: httpx.AsyncClient, body: dict[str, object],
-                                                       field: str) -> None:
+async def test_bad_admin_input_is_400_naming_the_field(
+    admin: httpx.AsyncClient, body: dict[str, object], field: str
+) -> None:
     resp = await admin.post("/key/generate", json=body)
     assert resp.status_code == 400, resp.text
     error = resp.json()["error"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 from fastapi import APIRouter
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import Response
 
 from proxyllm import __version__
 from proxyllm.core.deployment import Deployment
@@ -24,9 +25,10 @@ async def liveliness() -> str:
 
 
 @router.get("/health/readiness")
-async def readiness(runtime: RuntimeDep) -> ORJSONResponse:
+async def readiness(runtime: RuntimeDep) -> Response:
     report = await runtime.readiness()
-    return ORJSONResponse(report, status_code=200 if report["status"] == "healthy" else 503)
+    status = 200 if report["status"] == "healthy" else 503
+    return Response(orjson.dumps(report), status_code=status, media_type="application/json")
 
 
 async def _probe(dep: Deployment) -> tuple[Deployment, str | None]:
