@@ -94,7 +94,9 @@ def start_proxy(config_text: str, *, env: dict[str, str] | None = None, **runtim
 
 
 @pytest.fixture
-def proxy_factory() -> Iterator[Any]:
+async def proxy_factory() -> AsyncIterator[Any]:
+    """Starts proxies (call it via asyncio.to_thread); stops them without blocking the test's event loop,
+    where the fake upstreams live."""
     started: list[ProxyServer] = []
 
     def make(config_text: str, **kwargs: Any) -> ProxyServer:
@@ -103,8 +105,7 @@ def proxy_factory() -> Iterator[Any]:
         return proxy
 
     yield make
-    for proxy in started:
-        proxy.stop()
+    await asyncio.gather(*(asyncio.to_thread(proxy.stop) for proxy in started))
 
 
 def standard_config(openai_base: str, ollama_base: str, extra: str = "") -> str:

@@ -14,6 +14,7 @@ from proxyllm.config import ProxyConfig, load_config
 from proxyllm.core.types import Operation
 from proxyllm.server import errors
 from proxyllm.server.asgi import LLMEndpoint
+from proxyllm.server.middleware import RequestIdMiddleware
 from proxyllm.server.routes import health, keys, models, spend, teams, users
 from proxyllm.server.runtime import Runtime
 
@@ -43,6 +44,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     for module in (models, keys, users, teams, spend):
         app.include_router(module.router)
     errors.install(app)
+    hot_paths = frozenset(path for paths in LLM_PATHS.values() for path in paths)
+    app.add_middleware(RequestIdMiddleware, skip_paths=hot_paths)
     return app
 
 

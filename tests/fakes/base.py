@@ -7,6 +7,7 @@ left the server answers normally. Every request is recorded.
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,13 +49,18 @@ class FakeUpstream:
         self.runner: web.AppRunner | None = None
         self.port = 0
         self.cancelled = 0  # streams whose client went away
+        # Unscripted requests: fail this share of them at random (seeded), delay the others.
+        self.failure_rate = 0.0
+        self.failure_status = 500
+        self.delay = 0.0
+        self.random = random.Random(0)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        self.runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        self.runner = web.AppRunner(self.app, handle_signals=False, access_log=None, handler_cancellation=True)
         await self.runner.setup()
         self.port = free_port()
         site = web.TCPSite(self.runner, "127.0.0.1", self.port)
@@ -68,6 +74,10 @@ class FakeUpstream:
         self.plan.clear()
         self.requests.clear()
         self.cancelled = 0
+        self.failure_rate = 0.0
+        self.failure_status = 500
+        self.delay = 0.0
+        self.random = random.Random(0)
 
     def push(self, *actions: Action) -> None:
         self.plan.extend(actions)
@@ -88,10 +98,16 @@ class FakeUpstream:
     async def take(self, request: web.Request) -> tuple[Action, dict[str, Any]]:
         body = await request.json() if request.can_read_body else {}
         self.requests.append(Recorded(request.path, body, dict(request.headers)))
-        action = self.plan.pop(0) if self.plan else Action()
+        action = self.plan.pop(0) if self.plan else self.unscripted()
         if action.delay:
             await asyncio.sleep(action.delay)
         return action, body
+
+    def unscripted(self) -> Action:
+        if self.failure_rate and self.random.random() < self.failure_rate:
+            status = self.failure_status
+            return Action(status=status, body=self.error_body(status, "random failure"), delay=self.delay)
+        return Action(delay=self.delay)
 
     @staticmethod
     def error_response(action: Action) -> web.Response:
