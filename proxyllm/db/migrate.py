@@ -31,7 +31,7 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def _upgrade(connection: Connection) -> None:
-    command.upgrade(alembic_config(connection), "head")
+    command.upgrade(alembic_config(connection), "heads")  # features add migrations as branches off 0001
 
 
 async def upgrade(db: Database) -> None:
