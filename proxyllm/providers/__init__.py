@@ -1,6 +1,17 @@
 """Provider adapters. Importing this package registers every adapter with the registry."""
 
-from proxyllm.providers import ollama, openai
+from proxyllm.providers import anthropic, azure, compat, gemini, ollama, openai
 from proxyllm.providers.base import Provider, provider_class, provider_names, register
 
-__all__ = ["Provider", "ollama", "openai", "provider_class", "provider_names", "register"]
+__all__ = [
+    "Provider",
+    "anthropic",
+    "azure",
+    "compat",
+    "gemini",
+    "ollama",
+    "openai",
+    "provider_class",
+    "provider_names",
+    "register",
+]

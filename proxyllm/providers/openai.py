@@ -57,11 +57,15 @@ class OpenAIProvider(Provider):
     def url(self, dep: Deployment, operation: Operation) -> str:
         return dep.api_base + PATHS[operation]
 
+    def body(self, dep: Deployment, ctx: RequestContext, *, stream: bool = False) -> bytes:
+        """The upstream request; OpenAI-compatible clouds override it to refuse or drop parameters."""
+        return upstream_body(dep, ctx, stream=stream)
+
     async def complete(self, dep: Deployment, ctx: RequestContext) -> bytes:
         raw = await self.http.request(
             "POST",
             self.url(dep, ctx.operation),
-            body=upstream_body(dep, ctx),
+            body=self.body(dep, ctx),
             headers=self.headers(dep),
             timeout=self.call_timeout(dep, ctx),
             proxy=dep.proxy_url,
@@ -74,7 +78,7 @@ class OpenAIProvider(Provider):
         strip_usage = not ctx.client_wants_usage
         async with self.http.stream(
             self.url(dep, ctx.operation),
-            body=upstream_body(dep, ctx, stream=True),
+            body=self.body(dep, ctx, stream=True),
             headers=self.headers(dep),
             timeout=self.stream_connect_timeout(dep, ctx),
             proxy=dep.proxy_url,

@@ -14,6 +14,7 @@ from proxyllm.config import ProxyConfig, load_config
 from proxyllm.core.types import Operation
 from proxyllm.server import errors
 from proxyllm.server.asgi import LLMEndpoint
+from proxyllm.server.messages import CountTokensEndpoint, MessagesEndpoint
 from proxyllm.server.middleware import RequestIdMiddleware
 from proxyllm.server.routes import health, keys, models, spend, teams, users
 from proxyllm.server.runtime import Runtime
@@ -40,6 +41,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         endpoint = LLMEndpoint(runtime, operation)
         for path in paths:
             app.router.routes.append(Route(path, endpoint, methods=["POST"], include_in_schema=False))
+    messages, count = MessagesEndpoint(runtime), CountTokensEndpoint(runtime)
+    app.router.routes.append(Route("/v1/messages", messages, methods=["POST"], include_in_schema=False))
+    app.router.routes.append(Route("/v1/messages/count_tokens", count, methods=["POST"], include_in_schema=False))
     app.include_router(health.router)
     for module in (models, keys, users, teams, spend):
         app.include_router(module.router)

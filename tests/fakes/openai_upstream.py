@@ -66,10 +66,19 @@ class FakeOpenAI(FakeUpstream):
         chunk_base = {**base, "object": "chat.completion.chunk"}
         if include_usage:
             chunk_base["usage"] = None
-        for i, word in enumerate(words):
-            delta = {"role": "assistant", "content": word} if i == 0 else {"content": " " + word}
+        deltas: list[dict[str, Any]] = [{"content": word if i == 0 else " " + word} for i, word in enumerate(words)]
+        deltas[0]["role"] = "assistant"
+        if wants_tool:  # OpenAI streams a call as its id and name, then the arguments in pieces
+            call = {"index": 0, "id": "call_1", "type": "function"}
+            deltas = [
+                {"role": "assistant", "tool_calls": [{**call, "function": {"name": tools[0]["function"]["name"]}}]},
+                {"tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]},
+                {"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]},
+            ]
+        for delta in deltas:
             events.append({**chunk_base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
-        events.append({**chunk_base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        finish = "tool_calls" if wants_tool else "stop"
+        events.append({**chunk_base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         if include_usage:
             events.append({**chunk_base, "choices": [], "usage": self.usage(body, len(words))})
         raw = [b"data: " + orjson.dumps(e) + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]
