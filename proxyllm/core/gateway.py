@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator, Sequence
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.hooks import Hook, overrides
-from proxyllm.core.pricing import call_cost
+from proxyllm.core.pricing import call_cost, estimate_prompt_tokens
 from proxyllm.core.router import Router
 from proxyllm.core.streaming import relay
 from proxyllm.core.types import Usage
@@ -57,7 +57,7 @@ class Gateway:
             return
         if ctx.usage is None and ctx.operation.value != "embedding" and ctx.output_chunks:
             # No usage from upstream (e.g. a stream cut short): one event is about one token.
-            ctx.usage = Usage(0, ctx.output_chunks, estimated=True)
+            ctx.usage = Usage(estimate_prompt_tokens(ctx.body), ctx.output_chunks, estimated=True)
         ctx.cost = call_cost(dep, ctx.usage)
 
     async def finish(self, ctx: RequestContext) -> None:

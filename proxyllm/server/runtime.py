@@ -14,6 +14,7 @@ from proxyllm.accounts.cache import KeyCache
 from proxyllm.accounts.hooks import BudgetHook, SpendLogHook
 from proxyllm.accounts.records import ALL_MODELS
 from proxyllm.accounts.writer import SpendWriter
+from proxyllm.billing.wiring import billing_from_env, billing_hooks
 from proxyllm.config.schema import REQUEST_DEFAULT_PARAMS, DeploymentConfig, ProxyConfig
 from proxyllm.core.deployment import DEFAULT_TIMEOUT, Deployment, deployment_id
 from proxyllm.core.gateway import Gateway
@@ -24,7 +25,7 @@ from proxyllm.errors import ProxyError, invalid_request
 from proxyllm.providers import Provider, provider_class, provider_names
 from proxyllm.providers.http import UpstreamHTTP
 from proxyllm.server.auth import Authenticator, AuthHook
-from proxyllm.tailnet import proxy_for
+from proxyllm.tailnet import TailnetCheck, proxy_for
 
 log = logging.getLogger("proxyllm")
 DISCOVERY_INTERVAL = 30.0
@@ -56,10 +57,12 @@ class Runtime:
         self.keys = KeyCache(self.db, unflushed=self.spend.unflushed, lock=self.spend.lock)
         master_key = config.general_settings.master_key or env.get("LITELLM_MASTER_KEY") or None
         self.auth = Authenticator(master_key, self.keys)
+        self.billing = billing_from_env(env, self.db)
         hooks: list[Hook] = [
             AuthHook(self.auth),
             *(extra_hooks or []),
             BudgetHook(self.router, self.spend),
+            *billing_hooks(self),
             SpendLogHook(self.spend),
         ]
         self.gateway = Gateway(self.router, hooks)
@@ -68,6 +71,8 @@ class Runtime:
         self.loop: asyncio.AbstractEventLoop | None = None
         # Components add checks: each returns (name, {"status": "ok" | "error" | ..., ...}).
         self.readiness_checks: list[ReadinessCheck] = [self._database_readiness]
+        # The tailnet (Tailscale in the Railway container) is reported, not required: hosted providers still serve.
+        self.readiness_checks.append(TailnetCheck(env, lambda: self.router.deployments, self.http))
         self._migrated = False
         self._migration_retry: asyncio.Task[None] | None = None
 

@@ -1,0 +1,243 @@
+"""The prepaid ledger: balances that never go below what is reserved, and money that never moves twice.
+
+Every balance change is one transaction that updates the account row and appends a ledger entry, so
+``balance == sum(entries)`` always holds. Reservations are one conditional UPDATE
+(``balance - reserved >= estimate``) — atomic on SQLite and PostgreSQL alike, on any number of
+replicas. Credits and debits are idempotent on ``(kind, reference)``: a unique constraint backs the
+check, so a payment, refund or request is accounted exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, func, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from proxyllm.billing.tables import BillingAccount, LedgerEntry, Reservation
+from proxyllm.db.database import Database
+from proxyllm.db.types import Money
+from proxyllm.errors import ErrorKind, ProxyError
+
+log = logging.getLogger("proxyllm.billing")
+ZERO = Decimal(0)
+AccountRef = tuple[str, str]  # (account_type, account_id)
+
+
+@dataclass(slots=True)
+class Settlement:
+    balance: Decimal
+    crossed_low_balance: bool
+
+
+def money(amount: Decimal) -> Any:
+    """A bound amount in the stored unit, whatever side of an expression it lands on."""
+    return literal(amount, Money())
+
+
+def _where(account: AccountRef) -> Any:
+    return (BillingAccount.account_type == account[0]) & (BillingAccount.account_id == account[1])
+
+
+def insufficient(account: AccountRef, available: Decimal, estimate: Decimal) -> ProxyError:
+    return ProxyError(
+        ErrorKind.INSUFFICIENT_QUOTA,
+        f"insufficient prepaid balance for {account[0]} '{account[1]}': available {available:.6f}, this request "
+        f"may cost up to {estimate:.6f}. Top up with POST /stripe/topup.",
+        code="insufficient_quota",
+    )
+
+
+class PrepaidLedger:
+    def __init__(self, db: Database, *, currency: str, low_balance_threshold: Decimal, reservation_ttl: float):
+        self.db = db
+        self.currency = currency
+        self.low_balance_threshold = low_balance_threshold
+        self.reservation_ttl = reservation_ttl
+
+    async def ensure_account(self, session: AsyncSession, account: AccountRef) -> None:
+        dialect = sqlite if self.db.sqlite else postgresql
+        stmt = dialect.insert(BillingAccount).values(
+            account_type=account[0],
+            account_id=account[1],
+            currency=self.currency,
+            balance=ZERO,
+            reserved=ZERO,
+            total_topups=ZERO,
+            total_spent=ZERO,
+            low_balance_notified=False,
+        )
+        await session.execute(stmt.on_conflict_do_nothing(index_elements=["account_type", "account_id"]))
+
+    async def get(self, session: AsyncSession, account: AccountRef) -> BillingAccount:
+        await self.ensure_account(session, account)
+        row = await session.get(BillingAccount, account, populate_existing=True)
+        assert row is not None
+        return row
+
+    # -- requests ------------------------------------------------------------------------------
+
+    async def reserve(self, account: AccountRef, amount: Decimal, request_id: str) -> None:
+        """Hold ``amount`` for a request, or refuse with 402 if the balance cannot cover it."""
+        async with self.db.session() as session:
+            await self.ensure_account(session, account)
+            result = await session.execute(
+                update(BillingAccount)
+                .where(
+                    _where(account),
+                    BillingAccount.balance - BillingAccount.reserved >= money(amount),
+                    BillingAccount.balance > money(ZERO),
+                )
+                .values(reserved=BillingAccount.reserved + money(amount))
+            )
+            if getattr(result, "rowcount", 0) != 1:
+                row = await session.get(BillingAccount, account)
+                available = (row.balance - row.reserved) if row else ZERO
+                raise insufficient(account, available, amount)
+            expires = datetime.now(UTC) + timedelta(seconds=self.reservation_ttl)
+            session.add(
+                Reservation(
+                    request_id=request_id,
+                    account_type=account[0],
+                    account_id=account[1],
+                    amount=amount,
+                    expires_at=expires,
+                )
+            )
+
+    async def settle(self, account: AccountRef, request_id: str, cost: Decimal) -> Settlement:
+        """Charge the real cost and release the reservation, once per request id."""
+        async with self.db.session() as session:
+            held = (
+                await session.execute(
+                    delete(Reservation).where(Reservation.request_id == request_id).returning(Reservation.amount)
+                )
+            ).scalar_one_or_none() or ZERO
+            if cost and await self._exists(session, "usage", request_id):
+                cost = ZERO  # already charged: only release what is still held
+            row = (
+                await session.execute(
+                    update(BillingAccount)
+                    .where(_where(account))
+                    .values(
+                        reserved=BillingAccount.reserved - money(held),
+                        balance=BillingAccount.balance - money(cost),
+                        total_spent=BillingAccount.total_spent + money(cost),
+                    )
+                    .returning(
+                        BillingAccount.balance,
+                        BillingAccount.low_balance_threshold,
+                        BillingAccount.low_balance_notified,
+                    )
+                )
+            ).one()
+            balance, threshold, notified = row
+            if cost:
+                session.add(
+                    LedgerEntry(
+                        account_type=account[0],
+                        account_id=account[1],
+                        kind="usage",
+                        amount=-cost,
+                        balance_after=balance,
+                        reference=request_id,
+                    )
+                )
+            limit = self.low_balance_threshold if threshold is None else threshold
+            crossed = bool(cost) and not notified and balance < limit <= balance + cost
+            if crossed:
+                await session.execute(update(BillingAccount).where(_where(account)).values(low_balance_notified=True))
+        return Settlement(balance, crossed)
+
+    # -- money in and out ----------------------------------------------------------------------
+
+    async def _exists(self, session: AsyncSession, kind: str, reference: str) -> bool:
+        found = await session.execute(
+            select(LedgerEntry.id).where(LedgerEntry.kind == kind, LedgerEntry.reference == reference)
+        )
+        return found.first() is not None
+
+    async def post(
+        self,
+        session: AsyncSession,
+        account: AccountRef,
+        amount: Decimal,
+        *,
+        kind: str,
+        reference: str,
+        description: str | None = None,
+    ) -> Decimal | None:
+        """Move ``amount`` (signed) in the caller's transaction; None when this (kind, reference) was posted."""
+        await self.ensure_account(session, account)
+        if await self._exists(session, kind, reference):
+            return None
+        values: dict[str, Any] = {"balance": BillingAccount.balance + money(amount)}
+        if kind == "topup":
+            values["total_topups"] = BillingAccount.total_topups + money(amount)
+        balance = (
+            await session.execute(
+                update(BillingAccount).where(_where(account)).values(**values).returning(BillingAccount.balance)
+            )
+        ).scalar_one()
+        if amount > 0 and balance >= self.low_balance_threshold:
+            await session.execute(update(BillingAccount).where(_where(account)).values(low_balance_notified=False))
+        session.add(
+            LedgerEntry(
+                account_type=account[0],
+                account_id=account[1],
+                kind=kind,
+                amount=amount,
+                balance_after=balance,
+                reference=reference,
+                description=description,
+            )
+        )
+        await session.flush()  # the unique constraint backs the check above under a race
+        log.info("ledger %s %s %s: %s (balance %s)", kind, account[0], account[1], amount, balance)
+        return Decimal(balance)
+
+    async def adjust(self, account: AccountRef, amount: Decimal, reason: str) -> Decimal:
+        async with self.db.session() as session:
+            balance = await self.post(
+                session, account, amount, kind="adjustment", reference=str(uuid.uuid4()), description=reason
+            )
+        assert balance is not None
+        return balance
+
+    async def refunded_so_far(self, session: AsyncSession, charge_id: str) -> Decimal:
+        total = (
+            await session.execute(
+                select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+                    LedgerEntry.kind == "refund", LedgerEntry.reference.like(f"{charge_id}:%")
+                )
+            )
+        ).scalar_one()
+        return -Decimal(total)
+
+    # -- housekeeping --------------------------------------------------------------------------
+
+    async def release_expired(self) -> int:
+        """Release reservations whose request never settled (e.g. the process died)."""
+        async with self.db.session() as session:
+            expired = (
+                await session.execute(
+                    delete(Reservation)
+                    .where(Reservation.expires_at <= datetime.now(UTC))
+                    .returning(Reservation.account_type, Reservation.account_id, Reservation.amount)
+                )
+            ).all()
+            for account_type, account_id, amount in expired:
+                await session.execute(
+                    update(BillingAccount)
+                    .where(_where((account_type, account_id)))
+                    .values(reserved=BillingAccount.reserved - money(amount))
+                )
+        if expired:
+            log.warning("released %d expired reservations", len(expired))
+        return len(expired)

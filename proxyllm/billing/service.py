@@ -1,0 +1,185 @@
+"""Billing as the rest of the proxy sees it: which account pays, top-ups, and background upkeep."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import update
+
+from proxyllm.billing.ledger import AccountRef, PrepaidLedger
+from proxyllm.billing.settings import BillingSettings
+from proxyllm.billing.stripe_api import StripeAPI
+from proxyllm.billing.tables import Topup
+from proxyllm.core.context import Principal, RequestContext
+from proxyllm.db.database import Database
+from proxyllm.db.tables import Team, User
+from proxyllm.errors import ErrorKind, ProxyError, invalid_request
+
+log = logging.getLogger("proxyllm.billing")
+RECONCILE_INTERVAL = 60.0
+RETRY_INTERVAL = 2.0
+
+
+class Billing:
+    def __init__(self, settings: BillingSettings, db: Database, api: StripeAPI | None = None) -> None:
+        self.settings = settings
+        self.db = db
+        self.api = api or StripeAPI(settings)
+        self.ledger = PrepaidLedger(
+            db,
+            currency=settings.currency,
+            low_balance_threshold=settings.low_balance_threshold,
+            reservation_ttl=settings.reservation_ttl,
+        )
+        self.unsettled: list[tuple[AccountRef, str, Decimal]] = []  # settlements waiting for the database
+        self._task: asyncio.Task[None] | None = None
+
+    # -- who pays ------------------------------------------------------------------------------
+
+    def account_of_request(self, ctx: RequestContext) -> AccountRef:
+        principal = ctx.principal
+        assert principal is not None
+        if self.settings.charge_by == "end_user_id":
+            end_user = ctx.body.get("user") or principal.metadata.get("end_user_id")
+            if not isinstance(end_user, str) or not end_user:
+                raise self._no_account("the request has no 'user' (end user id) to charge")
+            return ("end_user", end_user)
+        return self.account_of_principal(principal)
+
+    def account_of_principal(self, principal: Principal) -> AccountRef:
+        kind = self.settings.account_type
+        ident = principal.user_id if kind == "user" else principal.team_id
+        if kind == "end_user":
+            ident = principal.metadata.get("end_user_id")
+        if not ident:
+            raise self._no_account(f"this key has no {self.settings.charge_by} to charge")
+        return (kind, str(ident))
+
+    def _no_account(self, why: str) -> ProxyError:
+        return ProxyError(
+            ErrorKind.INSUFFICIENT_QUOTA,
+            f"{why} (prepaid billing charges by {self.settings.charge_by}; STRIPE_CHARGE_BY)",
+            code="no_billing_account",
+        )
+
+    # -- top-ups -------------------------------------------------------------------------------
+
+    def check_topup_amount(self, amount: Decimal) -> None:
+        s = self.settings
+        if amount != amount.quantize(Decimal("0.01")):
+            raise invalid_request("'amount' can have at most two decimal places", param="amount")
+        if not s.topup_min <= amount <= s.topup_max:
+            raise invalid_request(
+                f"'amount' must be between {s.topup_min} and {s.topup_max} {s.currency.upper()}", param="amount"
+            )
+
+    async def customer_for(self, account: AccountRef) -> str:
+        """The account's Stripe Customer, created on first use and remembered."""
+        async with self.db.session() as session:
+            row = await self.ledger.get(session, account)
+            if row.stripe_customer_id:
+                return row.stripe_customer_id
+            email = None
+            if account[0] == "user":
+                user = await session.get(User, account[1])
+                email = user.user_email if user else None
+        customer = await self.api.create_customer(account_type=account[0], account_id=account[1], email=email)
+        async with self.db.session() as session:
+            row = await self.ledger.get(session, account)
+            if row.stripe_customer_id:  # created concurrently: keep the first
+                return row.stripe_customer_id
+            row.stripe_customer_id = customer
+            table: Any = {"user": User, "team": Team}.get(account[0])
+            if table is not None:
+                pk = table.user_id if table is User else table.team_id
+                await session.execute(update(table).where(pk == account[1]).values(stripe_customer_id=customer))
+        return customer
+
+    async def start_topup(
+        self, account: AccountRef, amount: Decimal, success_url: str, cancel_url: str
+    ) -> dict[str, Any]:
+        self.check_topup_amount(amount)
+        customer = await self.customer_for(account)
+        metadata = {"proxyllm_account_type": account[0], "proxyllm_account_id": account[1]}
+        session_id, url = await self.api.create_checkout(
+            customer=customer,
+            amount=amount,
+            currency=self.settings.currency,
+            success_url=success_url,
+            cancel_url=cancel_url,
+            metadata=metadata,
+        )
+        async with self.db.session() as session:
+            session.add(
+                Topup(
+                    checkout_session_id=session_id,
+                    account_type=account[0],
+                    account_id=account[1],
+                    amount=amount,
+                    currency=self.settings.currency,
+                    status="created",
+                )
+            )
+        return {
+            "checkout_session_id": session_id,
+            "checkout_url": url,
+            "amount": float(amount),
+            "currency": self.settings.currency,
+            "account_type": account[0],
+            "account_id": account[1],
+        }
+
+    # -- settlement that survives a database hiccup --------------------------------------------
+
+    async def settle(self, account: AccountRef, request_id: str, cost: Decimal) -> None:
+        try:
+            result = await self.ledger.settle(account, request_id, cost)
+        except ProxyError as error:
+            if error.kind is not ErrorKind.UNAVAILABLE:
+                raise
+            log.warning("settlement of request %s queued: database unavailable", request_id)
+            self.unsettled.append((account, request_id, cost))
+            return
+        if result.crossed_low_balance:
+            log.warning("low balance: %s %s is at %s (below its threshold)", account[0], account[1], result.balance)
+            from proxyllm.billing.metrics import LOW_BALANCE
+
+            LOW_BALANCE.labels(account_type=account[0]).inc()
+
+    async def retry_unsettled(self) -> None:
+        pending, self.unsettled = self.unsettled, []
+        for account, request_id, cost in pending:
+            await self.settle(account, request_id, cost)
+
+    async def _upkeep(self) -> None:
+        since = 0.0
+        while True:
+            await asyncio.sleep(RETRY_INTERVAL)
+            since += RETRY_INTERVAL
+            with contextlib.suppress(Exception):
+                await self.retry_unsettled()
+                if since >= RECONCILE_INTERVAL:
+                    since = 0.0
+                    await self.ledger.release_expired()
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._upkeep(), name="billing-upkeep")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await self.retry_unsettled()
+        if self.unsettled:
+            log.error(
+                "%d settlements could not be written before shutdown; their reservations will expire",
+                len(self.unsettled),
+            )

@@ -1,0 +1,83 @@
+"""Billing configuration, read from the environment (the names the seed's deployments already use)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+CHARGE_BY = ("user_id", "team_id", "end_user_id")
+ACCOUNT_TYPES = {"user_id": "user", "team_id": "team", "end_user_id": "end_user"}
+
+
+class BillingConfigError(Exception):
+    pass
+
+
+def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:
+    raw = env.get(name) or default
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise BillingConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise BillingConfigError(f"{name} must not be negative")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class BillingSettings:
+    api_key: str
+    webhook_secret: str | None
+    methods: frozenset[str]
+    charge_by: str
+    api_base: str | None
+    currency: str
+    topup_min: Decimal
+    topup_max: Decimal
+    low_balance_threshold: Decimal
+    default_max_tokens: int
+    max_reservation: Decimal | None
+    reservation_ttl: float
+
+    @property
+    def prepaid(self) -> bool:
+        return "prepaid" in self.methods
+
+    @property
+    def account_type(self) -> str:
+        return ACCOUNT_TYPES[self.charge_by]
+
+
+def billing_settings(env: Mapping[str, str] = os.environ) -> BillingSettings | None:
+    """None unless STRIPE_API_KEY and a billing method are set: then nothing Stripe-related runs."""
+    api_key = env.get("STRIPE_API_KEY")
+    methods = {m.strip().lower() for m in (env.get("STRIPE_BILLING_METHOD") or "").split("+") if m.strip()}
+    if (env.get("STRIPE_USE_PREPAID_BALANCE") or "").lower() in ("1", "true", "yes"):
+        methods.add("prepaid")
+    if env.get("STRIPE_METER_EVENT_NAME"):
+        methods.add("meters")
+    if not api_key or not methods:
+        return None
+    unknown = methods - {"prepaid", "meters", "subscriptions"}
+    if unknown:
+        raise BillingConfigError(f"STRIPE_BILLING_METHOD has unknown methods: {', '.join(sorted(unknown))}")
+    charge_by = env.get("STRIPE_CHARGE_BY") or "user_id"
+    if charge_by not in CHARGE_BY:
+        raise BillingConfigError(f"STRIPE_CHARGE_BY must be one of {', '.join(CHARGE_BY)}, got {charge_by!r}")
+    max_reservation = env.get("STRIPE_MAX_RESERVATION")
+    return BillingSettings(
+        api_key=api_key,
+        webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or None,
+        methods=frozenset(methods),
+        charge_by=charge_by,
+        api_base=(env.get("STRIPE_API_BASE") or None),
+        currency=(env.get("STRIPE_CURRENCY") or "usd").lower(),
+        topup_min=_decimal(env, "STRIPE_TOPUP_MIN", "5"),
+        topup_max=_decimal(env, "STRIPE_TOPUP_MAX", "10000"),
+        low_balance_threshold=_decimal(env, "STRIPE_LOW_BALANCE_THRESHOLD", "1"),
+        default_max_tokens=int(env.get("STRIPE_DEFAULT_MAX_TOKENS") or 1024),
+        max_reservation=_decimal(env, "STRIPE_MAX_RESERVATION", max_reservation) if max_reservation else None,
+        reservation_ttl=float(env.get("STRIPE_RESERVATION_TTL") or 3600),
+    )

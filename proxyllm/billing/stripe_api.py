@@ -1,0 +1,100 @@
+"""The few Stripe calls the proxy makes, through the official SDK's async client (httpx)."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any
+
+import stripe
+
+from proxyllm.billing.settings import BillingSettings
+from proxyllm.errors import ErrorKind, ProxyError
+
+log = logging.getLogger("proxyllm.billing")
+
+
+def to_minor_units(amount: Decimal) -> int:
+    """Dollars (or any two-decimal currency) -> the integer cents Stripe wants."""
+    return int((amount * 100).to_integral_value())
+
+
+def from_minor_units(cents: int) -> Decimal:
+    return Decimal(cents) / 100
+
+
+def stripe_failure(error: stripe.StripeError) -> ProxyError:
+    message = getattr(error, "user_message", None) or type(error).__name__
+    status = getattr(error, "http_status", None)
+    if status is not None and 400 <= status < 500 and status != 429:
+        return ProxyError(ErrorKind.INVALID_REQUEST, f"Stripe refused the request: {message}", code="stripe_error")
+    return ProxyError(ErrorKind.UNAVAILABLE, f"Stripe is unavailable: {message}", code="stripe_unavailable")
+
+
+class StripeAPI:
+    def __init__(self, settings: BillingSettings) -> None:
+        base = {"api": settings.api_base.rstrip("/")} if settings.api_base else None
+        self.client = stripe.StripeClient(
+            settings.api_key,
+            http_client=stripe.HTTPXClient(),
+            base_addresses=base,  # type: ignore[arg-type]
+            max_network_retries=2,
+        )
+
+    async def create_customer(self, *, account_type: str, account_id: str, email: str | None) -> str:
+        params: dict[str, Any] = {
+            "metadata": {"proxyllm_account_type": account_type, "proxyllm_account_id": account_id},
+            "description": f"proxyllm {account_type} {account_id}",
+        }
+        if email:
+            params["email"] = email
+        try:
+            customer = await self.client.v1.customers.create_async(params)  # type: ignore[arg-type]
+        except stripe.StripeError as error:
+            raise stripe_failure(error) from None
+        return str(customer.id)
+
+    async def retrieve_customer(self, customer_id: str) -> bool:
+        """True when the customer exists (and is not deleted)."""
+        try:
+            customer = await self.client.v1.customers.retrieve_async(customer_id)
+        except stripe.InvalidRequestError:
+            return False
+        except stripe.StripeError as error:
+            raise stripe_failure(error) from None
+        return not getattr(customer, "deleted", False)
+
+    async def create_checkout(
+        self,
+        *,
+        customer: str,
+        amount: Decimal,
+        currency: str,
+        success_url: str,
+        cancel_url: str,
+        metadata: dict[str, str],
+    ) -> tuple[str, str]:
+        params: dict[str, Any] = {
+            "mode": "payment",
+            "customer": customer,
+            "client_reference_id": f"{metadata['proxyllm_account_type']}:{metadata['proxyllm_account_id']}",
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "line_items": [
+                {
+                    "quantity": 1,
+                    "price_data": {
+                        "currency": currency,
+                        "unit_amount": to_minor_units(amount),
+                        "product_data": {"name": "API credits"},
+                    },
+                }
+            ],
+            "metadata": metadata,
+            "payment_intent_data": {"metadata": metadata},
+        }
+        try:
+            session = await self.client.v1.checkout.sessions.create_async(params)  # type: ignore[arg-type]
+        except stripe.StripeError as error:
+            raise stripe_failure(error) from None
+        return str(session.id), str(session.url)

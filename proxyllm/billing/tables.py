@@ -1,0 +1,91 @@
+"""Billing tables: accounts with balances, the ledger, top-ups, reservations and processed events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String, UniqueConstraint, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from proxyllm.db.tables import Base
+from proxyllm.db.types import Money
+
+ZERO = Decimal(0)
+
+
+class BillingAccount(Base):
+    """Who pays: a user, a team or an end user. ``balance`` counts settled money only."""
+
+    __tablename__ = "billing_accounts"
+
+    account_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
+    currency: Mapped[str] = mapped_column(String(8), default="usd")
+    balance: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+    reserved: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+    total_topups: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+    total_spent: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+    low_balance_threshold: Mapped[Decimal | None] = mapped_column(Money, default=None)
+    low_balance_notified: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class LedgerEntry(Base):
+    """Every change of a balance. Invariant: an account's balance == the sum of its entries' amounts."""
+
+    __tablename__ = "ledger_entries"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    account_type: Mapped[str] = mapped_column(String(16))
+    account_id: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(24))  # topup | usage | refund | dispute | adjustment
+    amount: Mapped[Decimal] = mapped_column(Money)  # signed: credits positive, debits negative
+    balance_after: Mapped[Decimal] = mapped_column(Money)
+    reference: Mapped[str] = mapped_column(String(255))  # request id, checkout session, refund, dispute...
+    description: Mapped[str | None] = mapped_column(String(500), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        UniqueConstraint("kind", "reference", name="uq_ledger_kind_reference"),  # no money moves twice
+        Index("ix_ledger_account", "account_type", "account_id", "id"),
+    )
+
+
+class Topup(Base):
+    __tablename__ = "topups"
+
+    checkout_session_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    account_type: Mapped[str] = mapped_column(String(16))
+    account_id: Mapped[str] = mapped_column(String(255))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), default="created")  # created | pending | paid | failed
+    payment_intent: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class Reservation(Base):
+    """Money held for a request in flight; expired ones are released by the reconciler."""
+
+    __tablename__ = "billing_reservations"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_type: Mapped[str] = mapped_column(String(16))
+    account_id: Mapped[str] = mapped_column(String(255))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class StripeEvent(Base):
+    """Webhook events already processed: a redelivered event id changes nothing."""
+
+    __tablename__ = "stripe_events"
+
+    event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
