@@ -1,8 +1,9 @@
 """Spend logs and spend counters, written in batches off the hot path.
 
 Requests only append to in-memory queues. A background task writes everything queued in one
-transaction every ``interval`` seconds: spend-log rows (insert, ignoring ids already written) and
-per-account increments (``spend = spend + delta``, exact across replicas). If the database is down
+transaction every ``interval`` seconds: spend-log rows (insert, ignoring ids already written), rows
+for other tables that must land with them (e.g. the Stripe meter-event outbox), and per-account
+increments (``spend = spend + delta``, exact across replicas). If the database is down
 the batch stays queued and is retried; ``stop`` flushes what is left on graceful shutdown.
 """
 
@@ -36,6 +37,7 @@ class SpendWriter:
         self.reset_interval = reset_interval
         self.lock = asyncio.Lock()
         self._rows: list[dict[str, Any]] = []
+        self._outbox: list[tuple[Any, dict[str, Any]]] = []  # (ORM table, row) written in the same batch
         self._deltas: dict[AccountId, Decimal] = {}
         self._writing: dict[AccountId, Decimal] = {}
         self._task: asyncio.Task[None] | None = None
@@ -46,6 +48,10 @@ class SpendWriter:
 
     def add_row(self, row: dict[str, Any]) -> None:
         self._rows.append(row)
+
+    def add_outbox_row(self, table: Any, row: dict[str, Any]) -> None:
+        """A row for another table, committed in the same transaction as the spend logs."""
+        self._outbox.append((table, row))
 
     def add_charge(self, accounts: list[AccountId], cost: Decimal) -> None:
         deltas = self._deltas
@@ -64,19 +70,26 @@ class SpendWriter:
     async def flush(self) -> bool:
         """Write everything queued; on failure keep it queued. True when the queue was written."""
         async with self.lock:
-            if not self._rows and not self._deltas:
+            if not self._rows and not self._deltas and not self._outbox:
                 return True
             rows, self._rows = self._rows, []
+            outbox, self._outbox = self._outbox, []
             self._writing, self._deltas = self._deltas, {}
             try:
                 async with self.db.session() as session:
                     if rows:
-                        await session.execute(self._insert_rows(), rows)
+                        await session.execute(self._insert_ignore(SpendLog), rows)
+                    by_table: dict[Any, list[dict[str, Any]]] = {}
+                    for table, row in outbox:
+                        by_table.setdefault(table, []).append(row)
+                    for table, table_rows in by_table.items():
+                        await session.execute(self._insert_ignore(table), table_rows)
                     for (kind, ident), delta in self._writing.items():
                         table, pk = TABLES[kind]
                         await session.execute(update(table).where(pk == ident).values(spend=table.spend + delta))
             except Exception as error:
                 self._rows = rows + self._rows
+                self._outbox = outbox + self._outbox
                 for account, delta in self._writing.items():
                     self._deltas[account] = self._deltas.get(account, ZERO) + delta
                 if not self._failing:
@@ -91,9 +104,11 @@ class SpendWriter:
             self.written_rows += len(rows)
             return True
 
-    def _insert_rows(self) -> Any:
+    def _insert_ignore(self, table: Any) -> Any:
+        """INSERT that skips rows whose primary key was already written (a retried batch)."""
         dialect = sqlite if self.db.sqlite else postgresql
-        return dialect.insert(SpendLog).on_conflict_do_nothing(index_elements=["request_id"])
+        keys = [column.name for column in table.__table__.primary_key.columns]
+        return dialect.insert(table).on_conflict_do_nothing(index_elements=keys)
 
     async def reset_budgets(self) -> int:
         """Zero the spend of every account whose budget period ended; safe on several replicas."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -13,13 +14,14 @@ from sqlalchemy import update
 from proxyllm.billing.ledger import AccountRef, PrepaidLedger
 from proxyllm.billing.settings import BillingSettings
 from proxyllm.billing.stripe_api import StripeAPI
-from proxyllm.billing.tables import Topup
+from proxyllm.billing.tables import BillingAccount, Topup
 from proxyllm.core.context import Principal, RequestContext
 from proxyllm.db.database import Database
 from proxyllm.db.tables import Team, User
 from proxyllm.errors import ErrorKind, ProxyError, invalid_request
 
 log = logging.getLogger("proxyllm.billing")
+CUSTOMER_TTL = 30.0
 RECONCILE_INTERVAL = 60.0
 RETRY_INTERVAL = 2.0
 
@@ -36,6 +38,9 @@ class Billing:
             reservation_ttl=settings.reservation_ttl,
         )
         self.unsettled: list[tuple[AccountRef, str, Decimal]] = []  # settlements waiting for the database
+        # Looked up on every metered or gated request: cached briefly, dropped on changes on this replica.
+        self._customers: dict[AccountRef, tuple[float, str | None]] = {}
+        self.subscription_cache: dict[AccountRef, tuple[float, tuple[bool, str]]] = {}
         self._task: asyncio.Task[None] | None = None
 
     # -- who pays ------------------------------------------------------------------------------
@@ -66,6 +71,35 @@ class Billing:
             code="no_billing_account",
         )
 
+    # -- Stripe customers ----------------------------------------------------------------------
+
+    async def customer_id(self, account: AccountRef) -> str | None:
+        hit = self._customers.get(account)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        async with self.db.session() as session:
+            row = await session.get(BillingAccount, account)
+            found = row.stripe_customer_id if row is not None else None
+            if found is None and account[0] in ("user", "team"):
+                owner: Any = await session.get(User if account[0] == "user" else Team, account[1])
+                found = owner.stripe_customer_id if owner is not None else None
+        self._customers[account] = (now + CUSTOMER_TTL, found)
+        return found
+
+    def forget(self, account: AccountRef) -> None:
+        self._customers.pop(account, None)
+        self.subscription_cache.pop(account, None)
+
+    async def link_customer(self, account: AccountRef, customer_id: str) -> None:
+        """Link an account to an existing Stripe Customer (checked with Stripe first)."""
+        if not await self.api.retrieve_customer(customer_id):
+            raise invalid_request(f"Stripe has no customer '{customer_id}'", param="stripe_customer_id")
+        async with self.db.session() as session:
+            row = await self.ledger.get(session, account)
+            row.stripe_customer_id = customer_id
+        self.forget(account)
+
     # -- top-ups -------------------------------------------------------------------------------
 
     def check_topup_amount(self, amount: Decimal) -> None:
@@ -93,6 +127,7 @@ class Billing:
             if row.stripe_customer_id:  # created concurrently: keep the first
                 return row.stripe_customer_id
             row.stripe_customer_id = customer
+            self.forget(account)
             table: Any = {"user": User, "team": Team}.get(account[0])
             if table is not None:
                 pk = table.user_id if table is User else table.team_id

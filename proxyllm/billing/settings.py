@@ -15,6 +15,10 @@ class BillingConfigError(Exception):
     pass
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return (env.get(name) or "").lower() in ("1", "true", "yes")
+
+
 def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:
     raw = env.get(name) or default
     try:
@@ -40,6 +44,22 @@ class BillingSettings:
     default_max_tokens: int
     max_reservation: Decimal | None
     reservation_ttl: float
+    meter_event_name: str = "proxyllm_tokens"
+    meter_value: str = "tokens"  # tokens | input_output | cost
+    meter_cost_unit: Decimal = Decimal(1_000_000)  # cost meters count micro-dollars by default
+    meter_v2: bool = False  # send through the v2 meter event stream (100 events per call)
+    meter_rate: float = 100.0  # events per second at most
+    meter_retry_base: float = 2.0  # seconds before the first retry of a meter event; doubles after
+    allow_unlinked: bool = False  # serve accounts with no Stripe customer, recording usage locally only
+    past_due_grace: float = 0.0  # seconds a past_due subscription still gets access
+
+    @property
+    def meters(self) -> bool:
+        return "meters" in self.methods
+
+    @property
+    def subscriptions(self) -> bool:
+        return "subscriptions" in self.methods
 
     @property
     def prepaid(self) -> bool:
@@ -67,6 +87,9 @@ def billing_settings(env: Mapping[str, str] = os.environ) -> BillingSettings | N
     if charge_by not in CHARGE_BY:
         raise BillingConfigError(f"STRIPE_CHARGE_BY must be one of {', '.join(CHARGE_BY)}, got {charge_by!r}")
     max_reservation = env.get("STRIPE_MAX_RESERVATION")
+    meter_value = (env.get("STRIPE_METER_VALUE") or "tokens").lower()
+    if meter_value not in ("tokens", "input_output", "cost"):
+        raise BillingConfigError(f"STRIPE_METER_VALUE must be tokens, input_output or cost; got {meter_value!r}")
     return BillingSettings(
         api_key=api_key,
         webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or None,
@@ -80,4 +103,12 @@ def billing_settings(env: Mapping[str, str] = os.environ) -> BillingSettings | N
         default_max_tokens=int(env.get("STRIPE_DEFAULT_MAX_TOKENS") or 1024),
         max_reservation=_decimal(env, "STRIPE_MAX_RESERVATION", max_reservation) if max_reservation else None,
         reservation_ttl=float(env.get("STRIPE_RESERVATION_TTL") or 3600),
+        meter_event_name=env.get("STRIPE_METER_EVENT_NAME") or "proxyllm_tokens",
+        meter_value=meter_value,
+        meter_cost_unit=_decimal(env, "STRIPE_METER_COST_UNIT", "1000000"),
+        meter_v2=_flag(env, "STRIPE_METER_V2"),
+        meter_rate=float(env.get("STRIPE_METER_RATE") or 100),
+        meter_retry_base=float(env.get("STRIPE_METER_RETRY_BASE") or 2),
+        allow_unlinked=_flag(env, "STRIPE_ALLOW_UNLINKED"),
+        past_due_grace=float(_decimal(env, "STRIPE_PAST_DUE_GRACE_HOURS", "0")) * 3600,
     )

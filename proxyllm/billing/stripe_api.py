@@ -33,13 +33,48 @@ def stripe_failure(error: stripe.StripeError) -> ProxyError:
 
 class StripeAPI:
     def __init__(self, settings: BillingSettings) -> None:
-        base = {"api": settings.api_base.rstrip("/")} if settings.api_base else None
+        base = self.base_addresses(settings)
         self.client = stripe.StripeClient(
             settings.api_key,
             http_client=stripe.HTTPXClient(),
             base_addresses=base,  # type: ignore[arg-type]
             max_network_retries=2,
         )
+        # Meter events retry on the outbox's own schedule, never inside a call.
+        self.meter_client = stripe.StripeClient(
+            settings.api_key,
+            http_client=stripe.HTTPXClient(),
+            base_addresses=base,  # type: ignore[arg-type]
+            max_network_retries=0,
+        )
+
+    @staticmethod
+    def base_addresses(settings: BillingSettings) -> dict[str, str] | None:
+        if not settings.api_base:
+            return None
+        base = settings.api_base.rstrip("/")
+        return {"api": base, "meter_events": base}
+
+    async def list_meters(self) -> list[dict[str, Any]]:
+        try:
+            page = await self.client.v1.billing.meters.list_async({"limit": 100})
+        except stripe.StripeError as error:
+            raise stripe_failure(error) from None
+        return [m.to_dict() for m in page.data]
+
+    async def create_meter(self, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            meter = await self.client.v1.billing.meters.create_async(params)  # type: ignore[arg-type]
+        except stripe.StripeError as error:
+            raise stripe_failure(error) from None
+        return meter.to_dict()
+
+    async def deactivate_meter(self, meter_id: str) -> dict[str, Any]:
+        try:
+            meter = await self.client.v1.billing.meters.deactivate_async(meter_id)
+        except stripe.StripeError as error:
+            raise stripe_failure(error) from None
+        return meter.to_dict()
 
     async def create_customer(self, *, account_type: str, account_id: str, email: str | None) -> str:
         params: dict[str, Any] = {

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String, UniqueConstraint, func
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from proxyllm.db.tables import Base
@@ -89,3 +90,50 @@ class StripeEvent(Base):
     event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     type: Mapped[str] = mapped_column(String(100))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class MeterEvent(Base):
+    """The durable outbox of usage for Stripe Billing Meters; a sender drains it in the background."""
+
+    __tablename__ = "meter_events"
+
+    identifier: Mapped[str] = mapped_column(String(128), primary_key=True)  # Stripe dedupes on it
+    account_type: Mapped[str] = mapped_column(String(16))
+    account_id: Mapped[str] = mapped_column(String(255))
+    stripe_customer_id: Mapped[str] = mapped_column(String(255))
+    event_name: Mapped[str] = mapped_column(String(100))
+    value: Mapped[int] = mapped_column(BigInteger)
+    dimensions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    timestamp: Mapped[int] = mapped_column(BigInteger)  # when the usage happened (epoch seconds)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500), default=None)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+    __table_args__ = (Index("ix_meter_events_due", "status", "next_attempt_at"),)
+
+
+class Subscription(Base):
+    """An account's Stripe subscription as the webhooks last described it."""
+
+    __tablename__ = "subscriptions"
+
+    subscription_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    account_type: Mapped[str] = mapped_column(String(16))
+    account_id: Mapped[str] = mapped_column(String(255))
+    stripe_customer_id: Mapped[str] = mapped_column(String(255), index=True)
+    status: Mapped[str] = mapped_column(String(32))
+    price_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    current_period_start: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    current_period_end: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    past_due_since: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    last_invoice_status: Mapped[str | None] = mapped_column(String(32), default=None)
+    last_event_at: Mapped[int] = mapped_column(BigInteger, default=0)  # ignore events older than this
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    __table_args__ = (Index("ix_subscriptions_account", "account_type", "account_id"),)

@@ -9,7 +9,7 @@ uniqueness makes different events about the same payment (``completed`` then
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -25,7 +25,7 @@ from proxyllm.errors import invalid_request
 
 log = logging.getLogger("proxyllm.billing.webhook")
 TOLERANCE = 300
-Handler = Callable[[PrepaidLedger, AsyncSession, dict[str, Any]], Awaitable[str]]
+Handler = Callable[[PrepaidLedger, AsyncSession, dict[str, Any], int], Awaitable[str]]
 
 
 def verify(payload: bytes, signature: str | None, secret: str | None) -> dict[str, Any]:
@@ -106,15 +106,17 @@ async def _checkout(ledger: PrepaidLedger, session: AsyncSession, obj: dict[str,
     return "credited" if posted is not None else "already credited"
 
 
-async def checkout_completed(ledger: PrepaidLedger, session: AsyncSession, obj: dict[str, Any]) -> str:
+async def checkout_completed(ledger: PrepaidLedger, session: AsyncSession, obj: dict[str, Any], created: int) -> str:
     return await _checkout(ledger, session, obj, paid=obj.get("payment_status") in ("paid", "no_payment_required"))
 
 
-async def async_payment_succeeded(ledger: PrepaidLedger, session: AsyncSession, obj: dict[str, Any]) -> str:
+async def async_payment_succeeded(
+    ledger: PrepaidLedger, session: AsyncSession, obj: dict[str, Any], created: int
+) -> str:
     return await _checkout(ledger, session, obj, paid=True)
 
 
-async def async_payment_failed(ledger: PrepaidLedger, session: AsyncSession, obj: dict[str, Any]) -> str:
+async def async_payment_failed(ledger: PrepaidLedger, session: AsyncSession, obj: dict[str, Any], created: int) -> str:
     topup = await session.get(Topup, obj["id"])
     if topup is None:
         return "ignored: unknown checkout session"
@@ -130,7 +132,7 @@ async def async_payment_failed(ledger: PrepaidLedger, session: AsyncSession, obj
     return "recorded failed payment"
 
 
-async def charge_refunded(ledger: PrepaidLedger, session: AsyncSession, obj: dict[str, Any]) -> str:
+async def charge_refunded(ledger: PrepaidLedger, session: AsyncSession, obj: dict[str, Any], created: int) -> str:
     account, _ = await account_for(
         session, payment_intent=obj.get("payment_intent"), metadata=obj.get("metadata"), customer=obj.get("customer")
     )
@@ -152,7 +154,7 @@ async def charge_refunded(ledger: PrepaidLedger, session: AsyncSession, obj: dic
     return "debited refund"
 
 
-async def dispute_created(ledger: PrepaidLedger, session: AsyncSession, obj: dict[str, Any]) -> str:
+async def dispute_created(ledger: PrepaidLedger, session: AsyncSession, obj: dict[str, Any], created: int) -> str:
     account, _ = await account_for(
         session, payment_intent=obj.get("payment_intent"), metadata=obj.get("metadata"), customer=None
     )
@@ -181,7 +183,7 @@ HANDLERS: dict[str, Handler] = {
 
 
 async def process(
-    db: Database, ledger: PrepaidLedger, event: dict[str, Any], extra: dict[str, Handler] | None = None
+    db: Database, ledger: PrepaidLedger, event: dict[str, Any], extra: Mapping[str, Handler] | None = None
 ) -> dict[str, Any]:
     """Apply an event once: its id and its effects commit together."""
     event_type = str(event.get("type"))
@@ -193,6 +195,6 @@ async def process(
         if handler is None:
             log.info("Stripe event %s of type %s ignored", event["id"], event_type)
             return {"received": True, "result": "ignored"}
-        result = await handler(ledger, session, event["data"].get("object") or {})
+        result = await handler(ledger, session, event["data"].get("object") or {}, int(event.get("created") or 0))
     log.info("Stripe event %s (%s): %s", event["id"], event_type, result)
     return {"received": True, "result": result}

@@ -29,9 +29,26 @@ def billing_from_env(env: Mapping[str, str], db: Database) -> Billing | None:
 
 
 def billing_hooks(runtime: Runtime) -> list[Hook]:
+    """Gates before charges: subscriptions, then prepaid credits, then meters (each accounts once)."""
     billing = runtime.billing
-    if billing is None or not billing.settings.prepaid:
+    if billing is None:
         return []
     from proxyllm.billing.hooks import PrepaidHook
+    from proxyllm.billing.meters import MeterHook
+    from proxyllm.billing.subscriptions import SubscriptionHook
 
-    return [PrepaidHook(billing, runtime.router)]
+    hooks: list[Hook] = []
+    if billing.settings.subscriptions:
+        hooks.append(SubscriptionHook(billing))
+    if billing.settings.prepaid:
+        hooks.append(PrepaidHook(billing, runtime.router))
+    if billing.settings.meters:
+        hooks.append(MeterHook(billing, runtime.spend))
+    return hooks
+
+
+async def link_account(runtime: Runtime, account: tuple[str, str], customer_id: str | None) -> None:
+    """Admin set ``stripe_customer_id`` on a user, team or end user: check it with Stripe and link it."""
+    if customer_id is None or runtime.billing is None:
+        return
+    await runtime.billing.link_customer(account, customer_id)

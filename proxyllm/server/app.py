@@ -16,7 +16,7 @@ from proxyllm.server import errors
 from proxyllm.server.asgi import LLMEndpoint
 from proxyllm.server.messages import CountTokensEndpoint, MessagesEndpoint
 from proxyllm.server.middleware import RequestIdMiddleware
-from proxyllm.server.routes import health, keys, models, spend, stripe, teams, users
+from proxyllm.server.routes import customers, health, keys, models, spend, stripe, teams, users
 from proxyllm.server.runtime import Runtime
 
 LLM_PATHS = {
@@ -45,7 +45,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.router.routes.append(Route("/v1/messages", messages, methods=["POST"], include_in_schema=False))
     app.router.routes.append(Route("/v1/messages/count_tokens", count, methods=["POST"], include_in_schema=False))
     app.include_router(health.router)
-    for module in (models, keys, users, teams, spend, stripe):
+    for module in (models, keys, users, teams, spend, stripe, customers):
         app.include_router(module.router)
     errors.install(app)
     hot_paths = frozenset(path for paths in LLM_PATHS.values() for path in paths)

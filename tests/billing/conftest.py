@@ -37,9 +37,73 @@ class FakeStripe:
     def __init__(self, router: respx.MockRouter) -> None:
         self.customers: list[dict[str, Any]] = []
         self.sessions: list[dict[str, Any]] = []
+        self.known_customers = {"cus_linked", "cus_sub"}
+        self.meter_events: list[dict[str, Any]] = []  # accepted ones
+        self.meter_attempts = 0
+        self.meter_plan: list[int] = []  # statuses to answer next (then 200)
+        self.meter_down = False
+        self.stream_batches: list[tuple[str, list[dict[str, Any]]]] = []
         router.post(f"{STRIPE}/v1/customers").mock(side_effect=self._customer)
+        router.get(url__regex=rf"{STRIPE}/v1/customers/(?P<cid>[^/]+)$").mock(side_effect=self._get_customer)
         router.post(f"{STRIPE}/v1/checkout/sessions").mock(side_effect=self._session)
+        router.post(f"{STRIPE}/v1/billing/meter_events").mock(side_effect=self._meter_event)
+        router.post(f"{STRIPE}/v2/billing/meter_event_session").mock(side_effect=self._meter_session)
+        router.post(f"{STRIPE}/v2/billing/meter_event_stream").mock(side_effect=self._meter_stream)
         router.route(host="127.0.0.1").pass_through()
+
+    def _get_customer(self, request: httpx.Request, cid: str) -> httpx.Response:
+        if cid in self.known_customers:
+            return httpx.Response(200, json={"id": cid, "object": "customer"})
+        return httpx.Response(
+            404,
+            json={
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "resource_missing",
+                    "message": f"No such customer: '{cid}'",
+                    "param": "id",
+                }
+            },
+        )
+
+    def _meter_event(self, request: httpx.Request) -> httpx.Response:
+        self.meter_attempts += 1
+        form = dict(httpx.QueryParams(request.content.decode()))
+        status = 503 if self.meter_down else (self.meter_plan.pop(0) if self.meter_plan else 200)
+        if status != 200:
+            kind = "invalid_request_error" if status == 400 else "api_error"
+            return httpx.Response(status, json={"error": {"type": kind, "message": f"meter event refused ({status})"}})
+        self.meter_events.append(form)
+        return httpx.Response(
+            200,
+            json={
+                "object": "billing.meter_event",
+                "event_name": form["event_name"],
+                "identifier": form["identifier"],
+                "timestamp": int(form["timestamp"]),
+                "created": int(time.time()),
+                "livemode": False,
+                "payload": {},
+            },
+        )
+
+    def _meter_session(self, request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200,
+            json={
+                "object": "v2.billing.meter_event_session",
+                "id": "mes_1",
+                "authentication_token": "mes_token_1",
+                "created": "2026-11-24T00:00:00.000Z",
+                "expires_at": "2099-01-01T00:00:00.000Z",
+                "livemode": False,
+            },
+        )
+
+    def _meter_stream(self, request: httpx.Request) -> httpx.Response:
+        body = orjson.loads(request.content)
+        self.stream_batches.append((request.headers.get("authorization", ""), body["events"]))
+        return httpx.Response(200, json={})
 
     def _customer(self, request: httpx.Request) -> httpx.Response:
         form = dict(httpx.QueryParams(request.content.decode()))

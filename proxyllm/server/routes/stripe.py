@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from proxyllm.accounts.views import money, when
 from proxyllm.billing.ledger import AccountRef
 from proxyllm.billing.service import Billing
-from proxyllm.billing.tables import BillingAccount, LedgerEntry
+from proxyllm.billing.subscriptions import HANDLERS as SUBSCRIPTION_HANDLERS
+from proxyllm.billing.subscriptions import judge, subscription_view
+from proxyllm.billing.tables import BillingAccount, LedgerEntry, MeterEvent, Subscription
 from proxyllm.billing.webhooks import process, verify
 from proxyllm.core.context import Principal
 from proxyllm.errors import ErrorKind, ProxyError, invalid_request
@@ -174,4 +176,122 @@ async def adjust(body: AdjustBody, billing: BillingDep, caller: Admin) -> dict[s
 async def webhook(request: Request, billing: BillingDep) -> dict[str, Any]:
     payload = await request.body()
     event = verify(payload, request.headers.get("stripe-signature"), billing.settings.webhook_secret)
-    return await process(billing.db, billing.ledger, event)
+    result = await process(billing.db, billing.ledger, event, SUBSCRIPTION_HANDLERS)
+    billing.subscription_cache.clear()  # other replicas see the change within the cache's few seconds
+    return result
+
+
+# -- meters ------------------------------------------------------------------------------------
+
+
+class MeterBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    display_name: str = Field(min_length=1)
+    event_name: str = Field(min_length=1)
+    aggregation: Literal["sum", "count", "last"] = "sum"
+    customer_mapping_key: str = "stripe_customer_id"
+    value_key: str = "value"
+
+
+@router.get("/stripe/meters")
+async def list_meters(billing: BillingDep, _: Admin) -> dict[str, Any]:
+    return {"data": await billing.api.list_meters()}
+
+
+@router.post("/stripe/meters")
+async def create_meter(body: MeterBody, billing: BillingDep, _: Admin) -> dict[str, Any]:
+    return await billing.api.create_meter(
+        {
+            "display_name": body.display_name,
+            "event_name": body.event_name,
+            "default_aggregation": {"formula": body.aggregation},
+            "customer_mapping": {"type": "by_id", "event_payload_key": body.customer_mapping_key},
+            "value_settings": {"event_payload_key": body.value_key},
+        }
+    )
+
+
+@router.post("/stripe/meters/{meter_id}/deactivate")
+async def deactivate_meter(meter_id: str, billing: BillingDep, _: Admin) -> dict[str, Any]:
+    return await billing.api.deactivate_meter(meter_id)
+
+
+@router.get("/stripe/meter-events")
+async def meter_events(
+    billing: BillingDep,
+    _: Admin,
+    status: Literal["pending", "sent", "failed"] | None = None,
+    account_id: str | None = None,
+    limit: int = Query(default=100, ge=1, le=1000),
+) -> dict[str, Any]:
+    query = select(MeterEvent)
+    if status:
+        query = query.where(MeterEvent.status == status)
+    if account_id:
+        query = query.where(MeterEvent.account_id == account_id)
+    async with billing.db.session() as session:
+        rows = (await session.execute(query.order_by(MeterEvent.created_at.desc()).limit(limit))).scalars().all()
+        counts = dict(
+            (await session.execute(select(MeterEvent.status, func.count()).group_by(MeterEvent.status))).all()
+        )
+    data = [
+        {
+            "identifier": r.identifier,
+            "account_type": r.account_type,
+            "account_id": r.account_id,
+            "stripe_customer_id": r.stripe_customer_id,
+            "event_name": r.event_name,
+            "value": r.value,
+            "dimensions": r.dimensions,
+            "timestamp": r.timestamp,
+            "status": r.status,
+            "attempts": r.attempts,
+            "last_error": r.last_error,
+            "sent_at": when(r.sent_at),
+        }
+        for r in rows
+    ]
+    return {"data": data, "counts": {s: int(counts.get(s, 0)) for s in ("pending", "sent", "failed")}}
+
+
+# -- subscriptions -----------------------------------------------------------------------------
+
+
+@router.get("/stripe/subscription")
+async def subscription(
+    billing: BillingDep, caller: Caller, account_type: str | None = None, account_id: str | None = None
+) -> dict[str, Any]:
+    account = resolve_account(billing, caller, account_type, account_id)
+    async with billing.db.session() as session:
+        rows = (
+            (
+                await session.execute(
+                    select(Subscription).where(
+                        Subscription.account_type == account[0], Subscription.account_id == account[1]
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    allowed, why = judge(list(rows), billing.settings.past_due_grace, account)
+    return {
+        "account_type": account[0],
+        "account_id": account[1],
+        "access": allowed,
+        "reason": why or None,
+        "subscriptions": [subscription_view(r) for r in rows],
+    }
+
+
+@router.get("/stripe/subscriptions")
+async def subscriptions(
+    billing: BillingDep, _: Admin, limit: int = Query(default=100, ge=1, le=1000)
+) -> dict[str, Any]:
+    async with billing.db.session() as session:
+        rows = (
+            (await session.execute(select(Subscription).order_by(Subscription.updated_at.desc()).limit(limit)))
+            .scalars()
+            .all()
+        )
+    return {"data": [subscription_view(r) for r in rows]}

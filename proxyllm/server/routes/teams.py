@@ -12,6 +12,7 @@ from sqlalchemy import update as sql_update
 from proxyllm.accounts import store
 from proxyllm.accounts.schemas import MemberAdd, MemberDelete, TeamDelete, TeamNew, TeamUpdate, set_fields
 from proxyllm.accounts.views import key_view, team_view
+from proxyllm.billing.wiring import link_account
 from proxyllm.db.tables import Key, Team, TeamMember
 from proxyllm.errors import invalid_request
 from proxyllm.server.deps import Admin, RuntimeDep
@@ -27,6 +28,7 @@ def _members(rows: Any) -> list[dict[str, str]]:
 async def new_team(body: TeamNew, runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
     runtime.check_models(body.models)
     team_id = body.team_id or str(uuid.uuid4())
+    await link_account(runtime, ("team", team_id), body.stripe_customer_id)
     async with runtime.db.session() as session:
         if await session.get(Team, team_id) is not None:
             raise invalid_request(f"team '{team_id}' already exists", param="team_id")
@@ -58,6 +60,7 @@ async def team_info(runtime: RuntimeDep, _: Admin, team_id: str = Query()) -> di
 @router.post("/team/update")
 async def update_team(body: TeamUpdate, runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
     runtime.check_models(body.models)
+    await link_account(runtime, ("team", body.team_id), body.stripe_customer_id)
     async with runtime.db.session() as session:
         team = await store.get_team(session, body.team_id)
         store.apply_fields(team, set_fields(body, "team_id"))

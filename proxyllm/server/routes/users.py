@@ -14,6 +14,7 @@ from proxyllm.accounts import store
 from proxyllm.accounts.keys import generate_key, hash_key, mask_key
 from proxyllm.accounts.schemas import UserDelete, UserNew, UserUpdate, set_fields
 from proxyllm.accounts.views import key_view, user_view
+from proxyllm.billing.wiring import link_account
 from proxyllm.db.tables import Key, TeamMember, User
 from proxyllm.errors import invalid_request
 from proxyllm.server.deps import Admin, RuntimeDep
@@ -25,6 +26,7 @@ router = APIRouter(tags=["users"])
 async def new_user(body: UserNew, runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
     runtime.check_models(body.models)
     user_id = body.user_id or str(uuid.uuid4())
+    await link_account(runtime, ("user", user_id), body.stripe_customer_id)
     raw: str | None = None
     async with runtime.db.session() as session:
         if await session.get(User, user_id) is not None:
@@ -72,6 +74,7 @@ async def user_info(runtime: RuntimeDep, _: Admin, user_id: str = Query()) -> di
 @router.post("/user/update")
 async def update_user(body: UserUpdate, runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
     runtime.check_models(body.models)
+    await link_account(runtime, ("user", body.user_id), body.stripe_customer_id)
     async with runtime.db.session() as session:
         user = await store.get_user(session, body.user_id)
         store.apply_fields(user, set_fields(body, "user_id"))
