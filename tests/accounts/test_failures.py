@@ -73,7 +73,7 @@ async def test_sigterm_under_load_loses_no_spend(
     url = f"http://127.0.0.1:{port}"
     try:
         await wait_ready(url, proc)
-        openai_upstream.push(*[Action(delay=0.4) for _ in range(40)])
+        openai_upstream.push(*[Action(delay=2) for _ in range(40)])
         answered = 0
 
         async def one(client: httpx.AsyncClient) -> None:
@@ -89,7 +89,11 @@ async def test_sigterm_under_load_loses_no_spend(
             base_url=url, timeout=30, headers={"authorization": f"Bearer {MASTER_KEY}"}
         ) as client:
             tasks = [asyncio.create_task(one(client)) for _ in range(40)]
-            await asyncio.sleep(0.2)  # every request is in flight now
+            for _ in range(200):  # every request is in flight at the upstream now
+                if len(openai_upstream.requests) == 40:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(openai_upstream.requests) == 40
             proc.send_signal(signal.SIGTERM)
             await asyncio.gather(*tasks)
         # uvicorn re-raises the signal once its graceful shutdown is done: exit by SIGTERM is the clean path
