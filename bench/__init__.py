@@ -1,0 +1,1 @@
+"""Benchmark: proxyllm and the LiteLLM proxy on one config, one mock upstream, one load generator."""
