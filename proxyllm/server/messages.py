@@ -22,7 +22,7 @@ from proxyllm.core.context import RequestContext
 from proxyllm.core.gateway import internal_error
 from proxyllm.core.requests import PROXY_FIELDS, apply_proxy_fields, timeout_header
 from proxyllm.core.types import Operation
-from proxyllm.errors import ProxyError, invalid_request
+from proxyllm.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.providers.anthropic.errors import anthropic_error_body
 from proxyllm.providers.anthropic.messages_request import check_request, estimate_input_tokens, openai_request
 from proxyllm.providers.anthropic.messages_response import anthropic_message
@@ -35,6 +35,8 @@ from proxyllm.server.runtime import Runtime
 log = logging.getLogger("proxyllm.http")
 Scope = dict[str, Any]
 ESTIMATE_HEADER = (b"x-proxyllm-token-count", b"estimate")
+# Proxy-only fields taken out of an Anthropic request (``metadata`` is Anthropic's own field there).
+NATIVE_PROXY_FIELDS = PROXY_FIELDS - {"metadata"}
 
 
 def _parse(raw: bytes) -> dict[str, Any]:
@@ -89,7 +91,7 @@ class MessagesEndpoint(_Base):
         try:
             raw = await read_body(receive, self.runtime.max_body_bytes, declared)
             native = _parse(raw)
-            proxy_opts = {k: native.pop(k) for k in PROXY_FIELDS - {"metadata"} if k in native}
+            proxy_opts = {k: native.pop(k) for k in NATIVE_PROXY_FIELDS if k in native}
             body = {**openai_request(native, strict=not self.anthropic_only(native["model"])), **proxy_opts}
             ctx = RequestContext(
                 request_id=request_id, operation=Operation.CHAT, body=body, api_key=key_from_headers(scope["headers"])
@@ -183,11 +185,16 @@ class CountTokensEndpoint(_Base):
         declared, wanted = self.headers_of(scope)
         try:
             raw = await read_body(receive, self.runtime.max_body_bytes, declared)
-            await self.runtime.auth.authenticate(key_from_headers(scope["headers"]))
+            principal = await self.runtime.auth.authenticate(key_from_headers(scope["headers"]))
             body = _parse(raw)
-            for key in PROXY_FIELDS - {"metadata"}:
+            for key in NATIVE_PROXY_FIELDS:
                 body.pop(key, None)
             group = self.runtime.router.resolve(body["model"])  # the usual 404 for an unknown model
+            auth = getattr(principal, "auth", None)  # a virtual key's model restrictions apply here too
+            if auth is not None and not auth.may_use(body["model"], group.name):
+                raise ProxyError(
+                    ErrorKind.PERMISSION, f"this key may not use model '{body['model']}'", code="model_not_allowed"
+                )
             for dep in group.deployments:
                 if isinstance(dep.provider, AnthropicProvider):
                     answer = await dep.provider.count_tokens(dep, body, wanted.get(b"anthropic-beta"))

@@ -124,8 +124,6 @@ def to_anthropic_messages(messages: list[dict[str, Any]]) -> tuple[list[dict[str
             continue
         if role == "assistant":
             blocks = _assistant_blocks(msg, where)
-            if not blocks:
-                continue  # Anthropic refuses empty turns
             turn = "assistant"
         elif role == "tool":
             blocks = [_tool_result(msg, where)]
@@ -135,6 +133,8 @@ def to_anthropic_messages(messages: list[dict[str, Any]]) -> tuple[list[dict[str
             turn = "user"
         else:
             raise invalid_request(f"Anthropic does not take messages with role {role!r}", param=f"{where}.role")
+        if not blocks:
+            continue  # Anthropic refuses empty turns
         _message_cache_control(blocks, msg)
         if out and out[-1]["role"] == turn:
             out[-1]["content"].extend(blocks)
