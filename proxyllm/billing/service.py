@@ -7,18 +7,20 @@ import contextlib
 import logging
 import time
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 
 from proxyllm.billing.ledger import AccountRef, PrepaidLedger
 from proxyllm.billing.settings import BillingSettings
-from proxyllm.billing.stripe_api import StripeAPI
 from proxyllm.billing.tables import BillingAccount, Topup
 from proxyllm.core.context import Principal, RequestContext
 from proxyllm.db.database import Database
 from proxyllm.db.tables import Team, User
 from proxyllm.errors import ErrorKind, ProxyError, invalid_request
+
+if TYPE_CHECKING:
+    from proxyllm.billing.stripe_api import StripeAPI
 
 log = logging.getLogger("proxyllm.billing")
 CUSTOMER_TTL = 30.0
@@ -30,7 +32,11 @@ class Billing:
     def __init__(self, settings: BillingSettings, db: Database, api: StripeAPI | None = None) -> None:
         self.settings = settings
         self.db = db
-        self.api = api or StripeAPI(settings)
+        if api is None:
+            from proxyllm.billing.stripe_api import StripeAPI  # the SDK loads only when billing is on
+
+            api = StripeAPI(settings)
+        self.api = api
         self.ledger = PrepaidLedger(
             db,
             currency=settings.currency,

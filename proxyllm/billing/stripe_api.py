@@ -8,19 +8,11 @@ from typing import Any
 
 import stripe
 
+from proxyllm.billing.amounts import to_minor_units
 from proxyllm.billing.settings import BillingSettings
 from proxyllm.errors import ErrorKind, ProxyError
 
 log = logging.getLogger("proxyllm.billing")
-
-
-def to_minor_units(amount: Decimal) -> int:
-    """Dollars (or any two-decimal currency) -> the integer cents Stripe wants."""
-    return int((amount * 100).to_integral_value())
-
-
-def from_minor_units(cents: int) -> Decimal:
-    return Decimal(cents) / 100
 
 
 def stripe_failure(error: stripe.StripeError) -> ProxyError:

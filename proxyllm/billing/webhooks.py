@@ -13,12 +13,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
-import stripe
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from proxyllm.billing.amounts import from_minor_units
 from proxyllm.billing.ledger import AccountRef, PrepaidLedger
-from proxyllm.billing.stripe_api import from_minor_units
 from proxyllm.billing.tables import BillingAccount, StripeEvent, Topup
 from proxyllm.db.database import Database
 from proxyllm.errors import invalid_request
@@ -34,6 +33,8 @@ def verify(payload: bytes, signature: str | None, secret: str | None) -> dict[st
         raise invalid_request("webhooks are not accepted: STRIPE_WEBHOOK_SECRET is not configured")
     if not signature:
         raise invalid_request("missing Stripe-Signature header")
+    import stripe  # loaded only when a webhook arrives, i.e. billing is on
+
     try:
         stripe.Webhook.construct_event(payload, signature, secret, tolerance=TOLERANCE)
     except stripe.SignatureVerificationError:
