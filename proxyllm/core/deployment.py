@@ -42,6 +42,7 @@ class Deployment:
     request_defaults: dict[str, Any] = field(default_factory=dict)
     model_info: dict[str, Any] = field(default_factory=dict)
     in_flight: int = 0
+    client_timeout: Any = None  # the aiohttp.ClientTimeout for non-streaming calls, built on first use
 
     def describe(self) -> str:
         return f"{self.provider.name}/{self.upstream_model} at {self.api_base} (id {self.id})"

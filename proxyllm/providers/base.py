@@ -57,8 +57,12 @@ class Provider:
 
     @staticmethod
     def call_timeout(dep: Deployment, ctx: RequestContext) -> aiohttp.ClientTimeout:
-        total = ctx.timeout or dep.timeout
-        return client_timeout(total, min(dep.connect_timeout, total))
+        if ctx.timeout is None:  # the common case: the deployment's own, built once
+            timeout: aiohttp.ClientTimeout | None = dep.client_timeout
+            if timeout is None:
+                timeout = dep.client_timeout = client_timeout(dep.timeout, min(dep.connect_timeout, dep.timeout))
+            return timeout
+        return client_timeout(ctx.timeout, min(dep.connect_timeout, ctx.timeout))
 
     @staticmethod
     def stream_connect_timeout(dep: Deployment, ctx: RequestContext) -> aiohttp.ClientTimeout:
