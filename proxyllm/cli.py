@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         http="httptools",
         log_level=args.log_level.lower(),
         access_log=False,
+        proxy_headers=False,  # the client address behind proxies is general_settings.trusted_proxies' job
         timeout_graceful_shutdown=30,
     )
 

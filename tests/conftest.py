@@ -81,6 +81,7 @@ def start_proxy(config_text: str, *, env: dict[str, str] | None = None, **runtim
         http="httptools",
         log_level="warning",
         lifespan="on",
+        proxy_headers=False,  # as the CLI runs it: only general_settings.trusted_proxies may vouch for X-Forwarded-For
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -87,6 +87,11 @@ class GeneralSettings(_Section):
     master_key: str | None = None
     database_url: str | None = None
     max_request_size_mb: float = Field(default=10.0, gt=0)
+    # Operator controls (proxyllm/ops): models in the database, IP allowlist, client address behind proxies.
+    store_model_in_db: bool = False
+    allowed_ips: list[str] | None = None
+    trusted_proxies: list[str] = Field(default_factory=list)
+    client_ip_header: str = Field(default="x-forwarded-for", min_length=1)
 
 
 class ProxyConfig(BaseModel):

@@ -12,11 +12,12 @@ from starlette.routing import Route
 from proxyllm import __version__
 from proxyllm.config import ProxyConfig, load_config
 from proxyllm.core.types import Operation
+from proxyllm.ops.allowlist import IPAllowlistMiddleware
 from proxyllm.server import errors
 from proxyllm.server.asgi import LLMEndpoint
 from proxyllm.server.messages import CountTokensEndpoint, MessagesEndpoint
 from proxyllm.server.middleware import RequestIdMiddleware
-from proxyllm.server.routes import customers, health, keys, models, spend, stripe, teams, users
+from proxyllm.server.routes import audit, customers, health, keys, models, models_admin, spend, stripe, teams, users
 from proxyllm.server.runtime import Runtime
 
 LLM_PATHS = {
@@ -45,11 +46,13 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.router.routes.append(Route("/v1/messages", messages, methods=["POST"], include_in_schema=False))
     app.router.routes.append(Route("/v1/messages/count_tokens", count, methods=["POST"], include_in_schema=False))
     app.include_router(health.router)
-    for module in (models, keys, users, teams, spend, stripe, customers):
+    for module in (models, models_admin, keys, users, teams, spend, stripe, customers, audit):
         app.include_router(module.router)
     errors.install(app)
     hot_paths = frozenset(path for paths in LLM_PATHS.values() for path in paths)
     app.add_middleware(RequestIdMiddleware, skip_paths=hot_paths)
+    # Outermost: a refused address gets its 403 before any other work.
+    app.add_middleware(IPAllowlistMiddleware, allowed=runtime.ops.allowed, resolver=runtime.ops.resolver)
     return app
 
 

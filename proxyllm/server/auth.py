@@ -12,6 +12,7 @@ from proxyllm.accounts.keys import hash_key
 from proxyllm.core.context import Principal, RequestContext
 from proxyllm.core.hooks import Hook
 from proxyllm.errors import ErrorKind, ProxyError
+from proxyllm.ops.allowlist import check_key_client
 
 if TYPE_CHECKING:
     from proxyllm.accounts.cache import KeyCache
@@ -76,6 +77,8 @@ class Authenticator:
             raise refused(f"team '{record.team.id}' of this API key is blocked")
         if record.user is not None and record.user.blocked:
             raise refused(f"user '{record.user.id}' of this API key is blocked")
+        if record.metadata.get("allowed_ips"):
+            check_key_client(record.metadata["allowed_ips"])
         return Principal(
             "key",
             key_hash=token,

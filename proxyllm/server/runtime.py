@@ -22,6 +22,7 @@ from proxyllm.core.hooks import Hook
 from proxyllm.core.router import Router, RouterPolicy
 from proxyllm.db import Database, resolve_database_url
 from proxyllm.errors import ProxyError, invalid_request
+from proxyllm.ops.controls import OperatorControls
 from proxyllm.providers import Provider, provider_class, provider_names
 from proxyllm.providers.http import UpstreamHTTP
 from proxyllm.server.auth import Authenticator, AuthHook
@@ -75,6 +76,7 @@ class Runtime:
         self.readiness_checks.append(TailnetCheck(env, lambda: self.router.deployments, self.http))
         self._migrated = False
         self._migration_retry: asyncio.Task[None] | None = None
+        self.ops = OperatorControls(self)  # IP allowlist, models stored in the database
 
     # -- building -----------------------------------------------------------------------------
 
@@ -152,6 +154,7 @@ class Runtime:
         if not await self._migrate():
             self._migration_retry = asyncio.create_task(self._migrate_until_done())
         await self.spend.start()
+        await self.ops.start()
         if self.discover_ollama:
             await self.discover()
             self._discovery = asyncio.create_task(self._rediscover_forever())
@@ -170,6 +173,7 @@ class Runtime:
         if self._migration_retry is not None:
             self._migration_retry.cancel()
         await self.gateway.stop()
+        await self.ops.stop()
         await self.spend.stop()
         await self.db.close()
         await self.http.close()

@@ -5,16 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from proxyllm.accounts import store
 from proxyllm.accounts.durations import add_duration
 from proxyllm.accounts.keys import check_custom_key, generate_key, hash_key, mask_key, token_of
 from proxyllm.accounts.schemas import KeyDelete, KeyGenerate, KeyRef, KeyUpdate, set_fields
 from proxyllm.accounts.views import key_view
+from proxyllm.core.context import Principal
 from proxyllm.db.tables import Key, Team
 from proxyllm.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.ops import audit
+from proxyllm.ops.allowlist import check_key_metadata
 from proxyllm.server.deps import Admin, Caller, RuntimeDep
+from proxyllm.server.runtime import Runtime
 
 router = APIRouter(tags=["keys"])
 
@@ -29,8 +33,9 @@ async def _check_owner(session: Any, body: KeyGenerate | KeyUpdate) -> None:
 
 
 @router.post("/key/generate")
-async def generate(body: KeyGenerate, runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
+async def generate(body: KeyGenerate, request: Request, runtime: RuntimeDep, caller: Admin) -> dict[str, Any]:
     runtime.check_models(body.models)
+    check_key_metadata(body.metadata)
     raw = check_custom_key(body.key) if body.key else generate_key()
     token = hash_key(raw)
     async with runtime.db.session() as session:
@@ -46,6 +51,7 @@ async def generate(body: KeyGenerate, runtime: RuntimeDep, _: Admin) -> dict[str
         await session.flush()
         await session.refresh(key)
         view = key_view(key)
+        await audit.record(session, request, caller, action="key.generate", target=token, after=view)
     runtime.keys.invalidate(token)
     return {"key": raw, **view}
 
@@ -65,11 +71,13 @@ async def info(runtime: RuntimeDep, caller: Caller, key: str | None = Query(defa
 
 
 @router.post("/key/update")
-async def update(body: KeyUpdate, runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
+async def update(body: KeyUpdate, request: Request, runtime: RuntimeDep, caller: Admin) -> dict[str, Any]:
     runtime.check_models(body.models)
+    check_key_metadata(body.metadata)
     token = token_of(body.key)
     async with runtime.db.session() as session:
         key = await store.get_key(session, token)
+        before = key_view(key)
         await _check_owner(session, body)
         await store.check_alias_free(session, body.key_alias, token)
         store.apply_fields(key, set_fields(body, "key", "duration"))
@@ -78,34 +86,40 @@ async def update(body: KeyUpdate, runtime: RuntimeDep, _: Admin) -> dict[str, An
         await session.flush()
         await session.refresh(key)
         view = key_view(key)
+        await audit.record(session, request, caller, action="key.update", target=token, before=before, after=view)
     runtime.keys.invalidate(token)
     return view
 
 
-async def _set_blocked(runtime: RuntimeDep, raw: str, blocked: bool) -> dict[str, Any]:
+async def _set_blocked(
+    runtime: Runtime, raw: str, blocked: bool, request: Request, caller: Principal
+) -> dict[str, Any]:
     token = token_of(raw)
     async with runtime.db.session() as session:
         key = await store.get_key(session, token)
+        before = key_view(key)
         key.blocked = blocked
         await session.flush()
         await session.refresh(key)
         view = key_view(key)
+        action = "key.block" if blocked else "key.unblock"
+        await audit.record(session, request, caller, action=action, target=token, before=before, after=view)
     runtime.keys.invalidate(token)
     return view
 
 
 @router.post("/key/block")
-async def block(body: KeyRef, runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
-    return await _set_blocked(runtime, body.key, True)
+async def block(body: KeyRef, request: Request, runtime: RuntimeDep, caller: Admin) -> dict[str, Any]:
+    return await _set_blocked(runtime, body.key, True, request, caller)
 
 
 @router.post("/key/unblock")
-async def unblock(body: KeyRef, runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
-    return await _set_blocked(runtime, body.key, False)
+async def unblock(body: KeyRef, request: Request, runtime: RuntimeDep, caller: Admin) -> dict[str, Any]:
+    return await _set_blocked(runtime, body.key, False, request, caller)
 
 
 @router.post("/key/delete")
-async def delete(body: KeyDelete, runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
+async def delete(body: KeyDelete, request: Request, runtime: RuntimeDep, caller: Admin) -> dict[str, Any]:
     if not body.keys and not body.key_aliases:
         raise invalid_request("pass 'keys' (keys or their hashes) or 'key_aliases'", param="keys")
     deleted: list[str] = []
@@ -117,6 +131,7 @@ async def delete(body: KeyDelete, runtime: RuntimeDep, _: Admin) -> dict[str, An
                 raise ProxyError(ErrorKind.NOT_FOUND, f"no key has alias '{alias}'", param="key_aliases")
             rows.append(row)
         for row in rows:
+            await audit.record(session, request, caller, action="key.delete", target=row.token, before=key_view(row))
             row.deleted_at = datetime.now(UTC)
             row.key_alias = None  # frees the alias for a new key
             deleted.append(row.token)
@@ -128,7 +143,7 @@ async def delete(body: KeyDelete, runtime: RuntimeDep, _: Admin) -> dict[str, An
 @router.post("/key/regenerate")
 @router.post("/key/{key}/regenerate")
 async def regenerate(
-    runtime: RuntimeDep, _: Admin, key: str | None = None, body: KeyRef | None = None
+    request: Request, runtime: RuntimeDep, caller: Admin, key: str | None = None, body: KeyRef | None = None
 ) -> dict[str, Any]:
     target = key or (body.key if body else None)
     if not target:
@@ -137,6 +152,7 @@ async def regenerate(
     raw = generate_key()
     async with runtime.db.session() as session:
         row = await store.get_key(session, old)
+        before = key_view(row)
         fields = {c.key: getattr(row, c.key) for c in Key.__mapper__.column_attrs}
         await session.delete(row)
         await session.flush()
@@ -146,6 +162,7 @@ async def regenerate(
         await session.flush()
         await session.refresh(new)
         view = key_view(new)
+        await audit.record(session, request, caller, action="key.regenerate", target=old, before=before, after=view)
     runtime.keys.invalidate(old)
     return {"key": raw, **view}
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from sqlalchemy import update as sql_update
 
 from proxyllm.accounts import store
@@ -15,6 +15,7 @@ from proxyllm.accounts.views import key_view, team_view
 from proxyllm.billing.wiring import link_account
 from proxyllm.db.tables import Key, Team, TeamMember
 from proxyllm.errors import invalid_request
+from proxyllm.ops import audit
 from proxyllm.server.deps import Admin, RuntimeDep
 
 router = APIRouter(tags=["teams"])
@@ -25,7 +26,7 @@ def _members(rows: Any) -> list[dict[str, str]]:
 
 
 @router.post("/team/new")
-async def new_team(body: TeamNew, runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
+async def new_team(body: TeamNew, request: Request, runtime: RuntimeDep, caller: Admin) -> dict[str, Any]:
     runtime.check_models(body.models)
     team_id = body.team_id or str(uuid.uuid4())
     await link_account(runtime, ("team", team_id), body.stripe_customer_id)
@@ -41,7 +42,9 @@ async def new_team(body: TeamNew, runtime: RuntimeDep, _: Admin) -> dict[str, An
             session.add(TeamMember(team_id=team_id, user_id=member.user_id, role=member.role))
         await session.flush()
         await session.refresh(team)
-        return {**team_view(team), "members_with_roles": _members(await store.team_members(session, team_id))}
+        view = {**team_view(team), "members_with_roles": _members(await store.team_members(session, team_id))}
+        await audit.record(session, request, caller, action="team.new", target=team_id, after=view)
+        return view
 
 
 @router.get("/team/info")
@@ -58,24 +61,31 @@ async def team_info(runtime: RuntimeDep, _: Admin, team_id: str = Query()) -> di
 
 
 @router.post("/team/update")
-async def update_team(body: TeamUpdate, runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
+async def update_team(body: TeamUpdate, request: Request, runtime: RuntimeDep, caller: Admin) -> dict[str, Any]:
     runtime.check_models(body.models)
     await link_account(runtime, ("team", body.team_id), body.stripe_customer_id)
     async with runtime.db.session() as session:
         team = await store.get_team(session, body.team_id)
+        before = team_view(team)
         store.apply_fields(team, set_fields(body, "team_id"))
         await session.flush()
         await session.refresh(team)
         view = team_view(team)
+        await audit.record(
+            session, request, caller, action="team.update", target=team.team_id, before=before, after=view
+        )
     runtime.keys.invalidate()
     return view
 
 
 @router.post("/team/delete")
-async def delete_teams(body: TeamDelete, runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
+async def delete_teams(body: TeamDelete, request: Request, runtime: RuntimeDep, caller: Admin) -> dict[str, Any]:
     async with runtime.db.session() as session:
         teams = [await store.get_team(session, tid) for tid in body.team_ids]
         for team in teams:
+            await audit.record(
+                session, request, caller, action="team.delete", target=team.team_id, before=team_view(team)
+            )
             await session.execute(
                 sql_update(Key)
                 .where(Key.team_id == team.team_id, Key.deleted_at.is_(None))
@@ -99,10 +109,11 @@ async def list_teams(
 
 
 @router.post("/team/member_add")
-async def member_add(body: MemberAdd, runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
+async def member_add(body: MemberAdd, request: Request, runtime: RuntimeDep, caller: Admin) -> dict[str, Any]:
     members = body.member if isinstance(body.member, list) else [body.member]
     async with runtime.db.session() as session:
         await store.get_team(session, body.team_id)
+        before = {"members_with_roles": _members(await store.team_members(session, body.team_id))}
         for member in members:
             await store.ensure_user(session, member.user_id)
             existing = await session.get(TeamMember, (body.team_id, member.user_id))
@@ -111,19 +122,22 @@ async def member_add(body: MemberAdd, runtime: RuntimeDep, _: Admin) -> dict[str
             else:
                 existing.role = member.role
         await session.flush()
-        return {
-            "team_id": body.team_id,
-            "members_with_roles": _members(await store.team_members(session, body.team_id)),
-        }
+        after = {"members_with_roles": _members(await store.team_members(session, body.team_id))}
+        await audit.record(
+            session, request, caller, action="team.member_add", target=body.team_id, before=before, after=after
+        )
+        return {"team_id": body.team_id, **after}
 
 
 @router.post("/team/member_delete")
-async def member_delete(body: MemberDelete, runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
+async def member_delete(body: MemberDelete, request: Request, runtime: RuntimeDep, caller: Admin) -> dict[str, Any]:
     async with runtime.db.session() as session:
         await store.get_team(session, body.team_id)
+        before = {"members_with_roles": _members(await store.team_members(session, body.team_id))}
         if not await store.delete_team_members(session, body.team_id, [body.user_id]):
             raise invalid_request(f"user '{body.user_id}' is not a member of team '{body.team_id}'", param="user_id")
-        return {
-            "team_id": body.team_id,
-            "members_with_roles": _members(await store.team_members(session, body.team_id)),
-        }
+        after = {"members_with_roles": _members(await store.team_members(session, body.team_id))}
+        await audit.record(
+            session, request, caller, action="team.member_delete", target=body.team_id, before=before, after=after
+        )
+        return {"team_id": body.team_id, **after}

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
 
@@ -17,13 +17,14 @@ from proxyllm.accounts.views import key_view, user_view
 from proxyllm.billing.wiring import link_account
 from proxyllm.db.tables import Key, TeamMember, User
 from proxyllm.errors import invalid_request
+from proxyllm.ops import audit
 from proxyllm.server.deps import Admin, RuntimeDep
 
 router = APIRouter(tags=["users"])
 
 
 @router.post("/user/new")
-async def new_user(body: UserNew, runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
+async def new_user(body: UserNew, request: Request, runtime: RuntimeDep, caller: Admin) -> dict[str, Any]:
     runtime.check_models(body.models)
     user_id = body.user_id or str(uuid.uuid4())
     await link_account(runtime, ("user", user_id), body.stripe_customer_id)
@@ -54,6 +55,7 @@ async def new_user(body: UserNew, runtime: RuntimeDep, _: Admin) -> dict[str, An
         await session.flush()
         await session.refresh(user)
         view = user_view(user)
+        await audit.record(session, request, caller, action="user.new", target=user_id, after=view)
     return {**view, "key": raw, "team_id": body.team_id}
 
 
@@ -72,24 +74,31 @@ async def user_info(runtime: RuntimeDep, _: Admin, user_id: str = Query()) -> di
 
 
 @router.post("/user/update")
-async def update_user(body: UserUpdate, runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
+async def update_user(body: UserUpdate, request: Request, runtime: RuntimeDep, caller: Admin) -> dict[str, Any]:
     runtime.check_models(body.models)
     await link_account(runtime, ("user", body.user_id), body.stripe_customer_id)
     async with runtime.db.session() as session:
         user = await store.get_user(session, body.user_id)
+        before = user_view(user)
         store.apply_fields(user, set_fields(body, "user_id"))
         await session.flush()
         await session.refresh(user)
         view = user_view(user)
+        await audit.record(
+            session, request, caller, action="user.update", target=user.user_id, before=before, after=view
+        )
     runtime.keys.invalidate()
     return view
 
 
 @router.post("/user/delete")
-async def delete_users(body: UserDelete, runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
+async def delete_users(body: UserDelete, request: Request, runtime: RuntimeDep, caller: Admin) -> dict[str, Any]:
     async with runtime.db.session() as session:
         users = [await store.get_user(session, uid) for uid in body.user_ids]
         for user in users:
+            await audit.record(
+                session, request, caller, action="user.delete", target=user.user_id, before=user_view(user)
+            )
             await session.execute(
                 sql_update(Key)
                 .where(Key.user_id == user.user_id, Key.deleted_at.is_(None))
