@@ -34,6 +34,7 @@ export default defineRailway((ctx) => {
       REDIS_URL: cache.env.REDIS_URL,
       LITELLM_MASTER_KEY: ctx.shared.LITELLM_MASTER_KEY,
       TAILSCALE_AUTH_KEY: ctx.shared.TAILSCALE_AUTH_KEY,
+      LITELLM_SALT_KEY: ctx.shared.LITELLM_SALT_KEY,
       TAILSCALE_HOSTNAME: production ? "railway-proxyllm" : tailnetName(ctx.environment),
       TAILSCALE_TAGS: "tag:railway-proxy",
       TAILSCALE_UP_TIMEOUT: "30",

@@ -202,11 +202,11 @@ class PrepaidLedger:
         log.info("ledger %s %s %s: %s (balance %s)", kind, account[0], account[1], amount, balance)
         return Decimal(balance)
 
-    async def adjust(self, account: AccountRef, amount: Decimal, reason: str) -> Decimal:
-        async with self.db.session() as session:
-            balance = await self.post(
-                session, account, amount, kind="adjustment", reference=str(uuid.uuid4()), description=reason
-            )
+    async def adjust(self, session: AsyncSession, account: AccountRef, amount: Decimal, reason: str) -> Decimal:
+        """A manual credit or debit, in the caller's transaction (so its audit row commits with it)."""
+        balance = await self.post(
+            session, account, amount, kind="adjustment", reference=str(uuid.uuid4()), description=reason
+        )
         assert balance is not None
         return balance
 

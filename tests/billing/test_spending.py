@@ -173,6 +173,9 @@ async def test_transactions_page_newest_first(proxy: ProxyServer, admin: httpx.A
     assert ("pager", 6) in {(a["account_id"], a["balance"]) for a in everyone}
     bad = await admin.post("/stripe/balance/adjust", json={"account_id": "pager", "amount": 1})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "reason"
+    audited = (await admin.get("/audit/logs", params={"action": "billing.adjust", "target_id": "user:pager"})).json()
+    assert [row["after"]["reason"] for row in audited["data"]] == ["test", "test", "test"]
+    assert audited["data"][0]["actor"] == "master"
 
 
 async def test_expired_reservations_are_released(proxy: ProxyServer, admin: httpx.AsyncClient) -> None:

@@ -22,6 +22,7 @@ def railway_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, st
         "DATABASE_URL": f"sqlite:///{tmp_path}/proxyllm.db",
         "OPENAI_API_KEY": "sk-openai-from-railway",
         "ANTHROPIC_API_KEY": "sk-ant-from-railway",
+        "LITELLM_SALT_KEY": "salt-from-railway-0123456789abcdef",  # store_model_in_db needs it
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -18,6 +18,7 @@ from proxyllm.billing.tables import BillingAccount, LedgerEntry, MeterEvent, Sub
 from proxyllm.billing.webhooks import process, verify
 from proxyllm.core.context import Principal
 from proxyllm.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.ops import audit
 from proxyllm.server.deps import Admin, Caller, RuntimeDep
 
 router = APIRouter(tags=["billing"])
@@ -164,11 +165,22 @@ async def balances(
 
 
 @router.post("/stripe/balance/adjust")
-async def adjust(body: AdjustBody, billing: BillingDep, caller: Admin) -> dict[str, Any]:
+async def adjust(body: AdjustBody, request: Request, billing: BillingDep, caller: Admin) -> dict[str, Any]:
+    """A manual credit or debit with a reason: one ledger entry and its audit row, in one transaction."""
     if body.amount == 0:
         raise invalid_request("'amount' must not be zero", param="amount")
     account = resolve_account(billing, caller, body.account_type, body.account_id)
-    new_balance = await billing.ledger.adjust(account, body.amount, body.reason)
+    async with billing.db.session() as session:
+        new_balance = await billing.ledger.adjust(session, account, body.amount, body.reason)
+        await audit.record(
+            session,
+            request,
+            caller,
+            action="billing.adjust",
+            target=f"{account[0]}:{account[1]}",
+            before={"balance": new_balance - body.amount},
+            after={"balance": new_balance, "reason": body.reason},
+        )
     return {"account_type": account[0], "account_id": account[1], "balance": money(new_balance)}
 
 
