@@ -68,6 +68,10 @@ class LitellmSettings(_Section):
     num_retries: int | None = Field(default=None, ge=0)
     request_timeout: float | None = Field(default=None, gt=0)
     fallbacks: FallbackList = Field(default_factory=list)
+    context_window_fallbacks: FallbackList = Field(default_factory=list)
+    content_policy_fallbacks: FallbackList = Field(default_factory=list)
+    default_fallbacks: list[str] = Field(default_factory=list)
+    max_fallbacks: int | None = Field(default=None, ge=0)
     set_verbose: bool = False
     json_logs: bool = False
 
@@ -81,12 +85,32 @@ class RouterSettings(_Section):
     retry_after: float = Field(default=0.0, ge=0)
     max_retry_wait: float = Field(default=10.0, ge=0)
     model_group_alias: dict[str, str] = Field(default_factory=dict)
+    # Cooldowns: this many failures within a minute take a deployment out for cooldown_time seconds.
+    allowed_fails: int = Field(default=3, ge=0)
+    cooldown_time: float = Field(default=5.0, ge=0)
+    disable_cooldowns: bool = False
+    fallbacks: FallbackList = Field(default_factory=list)
+    context_window_fallbacks: FallbackList = Field(default_factory=list)
+    content_policy_fallbacks: FallbackList = Field(default_factory=list)
+    default_fallbacks: list[str] = Field(default_factory=list)
+    max_fallbacks: int | None = Field(default=None, ge=0)
+    retry_policy: dict[str, int] = Field(default_factory=dict)  # LiteLLM names, e.g. RateLimitErrorRetries
+    routing_strategy_args: dict[str, Any] = Field(default_factory=dict)
+    enable_pre_call_checks: bool = False
+    # Shared state across replicas (else REDIS_URL / REDIS_HOST from the environment).
+    redis_url: str | None = None
+    redis_host: str | None = None
+    redis_port: int | None = Field(default=None, gt=0)
+    redis_password: str | None = None
+    redis_namespace: str = Field(default="proxyllm", min_length=1)
 
 
 class GeneralSettings(_Section):
     master_key: str | None = None
     database_url: str | None = None
     max_request_size_mb: float = Field(default=10.0, gt=0)
+    background_health_checks: bool = False
+    health_check_interval: float = Field(default=300.0, gt=0)
     # Operator controls (proxyllm/ops): models in the database, IP allowlist, client address behind proxies.
     store_model_in_db: bool = False
     allowed_ips: list[str] | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +57,7 @@ class RequestContext:
         "hooks_ran",
         "model",
         "model_group",
+        "on_stream_end",
         "operation",
         "outcome",
         "output_chunks",
@@ -70,6 +72,7 @@ class RequestContext:
         "stream",
         "timeout",
         "upstream_seconds",
+        "upstream_wait",
         "usage",
     )
 
@@ -105,6 +108,8 @@ class RequestContext:
         self.output_chunks = 0
         self.timeout: float | None = None  # per-request override
         self.upstream_seconds = 0.0
+        self.upstream_wait = 0.0  # seconds spent waiting on upstreams (and retry waits) before the response
+        self.on_stream_end: Callable[[RequestContext], None] | None = None  # set by the router, run by the relay
         self.outcome = "pending"  # success | error | cancelled
         self.error: ProxyError | None = None
         self.response_headers: dict[str, str] = {}

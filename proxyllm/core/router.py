@@ -1,91 +1,127 @@
-"""Choosing a deployment, retrying, and falling back.
+"""Choosing a deployment, retrying, and falling back: the router on every request's path.
 
 One attempt loop serves streaming and non-streaming calls. A stream counts as started — and can no
 longer be retried — only once its first event is in hand; until then every failure is retryable like
-any other.
+any other. After the first event, the relay (core/streaming.py) ends a failing stream with an error
+event and reports back here through ``ctx.on_stream_end``.
+
+Hot-path trade-offs, chosen on purpose:
+
+- Every routing decision reads in-process state only: one ``DeploymentStats`` per deployment (cooldown
+  deadline, this minute's usage, latency), mutated in place. A request for a healthy group costs two
+  dict lookups, a clock read and the strategy's pick; nothing is allocated per request beyond a
+  closure. No Redis round trip is ever on a request's path.
+- With shared state (Redis), cooldowns are written through and announced by pub/sub, so replicas
+  apply them within milliseconds (and reload them every ``COOLDOWN_RELOAD`` seconds in case an
+  announcement was lost); failure counts are added up across replicas off the request path; usage
+  counters are written in batches every ``sync_interval``. So rpm/tpm limits may be overshot by what
+  other replicas send within one interval, and a cooldown reaches another replica a few milliseconds
+  after it started. Latency and in-flight counts stay per process: they describe this process's view.
+- A Redis outage only stops the sharing (one warning; see proxyllm/state/redis.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
-import itertools
+import contextlib
 import logging
+import math
 import random
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TypeVar
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
-from proxyllm.errors import ErrorKind, ProxyError
+from proxyllm.core.routing.cooldowns import COUNTED_KINDS, MARKS, RATE_LIMITED, Cooldowns
+from proxyllm.core.routing.groups import ModelGroup, estimate_prompt_tokens, max_input_tokens
+from proxyllm.core.routing.policy import RouterPolicy
+from proxyllm.core.routing.stats import DeploymentStats, minute_of
+from proxyllm.core.routing.strategies import UsageBased, strategy_for
+from proxyllm.core.routing.usage import UsageSync
+from proxyllm.core.routing.wildcards import WildcardRoute, Wildcards
+from proxyllm.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.state import MemoryState, SharedState
+
+__all__ = ["ModelGroup", "Router", "RouterPolicy"]
 
 log = logging.getLogger("proxyllm.router")
 T = TypeVar("T")
 NO_FALLBACK_KINDS = frozenset(
-    {ErrorKind.INVALID_REQUEST, ErrorKind.CONTEXT_WINDOW_EXCEEDED, ErrorKind.CONTENT_POLICY, ErrorKind.NOT_FOUND}
+    {ErrorKind.INVALID_REQUEST, ErrorKind.PAYLOAD_TOO_LARGE, ErrorKind.BUDGET_EXCEEDED, ErrorKind.INTERNAL}
 )
-
-
-@dataclass(slots=True)
-class RouterPolicy:
-    num_retries: int = 2
-    fallbacks: dict[str, list[str]] = field(default_factory=dict)
-    aliases: dict[str, str] = field(default_factory=dict)
-    max_retry_wait: float = 10.0  # a Retry-After longer than this is not waited for
-    backoff_base: float = 0.1
-
-
-class ModelGroup:
-    """The deployments behind one model name, with a weighted random pick."""
-
-    __slots__ = ("_cumulative", "deployments", "name")
-
-    def __init__(self, name: str, deployments: list[Deployment]) -> None:
-        self.name = name
-        self.deployments = deployments
-        self._cumulative = list(itertools.accumulate(d.weight for d in deployments))
-
-    def pick(self, rng: random.Random, exclude: set[str]) -> Deployment:
-        deps = self.deployments
-        if len(deps) == 1:
-            return deps[0]
-        if exclude:
-            fresh = [d for d in deps if d.id not in exclude]
-            if fresh and len(fresh) < len(deps):
-                return ModelGroup(self.name, fresh).pick(rng, set())
-        total = self._cumulative[-1]
-        return deps[bisect.bisect_right(self._cumulative, rng.random() * total)]
+WILDCARD_CACHE = 1024  # model groups made from wildcard entries kept at once
+COOLDOWN_RELOAD = 2.0
+SPECIFIC_FALLBACKS = {
+    ErrorKind.CONTEXT_WINDOW_EXCEEDED: "context_window_fallbacks",
+    ErrorKind.CONTENT_POLICY: "content_policy_fallbacks",
+}
 
 
 class Router:
-    def __init__(self, deployments: list[Deployment], policy: RouterPolicy, *, rng: random.Random | None = None):
+    def __init__(
+        self,
+        deployments: list[Deployment],
+        policy: RouterPolicy,
+        *,
+        rng: random.Random | None = None,
+        state: SharedState | None = None,
+        wildcards: Sequence[WildcardRoute] = (),
+    ) -> None:
         self.policy = policy
         self.rng = rng or random.Random()
+        self.state = state or MemoryState()
+        self.strategy = strategy_for(
+            policy.routing_strategy, exploration=policy.exploration, buffer=policy.latency_buffer
+        )
+        self.stats: dict[str, DeploymentStats] = {}
         self.groups: dict[str, ModelGroup] = {}
+        self.wildcards = Wildcards(wildcards)
+        self._wild_groups: dict[str, ModelGroup] = {}
+        self.cooldowns = Cooldowns(policy, self.state, self.stats.get)
+        self.usage = UsageSync(self.state, self.stats.values, track_all=isinstance(self.strategy, UsageBased))
+        self.state.subscribe(MARKS, self.cooldowns.on_event)
+        self.state.on_recover(self._reload_soon)
+        self._sync: asyncio.Task[None] | None = None
+        self._stopping = False
         self.set_deployments(deployments)
 
+    # -- the deployments ---------------------------------------------------------------------
+
     def set_deployments(self, deployments: list[Deployment]) -> None:
-        grouped: dict[str, list[Deployment]] = {}
+        """(Re)build the groups; a deployment keeping its id keeps its stats (and its cooldown)."""
+        grouped: dict[str, list[DeploymentStats]] = {}
         for dep in deployments:
-            grouped.setdefault(dep.model_name, []).append(dep)
-        self.groups = {name: ModelGroup(name, deps) for name, deps in grouped.items()}
+            grouped.setdefault(dep.model_name, []).append(self._stats_for(dep))
+        self.groups = {name: ModelGroup(name, stats) for name, stats in grouped.items()}
+        keep = {s.dep.id for g in (*self.groups.values(), *self._wild_groups.values()) for s in g.stats}
+        for dep_id in [d for d in self.stats if d not in keep]:
+            del self.stats[dep_id]
+
+    def _stats_for(self, dep: Deployment) -> DeploymentStats:
+        stats = self.stats.get(dep.id)
+        if stats is None:
+            stats = self.stats[dep.id] = DeploymentStats(dep)
+        elif stats.dep is not dep:
+            dep.in_flight = stats.dep.in_flight
+            stats.dep = dep
+        return stats
 
     @property
     def deployments(self) -> list[Deployment]:
-        return [d for g in self.groups.values() for d in g.deployments]
+        return [d for g in (*self.groups.values(), *self._wild_groups.values()) for d in g.deployments]
 
     def model_names(self) -> list[str]:
         return sorted({*self.groups, *(a for a, target in self.policy.aliases.items() if target in self.groups)})
 
     def find(self, model: str) -> ModelGroup | None:
-        group = self.groups.get(model)
-        if group is None and model in self.policy.aliases:
-            group = self.groups.get(self.policy.aliases[model])
-        return group
+        try:
+            return self._lookup(model)
+        except ProxyError:
+            return None
 
     def resolve(self, model: str) -> ModelGroup:
-        group = self.find(model)
+        group = self._lookup(model)
         if group is None:
             raise ProxyError(
                 ErrorKind.NOT_FOUND,
@@ -95,8 +131,35 @@ class Router:
             )
         return group
 
+    def _lookup(self, model: str) -> ModelGroup | None:
+        group = self.groups.get(model) or self._wild_groups.get(model)
+        if group is not None:
+            return group
+        target = self.policy.aliases.get(model)
+        if target is not None:
+            group = self.groups.get(target) or self._wild_groups.get(target)
+            if group is not None:
+                return group
+            model = target
+        return self._wildcard_group(model) if self.wildcards else None
+
+    def _wildcard_group(self, model: str) -> ModelGroup | None:
+        found = self.wildcards.deployments_for(model)
+        if found is None:
+            return None
+        pattern, deployments = found
+        if len(self._wild_groups) >= WILDCARD_CACHE:
+            evicted = self._wild_groups.pop(next(iter(self._wild_groups)))
+            for stats in evicted.stats:
+                self.stats.pop(stats.dep.id, None)
+        group = ModelGroup(model, [self._stats_for(d) for d in deployments], pattern=pattern)
+        self._wild_groups[model] = group
+        return group
+
+    # -- calls -------------------------------------------------------------------------------
+
     async def complete(self, ctx: RequestContext) -> bytes:
-        return await self._run(ctx, lambda dep: dep.provider.complete(dep, ctx))
+        return await self._run(ctx, lambda dep: dep.provider.complete(dep, ctx), stream=False)
 
     async def open_stream(self, ctx: RequestContext) -> tuple[bytes, AsyncGenerator[bytes, None]]:
         """Start a stream and peek its first event, so failures before it can still be retried."""
@@ -117,56 +180,64 @@ class Router:
                 raise
             return first, events
 
-        return await self._run(ctx, attempt)
+        return await self._run(ctx, attempt, stream=True)
 
-    def _chain(self, ctx: RequestContext, group: ModelGroup) -> list[str]:
-        fallbacks = ctx.request_fallbacks
-        if fallbacks is None:
-            fallbacks = self.policy.fallbacks.get(group.name) or self.policy.fallbacks.get(ctx.model) or []
-        return [group.name, *fallbacks]
-
-    async def _run(self, ctx: RequestContext, attempt: Callable[[Deployment], Awaitable[T]]) -> T:
-        first_group = self.resolve(ctx.model)
-        chain = self._chain(ctx, first_group)
-        last: ProxyError | None = None
-        for position, name in enumerate(chain):
-            group = first_group if position == 0 else self.find(name)
-            if group is None:
+    async def _run(self, ctx: RequestContext, attempt: Callable[[Deployment], Awaitable[T]], *, stream: bool) -> T:
+        group = self.resolve(ctx.model)
+        try:
+            return await self._attempt_group(ctx, group, attempt, stream)
+        except ProxyError as err:
+            error = err
+        tried = {group.name}
+        for name in self._fallbacks(ctx, group, error):
+            if ctx.fallbacks >= self.policy.max_fallbacks:
+                break
+            fallback = self.find(name)
+            if fallback is None:
                 log.warning("fallback model group %r is not configured; skipped", name)
                 continue
-            if position:
-                ctx.fallbacks += 1
-                log.info("request %s falls back to %s after: %s", ctx.request_id, name, last)
+            if fallback.name in tried:
+                continue
+            tried.add(fallback.name)
+            ctx.fallbacks += 1
+            log.info("request %s falls back from %s to %s after: %s", ctx.request_id, group.name, name, error.message)
             try:
-                return await self._attempt_group(ctx, group, attempt)
+                return await self._attempt_group(ctx, fallback, attempt, stream)
             except ProxyError as err:
-                last = err
+                error = err
                 if err.kind in NO_FALLBACK_KINDS:
                     break
-        assert last is not None
-        raise self._final_error(ctx, last)
+        raise self._final_error(ctx, error)
 
     async def _attempt_group(
-        self, ctx: RequestContext, group: ModelGroup, attempt: Callable[[Deployment], Awaitable[T]]
+        self, ctx: RequestContext, group: ModelGroup, attempt: Callable[[Deployment], Awaitable[T]], stream: bool
     ) -> T:
-        tried: set[str] = set()
-        retries = self.policy.num_retries
+        tried: set[str] | None = None
+        minute = minute_of(time.time())
         n = 0
         while True:
-            dep = group.pick(self.rng, tried)
-            if n == 0 and dep.max_retries is not None:
-                retries = dep.max_retries
+            stats = self._pick(ctx, group, tried)
+            dep = stats.dep
             ctx.deployment = dep
             ctx.model_group = group.name
+            stats.roll(minute)
+            stats.pending_requests += 1
             dep.in_flight += 1
+            started = time.perf_counter()
             try:
-                return await attempt(dep)
+                result = await attempt(dep)
             except ProxyError as err:
+                dep.in_flight -= 1
+                elapsed = time.perf_counter() - started
+                ctx.upstream_wait += elapsed
                 ctx.attempts.append((dep, err))
+                self._failed(ctx, group, stats, err, elapsed)
+                if tried is None:
+                    tried = set()
                 tried.add(dep.id)
-                if not err.retryable or n >= retries:
+                if n >= self._retry_limit(ctx, dep, err):
                     raise
-                delay = self._delay(n, err, other_left=len(tried) < len(group.deployments))
+                delay = self._delay(n, err, other_left=self._untried_left(group, tried))
                 if delay is None:
                     raise
                 log.info("retrying %s after %s (%.2fs): %s", ctx.request_id, dep.describe(), delay, err.message)
@@ -174,33 +245,265 @@ class Router:
                 ctx.retries += 1
                 if delay:
                     await asyncio.sleep(delay)
-            finally:
+                    ctx.upstream_wait += delay
+                continue
+            except BaseException:
                 dep.in_flight -= 1
+                raise
+            elapsed = time.perf_counter() - started
+            ctx.upstream_wait += elapsed
+            stats.observe(elapsed, stream=stream)
+            if stream:
+                ctx.on_stream_end = self._stream_ended  # in flight until the relay closes the stream
+            else:
+                dep.in_flight -= 1
+                if ctx.usage is not None:
+                    stats.pending_tokens += ctx.usage.total_tokens
+            return result
+
+    # -- choosing ----------------------------------------------------------------------------
+
+    def _pick(self, ctx: RequestContext, group: ModelGroup, tried: set[str] | None) -> DeploymentStats:
+        if (
+            tried is None
+            and not group.limited
+            and not (group.input_limited and self.policy.pre_call_checks)
+            and not self.cooldowns.any_cooling(time.monotonic())
+        ):
+            return self.strategy.pick(group, group.stats, ctx, self.rng)
+        return self.strategy.pick(group, self._candidates(ctx, group, tried), ctx, self.rng)
+
+    def _candidates(self, ctx: RequestContext, group: ModelGroup, tried: set[str] | None) -> list[DeploymentStats]:
+        now = time.monotonic()
+        wall = time.time()
+        minute = minute_of(wall)
+        prompt = estimate_prompt_tokens(ctx.body) if group.input_limited and self.policy.pre_call_checks else None
+        available: list[DeploymentStats] = []
+        cooling: list[DeploymentStats] = []
+        limited = too_small = 0
+        for stats in group.stats:
+            if self.cooldowns.cooling(stats, now):
+                cooling.append(stats)
+            elif group.limited and stats.at_limit(minute):
+                limited += 1
+            elif prompt is not None and prompt > (max_input_tokens(stats.dep) or math.inf):
+                too_small += 1
+            else:
+                available.append(stats)
+        if not available:
+            raise self._none_available(group, cooling, limited, too_small, prompt, 60 - wall % 60, now)
+        if tried:
+            fresh = [s for s in available if s.dep.id not in tried]
+            if fresh:
+                return fresh
+        return available
+
+    def _none_available(
+        self,
+        group: ModelGroup,
+        cooling: list[DeploymentStats],
+        limited: int,
+        too_small: int,
+        prompt: int | None,
+        next_minute: float,
+        now: float,
+    ) -> ProxyError:
+        total = len(group.stats)
+        if too_small == total:
+            return ProxyError(
+                ErrorKind.CONTEXT_WINDOW_EXCEEDED,
+                f"the prompt (about {prompt} tokens) is longer than any deployment of model '{group.name}' accepts",
+                code="context_length_exceeded",
+            )
+        waits = [s.cool_until - now for s in cooling] + ([next_minute] if limited else [])
+        retry_after = max(0.1, min(waits)) if waits else None
+        if not cooling:
+            return ProxyError(
+                ErrorKind.RATE_LIMIT,
+                f"every deployment of model '{group.name}' is at its rpm/tpm limit for this minute; "
+                f"retry in {math.ceil(next_minute)}s",
+                retry_after=retry_after,
+            )
+        rate_limited = all(s.cool_reason == RATE_LIMITED for s in cooling)
+        return ProxyError(
+            ErrorKind.RATE_LIMIT if rate_limited else ErrorKind.UNAVAILABLE,
+            f"no deployment of model '{group.name}' is available: {len(cooling)} of {total} cooling down after "
+            f"{'rate limits' if rate_limited else 'failures'}"
+            + (f", {limited} at their rpm/tpm limit" if limited else "")
+            + f"; the next one is back in {math.ceil(retry_after or 0)}s",
+            retry_after=retry_after,
+            code="no_deployment_available",
+        )
+
+    def _untried_left(self, group: ModelGroup, tried: set[str]) -> bool:
+        now = time.monotonic()
+        return any(s.dep.id not in tried and not self.cooldowns.cooling(s, now) for s in group.stats)
+
+    # -- outcomes ----------------------------------------------------------------------------
+
+    def _failed(
+        self, ctx: RequestContext, group: ModelGroup, stats: DeploymentStats, err: ProxyError, elapsed: float
+    ) -> None:
+        if err.kind is ErrorKind.TIMEOUT:
+            stats.observe(elapsed, stream=ctx.stream)  # slow is slow, answered or not
+        if self._counts_against(ctx, stats.dep, err):
+            self.cooldowns.record_failure(stats, err, others=len(group.stats) > 1)
+
+    @staticmethod
+    def _counts_against(ctx: RequestContext, dep: Deployment, err: ProxyError) -> bool:
+        if err.kind not in COUNTED_KINDS:
+            return False
+        # A timeout the client asked for, shorter than the deployment's own, says nothing about it.
+        return not (err.kind is ErrorKind.TIMEOUT and ctx.timeout is not None and ctx.timeout < dep.timeout)
+
+    def _stream_ended(self, ctx: RequestContext) -> None:
+        dep = ctx.deployment
+        if dep is None:
+            return
+        dep.in_flight -= 1
+        stats = self.stats.get(dep.id)
+        if stats is None:
+            return
+        stats.pending_tokens += ctx.usage.total_tokens if ctx.usage is not None else ctx.output_chunks
+        if ctx.outcome == "error" and ctx.error is not None and self._counts_against(ctx, dep, ctx.error):
+            self.cooldowns.record_failure(stats, ctx.error, others=False)
+
+    def _retry_limit(self, ctx: RequestContext, dep: Deployment, err: ProxyError) -> int:
+        default = dep.max_retries if dep.max_retries is not None else self.policy.num_retries
+        options = ctx.extra.get("request_options")
+        if options:
+            asked = options.get("num_retries")
+            if type(asked) is int and asked >= 0:
+                default = asked
+        return self.policy.retries_for(err.kind, default)
 
     def _delay(self, n: int, err: ProxyError, *, other_left: bool) -> float | None:
         """Seconds to wait before retry ``n + 1``; None when waiting is not worth it."""
-        backoff = self.policy.backoff_base * (2.0**n) * (0.5 + self.rng.random())
         if other_left:
-            return backoff  # another deployment need not wait for this one's Retry-After
+            return 0.0  # another deployment need not wait for this one's Retry-After
+        backoff = self.policy.backoff_base * (2.0**n) * (0.5 + self.rng.random())
         if err.retry_after is not None:
             if err.retry_after > self.policy.max_retry_wait:
                 return None
             return err.retry_after + backoff * 0.1
         return backoff
 
+    # -- fallbacks ---------------------------------------------------------------------------
+
+    def _fallbacks(self, ctx: RequestContext, group: ModelGroup, err: ProxyError) -> list[str]:
+        """The model groups to try after ``group`` failed with ``err``, in order.
+
+        Context-window and content-policy errors use their own lists when any are configured (as in
+        LiteLLM); other failures use the request's ``fallbacks``, else the group's, else
+        ``default_fallbacks``.
+        """
+        kind = err.kind
+        if kind in NO_FALLBACK_KINDS:
+            return []
+        options = ctx.extra.get("request_options") or {}
+        if kind is ErrorKind.CONTEXT_WINDOW_EXCEEDED or kind is ErrorKind.CONTENT_POLICY:
+            name = (
+                "context_window_fallbacks" if kind is ErrorKind.CONTEXT_WINDOW_EXCEEDED else "content_policy_fallbacks"
+            )
+            asked = options.get(name)
+            if asked is not None:
+                return _names(asked, name)
+            configured = getattr(self.policy, name)
+            if configured:
+                return self._configured(configured, ctx, group)
+        if ctx.request_fallbacks is not None:
+            return ctx.request_fallbacks
+        return self._configured(self.policy.fallbacks, ctx, group) or self.policy.default_fallbacks
+
+    @staticmethod
+    def _configured(mapping: dict[str, list[str]], ctx: RequestContext, group: ModelGroup) -> list[str]:
+        found = mapping.get(group.name) or mapping.get(ctx.model)
+        if found is None and group.pattern is not None:
+            found = mapping.get(group.pattern)
+        return found or []
+
     @staticmethod
     def _final_error(ctx: RequestContext, last: ProxyError) -> ProxyError:
-        if len(ctx.attempts) <= 1:
+        attempts = ctx.attempts
+        if not attempts or (len(attempts) == 1 and attempts[0][1] is last):
             return last
         lines = "; ".join(
             f"[{i + 1}] {dep.model_name} via {dep.provider.name}/{dep.upstream_model} "
             f"(id {dep.id}): {err.status} {err.message}"
-            for i, (dep, err) in enumerate(ctx.attempts)
+            for i, (dep, err) in enumerate(attempts)
         )
+        if attempts[-1][1] is not last:
+            lines += f"; then: {last.message}"
         return ProxyError(
             last.kind,
-            f"all {len(ctx.attempts)} attempts failed: {lines}",
+            f"all {len(attempts)} attempts failed: {lines}",
             status=last.status,
             retry_after=last.retry_after,
             code=last.code,
         )
+
+    # -- background work and visibility ------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.state.distributed:
+            with contextlib.suppress(Exception):
+                await self.cooldowns.reload()
+            self._sync = asyncio.create_task(self._sync_forever())
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._sync is not None:
+            self._sync.cancel()
+            await asyncio.wait({self._sync}, timeout=2.0)  # a Redis client may swallow the cancel
+            self._sync = None
+
+    async def _sync_forever(self) -> None:
+        interval = self.policy.sync_interval
+        reload_every = max(1, round(COOLDOWN_RELOAD / interval))
+        tick = 0
+        while not self._stopping:
+            await asyncio.sleep(interval)
+            tick += 1
+            if not self.state.shared:
+                continue
+            try:
+                await self.usage.flush()
+                if tick % reload_every == 0:
+                    await self.cooldowns.reload()
+            except Exception:
+                log.exception("syncing router state failed")
+
+    def _reload_soon(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.cooldowns.reload())
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    def status(self, dep: Deployment) -> dict[str, Any]:
+        """What /health shows about a deployment's routing state."""
+        stats = self.stats.get(dep.id)
+        if stats is None:
+            return {"state": "unknown"}
+        now = time.monotonic()
+        minute = minute_of(time.time())
+        cooling = self.cooldowns.cooling(stats, now)
+        return {
+            "state": "cooldown" if cooling else "available",
+            "cooldown": (
+                {"reason": stats.cool_reason, "remaining_seconds": round(stats.cool_until - now, 2)}
+                if cooling
+                else None
+            ),
+            "in_flight": dep.in_flight,
+            "requests_this_minute": stats.requests_in(minute),
+            "tokens_this_minute": stats.tokens_in(minute),
+            "latency_ms": None if stats.latency is None else round(stats.latency * 1000, 1),
+            "time_to_first_token_ms": None if stats.ttft is None else round(stats.ttft * 1000, 1),
+        }
+
+    def all_stats(self) -> Iterator[DeploymentStats]:
+        return iter(list(self.stats.values()))
+
+
+def _names(value: Any, param: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise invalid_request(f"'{param}' must be a list of model names", param=param)
+    return value

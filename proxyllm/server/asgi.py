@@ -106,6 +106,9 @@ def response_headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
         headers.append((b"x-litellm-model-group", ctx.model_group.encode()))
     headers.append((b"x-litellm-attempted-retries", str(ctx.retries).encode()))
     headers.append((b"x-litellm-attempted-fallbacks", str(ctx.fallbacks).encode()))
+    # Time spent in the proxy itself: everything so far but the waits on upstreams (and retry backoff).
+    overhead_ms = (time.perf_counter() - ctx.started - ctx.upstream_wait) * 1000
+    headers.append((b"x-litellm-overhead-duration-ms", f"{max(0.0, overhead_ms):.3f}".encode()))
     if ctx.cost is not None:
         headers.append((b"x-litellm-response-cost", format_cost(ctx.cost).encode()))
     for name, value in ctx.response_headers.items():

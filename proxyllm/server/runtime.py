@@ -20,12 +20,17 @@ from proxyllm.core.deployment import DEFAULT_TIMEOUT, Deployment, deployment_id
 from proxyllm.core.gateway import Gateway
 from proxyllm.core.hooks import Hook
 from proxyllm.core.router import Router, RouterPolicy
+from proxyllm.core.routing.health import HealthChecker
+from proxyllm.core.routing.policy import parse_retry_policy
+from proxyllm.core.routing.strategies import strategy_for
+from proxyllm.core.routing.wildcards import WildcardRoute
 from proxyllm.db import Database, resolve_database_url
-from proxyllm.errors import ProxyError, invalid_request
+from proxyllm.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.ops.controls import OperatorControls
 from proxyllm.providers import Provider, provider_class, provider_names
 from proxyllm.providers.http import UpstreamHTTP
 from proxyllm.server.auth import Authenticator, AuthHook
+from proxyllm.state import redis_url, shared_state
 from proxyllm.tailnet import TailnetCheck, proxy_for
 
 log = logging.getLogger("proxyllm")
@@ -51,8 +56,24 @@ class Runtime:
         self.discover_ollama = discover_ollama
         self.http = UpstreamHTTP()
         self._providers: dict[str, Provider] = {}
-        self.deployments = [self.build_deployment(d, i) for i, d in enumerate(config.model_list)]
-        self.router = Router(self.deployments, self.router_policy())
+        entries = list(enumerate(config.model_list))
+        self.deployments = [self.build_deployment(d, i) for i, d in entries if "*" not in d.model_name]
+        rs, gs = config.router_settings, config.general_settings
+        self.shared_state = shared_state(
+            redis_url(url=rs.redis_url, host=rs.redis_host, port=rs.redis_port, password=rs.redis_password, env=env),
+            namespace=rs.redis_namespace,
+        )
+        self.router = Router(
+            self.deployments,
+            self.router_policy(),
+            state=self.shared_state,
+            wildcards=[self.wildcard_route(d, i) for i, d in entries if "*" in d.model_name],
+        )
+        self.health_checker = (
+            HealthChecker(self.router, interval=gs.health_check_interval, recheck=max(rs.cooldown_time, 5.0))
+            if gs.background_health_checks
+            else None
+        )
         self.db = Database(resolve_database_url(config.general_settings.database_url, env))
         self.spend = SpendWriter(self.db)
         self.keys = KeyCache(self.db, unflushed=self.spend.unflushed, lock=self.spend.lock)
@@ -71,7 +92,7 @@ class Runtime:
         self._discovery: asyncio.Task[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         # Components add checks: each returns (name, {"status": "ok" | "error" | ..., ...}).
-        self.readiness_checks: list[ReadinessCheck] = [self._database_readiness]
+        self.readiness_checks: list[ReadinessCheck] = [self._database_readiness, self._shared_state_readiness]
         # The tailnet (Tailscale in the Railway container) is reported, not required: hosted providers still serve.
         self.readiness_checks.append(TailnetCheck(env, lambda: self.router.deployments, self.http))
         self._migrated = False
@@ -91,16 +112,76 @@ class Runtime:
     def router_policy(self) -> RouterPolicy:
         ls, rs = self.config.litellm_settings, self.config.router_settings
         num_retries = rs.num_retries if rs.num_retries is not None else ls.num_retries
-        fallbacks: dict[str, list[str]] = {}
-        for entry in ls.fallbacks:
-            for group, targets in entry.items():
-                fallbacks.setdefault(group, []).extend(targets)
+        max_fallbacks = rs.max_fallbacks if rs.max_fallbacks is not None else ls.max_fallbacks
+        args = rs.routing_strategy_args
+        try:
+            strategy_for(rs.routing_strategy)
+            retry_policy = parse_retry_policy(rs.retry_policy)
+            exploration = float(args.get("exploration", 0.05))
+            latency_buffer = float(args.get("lowest_latency_buffer", 0.0))
+        except (TypeError, ValueError) as exc:
+            raise StartupError(f"{self.config.source or 'config'}: router_settings: {exc}") from None
         return RouterPolicy(
             num_retries=2 if num_retries is None else num_retries,
-            fallbacks=fallbacks,
+            fallbacks=fallback_map(ls.fallbacks, rs.fallbacks),
+            context_window_fallbacks=fallback_map(ls.context_window_fallbacks, rs.context_window_fallbacks),
+            content_policy_fallbacks=fallback_map(ls.content_policy_fallbacks, rs.content_policy_fallbacks),
+            default_fallbacks=[*ls.default_fallbacks, *rs.default_fallbacks],
+            max_fallbacks=5 if max_fallbacks is None else max_fallbacks,
             aliases=dict(rs.model_group_alias),
+            retry_policy=retry_policy,
             max_retry_wait=rs.max_retry_wait,
+            routing_strategy=rs.routing_strategy,
+            allowed_fails=rs.allowed_fails,
+            cooldown_time=rs.cooldown_time,
+            disable_cooldowns=rs.disable_cooldowns,
+            exploration=exploration,
+            latency_buffer=latency_buffer,
+            pre_call_checks=rs.enable_pre_call_checks,
         )
+
+    def wildcard_route(self, entry: DeploymentConfig, index: int) -> WildcardRoute:
+        """A model_name with a ``*`` serves every name it matches (see core/routing/wildcards.py)."""
+        where = f"{self.config.source or 'config'}: model_list[{index}] (model_name {entry.model_name!r})"
+        if entry.model_name.count("*") != 1:
+            raise StartupError(f"{where}: a wildcard model_name has exactly one '*'")
+        template = entry.litellm_params.model
+        prefix, slash, _ = template.partition("/")
+        if slash and "*" not in prefix:
+            try:
+                self.provider(prefix)
+            except StartupError as exc:
+                raise StartupError(f"{where}: litellm_params.model {template!r}: {exc}") from None
+
+        def build(model: str, star: str) -> Deployment:
+            resolved = template.replace("*", star)
+            provider, slash, _ = resolved.partition("/")
+            if slash and provider_class(provider) is None and "*" in prefix:
+                raise ProxyError(
+                    ErrorKind.NOT_FOUND,
+                    f"model '{model}' is not served by this proxy: unknown provider '{provider}'",
+                    param="model",
+                    code="model_not_found",
+                )
+            concrete = entry.model_copy(
+                update={
+                    "model_name": model,
+                    "litellm_params": entry.litellm_params.model_copy(update={"model": resolved}),
+                    "model_info": entry.model_info.model_copy(update={"id": None}),
+                }
+            )
+            try:
+                return self.build_deployment(concrete, index)
+            except StartupError as exc:
+                log.warning("wildcard entry %r cannot serve %r: %s", entry.model_name, model, exc)
+                raise ProxyError(
+                    ErrorKind.NOT_FOUND,
+                    f"model '{model}' is not served by this proxy",
+                    param="model",
+                    code="model_not_found",
+                ) from None
+
+        return WildcardRoute(entry.model_name, build)
 
     def build_deployment(self, entry: DeploymentConfig, index: int = 0) -> Deployment:
         params = entry.litellm_params
@@ -151,6 +232,10 @@ class Runtime:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         await self.http.start()
+        await self.shared_state.start()
+        await self.router.start()
+        if self.health_checker is not None:
+            await self.health_checker.start()
         if not await self._migrate():
             self._migration_retry = asyncio.create_task(self._migrate_until_done())
         await self.spend.start()
@@ -176,6 +261,10 @@ class Runtime:
         await self.ops.stop()
         await self.spend.stop()
         await self.db.close()
+        if self.health_checker is not None:
+            await self.health_checker.stop()
+        await self.router.stop()
+        await self.shared_state.close()
         await self.http.close()
 
     async def _migrate(self) -> bool:
@@ -207,6 +296,11 @@ class Runtime:
         if problem:
             result["error"] = problem
         return "database", result
+
+    async def _shared_state_readiness(self) -> tuple[str, dict[str, Any]]:
+        state = self.shared_state
+        status = "ok" if state.shared or not state.distributed else "degraded"
+        return "shared_state", {"status": status, "backend": state.describe(), "required": False}
 
     def check_models(self, models: list[str] | None, param: str = "models") -> None:
         """Admin input: every model named must be one this proxy serves."""
@@ -271,3 +365,13 @@ class Runtime:
                 await self.discover()
             except Exception:
                 log.exception("Ollama model discovery failed")
+
+
+def fallback_map(*lists: list[dict[str, list[str]]]) -> dict[str, list[str]]:
+    """LiteLLM's ``[{group: [fallback, ...]}, ...]`` lists, merged into one mapping."""
+    merged: dict[str, list[str]] = {}
+    for entries in lists:
+        for entry in entries:
+            for group, targets in entry.items():
+                merged.setdefault(group, []).extend(targets)
+    return merged

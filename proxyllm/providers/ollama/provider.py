@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import orjson
@@ -12,10 +12,17 @@ from proxyllm.core.deployment import Deployment
 from proxyllm.core.types import Operation
 from proxyllm.errors import ErrorKind, ProxyError
 from proxyllm.providers.base import Provider, register
-from proxyllm.providers.http import bearer_headers, client_timeout, iter_lines
+from proxyllm.providers.http import bearer_headers, client_timeout, default_error, iter_lines
 from proxyllm.providers.ollama import chat, embed, generate
 
 DONE = b"data: [DONE]\n\n"
+# How Ollama says a prompt does not fit the model's context (e.g. with truncate false, or embeddings).
+CONTEXT_MARKERS = ("context length", "context window", "prompt too long", "input length exceeds")
+
+
+def too_long(message: str) -> bool:
+    lowered = message.lower()
+    return any(marker in lowered for marker in CONTEXT_MARKERS)
 
 
 def _json(raw: bytes) -> dict[str, Any]:
@@ -26,7 +33,10 @@ def _json(raw: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ProxyError(ErrorKind.UPSTREAM, "Ollama returned an unexpected JSON value")
     if "error" in data:
-        raise ProxyError(ErrorKind.UPSTREAM, f"Ollama error: {data['error']}")
+        message = f"Ollama error: {data['error']}"
+        if too_long(message):
+            raise ProxyError(ErrorKind.CONTEXT_WINDOW_EXCEEDED, message, code="context_length_exceeded")
+        raise ProxyError(ErrorKind.UPSTREAM, message)
     return data
 
 
@@ -43,6 +53,12 @@ class OllamaProvider(Provider):
     api_base_env = "OLLAMA_API_BASE"
     api_key_env = "OLLAMA_API_KEY"
     chat_via_generate = True
+
+    def map_error(self, status: int, raw: bytes, headers: Mapping[str, str]) -> ProxyError:
+        err = default_error(status, raw, headers)
+        if status in (400, 413, 500) and too_long(err.message):
+            return ProxyError(ErrorKind.CONTEXT_WINDOW_EXCEEDED, err.message, code="context_length_exceeded")
+        return err
 
     def _translate(self, dep: Deployment, ctx: RequestContext, stream: bool) -> tuple[str, dict[str, Any]]:
         body = {**dep.request_defaults, **ctx.body} if dep.request_defaults else ctx.body

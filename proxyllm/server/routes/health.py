@@ -44,9 +44,19 @@ async def _probe(dep: Deployment) -> tuple[Deployment, str | None]:
 
 @router.get("/health")
 async def health(runtime: RuntimeDep, caller: Caller) -> dict[str, Any]:
-    results = await asyncio.gather(*(_probe(d) for d in runtime.router.deployments))
-    healthy = [d.public_info() for d, err in results if err is None]
-    unhealthy = [{**d.public_info(), "error": err} for d, err in results if err is not None]
+    """Each deployment's probe result and routing state (cooldown, in flight, usage this minute).
+
+    With background health checks on, the latest background results are shown instead of probing.
+    """
+    deployments = runtime.router.deployments
+    checker = runtime.health_checker
+    if checker is not None and all(d.id in checker.results for d in deployments):
+        results = [(d, checker.results[d.id].error) for d in deployments]
+    else:
+        results = await asyncio.gather(*(_probe(d) for d in deployments))
+    status = runtime.router.status
+    healthy = [{**d.public_info(), **status(d)} for d, err in results if err is None]
+    unhealthy = [{**d.public_info(), **status(d), "error": err} for d, err in results if err is not None]
     return {
         "healthy_endpoints": healthy,
         "unhealthy_endpoints": unhealthy,

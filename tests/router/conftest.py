@@ -1,0 +1,133 @@
+"""Router tests: fresh fake upstreams per test, config building, SDK clients, and Redis when present."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import openai
+import pytest
+import redis
+import yaml
+
+from tests.conftest import MASTER_KEY, ProxyServer
+from tests.fakes.ollama_upstream import FakeOllama
+from tests.fakes.openai_upstream import FakeOpenAI
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+HI = [{"role": "user", "content": "hi"}]
+
+
+def redis_url_or_skip() -> str:
+    """REDIS_URL (or the local default) when it answers; else skip — or fail when services are required."""
+    url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        client.ping()
+        client.close()
+    except redis.RedisError as exc:
+        message = f"Redis at {url} is unreachable ({type(exc).__name__})"
+        if os.environ.get("PROXYLLM_REQUIRE_SERVICES") == "1":
+            pytest.fail(message + " and PROXYLLM_REQUIRE_SERVICES=1")
+        pytest.skip(message + "; set REDIS_URL to run the shared-state tests")
+    return url
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return redis_url_or_skip()
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A key prefix no other test (or run) uses."""
+    return f"proxyllm-test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def fakes() -> AsyncIterator[Callable[..., Awaitable[Any]]]:
+    """``await fakes(n)`` -> n fresh FakeOpenAI servers; ``await fakes(n, kind="ollama")`` for Ollama."""
+    started: list[FakeOpenAI | FakeOllama] = []
+
+    async def make(n: int = 1, *, kind: str = "openai", **kwargs: Any) -> list[Any]:
+        made: list[Any] = []
+        for _ in range(n):
+            fake = FakeOllama(**kwargs) if kind == "ollama" else FakeOpenAI(**kwargs)
+            await fake.start()
+            started.append(fake)
+            made.append(fake)
+        return made
+
+    yield make
+    for fake in started:
+        await fake.stop()
+
+
+def deployment(name: str, fake: FakeOpenAI | FakeOllama, model: str = "gpt-fake", **params: Any) -> dict[str, Any]:
+    info = params.pop("model_info", None)
+    if isinstance(fake, FakeOllama):
+        litellm_params = {"model": f"ollama_chat/{model}", "api_base": fake.url}
+    else:
+        litellm_params = {"model": f"openai/{model}", "api_base": fake.api_base, "api_key": "sk-upstream"}
+    entry: dict[str, Any] = {"model_name": name, "litellm_params": {**litellm_params, **params}}
+    if info:
+        entry["model_info"] = info
+    return entry
+
+
+def config(
+    model_list: list[dict[str, Any]],
+    *,
+    router: dict[str, Any] | None = None,
+    litellm: dict[str, Any] | None = None,
+    general: dict[str, Any] | None = None,
+) -> str:
+    return yaml.safe_dump(
+        {
+            "model_list": model_list,
+            "router_settings": {"num_retries": 2, **(router or {})},
+            "litellm_settings": litellm or {},
+            "general_settings": {"master_key": MASTER_KEY, **(general or {})},
+        }
+    )
+
+
+async def start(proxy_factory: Any, text: str, *, seed: int | None = 1234, **kwargs: Any) -> ProxyServer:
+    server: ProxyServer = await asyncio.to_thread(proxy_factory, text, **kwargs)
+    if seed is not None:
+        server.runtime.router.rng.seed(seed)
+    return server
+
+
+def client(proxy: ProxyServer, **kwargs: Any) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=MASTER_KEY, max_retries=0, **kwargs)
+
+
+async def chat(c: openai.AsyncOpenAI, model: str = "m", **kwargs: Any) -> Any:
+    """A chat call that returns the raw response, so headers can be checked too."""
+    return await c.chat.completions.with_raw_response.create(model=model, messages=HI, **kwargs)
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 5.0, interval: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(interval)
+
+
+def dep_id(proxy: ProxyServer, fake: FakeOpenAI | FakeOllama) -> str:
+    """The id of the deployment pointing at ``fake``."""
+    for dep in proxy.runtime.router.deployments:
+        if dep.api_base.startswith(fake.url):
+            return dep.id
+    raise AssertionError("no deployment for that fake")
+
+
+def status(proxy: ProxyServer, fake: FakeOpenAI | FakeOllama) -> dict[str, Any]:
+    router = proxy.runtime.router
+    return router.status(router.stats[dep_id(proxy, fake)].dep)
