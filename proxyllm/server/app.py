@@ -19,6 +19,7 @@ from proxyllm.server.messages import CountTokensEndpoint, MessagesEndpoint
 from proxyllm.server.middleware import RequestIdMiddleware
 from proxyllm.server.routes import audit, customers, health, keys, models, models_admin, spend, stripe, teams, users
 from proxyllm.server.runtime import Runtime
+from proxyllm.ui.routes import router as ui_router
 
 LLM_PATHS = {
     Operation.CHAT: ("/v1/chat/completions", "/chat/completions"),
@@ -48,6 +49,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(health.router)
     for module in (models, models_admin, keys, users, teams, spend, stripe, customers, audit):
         app.include_router(module.router)
+    app.include_router(ui_router)
     errors.install(app)
     hot_paths = frozenset(path for paths in LLM_PATHS.values() for path in paths)
     app.add_middleware(RequestIdMiddleware, skip_paths=hot_paths)
