@@ -6,7 +6,7 @@ back unchanged. Streams are relayed event by event; the proxy parses only the us
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import orjson
@@ -16,7 +16,8 @@ from proxyllm.core.deployment import Deployment
 from proxyllm.core.types import Operation, Usage
 from proxyllm.errors import ErrorKind, ProxyError
 from proxyllm.providers.base import Provider, register
-from proxyllm.providers.http import bearer_headers, iter_lines
+from proxyllm.providers.http import bearer_headers, iter_line_batches
+from proxyllm.providers.openai_errors import openai_error
 
 PATHS = {
     Operation.CHAT: "/chat/completions",
@@ -57,6 +58,10 @@ class OpenAIProvider(Provider):
     def url(self, dep: Deployment, operation: Operation) -> str:
         return dep.api_base + PATHS[operation]
 
+    def map_error(self, status: int, raw: bytes, headers: Mapping[str, str]) -> ProxyError:
+        # Context-window and content-policy errors get their own kinds (and fallbacks).
+        return openai_error(status, raw, headers)
+
     def body(self, dep: Deployment, ctx: RequestContext, *, stream: bool = False) -> bytes:
         """The upstream request; OpenAI-compatible clouds override it to refuse or drop parameters."""
         return upstream_body(dep, ctx, stream=stream)
@@ -84,22 +89,29 @@ class OpenAIProvider(Provider):
             proxy=dep.proxy_url,
             on_error=self.map_error,
         ) as resp:
-            async for line in iter_lines(resp):
-                if not line.startswith(b"data:"):
-                    continue  # blank separators, comments, event names
-                data = line[5:].strip()
-                if data == b"[DONE]":
-                    yield DONE
-                    return
-                if data.startswith(b'{"error"'):
-                    raise stream_error(data)
-                if b'"usage":{' in data or b'"usage": {' in data:
-                    chunk = orjson.loads(data)
-                    ctx.usage = Usage.from_openai(chunk.get("usage"))
-                    if strip_usage and not chunk.get("choices"):
-                        continue
-                ctx.output_chunks += 1
-                yield b"data: " + data + b"\n\n"
+            async for lines in iter_line_batches(resp):
+                out: list[bytes] = []
+                for line in lines:
+                    if not line.startswith(b"data:"):
+                        continue  # blank separators, comments, event names
+                    data = line[5:].strip()
+                    if data == b"[DONE]":
+                        out.append(DONE)
+                        yield b"".join(out)
+                        return
+                    if data.startswith(b'{"error"'):
+                        if out:
+                            yield b"".join(out)
+                        raise stream_error(data)
+                    if b'"usage":{' in data or b'"usage": {' in data:
+                        chunk = orjson.loads(data)
+                        ctx.usage = Usage.from_openai(chunk.get("usage"))
+                        if strip_usage and not chunk.get("choices"):
+                            continue
+                    ctx.output_chunks += 1
+                    out.append(b"data: " + data + b"\n\n")
+                if out:
+                    yield b"".join(out)
         raise ProxyError(ErrorKind.UPSTREAM_CONNECT, "upstream stream ended without [DONE]")
 
     async def list_models(self, api_base: str, api_key: str | None) -> list[str]:

@@ -12,7 +12,7 @@ from proxyllm.core.deployment import Deployment
 from proxyllm.core.types import Operation
 from proxyllm.errors import ErrorKind, ProxyError
 from proxyllm.providers.base import Provider, register
-from proxyllm.providers.http import bearer_headers, client_timeout, default_error, iter_lines
+from proxyllm.providers.http import bearer_headers, client_timeout, default_error, iter_line_batches
 from proxyllm.providers.ollama import chat, embed, generate
 
 DONE = b"data: [DONE]\n\n"
@@ -124,19 +124,29 @@ class OllamaProvider(Provider):
             proxy=dep.proxy_url,
             on_error=self.map_error,
         ) as resp:
-            async for line in iter_lines(resp):
-                if not line.strip():
-                    continue
-                data = _json(line)
-                for event in translator.feed(data):
-                    ctx.output_chunks += 1
-                    yield event
-                if data.get("done"):
-                    ctx.usage = translator.usage
-                    if ctx.client_wants_usage and translator.usage is not None:
-                        yield encoder.usage(translator.usage)
-                    yield DONE
-                    return
+            async for lines in iter_line_batches(resp):
+                out: list[bytes] = []
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    try:
+                        data = _json(line)
+                    except ProxyError:
+                        if out:
+                            yield b"".join(out)
+                        raise
+                    events = translator.feed(data)
+                    ctx.output_chunks += len(events)
+                    out.extend(events)
+                    if data.get("done"):
+                        ctx.usage = translator.usage
+                        if ctx.client_wants_usage and translator.usage is not None:
+                            out.append(encoder.usage(translator.usage))
+                        out.append(DONE)
+                        yield b"".join(out)
+                        return
+                if out:
+                    yield b"".join(out)
         raise ProxyError(ErrorKind.UPSTREAM_CONNECT, "Ollama stream ended before its final line")
 
     async def list_models(self, api_base: str, api_key: str | None) -> list[str]:
