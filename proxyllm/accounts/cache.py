@@ -43,6 +43,8 @@ class KeyCache:
         self.lock = lock or asyncio.Lock()  # shared with the spend writer's flush: see load()
         self._entries: dict[str, tuple[float, KeyAuth | None]] = {}
         self.accounts: dict[AccountId, Account] = {}
+        # Called with what this replica invalidated, to tell the others (accounts/invalidation.py).
+        self.on_invalidate: Callable[[str | None], None] | None = None
 
     async def get(self, token: str) -> KeyAuth | None:
         entry = self._entries.get(token)
@@ -60,11 +62,13 @@ class KeyCache:
         self._entries[token] = (now + (self.ttl if record else self.negative_ttl), record)
         return record
 
-    def invalidate(self, token: str | None = None) -> None:
+    def invalidate(self, token: str | None = None, *, announce: bool = True) -> None:
         if token is None:
             self._entries.clear()
         else:
             self._entries.pop(token, None)
+        if announce and self.on_invalidate is not None:
+            self.on_invalidate(token)
 
     async def load(self, token: str) -> KeyAuth | None:
         # Under the writer's lock: the rows read and the not-yet-written deltas are one consistent view.

@@ -14,6 +14,7 @@ from proxyllm.core.hooks import Hook
 from proxyllm.core.pricing import estimate_max_cost
 from proxyllm.core.router import Router
 from proxyllm.errors import ErrorKind, ProxyError
+from proxyllm.limits.budgets import SharedBudgets
 
 ZERO = Decimal(0)
 
@@ -28,10 +29,18 @@ class BudgetHook(Hook):
 
     name = "budgets"
 
-    def __init__(self, router: Router, writer: SpendWriter, *, default_max_tokens: int = 4096) -> None:
+    def __init__(
+        self,
+        router: Router,
+        writer: SpendWriter,
+        *,
+        default_max_tokens: int = 4096,
+        shared: SharedBudgets | None = None,
+    ) -> None:
         self.router = router
         self.writer = writer
         self.default_max_tokens = default_max_tokens
+        self.shared = shared  # reservations across replicas (Redis), on top of this process's
 
     async def before_call(self, ctx: RequestContext) -> None:
         auth = key_auth(ctx)
@@ -47,7 +56,14 @@ class BudgetHook(Hook):
             )
         deployments = group.deployments if group is not None else []
         estimate = estimate_max_cost(ctx, deployments, self.default_max_tokens)
-        ctx.extra["reservation"] = reserve(auth.accounts, estimate)
+        reservation = reserve(auth.accounts, estimate)
+        if self.shared is not None and self.shared.needed(ctx):
+            try:
+                await self.shared.reserve(reservation, ctx)
+            except BaseException:
+                settle(reservation, ZERO)
+                raise
+        ctx.extra["reservation"] = reservation
 
     async def after_call(self, ctx: RequestContext) -> None:
         reservation = ctx.extra.get("reservation")
@@ -55,6 +71,8 @@ class BudgetHook(Hook):
             return
         cost = ctx.cost or ZERO
         settle(reservation, cost)
+        if self.shared is not None:
+            await self.shared.settle(ctx, cost)
         if cost:
             self.writer.add_charge([a.key for a in reservation.accounts], cost)
 

@@ -59,10 +59,13 @@ class Reservation:
     settled: bool = False
 
 
-def budget_error(account: Account) -> ProxyError:
+def budget_error(account: Account, *, spend: Decimal | None = None, reserved: Decimal | None = None) -> ProxyError:
+    """Out of budget; ``spend``/``reserved`` when another view than this process's decided (Redis)."""
+    spend = account.spend if spend is None else spend
+    reserved = account.reserved if reserved is None else reserved
     return ProxyError(
         ErrorKind.BUDGET_EXCEEDED,
-        f"budget exceeded for {account.label()}: spend {account.spend:.6f} (+{account.reserved:.6f} reserved "
+        f"budget exceeded for {account.label()}: spend {spend:.6f} (+{reserved:.6f} reserved "
         f"by requests in flight) of max_budget {account.max_budget}"
         + (f"; resets at {account.reset_at.isoformat()}" if account.reset_at else ""),
         code="budget_exceeded",

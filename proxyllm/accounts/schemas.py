@@ -6,7 +6,7 @@ Unknown fields are refused (400 naming the field) rather than silently ignored.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -45,6 +45,10 @@ class KeyFields(_Limits):
     user_id: str | None = None
     team_id: str | None = None
     tags: list[str] | None = None
+    # Kept in the key's metadata, as LiteLLM does (see store.METADATA_FIELDS).
+    model_rpm_limit: dict[str, Annotated[int, Field(ge=0)]] | None = None
+    model_tpm_limit: dict[str, Annotated[int, Field(ge=0)]] | None = None
+    allowed_cache_controls: list[str] | None = None
 
     @field_validator("duration")
     @classmethod

@@ -39,10 +39,19 @@ def not_found(what: str, ident: str, param: str) -> ProxyError:
     return ProxyError(ErrorKind.NOT_FOUND, f"{what} '{ident}' does not exist", param=param)
 
 
+# Key fields without a column of their own: they live in the key's metadata (where LiteLLM puts them too).
+METADATA_FIELDS = ("model_rpm_limit", "model_tpm_limit", "allowed_cache_controls")
+
+
 def apply_fields(row: Any, fields: dict[str, Any]) -> None:
     """Copy API fields onto a row; a new budget_duration restarts the budget period."""
     for name, value in fields.items():
-        setattr(row, "metadata_" if name == "metadata" else name, value)
+        if name not in METADATA_FIELDS:
+            setattr(row, "metadata_" if name == "metadata" else name, value)
+    in_metadata = {name: fields[name] for name in METADATA_FIELDS if name in fields}
+    if in_metadata:  # merged into the metadata; null removes the field
+        merged = {**(row.metadata_ or {}), **in_metadata}
+        row.metadata_ = {k: v for k, v in merged.items() if k not in in_metadata or v is not None}
     if "budget_duration" in fields:
         duration = fields["budget_duration"]
         row.budget_reset_at = next_reset(now(), duration) if duration else None

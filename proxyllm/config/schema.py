@@ -7,7 +7,7 @@ warns once for every key no part of the proxy reads.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -63,6 +63,21 @@ class DeploymentConfig(BaseModel):
 FallbackList = list[dict[str, list[str]]]
 
 
+class CacheParams(_Section):
+    """``litellm_settings.cache_params``: the response cache (see proxyllm/cache)."""
+
+    type: Literal["local", "redis"] | None = None  # None: redis when one is configured, else local
+    host: str | None = None
+    port: int | None = Field(default=None, gt=0)
+    password: str | None = None
+    url: str | None = None
+    namespace: str | None = None
+    ttl: float | None = Field(default=None, gt=0)
+    supported_call_types: list[str] | None = None
+    mode: Literal["default_on", "default_off"] = "default_on"
+    max_size_in_memory: int = Field(default=1000, ge=1)
+
+
 class LitellmSettings(_Section):
     drop_params: bool = False
     num_retries: int | None = Field(default=None, ge=0)
@@ -74,6 +89,9 @@ class LitellmSettings(_Section):
     max_fallbacks: int | None = Field(default=None, ge=0)
     set_verbose: bool = False
     json_logs: bool = False
+    cache: bool = False
+    cache_params: CacheParams = Field(default_factory=CacheParams)
+    require_auth_for_metrics_endpoint: bool = False
 
 
 class RouterSettings(_Section):
@@ -109,6 +127,7 @@ class GeneralSettings(_Section):
     master_key: str | None = None
     database_url: str | None = None
     max_request_size_mb: float = Field(default=10.0, gt=0)
+    global_max_parallel_requests: int | None = Field(default=None, ge=1)
     background_health_checks: bool = False
     health_check_interval: float = Field(default=300.0, gt=0)
     # Operator controls (proxyllm/ops): models in the database, IP allowlist, client address behind proxies.

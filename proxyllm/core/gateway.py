@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator, Sequence
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.hooks import Hook, overrides
-from proxyllm.core.pricing import call_cost, estimate_prompt_tokens
+from proxyllm.core.pricing import ZERO, call_cost, estimate_prompt_tokens
 from proxyllm.core.router import Router
 from proxyllm.core.streaming import relay
 from proxyllm.core.types import Usage
@@ -36,20 +36,23 @@ class Gateway:
                     await hook.before_call(ctx)
                 ctx.hooks_ran = i + 1
             cached = ctx.extra.get("cached")
-            if cached is not None:
+            if cached is not None:  # answered from the response cache: no upstream, no cost
                 ctx.outcome = "success"
+                ctx.cost = ZERO
                 return cached  # type: ignore[no-any-return]
+            tap = ctx.extra.get("tap")  # a hook that wants the response (the cache, to store it)
             if ctx.stream:
                 first, events = await self.router.open_stream(ctx)
                 assert ctx.deployment is not None
-                return relay(ctx, first, events, ctx.deployment.stream_idle_timeout)
+                stream = relay(ctx, first, events, ctx.deployment.stream_idle_timeout)
+                return stream if tap is None else tap(ctx, stream)
             body = await self.router.complete(ctx)
         except ProxyError as err:
             ctx.outcome, ctx.error = "error", err
             raise
         ctx.outcome = "success"
         self.settle_cost(ctx)
-        return body
+        return body if tap is None else tap(ctx, body)
 
     def settle_cost(self, ctx: RequestContext) -> None:
         dep = ctx.deployment

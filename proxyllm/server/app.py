@@ -12,12 +12,14 @@ from starlette.routing import Route
 from proxyllm import __version__
 from proxyllm.config import ProxyConfig, load_config
 from proxyllm.core.types import Operation
+from proxyllm.observability import configure_logging, json_logs_wanted
 from proxyllm.ops.allowlist import IPAllowlistMiddleware
 from proxyllm.server import errors
 from proxyllm.server.asgi import LLMEndpoint
 from proxyllm.server.messages import CountTokensEndpoint, MessagesEndpoint
 from proxyllm.server.middleware import RequestIdMiddleware
 from proxyllm.server.routes import audit, customers, health, keys, models, models_admin, spend, stripe, teams, users
+from proxyllm.server.routes.metrics import router as metrics_router
 from proxyllm.server.runtime import Runtime
 from proxyllm.ui.routes import router as ui_router
 
@@ -47,6 +49,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.router.routes.append(Route("/v1/messages", messages, methods=["POST"], include_in_schema=False))
     app.router.routes.append(Route("/v1/messages/count_tokens", count, methods=["POST"], include_in_schema=False))
     app.include_router(health.router)
+    app.include_router(metrics_router)
     for module in (models, models_admin, keys, users, teams, spend, stripe, customers, audit):
         app.include_router(module.router)
     app.include_router(ui_router)
@@ -68,4 +71,6 @@ def runtime_from_env() -> Runtime:
 
 def app_from_env() -> FastAPI:
     """uvicorn factory for multi-worker runs."""
-    return create_app(runtime_from_env())
+    runtime = runtime_from_env()
+    configure_logging(json_logs=json_logs_wanted(runtime.config.litellm_settings.json_logs))
+    return create_app(runtime)

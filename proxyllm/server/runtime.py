@@ -12,9 +12,12 @@ from typing import Any
 from proxyllm import __version__
 from proxyllm.accounts.cache import KeyCache
 from proxyllm.accounts.hooks import BudgetHook, SpendLogHook
+from proxyllm.accounts.invalidation import KeyInvalidations
 from proxyllm.accounts.records import ALL_MODELS
 from proxyllm.accounts.writer import SpendWriter
 from proxyllm.billing.wiring import billing_from_env, billing_hooks
+from proxyllm.cache.hook import CacheHook
+from proxyllm.cache.settings import cache_settings
 from proxyllm.config.schema import REQUEST_DEFAULT_PARAMS, DeploymentConfig, ProxyConfig
 from proxyllm.core.deployment import DEFAULT_TIMEOUT, Deployment, deployment_id
 from proxyllm.core.gateway import Gateway
@@ -26,11 +29,16 @@ from proxyllm.core.routing.strategies import strategy_for
 from proxyllm.core.routing.wildcards import WildcardRoute
 from proxyllm.db import Database, resolve_database_url
 from proxyllm.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.limits.budgets import SharedBudgets
+from proxyllm.limits.hook import RateLimitHook
+from proxyllm.limits.shared import SharedLimiter
+from proxyllm.observability import Metrics, ObservabilityHook
 from proxyllm.ops.controls import OperatorControls
 from proxyllm.providers import Provider, provider_class, provider_names
 from proxyllm.providers.http import UpstreamHTTP
 from proxyllm.server.auth import Authenticator, AuthHook
 from proxyllm.state import redis_url, shared_state
+from proxyllm.state.scripts import Scripts
 from proxyllm.tailnet import TailnetCheck, proxy_for
 
 log = logging.getLogger("proxyllm")
@@ -80,11 +88,28 @@ class Runtime:
         master_key = config.general_settings.master_key or env.get("LITELLM_MASTER_KEY") or None
         self.auth = Authenticator(master_key, self.keys)
         self.billing = billing_from_env(env, self.db)
+        # Limits, budgets and key-cache invalidations are shared by the replicas through Redis when configured.
+        self.scripts = Scripts(self.shared_state)
+        KeyInvalidations(self.keys, self.scripts)
+        self.metrics = Metrics(
+            known_model=lambda name: self.router.find(name) is not None,
+            deployments=self.router.all_stats,
+            queued_rows=lambda: self.spend.queued_rows,
+        )
+        limits = RateLimitHook(
+            SharedLimiter(self.scripts),
+            self.router,
+            global_max_parallel_requests=gs.global_max_parallel_requests,
+            on_reject=self.metrics.rejected,
+        )
         hooks: list[Hook] = [
+            ObservabilityHook(self.metrics),  # first, so it sees every request; only looks, after the call
             AuthHook(self.auth),
             *(extra_hooks or []),
-            BudgetHook(self.router, self.spend),
+            limits,
+            BudgetHook(self.router, self.spend, shared=SharedBudgets(limits)),
             *billing_hooks(self),
+            *self.cache_hooks(),
             SpendLogHook(self.spend),
         ]
         self.gateway = Gateway(self.router, hooks)
@@ -100,6 +125,19 @@ class Runtime:
         self.ops = OperatorControls(self)  # IP allowlist, models stored in the database
 
     # -- building -----------------------------------------------------------------------------
+
+    def cache_hooks(self) -> list[Hook]:
+        ls, rs = self.config.litellm_settings, self.config.router_settings
+        if not ls.cache:
+            return []
+        shared = redis_url(
+            url=rs.redis_url, host=rs.redis_host, port=rs.redis_port, password=rs.redis_password, env=self.env
+        )
+        try:
+            settings = cache_settings(ls.cache_params, shared_redis_url=shared)
+        except ValueError as exc:
+            raise StartupError(f"{self.config.source or 'config'}: litellm_settings.{exc}") from None
+        return [CacheHook(settings, self.router)]
 
     def provider(self, name: str) -> Provider:
         if name not in self._providers:

@@ -1,0 +1,1 @@
+"""The response cache: chat completions (plain and streamed), text completions and embeddings."""

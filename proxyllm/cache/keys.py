@@ -1,0 +1,32 @@
+"""The cache key: a hash of the normalised request, never of who sent it.
+
+What goes in: the operation, the model group the request resolves to (so aliases share entries),
+whether it streams, and every body field that can change the answer (messages or input, sampling
+parameters, tools, response format, stream options, ...). What stays out: the caller's key (it is
+never in the body), the end-user id ``user``, fields set to null (the same as absent) and the
+proxy's own fields, which were taken out of the body before (``fallbacks``, ``cache``, ``metadata``).
+Keys are sorted, so field order does not matter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+
+from proxyllm.core.context import RequestContext
+from proxyllm.providers.anthropic.provider import NATIVE_REQUEST
+
+IGNORED = frozenset({"model", "stream", "stream_options", "user"})
+
+
+def request_digest(ctx: RequestContext, group: str) -> str:
+    body = {k: v for k, v in ctx.body.items() if v is not None and k not in IGNORED}
+    material: dict[str, Any] = {"operation": ctx.operation.value, "model": group, "stream": ctx.stream, "body": body}
+    if ctx.stream:
+        material["stream_options"] = ctx.body.get("stream_options")
+    native = ctx.extra.get(NATIVE_REQUEST)
+    if native is not None:  # an Anthropic Messages request carries more than its OpenAI translation
+        material["native"] = {k: v for k, v in native.items() if k not in IGNORED}
+    return hashlib.sha256(orjson.dumps(material, option=orjson.OPT_SORT_KEYS)).hexdigest()

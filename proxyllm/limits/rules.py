@@ -1,0 +1,114 @@
+"""Which rate and concurrency limits apply to a request: one ``Rule`` per limited scope.
+
+A scope is a key, its user, its team, one model on a key (``model_rpm_limit`` / ``model_tpm_limit`` in
+the key's metadata, as LiteLLM stores them) or the whole proxy (``global_max_parallel_requests``).
+Requests are counted per clock minute (a fixed window: at most ``rpm_limit`` requests start within one
+minute); tokens are added when a call ends, and a scope that has used its ``tpm_limit`` this minute is
+refused until the next; parallel requests are counted from admission to the end of the response.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from proxyllm.accounts.ledger import Account
+from proxyllm.accounts.records import KeyAuth
+from proxyllm.core.context import RequestContext
+from proxyllm.core.router import Router
+
+RPM = "rpm_limit"
+TPM = "tpm_limit"
+PARALLEL = "max_parallel_requests"
+GLOBAL_PARALLEL = "global_max_parallel_requests"
+
+
+class Rule:
+    """The limits of one scope; ``key`` names its counters (shared by every request of the scope)."""
+
+    __slots__ = ("key", "label", "model", "parallel", "rpm", "scope", "tpm")
+
+    def __init__(
+        self,
+        key: str,
+        label: str,
+        scope: str,
+        *,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        parallel: int | None = None,
+        model: str | None = None,
+    ) -> None:
+        self.key = key
+        self.label = label
+        self.scope = scope  # key | user | team | key_model | global (a metric label)
+        self.rpm = rpm
+        self.tpm = tpm
+        self.parallel = parallel
+        self.model = model  # for key_model rules: the model the limit is for
+
+    def __repr__(self) -> str:
+        return f"Rule({self.key!r}, rpm={self.rpm}, tpm={self.tpm}, parallel={self.parallel})"
+
+
+def global_rule(limit: int | None) -> Rule | None:
+    if limit is None:
+        return None
+    return Rule("global", "the proxy", "global", parallel=limit)
+
+
+def account_rule(account: Account, label: str) -> Rule | None:
+    rpm, tpm, parallel = account.rpm_limit, account.tpm_limit, account.max_parallel_requests
+    if rpm is None and tpm is None and parallel is None:
+        return None
+    return Rule(f"{account.kind}:{account.id}", label, account.kind, rpm=rpm, tpm=tpm, parallel=parallel)
+
+
+def rules_for(ctx: RequestContext, router: Router, glob: Rule | None) -> list[Rule]:
+    """The rules of this request, cheapest first to check; empty for an unlimited caller."""
+    rules = [glob] if glob is not None else []
+    principal = ctx.principal
+    auth: KeyAuth | None = principal.auth if principal is not None else None
+    if auth is None:
+        return rules
+    name = auth.key_alias or auth.key_name
+    rule = account_rule(auth.key, f"key '{name}'")
+    if rule is not None:
+        rules.append(rule)
+    if auth.user is not None and (rule := account_rule(auth.user, f"user '{auth.user.id}'")) is not None:
+        rules.append(rule)
+    if auth.team is not None and (rule := account_rule(auth.team, f"team '{auth.team.id}'")) is not None:
+        rules.append(rule)
+    meta = auth.metadata
+    if meta and ("model_rpm_limit" in meta or "model_tpm_limit" in meta):
+        rule = model_rule(ctx, router, auth, meta, name)
+        if rule is not None:
+            rules.append(rule)
+    return rules
+
+
+def model_rule(ctx: RequestContext, router: Router, auth: KeyAuth, meta: dict[str, Any], name: str) -> Rule | None:
+    """The key's own limits for the model asked for (by its name, else by its model group's)."""
+    names = [ctx.model]
+    group = router.find(ctx.model)
+    if group is not None and group.name != ctx.model:
+        names.append(group.name)
+    for model in names:
+        rpm, tpm = _model_limit(meta, "model_rpm_limit", model), _model_limit(meta, "model_tpm_limit", model)
+        if rpm is not None or tpm is not None:
+            return Rule(
+                f"key_model:{auth.token}:{model}",
+                f"model '{model}' on key '{name}'",
+                "key_model",
+                rpm=rpm,
+                tpm=tpm,
+                model=model,
+            )
+    return None
+
+
+def _model_limit(meta: dict[str, Any], field: str, model: str) -> int | None:
+    limits = meta.get(field)
+    if not isinstance(limits, dict):
+        return None
+    value = limits.get(model)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None

@@ -1,0 +1,128 @@
+"""One log line per request, as JSON or plain text, and the process's log format.
+
+The request line goes to the ``proxyllm.requests`` logger at INFO: request id, key alias (never the
+key, nor its hash), user, team, model, model group, deployment, status, latency, time to first token,
+tokens, cost, cache hit, retries. Nothing is built when that logger is off (``LOG_LEVEL=warning``, or
+``logging.getLogger("proxyllm.requests").setLevel(logging.WARNING)``), and the text or JSON is only
+rendered by the handler that writes it.
+
+``litellm_settings.json_logs: true`` (or ``JSON_LOGS=true``, LiteLLM's variable) makes every log line of
+the process one JSON object; otherwise lines are plain text.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from proxyllm.core.context import RequestContext
+from proxyllm.core.pricing import format_cost
+
+log = logging.getLogger("proxyllm.requests")
+PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def request_fields(ctx: RequestContext) -> dict[str, Any]:
+    principal = ctx.principal
+    dep = ctx.deployment
+    usage = ctx.usage
+    error = ctx.error
+    first = ctx.first_chunk_at
+    status = 499 if ctx.outcome == "cancelled" else error.status if error is not None else 200
+    return {
+        "request_id": ctx.request_id,
+        "key_alias": principal.key_alias if principal is not None else None,
+        "user_id": principal.user_id if principal is not None else None,
+        "team_id": principal.team_id if principal is not None else None,
+        "call_type": ctx.operation.value,
+        "model": ctx.model,
+        "model_group": ctx.model_group,
+        "deployment": dep.id if dep is not None else None,
+        "status": status,
+        "outcome": ctx.outcome,
+        "error": error.kind.value[0] if error is not None else None,
+        "latency_ms": round((time.perf_counter() - ctx.started) * 1000, 3),
+        "ttft_ms": round((first - ctx.started) * 1000, 3) if first is not None else None,
+        "prompt_tokens": usage.prompt_tokens if usage is not None else 0,
+        "completion_tokens": usage.completion_tokens if usage is not None else 0,
+        "cost": format_cost(ctx.cost) if ctx.cost is not None else None,
+        "cache_hit": bool(ctx.extra.get("cache_hit")),
+        "stream": ctx.stream,
+        "retries": ctx.retries,
+        "fallbacks": ctx.fallbacks,
+    }
+
+
+class RequestLine:
+    """The request's fields; rendered as plain text only if a plain handler writes the record."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.fields = fields
+
+    def __str__(self) -> str:
+        f = self.fields
+        text = (
+            f"request {f['request_id']} {f['status']} {f['call_type']} model={f['model_group']}"
+            f" key={f['key_alias'] or '-'} deployment={f['deployment'] or '-'} latency={f['latency_ms']}ms"
+            f" tokens={f['prompt_tokens']}+{f['completion_tokens']} cost={f['cost'] or '0'}"
+        )
+        if f["ttft_ms"] is not None:
+            text += f" ttft={f['ttft_ms']}ms"
+        if f["cache_hit"]:
+            text += " cache_hit"
+        if f["error"]:
+            text += f" error={f['error']}"
+        return text
+
+
+def log_request(ctx: RequestContext) -> None:
+    if log.isEnabledFor(logging.INFO):
+        fields = request_fields(ctx)
+        # makeRecord + handle: what log.info does, without looking up the caller's frame (a few µs).
+        record = log.makeRecord(log.name, logging.INFO, __file__, 0, RequestLine(fields), (), None)
+        record.request = fields
+        log.handle(record)
+
+
+class JsonFormatter(logging.Formatter):
+    """Every record as one JSON object on one line; a request record's fields at the top level."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+        }
+        fields = getattr(record, "request", None)
+        if isinstance(fields, dict):
+            data["message"] = "request"
+            data.update(fields)
+        else:
+            data["message"] = record.getMessage()
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(data, default=str).decode()
+
+
+def json_logs_wanted(setting: bool, env: Mapping[str, str] = os.environ) -> bool:
+    return setting or env.get("JSON_LOGS", "").lower() in ("1", "true", "yes")
+
+
+def configure_logging(*, json_logs: bool, level: str | None = None) -> None:
+    """Set the format of every handler of the root logger (adding one on stderr when there is none)."""
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.StreamHandler(sys.stderr))
+        root.setLevel((level or os.environ.get("LOG_LEVEL") or "info").upper())
+    formatter = JsonFormatter() if json_logs else logging.Formatter(PLAIN_FORMAT)
+    for handler in root.handlers:
+        handler.setFormatter(formatter)

@@ -1,0 +1,151 @@
+"""Limits tests: proxies with virtual keys, Redis when asked for, and a clock kept away from minute ends."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import redis
+import yaml
+
+from tests.conftest import MASTER_KEY, ProxyServer
+from tests.fakes.ollama_upstream import FakeOllama
+from tests.fakes.openai_upstream import FakeOpenAI
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+HI = [{"role": "user", "content": "hi"}]
+
+
+def redis_url_or_skip() -> str:
+    """REDIS_URL (or the local default) when it answers; else skip, or fail when services are required."""
+    url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        client.ping()
+        client.close()
+    except redis.RedisError as exc:
+        message = f"Redis at {url} is unreachable ({type(exc).__name__})"
+        if os.environ.get("PROXYLLM_REQUIRE_SERVICES") == "1":
+            pytest.fail(message + " and PROXYLLM_REQUIRE_SERVICES=1")
+        pytest.skip(message + "; set REDIS_URL to run the Redis tests")
+    return url
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return redis_url_or_skip()
+
+
+@pytest.fixture
+def namespace() -> Iterator[str]:
+    """A Redis key prefix no other test (or run) uses; its keys are deleted afterwards."""
+    name = f"proxyllm-test-{uuid.uuid4().hex[:12]}"
+    yield name
+    url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        keys = list(client.scan_iter(f"{name}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+    except redis.RedisError:
+        pass
+
+
+def limits_config(
+    openai_upstream: FakeOpenAI,
+    ollama_upstream: FakeOllama,
+    *,
+    general: dict[str, Any] | None = None,
+    router: dict[str, Any] | None = None,
+    litellm: dict[str, Any] | None = None,
+) -> str:
+    """gpt-fake (priced), embed-fake and llama3, the master key, no retries, plus the given settings."""
+    return yaml.safe_dump(
+        {
+            "model_list": [
+                {
+                    "model_name": "gpt-fake",
+                    "litellm_params": {
+                        "model": "openai/gpt-fake",
+                        "api_base": openai_upstream.api_base,
+                        "api_key": "sk-upstream-secret",
+                        "input_cost_per_token": 0.000001,
+                        "output_cost_per_token": 0.000002,
+                    },
+                },
+                {
+                    "model_name": "embed-fake",
+                    "litellm_params": {"model": "openai/embed-fake", "api_base": openai_upstream.api_base},
+                },
+                {
+                    "model_name": "llama3",
+                    "litellm_params": {"model": "ollama_chat/llama3", "api_base": ollama_upstream.url},
+                },
+            ],
+            "general_settings": {"master_key": MASTER_KEY, **(general or {})},
+            "router_settings": {"num_retries": 0, **(router or {})},
+            "litellm_settings": litellm or {},
+        }
+    )
+
+
+async def start(proxy_factory: Any, config: str, **kwargs: Any) -> ProxyServer:
+    server: ProxyServer = await asyncio.to_thread(proxy_factory, config, **kwargs)
+    return server
+
+
+@pytest.fixture
+async def admin_for() -> AsyncIterator[Any]:
+    clients: list[httpx.AsyncClient] = []
+
+    def make(proxy: ProxyServer) -> httpx.AsyncClient:
+        client = httpx.AsyncClient(base_url=proxy.url, timeout=30, headers={"authorization": f"Bearer {MASTER_KEY}"})
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+async def new_key(admin: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
+    resp = await admin.post("/key/generate", json=fields)
+    assert resp.status_code == 200, resp.text
+    data: dict[str, Any] = resp.json()
+    return data
+
+
+def sdk(proxy: ProxyServer, key: str, **kwargs: Any) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=key, max_retries=0, **kwargs)
+
+
+async def away_from_minute_end(margin: float = 8.0) -> None:
+    """Limits count per clock minute: start a burst early enough in a minute that it fits in it."""
+    left = 60 - time.time() % 60
+    if left < margin:
+        await asyncio.sleep(left + 0.2)
+
+
+async def chat_status(client: openai.AsyncOpenAI, model: str = "gpt-fake", **kwargs: Any) -> int:
+    """200, or the status of the refusal (the exception's response is kept for inspection by callers)."""
+    try:
+        await client.chat.completions.create(model=model, messages=HI, **kwargs)
+    except openai.APIStatusError as exc:
+        return exc.status_code
+    return 200
+
+
+async def eventually(check: Any, timeout: float = 5.0, interval: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(interval)

@@ -1,0 +1,5 @@
+"""Observability tests use the limits tests' helpers."""
+
+from tests.limits.conftest import admin_for, namespace, redis_url
+
+__all__ = ["admin_for", "namespace", "redis_url"]

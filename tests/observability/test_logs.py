@@ -1,0 +1,109 @@
+"""One structured log line per request: JSON or plain text, never the key, nothing built when off."""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from proxyllm.observability import logs
+from proxyllm.observability.logs import JsonFormatter, RequestLine, configure_logging, json_logs_wanted
+from tests.conftest import MASTER_KEY, ProxyServer
+from tests.fakes.ollama_upstream import FakeOllama
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.limits.conftest import HI, limits_config, new_key, start
+
+
+@pytest.fixture
+async def proxy(proxy_factory: Any, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama) -> ProxyServer:
+    return await start(proxy_factory, limits_config(openai_upstream, ollama_upstream))
+
+
+def request_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "proxyllm.requests"]
+
+
+async def test_one_line_per_request_with_its_facts_and_never_the_key(
+    proxy: ProxyServer, admin_for: Any, openai_upstream: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="proxyllm.requests")
+    await admin_for(proxy).post("/team/new", json={"team_id": "loggers"})
+    key = await new_key(admin_for(proxy), key_alias="logged-key", team_id="loggers")
+    async with httpx.AsyncClient(
+        base_url=proxy.url, timeout=30, headers={"authorization": f"Bearer {key['key']}"}
+    ) as c:
+        ok = await c.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI})
+        openai_upstream.fail(500, "boom")
+        failed = await c.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI})
+    records = {r.request["request_id"]: r for r in request_records(caplog)}  # type: ignore[attr-defined]
+    line = records[ok.headers["x-litellm-call-id"]]
+    fields = line.request  # type: ignore[attr-defined]
+    assert fields["key_alias"] == "logged-key" and fields["team_id"] == "loggers"
+    assert fields["model"] == "gpt-fake" and fields["model_group"] == "gpt-fake"
+    assert fields["deployment"] == proxy.runtime.router.deployments[0].id
+    assert fields["status"] == 200 and fields["outcome"] == "success" and fields["error"] is None
+    assert fields["prompt_tokens"] == 1 and fields["completion_tokens"] == 5 and fields["cost"] == "0.000011"
+    assert fields["latency_ms"] > 0 and fields["cache_hit"] is False
+    bad = records[failed.headers["x-litellm-call-id"]].request  # type: ignore[attr-defined]
+    assert bad["status"] == 500 and bad["error"] == "upstream" and bad["outcome"] == "error"
+
+    for record in records.values():
+        for text in (JsonFormatter().format(record), logging.Formatter("%(message)s").format(record)):
+            assert key["key"] not in text and key["token"] not in text and MASTER_KEY not in text
+    as_json = orjson.loads(JsonFormatter().format(line))
+    assert as_json["message"] == "request" and as_json["level"] == "info" and as_json["logger"] == "proxyllm.requests"
+    assert as_json["request_id"] == ok.headers["x-litellm-call-id"] and as_json["status"] == 200
+    plain = logging.Formatter("%(message)s").format(line)
+    assert plain.startswith(f"request {ok.headers['x-litellm-call-id']} 200 chat model=gpt-fake key=logged-key")
+    assert "tokens=1+5 cost=0.000011" in plain and "\n" not in plain
+
+
+async def test_refused_requests_are_logged_too(proxy: ProxyServer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="proxyllm.requests")
+    async with httpx.AsyncClient(base_url=proxy.url, timeout=30) as c:
+        resp = await c.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI})
+    assert resp.status_code == 401
+    fields = request_records(caplog)[-1].request  # type: ignore[attr-defined]
+    assert fields["status"] == 401 and fields["error"] == "authentication" and fields["key_alias"] is None
+
+
+async def test_nothing_is_built_when_request_logs_are_off(
+    proxy: ProxyServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.WARNING, logger="proxyllm.requests")
+    built: list[Any] = []
+    monkeypatch.setattr(logs, "request_fields", lambda ctx: built.append(ctx) or {})
+    async with httpx.AsyncClient(
+        base_url=proxy.url, timeout=30, headers={"authorization": f"Bearer {MASTER_KEY}"}
+    ) as c:
+        assert (await c.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI})).is_success
+    assert built == [] and request_records(caplog) == []
+
+
+def test_json_or_plain_for_the_whole_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert json_logs_wanted(True, {}) and not json_logs_wanted(False, {})
+    assert json_logs_wanted(False, {"JSON_LOGS": "True"})
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [handler])
+    configure_logging(json_logs=True)
+    logging.getLogger("proxyllm.test").warning("plain %s", "message")
+    record = logging.LogRecord("proxyllm.requests", logging.INFO, __file__, 1, RequestLine({}), None, None)
+    record.request = {"request_id": "r-1", "status": 200}
+    handler.handle(record)
+    first, second = stream.getvalue().splitlines()
+    assert orjson.loads(first) | {"time": None} == {
+        "time": None,
+        "level": "warning",
+        "logger": "proxyllm.test",
+        "message": "plain message",
+    }
+    assert orjson.loads(second)["request_id"] == "r-1"
+    configure_logging(json_logs=False)
+    logging.getLogger("proxyllm.test").warning("back to text")
+    assert stream.getvalue().splitlines()[-1].endswith("WARNING proxyllm.test: back to text")
