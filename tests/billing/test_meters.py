@@ -59,7 +59,7 @@ async def outbox(proxy: ProxyServer, **params: Any) -> dict[str, Any]:
     return data
 
 
-async def wait_counts(proxy: ProxyServer, timeout: float = 30, **expected: int) -> dict[str, int]:
+async def wait_counts(proxy: ProxyServer, timeout: float = 60, **expected: int) -> dict[str, int]:
     deadline = time.monotonic() + timeout
     while True:
         counts: dict[str, int] = (await outbox(proxy, limit=1))["counts"]
