@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CONFIG ?=
 
-.PHONY: install run test lint format bench clean
+.PHONY: install test-deps run test lint format bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -19,7 +19,15 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/proxyllm $(if $(CONFIG),--config $(CONFIG),)
 
-test: $(STAMP)
+## The dashboard's browser tests drive Debian's Chromium (installed here when missing and we are root).
+test-deps:
+	@if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing chromium for the dashboard tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    chromium fonts-dejavu-core >/dev/null; \
+	fi
+
+test: $(STAMP) test-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
