@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.routing import Route
@@ -30,6 +31,24 @@ LLM_PATHS = {
 }
 
 
+class ProxyApp(FastAPI):
+    """FastAPI, except that the model endpoints are dispatched before its middleware and routing.
+
+    They are raw ASGI endpoints already; the stack in front of them was measured at ~10% of a request's
+    CPU. Only the IP allowlist (which also scopes per-key address checks) wraps them.
+    """
+
+    hot: dict[str, Any]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            endpoint = self.hot.get(scope["path"])
+            if endpoint is not None:
+                await endpoint(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(runtime: Runtime) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -39,23 +58,26 @@ def create_app(runtime: Runtime) -> FastAPI:
         finally:
             await runtime.stop()
 
-    app = FastAPI(title="proxyllm", version=__version__, lifespan=lifespan)
+    app = ProxyApp(title="proxyllm", version=__version__, lifespan=lifespan)
     app.state.runtime = runtime
-    for operation, paths in LLM_PATHS.items():
-        endpoint = LLMEndpoint(runtime, operation)
-        for path in paths:
-            app.router.routes.append(Route(path, endpoint, methods=["POST"], include_in_schema=False))
-    messages, count = MessagesEndpoint(runtime), CountTokensEndpoint(runtime)
-    app.router.routes.append(Route("/v1/messages", messages, methods=["POST"], include_in_schema=False))
-    app.router.routes.append(Route("/v1/messages/count_tokens", count, methods=["POST"], include_in_schema=False))
+    endpoints: dict[str, Any] = {
+        path: LLMEndpoint(runtime, operation) for operation, paths in LLM_PATHS.items() for path in paths
+    }
+    endpoints["/v1/messages"] = MessagesEndpoint(runtime)
+    endpoints["/v1/messages/count_tokens"] = CountTokensEndpoint(runtime)
+    for path, endpoint in endpoints.items():  # still routed, for the 405 on other methods
+        app.router.routes.append(Route(path, endpoint, methods=["POST"], include_in_schema=False))
+    app.hot = {
+        path: IPAllowlistMiddleware(endpoint, allowed=runtime.ops.allowed, resolver=runtime.ops.resolver)
+        for path, endpoint in endpoints.items()
+    }
     app.include_router(health.router)
     app.include_router(metrics_router)
     for module in (models, models_admin, keys, users, teams, spend, stripe, customers, audit):
         app.include_router(module.router)
     app.include_router(ui_router)
     errors.install(app)
-    hot_paths = frozenset(path for paths in LLM_PATHS.values() for path in paths)
-    app.add_middleware(RequestIdMiddleware, skip_paths=hot_paths)
+    app.add_middleware(RequestIdMiddleware, skip_paths=frozenset(endpoints))
     # Outermost: a refused address gets its 403 before any other work.
     app.add_middleware(IPAllowlistMiddleware, allowed=runtime.ops.allowed, resolver=runtime.ops.resolver)
     return app
