@@ -268,7 +268,7 @@ class Router:
             tried is None
             and not group.limited
             and not (group.input_limited and self.policy.pre_call_checks)
-            and not self.cooldowns.any_cooling(time.monotonic())
+            and (not self.cooldowns.active or not self.cooldowns.any_cooling(time.monotonic()))
         ):
             return self.strategy.pick(group, group.stats, ctx, self.rng)
         return self.strategy.pick(group, self._candidates(ctx, group, tried), ctx, self.rng)

@@ -96,7 +96,7 @@ class RedisState(SharedState):
     distributed = True
 
     def __init__(
-        self, url: str, *, namespace: str = "proxyllm", timeout: float = 0.5, retry_interval: float = 2.0
+        self, url: str, *, namespace: str = "proxyllm", timeout: float = 1.0, retry_interval: float = 2.0
     ) -> None:
         super().__init__()
         self.url = url

@@ -104,7 +104,15 @@ async def start(proxy_factory: Any, text: str, *, seed: int | None = 1234, **kwa
 
 
 def client(proxy: ProxyServer, **kwargs: Any) -> openai.AsyncOpenAI:
+    kwargs.setdefault("timeout", 30)
     return openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=MASTER_KEY, max_retries=0, **kwargs)
+
+
+async def fresh_minute(needed: float = 10.0) -> None:
+    """Wait for the next clock minute if this one has less than ``needed`` seconds left (rpm/tpm tests)."""
+    left = 60 - time.time() % 60
+    if left < needed:
+        await asyncio.sleep(left + 0.05)
 
 
 async def chat(c: openai.AsyncOpenAI, model: str = "m", **kwargs: Any) -> Any:

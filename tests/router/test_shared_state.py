@@ -16,7 +16,17 @@ import pytest
 from proxyllm.state import MarkEvent, MemoryState, SharedState, redis_url
 from proxyllm.state.redis import RedisState, redacted
 from tests.fakes.base import free_port
-from tests.router.conftest import chat, client, config, deployment, eventually, redis_url_or_skip, start, status
+from tests.router.conftest import (
+    chat,
+    client,
+    config,
+    deployment,
+    eventually,
+    fresh_minute,
+    redis_url_or_skip,
+    start,
+    status,
+)
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -142,6 +152,7 @@ async def test_usage_counters_are_shared(proxy_factory: Any, fakes: Any, redis_u
     env = {"REDIS_URL": redis_url}
     one = await start(proxy_factory, text, env=env)
     two = await start(proxy_factory, text, env=env)
+    await fresh_minute()
     await chat(client(one))
     await chat(client(one))
     await chat(client(two))

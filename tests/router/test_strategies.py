@@ -8,7 +8,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.router.conftest import chat, client, config, deployment, start
+from tests.router.conftest import chat, client, config, deployment, fresh_minute, start
 
 
 async def spread(c: openai.AsyncOpenAI, n: int, *, batch: int = 20, **kwargs: Any) -> None:
@@ -103,6 +103,7 @@ async def test_usage_based_prefers_fewest_tokens_this_minute(proxy_factory: Any,
     )
     proxy = await start(proxy_factory, text)
     c = client(proxy)
+    await fresh_minute()
     for _ in range(40):
         await chat(c)
     assert len(terse.requests) >= 32, f"the deployment using fewer tokens got {len(terse.requests)} of 40"
@@ -137,6 +138,7 @@ async def test_rpm_limit_skips_a_deployment_at_its_limit(proxy_factory: Any, fak
     )
     proxy = await start(proxy_factory, text)
     c = client(proxy)
+    await fresh_minute()
     for _ in range(10):
         await chat(c)
     assert len(limited.requests) == 2, "cost ties: the limited one serves until its rpm is used"
@@ -150,6 +152,7 @@ async def test_all_at_their_limit_is_429_with_retry_after(
     a, b = await fakes(2)
     proxy = await start(proxy_factory, config([deployment("m", a, **limit), deployment("m", b, **limit)]))
     c = client(proxy)
+    await fresh_minute()
     served = 0
     with pytest.raises(openai.RateLimitError) as info:
         for _ in range(20):

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import MASTER_KEY
-from tests.router.conftest import chat, client, config, dep_id, deployment, eventually, start, status
+from tests.router.conftest import chat, client, config, dep_id, deployment, eventually, fresh_minute, start, status
 
 
 async def test_response_headers(proxy_factory: Any, fakes: Any) -> None:
@@ -51,6 +51,7 @@ async def test_health_reports_each_deployments_state(proxy_factory: Any, fakes: 
     text = config([deployment("m", bad), deployment("m", good)], router={"allowed_fails": 1, "cooldown_time": 30})
     proxy = await start(proxy_factory, text)
     c = client(proxy)
+    await fresh_minute()
     for _ in range(6):
         await chat(c)
     async with httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {MASTER_KEY}"}) as http:

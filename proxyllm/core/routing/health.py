@@ -42,6 +42,9 @@ async def probe(dep: Deployment, timeout: float = PROBE_TIMEOUT) -> str | None:
         return err.message
     except TimeoutError:
         return f"no answer within {timeout:g}s"
+    except Exception as exc:  # a provider's bug must not stop the other probes
+        log.exception("health check of %s failed unexpectedly", dep.describe())
+        return f"health check failed: {type(exc).__name__}"
     return None
 
 
