@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     from proxyllm.config import ConfigError, load_config
-    from proxyllm.server.runtime import StartupError
+    from proxyllm.server.deployments import StartupError
 
     if args.command == "migrate":
         raise SystemExit(migrate(args.config))

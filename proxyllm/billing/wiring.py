@@ -18,7 +18,7 @@ def billing_from_env(env: Mapping[str, str], db: Database) -> Billing | None:
     try:
         settings = billing_settings(env)
     except BillingConfigError as exc:
-        from proxyllm.server.runtime import StartupError
+        from proxyllm.server.deployments import StartupError
 
         raise StartupError(f"billing: {exc}") from None
     if settings is None:

@@ -28,7 +28,7 @@ POLL_WITH_REDIS = 30.0
 
 class OperatorControls:
     def __init__(self, runtime: Runtime) -> None:
-        from proxyllm.server.runtime import StartupError
+        from proxyllm.server.deployments import StartupError
 
         self.runtime = runtime
         config, env = runtime.config, runtime.env

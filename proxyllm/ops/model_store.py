@@ -146,7 +146,7 @@ class ModelStore:
         entry = DeploymentConfig.model_validate(
             {**record.entry(), "litellm_params": _resolve_env(record.params, self.runtime.env)}
         )
-        from proxyllm.server.runtime import StartupError
+        from proxyllm.server.deployments import StartupError
 
         source = self.runtime.config.source or "config"
         try:

@@ -7,7 +7,8 @@ import logging
 import pytest
 
 from proxyllm.config.loader import ConfigError, load_config, parse_config
-from proxyllm.server.runtime import Runtime, StartupError
+from proxyllm.server.deployments import StartupError
+from proxyllm.server.runtime import Runtime
 
 GOOD = """
 model_list:

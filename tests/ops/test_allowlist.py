@@ -20,7 +20,8 @@ from proxyllm.ops.allowlist import (
     client_address,
     parse_address,
 )
-from proxyllm.server.runtime import Runtime, StartupError
+from proxyllm.server.deployments import StartupError
+from proxyllm.server.runtime import Runtime
 from tests.conftest import MASTER_KEY, ProxyServer, standard_config
 from tests.fakes.ollama_upstream import FakeOllama
 from tests.fakes.openai_upstream import FakeOpenAI

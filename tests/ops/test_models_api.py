@@ -10,7 +10,8 @@ import pytest
 
 from proxyllm.config.loader import parse_config
 from proxyllm.db.tables_ops import AuditLog, StoredModel
-from proxyllm.server.runtime import Runtime, StartupError
+from proxyllm.server.deployments import StartupError
+from proxyllm.server.runtime import Runtime
 from tests.conftest import MASTER_KEY, ProxyServer, standard_config
 from tests.fakes.base import Action
 from tests.fakes.ollama_upstream import FakeOllama

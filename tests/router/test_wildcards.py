@@ -83,7 +83,8 @@ async def test_model_group_alias(proxy_factory: Any, fakes: Any) -> None:
 
 def test_wildcard_with_unknown_provider_is_a_startup_error() -> None:
     from proxyllm.config.loader import parse_config
-    from proxyllm.server.runtime import Runtime, StartupError
+    from proxyllm.server.deployments import StartupError
+    from proxyllm.server.runtime import Runtime
 
     text = config([wildcard("x/*", "nosuch/*", "http://127.0.0.1:1")])
     with pytest.raises(StartupError) as info:
