@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 
 from proxyllm.config.schema import REQUEST_DEFAULT_PARAMS, DeploymentConfig, ProxyConfig
+from proxyllm.core import prices
 from proxyllm.core.deployment import DEFAULT_TIMEOUT, Deployment, deployment_id
 from proxyllm.core.router import RouterPolicy
 from proxyllm.core.routing.policy import parse_retry_policy
@@ -132,6 +133,11 @@ class DeploymentFactory:
         rs, ls = self.config.router_settings, self.config.litellm_settings
         timeout = params.timeout or rs.timeout or ls.request_timeout or DEFAULT_TIMEOUT
         extras = params.model_extra or {}
+        input_price, output_price = params.input_cost_per_token, params.output_cost_per_token
+        if input_price is None and output_price is None:
+            listed = prices.lookup(provider.name, entry.model_info.base_model or upstream_model)
+            if listed is not None:
+                input_price, output_price = listed
         raw_params = params.model_dump(mode="json", exclude_none=True)
         return Deployment(
             id=entry.model_info.id or deployment_id(entry.model_name, raw_params),
@@ -149,8 +155,8 @@ class DeploymentFactory:
             max_retries=params.max_retries,
             rpm=params.rpm,
             tpm=params.tpm,
-            input_cost_per_token=params.input_cost_per_token,
-            output_cost_per_token=params.output_cost_per_token,
+            input_cost_per_token=input_price,
+            output_cost_per_token=output_price,
             drop_params=params.drop_params if params.drop_params is not None else ls.drop_params,
             proxy_url=proxy_for(api_base, params.proxy, self.env),
             extra_headers=dict(params.extra_headers or {}),
