@@ -17,6 +17,8 @@ from typing import Any
 from bench.procs import Process, free_port, wait_for_http
 
 UPSTREAM_MODEL = "bench-upstream-model"
+STRIPE_PREFIX = "/stripe"
+STRIPE_CUSTOMER = "cus_bench"
 CREATED = 1_700_000_000
 ANSWER = ["Hello", " from", " the", " mock", " upstream", "."]
 STREAM_CHUNKS = len(ANSWER) + 2  # the role chunk, one per token, the finish chunk
@@ -93,6 +95,27 @@ def nginx_conf(port: int, workdir: Path) -> str:
             fixed(f"{SSE_PREFIX}/chat/completions", "text/event-stream", stream_body()),
             fixed(f"{JSON_PREFIX}/models", "application/json", models_body()),
             fixed(f"{SSE_PREFIX}/models", "application/json", models_body()),
+            # Stripe stand-in for the meters run: the customer the bench links, and meter events accepted.
+            fixed(
+                f"{STRIPE_PREFIX}/v1/customers/{STRIPE_CUSTOMER}",
+                "application/json",
+                _compact({"id": STRIPE_CUSTOMER, "object": "customer"}),
+            ),
+            fixed(
+                f"{STRIPE_PREFIX}/v1/billing/meter_events",
+                "application/json",
+                _compact(
+                    {
+                        "object": "billing.meter_event",
+                        "event_name": "bench_tokens",
+                        "payload": {},
+                        "identifier": "bench",
+                        "timestamp": CREATED,
+                        "created": CREATED,
+                        "livemode": False,
+                    }
+                ),
+            ),
         ]
     )
     return f"""daemon off;
@@ -138,6 +161,10 @@ class MockUpstream:
     @property
     def sse_api_base(self) -> str:
         return self.base_url + SSE_PREFIX
+
+    @property
+    def stripe_api_base(self) -> str:
+        return self.base_url + STRIPE_PREFIX
 
     def start(self) -> None:
         conf = self.workdir / "nginx.conf"

@@ -27,6 +27,7 @@ from bench.servers import (
     MODEL,
     SCENARIOS,
     STREAM_MODEL,
+    STRIPE_BASE_ENV,
     RunningServer,
     Scenario,
     start_server,
@@ -184,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         workdir = Path(tmp)
         mock = MockUpstream(tools["nginx"], core=plan.load_core)
         mock.start()
+        os.environ[STRIPE_BASE_ENV] = mock.stripe_api_base  # for the meters run (servers.meters_env)
         try:
             config = workdir / "config.yaml"
             write_config(config, mock)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import install
-from bench.mock import UPSTREAM_MODEL, MockUpstream
+from bench.mock import STRIPE_CUSTOMER, UPSTREAM_MODEL, MockUpstream
 from bench.procs import Process, free_port, http_call, wait_for_http
 
 MASTER_KEY = "sk-bench-master-key-0123456789"
@@ -78,6 +78,7 @@ class Scenario:
     prepare: Callable[[], object] | None = None  # installs what the command needs
     startup_timeout: float = 180.0
     notes: tuple[str, ...] = field(default=())
+    config_extra: str = ""  # appended to the run's config.yaml for this server only
 
 
 def _listen(launch: Launch) -> list[str]:
@@ -107,6 +108,39 @@ def litellm_version() -> str:
 def litellm_env(_: Launch) -> Mapping[str, str]:
     # Read the bundled model price map instead of fetching it over the network at start-up.
     return {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+
+
+STRIPE_BASE_ENV = "BENCH_STRIPE_API_BASE"
+
+
+def meters_env(launch: Launch) -> Mapping[str, str]:
+    """Stripe Billing Meters on, with the mock standing in for Stripe's API."""
+    return {
+        **proxyllm_sqlite_env(launch),
+        "STRIPE_API_KEY": "sk_test_bench",
+        "STRIPE_BILLING_METHOD": "meters",
+        "STRIPE_METER_EVENT_NAME": "bench_tokens",
+        "STRIPE_METER_RATE": "100000",
+        "STRIPE_API_BASE": os.environ[STRIPE_BASE_ENV],
+    }
+
+
+def metered_user_key(base_url: str, master_key: str) -> str:
+    """A key of a user linked to a Stripe customer (``/user/new`` with ``stripe_customer_id``)."""
+    reply = http_call(
+        "POST",
+        base_url + "/user/new",
+        body=json.dumps(
+            {"user_id": "bench-metered", "stripe_customer_id": STRIPE_CUSTOMER, "models": [MODEL, STREAM_MODEL]}
+        ).encode(),
+        headers={"Authorization": f"Bearer {master_key}", "Content-Type": "application/json"},
+    )
+    if reply.status != 200:
+        raise RuntimeError(f"/user/new answered {reply.status}: {reply.body[:300]!r}")
+    key = json.loads(reply.body).get("key")
+    if not isinstance(key, str):
+        raise RuntimeError("/user/new returned no key")
+    return key
 
 
 def generate_virtual_key(base_url: str, master_key: str) -> str:
@@ -146,6 +180,31 @@ SCENARIOS: dict[str, Scenario] = {
             "key checked, budget reserved, spend logged to SQLite",
         ),
     ),
+    "proxyllm-meters": Scenario(
+        name="proxyllm (virtual key, meters on)",
+        product="proxyllm",
+        command=proxyllm_command,
+        version=proxyllm_version,
+        env=meters_env,
+        setup=metered_user_key,
+        notes=(
+            "proxyllm (virtual key, meters on): STRIPE_BILLING_METHOD=meters; each request queues a meter event "
+            "in the outbox and a background sender posts it to the mock standing in for Stripe",
+        ),
+    ),
+    "proxyllm-cache": Scenario(
+        name="proxyllm (virtual key, cache on)",
+        product="proxyllm",
+        command=proxyllm_command,
+        version=proxyllm_version,
+        env=proxyllm_sqlite_env,
+        setup=generate_virtual_key,
+        config_extra="litellm_settings:\n  cache: true\n  cache_params: {type: local, ttl: 600}\n",
+        notes=(
+            "proxyllm (virtual key, cache on): the load repeats one request, so after the first every "
+            "request is a cache hit (streams replayed from the cache)",
+        ),
+    ),
     "litellm": Scenario(
         name="LiteLLM",
         product="LiteLLM",
@@ -156,7 +215,7 @@ SCENARIOS: dict[str, Scenario] = {
         notes=("LITELLM_LOCAL_MODEL_COST_MAP=True (no price-map download at start-up)",),
     ),
 }
-DEFAULT_SCENARIOS = ("proxyllm", "proxyllm-vkey", "litellm")
+DEFAULT_SCENARIOS = ("proxyllm", "proxyllm-vkey", "proxyllm-meters", "proxyllm-cache", "litellm")
 
 
 @dataclass
@@ -187,6 +246,10 @@ def base_env(launch: Launch, scenario: Scenario) -> dict[str, str]:
 def start_server(scenario: Scenario, *, config: Path, workdir: Path, core: int) -> RunningServer:
     """Spawn pinned to ``core``; start-up time runs from the spawn to the first 200 on the liveness route."""
     workdir.mkdir(parents=True, exist_ok=True)
+    if scenario.config_extra:
+        own = workdir / "config.yaml"
+        own.write_text(config.read_text() + scenario.config_extra)
+        config = own
     launch = Launch(config=config, port=free_port(), workdir=workdir)
     env = base_env(launch, scenario)
     # Run inside the work directory so files a server creates (a default SQLite file, ...) stay there.
