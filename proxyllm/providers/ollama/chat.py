@@ -9,7 +9,7 @@ import orjson
 
 from proxyllm.core.types import Usage
 from proxyllm.errors import invalid_request
-from proxyllm.providers.ollama.options import COMMON, build_options, check_n, finish_reason, response_format
+from proxyllm.providers.ollama.options import COMMON, base_request, check_n, finish_reason
 from proxyllm.providers.params import drop_unsupported
 
 SUPPORTED = COMMON | {"messages", "tools", "tool_choice", "response_format", "think", "reasoning_effort"}
@@ -121,21 +121,14 @@ def chat_request(body: dict[str, Any], model: str, *, drop: bool, stream: bool) 
     """OpenAI chat request -> Ollama /api/chat request."""
     body = drop_unsupported(body, SUPPORTED, drop=drop, provider="Ollama")
     check_n(body, drop)
-    req: dict[str, Any] = {"model": model, "messages": to_ollama_messages(body["messages"]), "stream": stream}
+    req = base_request(body, model, stream)
+    req["messages"] = to_ollama_messages(body["messages"])
     tools = _tools(body, drop)
     if tools:
         req["tools"] = tools
-    fmt = response_format(body)
-    if fmt is not None:
-        req["format"] = fmt
-    options = build_options(body)
-    if options:
-        req["options"] = options
     think = _think(body)
     if think is not None:
         req["think"] = think
-    if body.get("keep_alive") is not None:
-        req["keep_alive"] = body["keep_alive"]
     return req
 
 

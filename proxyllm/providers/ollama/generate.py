@@ -11,25 +11,12 @@ from typing import Any
 from proxyllm.core.types import Usage
 from proxyllm.errors import invalid_request
 from proxyllm.providers.ollama.chat import ChunkEncoder, split_content
-from proxyllm.providers.ollama.options import COMMON, build_options, check_n, finish_reason, response_format
+from proxyllm.providers.ollama.options import COMMON, base_request, check_n, finish_reason
 from proxyllm.providers.params import drop_unsupported
 
 COMPLETION_SUPPORTED = COMMON | {"prompt", "suffix", "system", "raw", "images"}
 CHAT_SUPPORTED = COMMON | {"messages", "response_format"}
 ROLE_TITLES = {"user": "User", "assistant": "Assistant", "tool": "Tool"}
-
-
-def _base(body: dict[str, Any], model: str, stream: bool) -> dict[str, Any]:
-    req: dict[str, Any] = {"model": model, "stream": stream}
-    options = build_options(body)
-    if options:
-        req["options"] = options
-    fmt = response_format(body)
-    if fmt is not None:
-        req["format"] = fmt
-    if body.get("keep_alive") is not None:
-        req["keep_alive"] = body["keep_alive"]
-    return req
 
 
 def completion_request(body: dict[str, Any], model: str, *, drop: bool, stream: bool) -> dict[str, Any]:
@@ -41,7 +28,7 @@ def completion_request(body: dict[str, Any], model: str, *, drop: bool, stream: 
         if len(prompt) != 1 or not isinstance(prompt[0], str):
             raise invalid_request("Ollama takes exactly one text prompt per request", param="prompt")
         prompt = prompt[0]
-    req = _base(body, model, stream)
+    req = base_request(body, model, stream)
     req["prompt"] = prompt
     for key in ("suffix", "system", "raw", "images"):
         if body.get(key) is not None:
@@ -63,7 +50,7 @@ def chat_as_generate_request(body: dict[str, Any], model: str, *, drop: bool, st
             systems.append(text)
         else:
             turns.append((msg["role"], text))
-    req = _base(body, model, stream)
+    req = base_request(body, model, stream)
     if len(turns) == 1 and turns[0][0] == "user":
         req["prompt"] = turns[0][1]
     else:

@@ -69,3 +69,17 @@ def finish_reason(done_reason: Any, has_tool_calls: bool = False) -> str:
     if has_tool_calls:
         return "tool_calls"
     return "length" if done_reason == "length" else "stop"
+
+
+def base_request(body: dict[str, Any], model: str, stream: bool) -> dict[str, Any]:
+    """What every Ollama request carries: model, stream, options, format and keep_alive."""
+    req: dict[str, Any] = {"model": model, "stream": stream}
+    options = build_options(body)
+    if options:
+        req["options"] = options
+    fmt = response_format(body)
+    if fmt is not None:
+        req["format"] = fmt
+    if body.get("keep_alive") is not None:
+        req["keep_alive"] = body["keep_alive"]
+    return req
