@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from proxyllm.accounts.durations import next_reset
 from proxyllm.accounts.ledger import AccountId
 from proxyllm.accounts.store import aware
+from proxyllm.core.background import cancel
 from proxyllm.db.database import Database
 from proxyllm.db.tables import Key, SpendLog, Team, User
 
@@ -147,11 +148,8 @@ class SpendWriter:
             self._task = asyncio.create_task(self._run(), name="spend-writer")
 
     async def stop(self, deadline: float = 20.0) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         loop = asyncio.get_running_loop()
         end = loop.time() + deadline
         while not await self.flush():

@@ -11,7 +11,6 @@ marked failed rather than dropped. Nothing here runs on the request path except 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -25,6 +24,7 @@ from sqlalchemy import select, update
 from proxyllm.accounts.writer import SpendWriter
 from proxyllm.billing.service import Billing
 from proxyllm.billing.tables import MeterEvent
+from proxyllm.core.background import cancel
 from proxyllm.core.context import RequestContext
 from proxyllm.core.hooks import Hook
 from proxyllm.errors import ErrorKind, ProxyError
@@ -272,11 +272,8 @@ class MeterSender:
             self._task = asyncio.create_task(self._run(), name="meter-sender")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
 
 def classify(error: stripe.StripeError) -> tuple[str, str | None]:

@@ -14,6 +14,7 @@ from sqlalchemy import update
 from proxyllm.billing.ledger import AccountRef, PrepaidLedger
 from proxyllm.billing.settings import BillingSettings
 from proxyllm.billing.tables import BillingAccount, Topup
+from proxyllm.core.background import cancel
 from proxyllm.core.context import Principal, RequestContext
 from proxyllm.db.database import Database
 from proxyllm.db.tables import Team, User
@@ -212,11 +213,8 @@ class Billing:
             self._task = asyncio.create_task(self._upkeep(), name="billing-upkeep")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         with contextlib.suppress(Exception):
             await self.retry_unsettled()
         if self.unsettled:

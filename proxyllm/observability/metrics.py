@@ -24,6 +24,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
+from proxyllm.core.background import cancel
 from proxyllm.core.context import RequestContext
 from proxyllm.core.routing.stats import DeploymentStats
 
@@ -214,11 +215,8 @@ class Metrics:
             self._refresher = asyncio.create_task(self._refresh_forever(), name="metrics-refresh")
 
     async def stop(self) -> None:
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
-            self._refresher = None
+        await cancel(self._refresher)
+        self._refresher = None
         if self.multiprocess:
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 

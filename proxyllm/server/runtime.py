@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
@@ -19,6 +18,7 @@ from proxyllm.billing.wiring import billing_from_env, billing_hooks
 from proxyllm.cache.hook import CacheHook
 from proxyllm.cache.settings import cache_settings
 from proxyllm.config.schema import DeploymentConfig, ProxyConfig
+from proxyllm.core.background import cancel
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.gateway import Gateway
 from proxyllm.core.hooks import Hook
@@ -166,12 +166,8 @@ class Runtime:
             )
 
     async def stop(self) -> None:
-        if self._discovery is not None:
-            self._discovery.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._discovery
-        if self._migration_retry is not None:
-            self._migration_retry.cancel()
+        await cancel(self._discovery)
+        await cancel(self._migration_retry)
         await self.gateway.stop()
         await self.ops.stop()
         await self.spend.stop()

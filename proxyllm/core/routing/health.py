@@ -9,12 +9,12 @@ ends on its own. ``/health`` shows the latest results instead of probing on ever
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from proxyllm.core.background import cancel
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.routing.cooldowns import HEALTH_CHECK
 from proxyllm.errors import ProxyError
@@ -64,11 +64,8 @@ class HealthChecker:
         self._task = asyncio.create_task(self._run_forever())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def _run_forever(self) -> None:
         while True:
