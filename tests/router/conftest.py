@@ -103,9 +103,27 @@ async def start(proxy_factory: Any, text: str, *, seed: int | None = 1234, **kwa
     return server
 
 
+_clients: list[openai.AsyncOpenAI] = []
+
+
 def client(proxy: ProxyServer, **kwargs: Any) -> openai.AsyncOpenAI:
+    """An SDK client, closed after the test (see ``_close_clients``)."""
     kwargs.setdefault("timeout", 30)
-    return openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=MASTER_KEY, max_retries=0, **kwargs)
+    made = openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=MASTER_KEY, max_retries=0, **kwargs)
+    _clients.append(made)
+    return made
+
+
+@pytest.fixture(autouse=True)
+async def _close_clients() -> AsyncIterator[None]:
+    """Close every SDK client a test made.
+
+    Clients left to the garbage collector were seen to make a later test's requests hang (never
+    answered, on a loaded machine): their pooled connections are closed whenever collection runs.
+    """
+    yield
+    while _clients:
+        await _clients.pop().close()
 
 
 async def fresh_minute(needed: float = 10.0) -> None:
