@@ -426,6 +426,7 @@ async def test_the_real_proxy_serves_hugo_through_the_tailnet_the_entrypoint_set
             "STUB_FORWARD_TO": f"{HUGO}=127.0.0.1:{ollama_upstream.port}",
             "PYTHONPATH": str(REPO),
             "LITELLM_MASTER_KEY": master_key,
+            "LITELLM_SALT_KEY": "salt-for-the-entrypoint-test-0123456789",  # the config stores models in the DB
             "DATABASE_URL": f"sqlite:///{tmp_path}/proxyllm.db",
             "PORT": str(port),
         },

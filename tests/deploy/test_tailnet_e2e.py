@@ -61,6 +61,7 @@ async def railway_proxy(
         )
         full_env = {
             "DATABASE_URL": database_url,
+            "LITELLM_SALT_KEY": "salt-for-the-tailnet-test-0123456789",  # the config has store_model_in_db
             "TAILNET_PROXY_URL": tailnet_proxy.url,
             "TAILSCALE_STATUS_FILE": str(status),
             **env,
