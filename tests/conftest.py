@@ -25,6 +25,27 @@ from tests.fakes.openai_upstream import FakeOpenAI
 MASTER_KEY = "sk-master-test-key"
 
 
+@pytest.fixture(autouse=True)
+async def _close_sdk_clients(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """Close every OpenAI/Anthropic SDK client a test made: ones left to the garbage collector were seen
+    to hang later tests' requests on a loaded machine."""
+    import anthropic
+    import openai
+
+    made: list[Any] = []
+    for cls in (openai.AsyncOpenAI, anthropic.AsyncAnthropic):
+        original = cls.__init__
+
+        def tracking(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> None:
+            __original(self, *args, **kwargs)
+            made.append(self)
+
+        monkeypatch.setattr(cls, "__init__", tracking)
+    yield
+    for client in made:
+        await client.close()
+
+
 @pytest.fixture(scope="session")
 async def openai_upstream() -> AsyncIterator[FakeOpenAI]:
     fake = FakeOpenAI()

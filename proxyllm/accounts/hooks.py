@@ -54,6 +54,7 @@ class BudgetHook(Hook):
                 param="model",
                 code="model_not_allowed",
             )
+        self._check_request_fallbacks(ctx, auth)
         deployments = group.deployments if group is not None else []
         estimate = estimate_max_cost(ctx, deployments, self.default_max_tokens)
         reservation = reserve(auth.accounts, estimate)
@@ -75,6 +76,26 @@ class BudgetHook(Hook):
             await self.shared.settle(ctx, cost)
         if cost:
             self.writer.add_charge([a.key for a in reservation.accounts], cost)
+
+    def _check_request_fallbacks(self, ctx: RequestContext, auth: KeyAuth) -> None:
+        """Fallbacks named in the request are models too: a key may not reach others through them.
+
+        (Fallbacks in the config are the operator's choice and are not checked.)"""
+        options = ctx.extra.get("request_options") or {}
+        names = [
+            *(ctx.request_fallbacks or []),
+            *(options.get("context_window_fallbacks") or []),
+            *(options.get("content_policy_fallbacks") or []),
+        ]
+        for name in names:
+            target = self.router.find(name) if isinstance(name, str) else None
+            if not isinstance(name, str) or not auth.may_use(name, target.name if target else None):
+                raise ProxyError(
+                    ErrorKind.PERMISSION,
+                    f"this key may not use fallback model '{name}'",
+                    param="fallbacks",
+                    code="model_not_allowed",
+                )
 
 
 def allowed(auth: KeyAuth) -> list[str]:

@@ -137,3 +137,16 @@ async def test_alias_must_be_unique(admin: httpx.AsyncClient) -> None:
     await new_key(admin, key_alias="same")
     resp = await admin.post("/key/generate", json={"key_alias": "same"})
     assert resp.status_code == 400 and resp.json()["error"]["param"] == "key_alias"
+
+
+async def test_request_fallbacks_cannot_reach_other_models(
+    proxy: ProxyServer, admin: httpx.AsyncClient, openai_upstream: object
+) -> None:
+    raw = (await new_key(admin, models=["gpt-fake"]))["key"]
+    async with httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {raw}"}) as client:
+        body = {"model": "gpt-fake", "messages": HI, "fallbacks": ["llama3"]}
+        resp = await client.post("/v1/chat/completions", json=body)
+        assert resp.status_code == 403 and resp.json()["error"]["param"] == "fallbacks"
+        assert "llama3" in resp.json()["error"]["message"]
+        ok = await client.post("/v1/chat/completions", json={**body, "fallbacks": ["gpt-fake"]})
+        assert ok.status_code == 200
