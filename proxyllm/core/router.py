@@ -34,28 +34,22 @@ from typing import Any, TypeVar
 from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.routing.cooldowns import COUNTED_KINDS, MARKS, RATE_LIMITED, Cooldowns
+from proxyllm.core.routing.fallbacks import NO_FALLBACK_KINDS, fallbacks_after, final_error
 from proxyllm.core.routing.groups import ModelGroup, estimate_prompt_tokens, max_input_tokens
 from proxyllm.core.routing.policy import RouterPolicy
 from proxyllm.core.routing.stats import DeploymentStats, minute_of
 from proxyllm.core.routing.strategies import UsageBased, strategy_for
 from proxyllm.core.routing.usage import UsageSync
 from proxyllm.core.routing.wildcards import WildcardRoute, Wildcards
-from proxyllm.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.errors import ErrorKind, ProxyError
 from proxyllm.state import MemoryState, SharedState
 
 __all__ = ["ModelGroup", "Router", "RouterPolicy"]
 
 log = logging.getLogger("proxyllm.router")
 T = TypeVar("T")
-NO_FALLBACK_KINDS = frozenset(
-    {ErrorKind.INVALID_REQUEST, ErrorKind.PAYLOAD_TOO_LARGE, ErrorKind.BUDGET_EXCEEDED, ErrorKind.INTERNAL}
-)
 WILDCARD_CACHE = 1024  # model groups made from wildcard entries kept at once
 COOLDOWN_RELOAD = 2.0
-SPECIFIC_FALLBACKS = {
-    ErrorKind.CONTEXT_WINDOW_EXCEEDED: "context_window_fallbacks",
-    ErrorKind.CONTENT_POLICY: "content_policy_fallbacks",
-}
 
 
 class Router:
@@ -189,7 +183,7 @@ class Router:
         except ProxyError as err:
             error = err
         tried = {group.name}
-        for name in self._fallbacks(ctx, group, error):
+        for name in fallbacks_after(self.policy, ctx, group, error):
             if ctx.fallbacks >= self.policy.max_fallbacks:
                 break
             fallback = self.find(name)
@@ -207,7 +201,7 @@ class Router:
                 error = err
                 if err.kind in NO_FALLBACK_KINDS:
                     break
-        raise self._final_error(ctx, error)
+        raise final_error(ctx, error)
 
     async def _attempt_group(
         self, ctx: RequestContext, group: ModelGroup, attempt: Callable[[Deployment], Awaitable[T]], stream: bool
@@ -388,60 +382,6 @@ class Router:
             return err.retry_after + backoff * 0.1
         return backoff
 
-    # -- fallbacks ---------------------------------------------------------------------------
-
-    def _fallbacks(self, ctx: RequestContext, group: ModelGroup, err: ProxyError) -> list[str]:
-        """The model groups to try after ``group`` failed with ``err``, in order.
-
-        Context-window and content-policy errors use their own lists when any are configured (as in
-        LiteLLM); other failures use the request's ``fallbacks``, else the group's, else
-        ``default_fallbacks``.
-        """
-        kind = err.kind
-        if kind in NO_FALLBACK_KINDS:
-            return []
-        options = ctx.extra.get("request_options") or {}
-        if kind is ErrorKind.CONTEXT_WINDOW_EXCEEDED or kind is ErrorKind.CONTENT_POLICY:
-            name = (
-                "context_window_fallbacks" if kind is ErrorKind.CONTEXT_WINDOW_EXCEEDED else "content_policy_fallbacks"
-            )
-            asked = options.get(name)
-            if asked is not None:
-                return _names(asked, name)
-            configured = getattr(self.policy, name)
-            if configured:
-                return self._configured(configured, ctx, group)
-        if ctx.request_fallbacks is not None:
-            return ctx.request_fallbacks
-        return self._configured(self.policy.fallbacks, ctx, group) or self.policy.default_fallbacks
-
-    @staticmethod
-    def _configured(mapping: dict[str, list[str]], ctx: RequestContext, group: ModelGroup) -> list[str]:
-        found = mapping.get(group.name) or mapping.get(ctx.model)
-        if found is None and group.pattern is not None:
-            found = mapping.get(group.pattern)
-        return found or []
-
-    @staticmethod
-    def _final_error(ctx: RequestContext, last: ProxyError) -> ProxyError:
-        attempts = ctx.attempts
-        if not attempts or (len(attempts) == 1 and attempts[0][1] is last):
-            return last
-        lines = "; ".join(
-            f"[{i + 1}] {dep.model_name} via {dep.provider.name}/{dep.upstream_model} "
-            f"(id {dep.id}): {err.status} {err.message}"
-            for i, (dep, err) in enumerate(attempts)
-        )
-        if attempts[-1][1] is not last:
-            lines += f"; then: {last.message}"
-        return ProxyError(
-            last.kind,
-            f"all {len(attempts)} attempts failed: {lines}",
-            status=last.status,
-            retry_after=last.retry_after,
-            code=last.code,
-        )
-
     # -- background work and visibility ------------------------------------------------------
 
     async def start(self) -> None:
@@ -501,9 +441,3 @@ class Router:
 
     def all_stats(self) -> Iterator[DeploymentStats]:
         return iter(list(self.stats.values()))
-
-
-def _names(value: Any, param: str) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise invalid_request(f"'{param}' must be a list of model names", param=param)
-    return value

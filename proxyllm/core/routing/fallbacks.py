@@ -1,0 +1,75 @@
+"""After a model group failed: which groups to try next, and the one error when every attempt failed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from proxyllm.core.context import RequestContext
+from proxyllm.core.routing.groups import ModelGroup
+from proxyllm.core.routing.policy import RouterPolicy
+from proxyllm.errors import ErrorKind, ProxyError, invalid_request
+
+# The request itself is at fault: another model would refuse it too.
+NO_FALLBACK_KINDS = frozenset(
+    {ErrorKind.INVALID_REQUEST, ErrorKind.PAYLOAD_TOO_LARGE, ErrorKind.BUDGET_EXCEEDED, ErrorKind.INTERNAL}
+)
+SPECIFIC_FALLBACKS = {
+    ErrorKind.CONTEXT_WINDOW_EXCEEDED: "context_window_fallbacks",
+    ErrorKind.CONTENT_POLICY: "content_policy_fallbacks",
+}
+
+
+def fallbacks_after(policy: RouterPolicy, ctx: RequestContext, group: ModelGroup, err: ProxyError) -> list[str]:
+    """The model groups to try after ``group`` failed with ``err``, in order.
+
+    Context-window and content-policy errors use their own lists when any are configured (as in
+    LiteLLM); other failures use the request's ``fallbacks``, else the group's, else
+    ``default_fallbacks``.
+    """
+    if err.kind in NO_FALLBACK_KINDS:
+        return []
+    specific = SPECIFIC_FALLBACKS.get(err.kind)
+    if specific is not None:
+        asked = (ctx.extra.get("request_options") or {}).get(specific)
+        if asked is not None:
+            return names(asked, specific)
+        configured: dict[str, list[str]] = getattr(policy, specific)
+        if configured:
+            return configured_for(configured, ctx, group)
+    if ctx.request_fallbacks is not None:
+        return ctx.request_fallbacks
+    return configured_for(policy.fallbacks, ctx, group) or policy.default_fallbacks
+
+
+def configured_for(mapping: dict[str, list[str]], ctx: RequestContext, group: ModelGroup) -> list[str]:
+    found = mapping.get(group.name) or mapping.get(ctx.model)
+    if found is None and group.pattern is not None:
+        found = mapping.get(group.pattern)
+    return found or []
+
+
+def final_error(ctx: RequestContext, last: ProxyError) -> ProxyError:
+    """``last`` itself after one attempt; otherwise one error that lists every attempt."""
+    attempts = ctx.attempts
+    if not attempts or (len(attempts) == 1 and attempts[0][1] is last):
+        return last
+    lines = "; ".join(
+        f"[{i + 1}] {dep.model_name} via {dep.provider.name}/{dep.upstream_model} "
+        f"(id {dep.id}): {err.status} {err.message}"
+        for i, (dep, err) in enumerate(attempts)
+    )
+    if attempts[-1][1] is not last:
+        lines += f"; then: {last.message}"
+    return ProxyError(
+        last.kind,
+        f"all {len(attempts)} attempts failed: {lines}",
+        status=last.status,
+        retry_after=last.retry_after,
+        code=last.code,
+    )
+
+
+def names(value: Any, param: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise invalid_request(f"'{param}' must be a list of model names", param=param)
+    return value
