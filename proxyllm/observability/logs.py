@@ -27,6 +27,7 @@ from proxyllm.core.pricing import format_cost
 
 log = logging.getLogger("proxyllm.requests")
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 def request_fields(ctx: RequestContext) -> dict[str, Any]:
@@ -118,11 +119,15 @@ def json_logs_wanted(setting: bool, env: Mapping[str, str] = os.environ) -> bool
 
 
 def configure_logging(*, json_logs: bool, level: str | None = None) -> None:
-    """Set the format of every handler of the root logger (adding one on stderr when there is none)."""
+    """Set the format of the root logger's handlers (adding one on stderr when there is none); with JSON,
+    uvicorn's own handlers too, so that every line of the process is JSON."""
     root = logging.getLogger()
     if not root.handlers:
         root.addHandler(logging.StreamHandler(sys.stderr))
         root.setLevel((level or os.environ.get("LOG_LEVEL") or "info").upper())
     formatter = JsonFormatter() if json_logs else logging.Formatter(PLAIN_FORMAT)
-    for handler in root.handlers:
+    handlers = list(root.handlers)
+    if json_logs:
+        handlers += [h for name in UVICORN_LOGGERS for h in logging.getLogger(name).handlers]
+    for handler in handlers:
         handler.setFormatter(formatter)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
+import os
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +18,7 @@ import pytest
 from proxyllm.observability import logs
 from proxyllm.observability.logs import JsonFormatter, RequestLine, configure_logging, json_logs_wanted
 from tests.conftest import MASTER_KEY, ProxyServer
+from tests.fakes.base import free_port
 from tests.fakes.ollama_upstream import FakeOllama
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.limits.conftest import HI, limits_config, new_key, start
@@ -104,6 +110,67 @@ def test_json_or_plain_for_the_whole_process(monkeypatch: pytest.MonkeyPatch) ->
         "message": "plain message",
     }
     assert orjson.loads(second)["request_id"] == "r-1"
+    uvicorn_stream = io.StringIO()
+    uvicorn_handler = logging.StreamHandler(uvicorn_stream)
+    monkeypatch.setattr(logging.getLogger("uvicorn.error"), "handlers", [uvicorn_handler])
+    monkeypatch.setattr(logging.getLogger("uvicorn.error"), "propagate", False)
+    configure_logging(json_logs=True)
+    logging.getLogger("uvicorn.error").warning("from uvicorn")
+    assert orjson.loads(uvicorn_stream.getvalue())["message"] == "from uvicorn"
+
     configure_logging(json_logs=False)
     logging.getLogger("proxyllm.test").warning("back to text")
     assert stream.getvalue().splitlines()[-1].endswith("WARNING proxyllm.test: back to text")
+
+
+async def test_the_cli_writes_json_lines(tmp_path: Path, openai_upstream: FakeOpenAI) -> None:
+    """The real server with ``json_logs: true``: every line it writes is JSON, the request line included."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: gpt-fake\n"
+        "    litellm_params:\n"
+        f"      model: openai/gpt-fake\n      api_base: {openai_upstream.api_base}\n      api_key: sk-upstream\n"
+        f"general_settings:\n  master_key: {MASTER_KEY}\n"
+        "litellm_settings:\n  json_logs: true\n"
+    )
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/proxy.db", "LOG_LEVEL": "info"}
+    for name in ("REDIS_URL", "REDIS_HOST", "PROXYLLM_CONFIG", "LITELLM_MASTER_KEY", "PROMETHEUS_MULTIPROC_DIR"):
+        env.pop(name, None)
+    log_file = tmp_path / "server.log"
+    with log_file.open("wb") as out:
+        process = await asyncio.create_subprocess_exec(
+            *[sys.executable, "-m", "proxyllm.cli", "--config", str(config), "--port", str(port)],
+            *["--host", "127.0.0.1"],
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if (await http.get("/health/liveliness", timeout=1)).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert process.returncode is None and time.monotonic() < deadline, log_file.read_text()
+                await asyncio.sleep(0.1)
+            auth = {"authorization": f"Bearer {MASTER_KEY}"}
+            resp = await http.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI}, headers=auth)
+            assert resp.status_code == 200
+            request_id = resp.headers["x-litellm-call-id"]
+            deadline = time.monotonic() + 10
+            while request_id not in log_file.read_text():
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 30)
+    lines = [orjson.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
+    assert any(line.get("logger") == "uvicorn.error" for line in lines)  # uvicorn's own lines are JSON too
+    request = next(line for line in lines if line.get("request_id") == request_id)
+    assert request["status"] == 200 and request["model"] == "gpt-fake" and request["cost"] == "0"
+    assert MASTER_KEY not in log_file.read_text()
