@@ -14,7 +14,7 @@ from tests.conftest import MASTER_KEY, ProxyServer, run_in_proxy
 from tests.fakes.base import Action
 from tests.fakes.ollama_upstream import FakeOllama
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.limits.conftest import HI, limits_config, new_key, start
+from tests.limits.conftest import HI, eventually, limits_config, new_key, start
 
 AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
 
@@ -273,20 +273,26 @@ async def test_redis_cache_is_shared_by_replicas(
     litellm = {"cache": True, "cache_params": {"type": "redis", "url": redis_url, "namespace": namespace, "ttl": 30}}
     config = limits_config(openai_upstream, ollama_upstream, litellm=litellm)
     one, two = await start(proxy_factory, config), await start(proxy_factory, config)
+    client = redis.Redis.from_url(redis_url)
+
+    def stored() -> int:
+        return len(list(client.scan_iter(f"{namespace}:*")))
+
     async with httpx.AsyncClient(base_url=one.url, headers=AUTH, timeout=30) as a:
         async with httpx.AsyncClient(base_url=two.url, headers=AUTH, timeout=30) as b:
             first = await chat(a)
+            await eventually(lambda: stored() == 1)  # written just after the response went out
             hit = await chat(b)
             assert hit.content == first.content and "x-litellm-cache-key" in hit.headers
             body = {"model": "gpt-fake", "messages": HI, "stream": True}
             async with a.stream("POST", "/v1/chat/completions", json=body) as resp:
                 streamed = b"".join([c async for c in resp.aiter_bytes()])
+            await eventually(lambda: stored() == 2)
             async with b.stream("POST", "/v1/chat/completions", json=body) as resp:
                 replayed = b"".join([c async for c in resp.aiter_bytes()])
                 assert "x-litellm-cache-key" in resp.headers
     assert replayed == streamed
     assert len(openai_upstream.requests) == 2
-    client = redis.Redis.from_url(redis_url)
-    stored = list(client.scan_iter(f"{namespace}:*"))
-    assert len(stored) == 2 and 0 < client.pttl(stored[0]) <= 30_000
+    entries = list(client.scan_iter(f"{namespace}:*"))
+    assert len(entries) == 2 and 0 < client.pttl(entries[0]) <= 30_000
     client.close()

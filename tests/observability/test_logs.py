@@ -21,7 +21,7 @@ from tests.conftest import MASTER_KEY, ProxyServer
 from tests.fakes.base import free_port
 from tests.fakes.ollama_upstream import FakeOllama
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.limits.conftest import HI, limits_config, new_key, start
+from tests.limits.conftest import HI, eventually, limits_config, new_key, start
 
 
 @pytest.fixture
@@ -45,6 +45,8 @@ async def test_one_line_per_request_with_its_facts_and_never_the_key(
         ok = await c.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI})
         openai_upstream.fail(500, "boom")
         failed = await c.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI})
+    wanted = {ok.headers["x-litellm-call-id"], failed.headers["x-litellm-call-id"]}
+    await eventually(lambda: wanted <= {r.request["request_id"] for r in request_records(caplog)})  # type: ignore[attr-defined]
     records = {r.request["request_id"]: r for r in request_records(caplog)}  # type: ignore[attr-defined]
     line = records[ok.headers["x-litellm-call-id"]]
     fields = line.request  # type: ignore[attr-defined]
@@ -73,7 +75,9 @@ async def test_refused_requests_are_logged_too(proxy: ProxyServer, caplog: pytes
     async with httpx.AsyncClient(base_url=proxy.url, timeout=30) as c:
         resp = await c.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI})
     assert resp.status_code == 401
-    fields = request_records(caplog)[-1].request  # type: ignore[attr-defined]
+    call_id = resp.headers["x-litellm-call-id"]
+    await eventually(lambda: any(r.request["request_id"] == call_id for r in request_records(caplog)))  # type: ignore[attr-defined]
+    fields = next(r.request for r in request_records(caplog) if r.request["request_id"] == call_id)  # type: ignore[attr-defined]
     assert fields["status"] == 401 and fields["error"] == "authentication" and fields["key_alias"] is None
 
 

@@ -69,6 +69,11 @@ async def test_metrics_after_known_traffic(
         assert (await http.post("/v1/chat/completions", json=failing)).status_code == 500
 
         text = await scrape(http)
+        deadline = time.monotonic() + 5
+        while value(text, "proxyllm_requests_total", model="gpt-fake", status="500") < 1:  # counted after the response
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+            text = await scrape(http)
     ok = value(text, "proxyllm_requests_total", model="gpt-fake", status="200")
     assert ok == 5  # 3 plain (1 miss + 2 hits), 1 stream, 1 limited key's first
     assert value(text, "proxyllm_requests_total", model="gpt-fake", status="429") == 1
