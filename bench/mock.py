@@ -102,6 +102,21 @@ def nginx_conf(port: int, workdir: Path) -> str:
                 _compact({"id": STRIPE_CUSTOMER, "object": "customer"}),
             ),
             fixed(
+                f"{STRIPE_PREFIX}/v2/billing/meter_event_session",
+                "application/json",
+                _compact(
+                    {
+                        "object": "v2.billing.meter_event_session",
+                        "id": "mes_bench",
+                        "authentication_token": "mes_token_bench",
+                        "created": "2026-01-01T00:00:00.000Z",
+                        "expires_at": "2099-01-01T00:00:00.000Z",
+                        "livemode": False,
+                    }
+                ),
+            ),
+            fixed(f"{STRIPE_PREFIX}/v2/billing/meter_event_stream", "application/json", "{}"),
+            fixed(
                 f"{STRIPE_PREFIX}/v1/billing/meter_events",
                 "application/json",
                 _compact(

@@ -121,6 +121,7 @@ def meters_env(launch: Launch) -> Mapping[str, str]:
         "STRIPE_BILLING_METHOD": "meters",
         "STRIPE_METER_EVENT_NAME": "bench_tokens",
         "STRIPE_METER_RATE": "100000",
+        "STRIPE_METER_V2": "true",  # high volume: 100 events per call on the v2 meter event stream
         "STRIPE_API_BASE": os.environ[STRIPE_BASE_ENV],
     }
 
@@ -188,8 +189,9 @@ SCENARIOS: dict[str, Scenario] = {
         env=meters_env,
         setup=metered_user_key,
         notes=(
-            "proxyllm (virtual key, meters on): STRIPE_BILLING_METHOD=meters; each request queues a meter event "
-            "in the outbox and a background sender posts it to the mock standing in for Stripe",
+            "proxyllm (virtual key, meters on): STRIPE_BILLING_METHOD=meters, STRIPE_METER_V2=true; each request "
+            "queues a meter event in the outbox; a background sender posts them, up to 100 per call, to the "
+            "mock standing in for Stripe",
         ),
     ),
     "proxyllm-cache": Scenario(

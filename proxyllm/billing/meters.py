@@ -160,23 +160,24 @@ class MeterSender:
             outcomes = await self._send_v2(events)
         else:
             outcomes = [await self._send_v1(event) for event in events]
-        done = 0
+        # One UPDATE per distinct outcome (a batch usually has one), not one per event.
+        groups: dict[tuple[str, str | None, int], list[str]] = {}
+        for event, (status, error) in zip(events, outcomes, strict=True):
+            attempts = event.attempts if status == "pending" else -1
+            groups.setdefault((status, error, attempts), []).append(event.identifier)
+        now = datetime.now(UTC)
         async with self.db.session() as session:
-            for event, (status, error) in zip(events, outcomes, strict=True):
+            for (status, error, attempts), identifiers in groups.items():
                 values: dict[str, Any] = {"status": status, "last_error": error}
                 if status == "sent":
-                    values["sent_at"] = datetime.now(UTC)
+                    values["sent_at"] = now
                 if status == "pending":
                     base = self.billing.settings.meter_retry_base
-                    backoff = min(base * 2**event.attempts, 300) * (0.5 + random.random())
-                    values["attempts"] = event.attempts + 1
-                    values["next_attempt_at"] = datetime.now(UTC) + timedelta(seconds=backoff)
-                else:
-                    done += 1
-                await session.execute(
-                    update(MeterEvent).where(MeterEvent.identifier == event.identifier).values(**values)
-                )
-        return done
+                    backoff = min(base * 2**attempts, 300) * (0.5 + random.random())
+                    values["attempts"] = attempts + 1
+                    values["next_attempt_at"] = now + timedelta(seconds=backoff)
+                await session.execute(update(MeterEvent).where(MeterEvent.identifier.in_(identifiers)).values(**values))
+        return sum(len(ids) for (status, _, _), ids in groups.items() if status != "pending")
 
     def _too_old(self, event: MeterEvent) -> bool:
         return event.timestamp < time.time() - STRIPE_WINDOW + 60
