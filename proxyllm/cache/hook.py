@@ -22,7 +22,7 @@ from typing import Any
 from proxyllm.cache.entry import BODY, STREAM, decode, encode
 from proxyllm.cache.keys import request_digest
 from proxyllm.cache.settings import CacheSettings
-from proxyllm.cache.store import CacheStore, LocalStore, RedisStore
+from proxyllm.cache.store import CacheStore, LocalStore
 from proxyllm.core.context import RequestContext
 from proxyllm.core.hooks import Hook
 from proxyllm.core.router import Router
@@ -69,7 +69,7 @@ class CacheHook(Hook):
         self.router = router
         self.store = store or build_store(settings)
         self.prefix = settings.namespace + ":" if settings.namespace else ""
-        if isinstance(self.store, RedisStore) and not settings.namespace:
+        if self.store.name == "redis" and not settings.namespace:
             self.prefix = "proxyllm-cache:"
 
     async def before_call(self, ctx: RequestContext) -> None:
@@ -185,5 +185,7 @@ def allowed_controls(ctx: RequestContext) -> list[str] | None:
 def build_store(settings: CacheSettings) -> CacheStore:
     if settings.kind == "redis":
         assert settings.redis_url is not None
+        from proxyllm.cache.redis_store import RedisStore  # the Redis client loads only when used
+
         return RedisStore(settings.redis_url)
     return LocalStore(settings.max_entries)

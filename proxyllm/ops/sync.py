@@ -10,11 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from typing import Any
 
 from proxyllm.db.url import redact
 from proxyllm.ops.model_store import ModelStore
@@ -30,13 +26,17 @@ class ModelSync:
         self.redis_url = redis_url
         self.channel = channel
         self._tasks: list[asyncio.Task[None]] = []
-        self._publisher: aioredis.Redis | None = None
+        self._publisher: Any = None  # a redis.asyncio.Redis once started with Redis
         self._publish_failed = False
         self.subscribed = asyncio.Event()
 
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._poll_forever()))
         if self.redis_url:
+            import redis.asyncio as aioredis  # the Redis client loads only when Redis is configured
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+
             self._publisher = aioredis.Redis.from_url(
                 self.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, retry=Retry(NoBackoff(), 0)
             )
@@ -50,6 +50,8 @@ class ModelSync:
                 await task
         self._tasks.clear()
         if self._publisher is not None:
+            from redis.exceptions import RedisError
+
             with contextlib.suppress(RedisError, OSError):
                 await self._publisher.aclose()
             self._publisher = None
@@ -58,6 +60,8 @@ class ModelSync:
         """Tell the other replicas to reload now (best effort: polling covers a lost message)."""
         if self._publisher is None:
             return
+        from redis.exceptions import RedisError
+
         try:
             await self._publisher.publish(self.channel, str(revision))
         except (RedisError, OSError) as exc:
@@ -85,6 +89,9 @@ class ModelSync:
 
     async def _listen_forever(self) -> None:
         assert self.redis_url is not None
+        import redis.asyncio as aioredis
+        from redis.exceptions import RedisError
+
         delay = 1.0
         while True:
             client = aioredis.Redis.from_url(self.redis_url, socket_connect_timeout=5.0, health_check_interval=30)

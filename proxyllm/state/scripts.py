@@ -12,10 +12,13 @@ nothing is stored), for invalidations that need no state of their own.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from proxyllm.state.base import MarkEvent, SharedState
-from proxyllm.state.redis import RedisState
+from proxyllm.state.memory import MemoryState
+
+if TYPE_CHECKING:
+    from proxyllm.state.redis import RedisState  # imported for real only when Redis is configured
 
 Args = Sequence[str | int]
 
@@ -32,7 +35,8 @@ class Script:
 class Scripts:
     def __init__(self, state: SharedState) -> None:
         self.state = state
-        self._redis = state if isinstance(state, RedisState) else None
+        # A shared state is either this process's memory or Redis (see proxyllm.state.shared_state).
+        self._redis: RedisState | None = None if isinstance(state, MemoryState) else cast("RedisState", state)
 
     @property
     def namespace(self) -> str:
