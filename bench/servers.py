@@ -126,38 +126,32 @@ def meters_env(launch: Launch) -> Mapping[str, str]:
     }
 
 
-def metered_user_key(base_url: str, master_key: str) -> str:
-    """A key of a user linked to a Stripe customer (``/user/new`` with ``stripe_customer_id``)."""
+def _key_from(base_url: str, master_key: str, path: str, body: Mapping[str, object]) -> str:
+    """POST ``body`` to an admin endpoint that answers with a new ``key``, and return that key."""
     reply = http_call(
         "POST",
-        base_url + "/user/new",
-        body=json.dumps(
-            {"user_id": "bench-metered", "stripe_customer_id": STRIPE_CUSTOMER, "models": [MODEL, STREAM_MODEL]}
-        ).encode(),
+        base_url + path,
+        body=json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {master_key}", "Content-Type": "application/json"},
     )
     if reply.status != 200:
-        raise RuntimeError(f"/user/new answered {reply.status}: {reply.body[:300]!r}")
+        raise RuntimeError(f"{path} answered {reply.status}: {reply.body[:300]!r}")
     key = json.loads(reply.body).get("key")
     if not isinstance(key, str):
-        raise RuntimeError("/user/new returned no key")
+        raise RuntimeError(f"{path} returned no key")
     return key
+
+
+def metered_user_key(base_url: str, master_key: str) -> str:
+    """A key of a user linked to a Stripe customer (``/user/new`` with ``stripe_customer_id``)."""
+    body = {"user_id": "bench-metered", "stripe_customer_id": STRIPE_CUSTOMER, "models": [MODEL, STREAM_MODEL]}
+    return _key_from(base_url, master_key, "/user/new", body)
 
 
 def generate_virtual_key(base_url: str, master_key: str) -> str:
     """A fresh key from ``POST /key/generate`` (LiteLLM's API), for a virtual-key scenario's ``setup``."""
-    reply = http_call(
-        "POST",
-        base_url + "/key/generate",
-        body=json.dumps({"models": [MODEL, STREAM_MODEL], "key_alias": "bench", "max_budget": 1000}).encode(),
-        headers={"Authorization": f"Bearer {master_key}", "Content-Type": "application/json"},
-    )
-    if reply.status != 200:
-        raise RuntimeError(f"/key/generate answered {reply.status}: {reply.body[:300]!r}")
-    key = json.loads(reply.body).get("key")
-    if not isinstance(key, str):
-        raise RuntimeError("/key/generate returned no key")
-    return key
+    body = {"models": [MODEL, STREAM_MODEL], "key_alias": "bench", "max_budget": 1000}
+    return _key_from(base_url, master_key, "/key/generate", body)
 
 
 SCENARIOS: dict[str, Scenario] = {

@@ -263,6 +263,25 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIt
         yield url
 
 
+def redis_url_or_skip() -> str:
+    """REDIS_URL (or the local default) when it answers; else skip, or fail when services are required."""
+    import redis
+
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        client.ping()
+        client.close()
+    except redis.RedisError as exc:
+        service_missing(f"Redis at {url} ({type(exc).__name__}; set REDIS_URL)")
+    return url
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return redis_url_or_skip()
+
+
 def run_in_proxy(proxy: ProxyServer, coro: Any) -> Any:
     """Run a coroutine on the proxy's own event loop (from a test thread) and return its result."""
     assert proxy.runtime.loop is not None

@@ -67,6 +67,18 @@ class _Watch:
         if self.watcher is not None and not self.watcher.done():
             self.watcher.cancel()
 
+    def absorb_disconnect(self, ctx: RequestContext | None) -> bool:
+        """After a CancelledError: True, with the task uncancelled, when it was the client leaving."""
+        self.stop()
+        if not self.disconnected:
+            return False
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        if ctx is not None:
+            ctx.outcome = "cancelled"
+        return True
+
 
 async def read_body(receive: Any, limit: int, declared: int | None) -> bytes:
     if declared is not None and declared > limit:
@@ -174,14 +186,8 @@ class LLMEndpoint:
         except ClientGone:
             watch.stop()
         except asyncio.CancelledError:
-            watch.stop()
-            if not watch.disconnected:
+            if not watch.absorb_disconnect(ctx):
                 raise
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
-            if ctx is not None:
-                ctx.outcome = "cancelled"
             log.info("client disconnected from request %s", request_id)
         except Exception:
             watch.stop()

@@ -123,14 +123,8 @@ class MessagesEndpoint(_Base):
         except ClientGone:
             watch.stop()
         except asyncio.CancelledError:
-            watch.stop()
-            if not watch.disconnected:
+            if not watch.absorb_disconnect(ctx):
                 raise
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
-            if ctx is not None:
-                ctx.outcome = "cancelled"
         except Exception:
             watch.stop()
             log.exception("unexpected error in request %s", request_id)

@@ -19,28 +19,7 @@ from tests.conftest import MASTER_KEY, ProxyServer
 from tests.fakes.ollama_upstream import FakeOllama
 from tests.fakes.openai_upstream import FakeOpenAI
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 HI = [{"role": "user", "content": "hi"}]
-
-
-def redis_url_or_skip() -> str:
-    """REDIS_URL (or the local default) when it answers; else skip, or fail when services are required."""
-    url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
-    try:
-        client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
-        client.ping()
-        client.close()
-    except redis.RedisError as exc:
-        message = f"Redis at {url} is unreachable ({type(exc).__name__})"
-        if os.environ.get("PROXYLLM_REQUIRE_SERVICES") == "1":
-            pytest.fail(message + " and PROXYLLM_REQUIRE_SERVICES=1")
-        pytest.skip(message + "; set REDIS_URL to run the Redis tests")
-    return url
-
-
-@pytest.fixture
-def redis_url() -> str:
-    return redis_url_or_skip()
 
 
 @pytest.fixture
@@ -48,7 +27,7 @@ def namespace() -> Iterator[str]:
     """A Redis key prefix no other test (or run) uses; its keys are deleted afterwards."""
     name = f"proxyllm-test-{uuid.uuid4().hex[:12]}"
     yield name
-    url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
     try:
         client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
         keys = list(client.scan_iter(f"{name}*"))

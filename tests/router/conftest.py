@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -11,35 +10,13 @@ from typing import Any
 
 import openai
 import pytest
-import redis
 import yaml
 
 from tests.conftest import MASTER_KEY, ProxyServer
 from tests.fakes.ollama_upstream import FakeOllama
 from tests.fakes.openai_upstream import FakeOpenAI
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 HI = [{"role": "user", "content": "hi"}]
-
-
-def redis_url_or_skip() -> str:
-    """REDIS_URL (or the local default) when it answers; else skip — or fail when services are required."""
-    url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
-    try:
-        client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
-        client.ping()
-        client.close()
-    except redis.RedisError as exc:
-        message = f"Redis at {url} is unreachable ({type(exc).__name__})"
-        if os.environ.get("PROXYLLM_REQUIRE_SERVICES") == "1":
-            pytest.fail(message + " and PROXYLLM_REQUIRE_SERVICES=1")
-        pytest.skip(message + "; set REDIS_URL to run the shared-state tests")
-    return url
-
-
-@pytest.fixture
-def redis_url() -> str:
-    return redis_url_or_skip()
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import pytest
 
 from proxyllm.state import MarkEvent, MemoryState, SharedState, redis_url
 from proxyllm.state.redis import RedisState, redacted
+from tests.conftest import redis_url_or_skip
 from tests.fakes.base import free_port
 from tests.router.conftest import (
     chat,
@@ -23,7 +24,6 @@ from tests.router.conftest import (
     deployment,
     eventually,
     fresh_minute,
-    redis_url_or_skip,
     start,
     status,
 )
