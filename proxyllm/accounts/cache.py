@@ -1,8 +1,8 @@
 """Key lookups cached in process so a request with a known key does no database read.
 
 Entries live ``ttl`` seconds; updates on this replica invalidate them at once (and other replicas'
-through the optional invalidation channel). When the database is down, expired entries are served
-stale rather than refusing known keys. Unknown keys are remembered briefly so a flood of bad keys
+through the optional invalidation channel). When the database is down or slow, known keys are served
+from their entries rather than refused. Unknown keys are remembered briefly so a flood of bad keys
 does not become a flood of queries.
 """
 
@@ -18,30 +18,46 @@ from typing import Any
 from proxyllm.accounts.ledger import Account, AccountId
 from proxyllm.accounts.records import KeyAuth
 from proxyllm.accounts.store import aware
-from proxyllm.db.database import Database
+from proxyllm.db.database import Database, DatabaseUnavailable
 from proxyllm.db.tables import Key, Team, User
 from proxyllm.errors import ProxyError
 
 log = logging.getLogger("proxyllm.keys")
-MISSING = object()
 
 
 class KeyCache:
+    """``get`` answers from memory for a known key; the database is read when a key is new or stale.
+
+    - An entry is fresh for ``ttl`` seconds. A stale entry is still answered at once while one
+      background load refreshes it (one load per key at a time), for at most ``max_stale`` seconds
+      past its freshness; after that the request waits for the load.
+    - A load waits at most ``load_timeout`` seconds. When it fails or times out, a known key keeps
+      working from its entry (an outage must not refuse paying customers); an unknown key gets 503.
+    - Loads never wait for the spend writer. The spend a budget sees is the database's plus what this
+      replica has not written yet; a load that overlapped a write of that spend reads again (see
+      ``load``), so spend is counted once.
+    """
+
     def __init__(
         self,
         db: Database,
         *,
         ttl: float = 10.0,
         negative_ttl: float = 2.0,
+        max_stale: float = 300.0,
+        load_timeout: float = 2.0,
         unflushed: Callable[[AccountId], Decimal] = lambda _: Decimal(0),
-        lock: asyncio.Lock | None = None,
+        writer_state: Callable[[], tuple[bool, int]] = lambda: (False, 0),
     ) -> None:
         self.db = db
         self.ttl = ttl
         self.negative_ttl = negative_ttl
+        self.max_stale = max_stale
+        self.load_timeout = load_timeout
         self.unflushed = unflushed
-        self.lock = lock or asyncio.Lock()  # shared with the spend writer's flush: see load()
+        self.writer_state = writer_state  # (a flush is in progress, flushes of spend so far)
         self._entries: dict[str, tuple[float, KeyAuth | None]] = {}
+        self._loading: dict[str, asyncio.Task[KeyAuth | None]] = {}
         self.accounts: dict[AccountId, Account] = {}
         # Called with what this replica invalidated, to tell the others (accounts/invalidation.py).
         self.on_invalidate: Callable[[str | None], None] | None = None
@@ -49,47 +65,87 @@ class KeyCache:
     async def get(self, token: str) -> KeyAuth | None:
         entry = self._entries.get(token)
         now = time.monotonic()
-        if entry is not None and now < entry[0]:
-            return entry[1]
+        if entry is not None:
+            fresh_until, record = entry
+            if now < fresh_until:
+                return record
+            if record is not None and now < fresh_until + self.max_stale:
+                self._refresh(token)  # answer now, refresh in the background
+                return record
         try:
-            record = await self.load(token)
+            return await asyncio.shield(self._refresh(token))
         except ProxyError:
             if entry is not None and entry[1] is not None:
                 log.warning("database unavailable: serving cached key %s... stale", token[:8])
-                self._entries[token] = (now + min(self.ttl, 5.0), entry[1])  # ask again later, not per request
                 return entry[1]
             raise
-        self._entries[token] = (now + (self.ttl if record else self.negative_ttl), record)
-        return record
+
+    def _refresh(self, token: str) -> asyncio.Task[KeyAuth | None]:
+        task = self._loading.get(token)
+        if task is None:
+            task = self._loading[token] = asyncio.get_running_loop().create_task(self._load_and_store(token))
+            task.add_done_callback(_retrieve)
+        return task
+
+    async def _load_and_store(self, token: str) -> KeyAuth | None:
+        try:
+            try:
+                async with asyncio.timeout(self.load_timeout):
+                    record = await self.load(token)
+            except TimeoutError:
+                raise DatabaseUnavailable(f"no answer within {self.load_timeout:g}s") from None
+            if self._loading.get(token) is asyncio.current_task():  # not invalidated while loading
+                self._entries[token] = (time.monotonic() + (self.ttl if record else self.negative_ttl), record)
+            return record
+        finally:
+            if self._loading.get(token) is asyncio.current_task():
+                del self._loading[token]
 
     def invalidate(self, token: str | None = None, *, announce: bool = True) -> None:
         if token is None:
             self._entries.clear()
+            self._loading.clear()
         else:
             self._entries.pop(token, None)
+            self._loading.pop(token, None)
         if announce and self.on_invalidate is not None:
             self.on_invalidate(token)
 
     async def load(self, token: str) -> KeyAuth | None:
-        # Under the writer's lock: the rows read and the not-yet-written deltas are one consistent view.
-        async with self.lock, self.db.session() as session:
+        # The spend writer may commit spend while these rows are read; then the rows and the not-yet-
+        # written amounts would count that spend twice. Such a read is done again (a few times; the
+        # last one is kept, erring on the side of counting spend).
+        for attempt in range(3):
+            busy, epoch = self.writer_state()
+            rows = await self._read(token)
+            busy_after, epoch_after = self.writer_state()
+            if (not busy and not busy_after and epoch == epoch_after) or attempt == 2:
+                break
+            await asyncio.sleep(0.05 * (attempt + 1))
+        if rows is None:
+            return None
+        key, user, team = rows
+        return KeyAuth(
+            token=key.token,
+            key_name=key.key_name,
+            key_alias=key.key_alias,
+            expires=aware(key.expires),
+            deleted=key.deleted_at is not None,
+            key=self.account("key", key.token, key),
+            user=self.account("user", user.user_id, user) if user else None,
+            team=self.account("team", team.team_id, team) if team else None,
+            metadata=dict(key.metadata_ or {}),
+            tags=list(key.tags or []),
+        )
+
+    async def _read(self, token: str) -> tuple[Key, User | None, Team | None] | None:
+        async with self.db.session() as session:
             key = await session.get(Key, token)
             if key is None:
                 return None
             user = await session.get(User, key.user_id) if key.user_id else None
             team = await session.get(Team, key.team_id) if key.team_id else None
-            return KeyAuth(
-                token=key.token,
-                key_name=key.key_name,
-                key_alias=key.key_alias,
-                expires=aware(key.expires),
-                deleted=key.deleted_at is not None,
-                key=self.account("key", key.token, key),
-                user=self.account("user", user.user_id, user) if user else None,
-                team=self.account("team", team.team_id, team) if team else None,
-                metadata=dict(key.metadata_ or {}),
-                tags=list(key.tags or []),
-            )
+            return key, user, team
 
     def account(self, kind: str, ident: str, row: Any) -> Account:
         """The one shared Account for this key/user/team, refreshed from its row."""
@@ -106,3 +162,9 @@ class KeyCache:
         account.rpm_limit = row.rpm_limit
         account.max_parallel_requests = row.max_parallel_requests
         return account
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """A background refresh's failure was logged or answered already; do not report it again."""
+    if not task.cancelled():
+        task.exception()

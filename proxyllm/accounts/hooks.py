@@ -11,7 +11,6 @@ from proxyllm.accounts.records import KeyAuth
 from proxyllm.accounts.writer import SpendWriter
 from proxyllm.core.context import RequestContext
 from proxyllm.core.hooks import Hook
-from proxyllm.core.pricing import estimate_max_cost
 from proxyllm.core.router import Router
 from proxyllm.errors import ErrorKind, ProxyError
 from proxyllm.limits.budgets import SharedBudgets
@@ -24,58 +23,29 @@ def key_auth(ctx: RequestContext) -> KeyAuth | None:
     return principal.auth if principal is not None else None
 
 
-class BudgetHook(Hook):
-    """Refuses models a key may not use, reserves the request's maximum cost, settles the real one."""
+class AccessHook(Hook):
+    """Refuses models the caller may not use: the key's, its user's and its team's lists all apply."""
 
-    name = "budgets"
+    name = "access"
 
-    def __init__(
-        self,
-        router: Router,
-        writer: SpendWriter,
-        *,
-        default_max_tokens: int = 4096,
-        shared: SharedBudgets | None = None,
-    ) -> None:
+    def __init__(self, router: Router) -> None:
         self.router = router
-        self.writer = writer
-        self.default_max_tokens = default_max_tokens
-        self.shared = shared  # reservations across replicas (Redis), on top of this process's
 
     async def before_call(self, ctx: RequestContext) -> None:
         auth = key_auth(ctx)
         if auth is None:
             return
-        group = self.router.find(ctx.model)
+        group = ctx.group
         if not auth.may_use(ctx.model, group.name if group else None):
+            models = allowed(auth)
             raise ProxyError(
                 ErrorKind.PERMISSION,
-                f"this key may not use model '{ctx.model}'; it may use: {', '.join(allowed(auth)) or 'no models'}",
+                f"this key may not use model '{ctx.model}'; it may use: "
+                + (", ".join(models) if models else "no models"),
                 param="model",
                 code="model_not_allowed",
             )
         self._check_request_fallbacks(ctx, auth)
-        deployments = group.deployments if group is not None else []
-        estimate = estimate_max_cost(ctx, deployments, self.default_max_tokens)
-        reservation = reserve(auth.accounts, estimate)
-        if self.shared is not None and self.shared.needed(ctx):
-            try:
-                await self.shared.reserve(reservation, ctx)
-            except BaseException:
-                settle(reservation, ZERO)
-                raise
-        ctx.extra["reservation"] = reservation
-
-    async def after_call(self, ctx: RequestContext) -> None:
-        reservation = ctx.extra.get("reservation")
-        if reservation is None:
-            return
-        cost = ctx.cost or ZERO
-        settle(reservation, cost)
-        if self.shared is not None:
-            await self.shared.settle(ctx, cost)
-        if cost:
-            self.writer.add_charge([a.key for a in reservation.accounts], cost)
 
     def _check_request_fallbacks(self, ctx: RequestContext, auth: KeyAuth) -> None:
         """Fallbacks named in the request are models too: a key may not reach others through them.
@@ -98,11 +68,47 @@ class BudgetHook(Hook):
                 )
 
 
+class BudgetHook(Hook):
+    """Reserves the request's worst-case cost (from the admission step) on its budgets, settles the real one."""
+
+    name = "budgets"
+
+    def __init__(self, writer: SpendWriter, *, shared: SharedBudgets | None = None) -> None:
+        self.writer = writer
+        self.shared = shared  # reservations across replicas (Redis), on top of this process's
+
+    async def before_call(self, ctx: RequestContext) -> None:
+        auth = key_auth(ctx)
+        admission = ctx.admission
+        if auth is None or admission is None:
+            return
+        accounts = auth.accounts
+        if any(a.max_budget is not None for a in accounts):
+            admission.cap_output(ctx)  # money is at stake: the answer may not outgrow the reservation
+        reservation = reserve(accounts, admission.max_cost)
+        if self.shared is not None and self.shared.needed(ctx):
+            try:
+                await self.shared.reserve(reservation, ctx)
+            except BaseException:
+                settle(reservation, ZERO)
+                raise
+        ctx.extra["reservation"] = reservation
+
+    async def after_call(self, ctx: RequestContext) -> None:
+        reservation = ctx.extra.get("reservation")
+        if reservation is None:
+            return
+        cost = ctx.cost or ZERO
+        settle(reservation, cost)
+        if self.shared is not None:
+            await self.shared.settle(ctx, cost)
+        if cost:
+            self.writer.add_charge([a.key for a in reservation.accounts], cost)
+
+
 def allowed(auth: KeyAuth) -> list[str]:
-    for account in (auth.key, auth.team):
-        if account is not None and account.models:
-            return account.models
-    return []
+    """The models a key may use (key, user and team lists intersected); empty when none restricts."""
+    return auth.allowed_models() or []
 
 
 class SpendLogHook(Hook):
@@ -147,6 +153,6 @@ def spend_row(ctx: RequestContext) -> dict[str, Any]:
         "ttft_ms": ttft,
         "status": ctx.outcome,
         "error_class": ctx.error.kind.name.lower() if ctx.error else None,
-        "cache_hit": bool(ctx.extra.get("cache_hit")),
+        "cache_hit": ctx.cache_hit,
         "stream": ctx.stream,
     }

@@ -1,10 +1,19 @@
-"""Spend logs and spend counters, written in batches off the hot path.
+"""Spend logs, spend counters, settlements and outbox rows, written in batches off the hot path.
 
 Requests only append to in-memory queues. A background task writes everything queued in one
 transaction every ``interval`` seconds: spend-log rows (insert, ignoring ids already written), rows
-for other tables that must land with them (e.g. the Stripe meter-event outbox), and per-account
-increments (``spend = spend + delta``, exact across replicas). If the database is down
-the batch stays queued and is retried; ``stop`` flushes what is left on graceful shutdown.
+for other tables that must land with them (e.g. the Stripe meter-event outbox), per-account
+increments (``spend = spend + delta``, exact across replicas) and prepaid settlements (handlers that
+other parts register by kind).
+
+Failures are of two kinds, told apart by ``db.database.is_unavailable``:
+
+- **The database is unavailable** (down, unreachable, a lock or statement timeout): everything stays
+  queued and is retried. At shutdown, what could not be written is journaled to a local file
+  (``db/spool.py``) and replayed at the next start, so no row is lost with the process.
+- **A row is refused** (too long, a NUL byte, out of range): the batch is split in halves until the
+  rows at fault are alone; those go to the ``dead_letters`` table with the reason (or to a local
+  file while the database is down) and everything else is written. One bad row never stops the rest.
 """
 
 from __future__ import annotations
@@ -12,47 +21,75 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from proxyllm.accounts.durations import next_reset
 from proxyllm.accounts.ledger import AccountId
 from proxyllm.accounts.store import aware
 from proxyllm.core.background import cancel
-from proxyllm.db.database import Database
-from proxyllm.db.tables import Key, SpendLog, Team, User
+from proxyllm.db.database import Database, DatabaseUnavailable, is_unavailable
+from proxyllm.db.spool import Item, Spool
+from proxyllm.db.tables import Base, DeadLetter, Key, SpendLog, Team, User
 
 log = logging.getLogger("proxyllm.spend")
 TABLES: dict[str, Any] = {"key": (Key, Key.token), "user": (User, User.user_id), "team": (Team, Team.team_id)}
 ZERO = Decimal(0)
+SPEND_LOG = "spend_log"
+CHARGE = "charge"
+TABLE = "table:"  # + a table name: a row inserted as is (ignored when its primary key exists)
+Handler = Callable[[AsyncSession, list[dict[str, Any]]], Awaitable[None]]
+MAX_REASON = 1000
 
 
 class SpendWriter:
-    def __init__(self, db: Database, *, interval: float = 1.0, reset_interval: float = 10.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        interval: float = 1.0,
+        reset_interval: float = 10.0,
+        spool: Spool | None = None,
+        on_dead_letter: Callable[[str], None] | None = None,
+    ) -> None:
         self.db = db
         self.interval = interval
         self.reset_interval = reset_interval
-        self.lock = asyncio.Lock()
-        self._rows: list[dict[str, Any]] = []
-        self._outbox: list[tuple[Any, dict[str, Any]]] = []  # (ORM table, row) written in the same batch
+        self.spool = spool
+        self.on_dead_letter = on_dead_letter
+        self.handlers: dict[str, Handler] = {SPEND_LOG: self._write_spend_logs, CHARGE: self._write_charges}
+        self._items: list[Item] = []
         self._deltas: dict[AccountId, Decimal] = {}
         self._writing: dict[AccountId, Decimal] = {}
+        self._flush_lock = asyncio.Lock()  # one flush at a time; never shared with readers
         self._task: asyncio.Task[None] | None = None
-        self._failing = False
+        self._done: set[int] = set()  # items of the flush in progress already committed
+        self._replayed: list[Any] = []  # journal files whose items are queued, deleted once written
+        self.failing_since: float | None = None  # monotonic time of the first failed flush in a row
+        self.flushing = False
+        self.epoch = 0  # bumped whenever charges were committed (see accounts/cache.py)
         self.written_rows = 0
+        self.dead_letters = 0
 
     # -- called per request (no I/O) ----------------------------------------------------------
 
     def add_row(self, row: dict[str, Any]) -> None:
-        self._rows.append(row)
+        self._items.append((SPEND_LOG, row))
 
     def add_outbox_row(self, table: Any, row: dict[str, Any]) -> None:
         """A row for another table, committed in the same transaction as the spend logs."""
-        self._outbox.append((table, row))
+        self._items.append((TABLE + table.__tablename__, row))
+
+    def add(self, kind: str, payload: dict[str, Any]) -> None:
+        """An item for a registered handler (e.g. a prepaid settlement)."""
+        self._items.append((kind, payload))
 
     def add_charge(self, accounts: list[AccountId], cost: Decimal) -> None:
         deltas = self._deltas
@@ -64,53 +101,187 @@ class SpendWriter:
 
     @property
     def queued_rows(self) -> int:
-        return len(self._rows)
+        return sum(1 for kind, _ in self._items if kind == SPEND_LOG)
 
-    # -- background --------------------------------------------------------------------------
+    @property
+    def queued(self) -> int:
+        return len(self._items) + len(self._deltas)
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _take(self) -> list[Item]:
+        items, self._items = self._items, []
+        for (kind, ident), delta in self._deltas.items():
+            items.append((CHARGE, {"kind": kind, "id": ident, "amount": delta}))
+            self._writing[(kind, ident)] = self._writing.get((kind, ident), ZERO) + delta
+        self._deltas = {}
+        return items
+
+    def _requeue(self, items: list[Item]) -> None:
+        rest: list[Item] = []
+        for kind, payload in items:
+            if kind == CHARGE:
+                account = (payload["kind"], payload["id"])
+                self._forget_writing(account, payload["amount"])
+                self._deltas[account] = self._deltas.get(account, ZERO) + payload["amount"]
+            else:
+                rest.append((kind, payload))
+        self._items = rest + self._items
+
+    def _forget_writing(self, account: AccountId, amount: Decimal) -> None:
+        left = self._writing.get(account, ZERO) - amount
+        if left:
+            self._writing[account] = left
+        else:
+            self._writing.pop(account, None)
 
     async def flush(self) -> bool:
-        """Write everything queued; on failure keep it queued. True when the queue was written."""
-        async with self.lock:
-            if not self._rows and not self._deltas and not self._outbox:
+        """Write everything queued. True when nothing is left queued for an unavailable database."""
+        async with self._flush_lock:
+            items = self._take()
+            if not items:
                 return True
-            rows, self._rows = self._rows, []
-            outbox, self._outbox = self._outbox, []
-            self._writing, self._deltas = self._deltas, {}
+            self.flushing = True
+            self._done = set()
             try:
-                async with self.db.session() as session:
-                    if rows:
-                        await session.execute(self._insert_ignore(SpendLog), rows)
-                    by_table: dict[Any, list[dict[str, Any]]] = {}
-                    for table, row in outbox:
-                        by_table.setdefault(table, []).append(row)
-                    for table, table_rows in by_table.items():
-                        await session.execute(self._insert_ignore(table), table_rows)
-                    for (kind, ident), delta in self._writing.items():
-                        table, pk = TABLES[kind]
-                        await session.execute(update(table).where(pk == ident).values(spend=table.spend + delta))
-            except Exception as error:
-                self._rows = rows + self._rows
-                self._outbox = outbox + self._outbox
-                for account, delta in self._writing.items():
-                    self._deltas[account] = self._deltas.get(account, ZERO) + delta
-                if not self._failing:
-                    log.warning("spend not written yet (%s); %d rows queued, retrying", type(error).__name__, len(rows))
-                self._failing = True
-                return False
+                left = await self._write(items)
+            except BaseException:  # cancelled (e.g. the shutdown deadline): keep what was not committed
+                self._requeue([item for item in items if id(item) not in self._done])
+                raise
             finally:
-                self._writing = {}
-            if self._failing:
+                self.flushing = False
+            if left:
+                self._requeue(left)
+                if self.failing_since is None:
+                    self.failing_since = time.monotonic()
+                    log.warning("spend not written yet (database unavailable); %d items queued, retrying", len(left))
+                return False
+            if self.failing_since is not None:
                 log.info("spend writes resumed")
-            self._failing = False
-            self.written_rows += len(rows)
+            self.failing_since = None
+            if self._replayed:
+                for path in self._replayed:
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+                self._replayed = []
             return True
+
+    async def _write(self, items: list[Item]) -> list[Item]:
+        """Write ``items``, isolating refused rows; returns what is left for an unavailable database."""
+        try:
+            async with self.db.session() as session:
+                await self._apply(session, items)
+        except DatabaseUnavailable:
+            return items
+        except Exception as error:
+            if is_unavailable(error):
+                return items
+            if len(items) == 1:
+                await self._dead_letter(items[0], error)
+                self._committed(items, dead=True)
+                return []
+            middle = len(items) // 2
+            left = await self._write(items[:middle])
+            if left:  # the database went away while we were splitting: keep the rest queued as well
+                return left + items[middle:]
+            return await self._write(items[middle:])
+        self._committed(items)
+        return []
+
+    def _committed(self, items: list[Item], *, dead: bool = False) -> None:
+        charged = False
+        self._done.update(id(item) for item in items)
+        for kind, payload in items:
+            if kind == CHARGE:
+                self._forget_writing((payload["kind"], payload["id"]), payload["amount"])
+                charged = True
+            elif kind == SPEND_LOG and not dead:
+                self.written_rows += 1
+        if charged:
+            self.epoch += 1
+
+    async def _apply(self, session: AsyncSession, items: list[Item]) -> None:
+        by_kind: dict[str, list[dict[str, Any]]] = {}
+        for kind, payload in items:
+            by_kind.setdefault(kind, []).append(payload)
+        for kind, payloads in by_kind.items():
+            handler = self.handlers.get(kind)
+            if handler is not None:
+                await handler(session, payloads)
+            elif kind.startswith(TABLE):
+                table = Base.metadata.tables[kind[len(TABLE) :]]
+                await session.execute(self._insert_ignore(table), payloads)
+            else:
+                raise LookupError(f"no writer for queued items of kind {kind!r}")
+
+    async def _write_spend_logs(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+        await session.execute(self._insert_ignore(SpendLog.__table__), rows)
+
+    async def _write_charges(self, session: AsyncSession, charges: list[dict[str, Any]]) -> None:
+        for charge in charges:
+            table, pk = TABLES[charge["kind"]]
+            await session.execute(update(table).where(pk == charge["id"]).values(spend=table.spend + charge["amount"]))
 
     def _insert_ignore(self, table: Any) -> Any:
         """INSERT that skips rows whose primary key was already written (a retried batch)."""
         dialect = sqlite if self.db.sqlite else postgresql
-        core = table.__table__  # a Core insert: the ORM's bulk path costs far more per row
-        keys = [column.name for column in core.primary_key.columns]
-        return dialect.insert(core).on_conflict_do_nothing(index_elements=keys)
+        keys = [column.name for column in table.primary_key.columns]  # a Core insert: far cheaper per row
+        return dialect.insert(table).on_conflict_do_nothing(index_elements=keys)
+
+    async def _dead_letter(self, item: Item, error: BaseException) -> None:
+        kind, payload = item
+        reason = f"{type(error).__name__}: {getattr(error, 'orig', None) or error}"[:MAX_REASON].replace("\x00", "")
+        self.dead_letters += 1
+        if self.on_dead_letter is not None:
+            self.on_dead_letter(kind)
+        log.error("a queued %s was refused by the database and set aside as a dead letter: %s", kind, reason)
+        from proxyllm.db.spool import encode
+
+        row = {"kind": kind[:64], "payload": encode(kind, payload).decode(), "reason": reason}
+        try:
+            async with self.db.session() as session:
+                await session.execute(insert(DeadLetter), [row])
+        except Exception:
+            if self.spool is None:
+                log.error("dead letter lost: no spool directory to keep it in")
+                return
+            self.spool.append(self.spool.dead_letters, [item])
+
+    # -- the journal ---------------------------------------------------------------------------
+
+    def replay_journal(self) -> int:
+        """Queue what an earlier run journaled at shutdown (written with the next batch)."""
+        if self.spool is None:
+            return 0
+        items, files = self.spool.take_journal()
+        for kind, payload in items:
+            if kind == CHARGE:
+                account = (payload["kind"], payload["id"])
+                self._deltas[account] = self._deltas.get(account, ZERO) + payload["amount"]
+            else:
+                self._items.append((kind, payload))
+        self._replayed.extend(files)
+        if items:
+            log.warning("replaying %d queued writes journaled by an earlier run", len(items))
+        return len(items)
+
+    def _journal_rest(self) -> int:
+        items = self._take()
+        self._writing = {}
+        if not items:
+            return 0
+        if self.spool is None:
+            log.error("shutting down with %d queued writes and no spool directory: they are lost", len(items))
+            return 0
+        self.spool.append(self.spool.journal, items)
+        log.error(
+            "the database stayed unavailable: %d queued writes journaled to %s, replayed at the next start",
+            len(items),
+            self.spool.journal,
+        )
+        return len(items)
+
+    # -- budgets -------------------------------------------------------------------------------
 
     async def reset_budgets(self) -> int:
         """Zero the spend of every account whose budget period ended; safe on several replicas."""
@@ -132,10 +303,16 @@ class SpendWriter:
                     count += int(getattr(result, "rowcount", 0) or 0)
         return count
 
+    # -- lifecycle -----------------------------------------------------------------------------
+
     async def _run(self) -> None:
         since_reset = 0.0
         while True:
-            ok = await self.flush()
+            try:
+                ok = await self.flush()
+            except Exception:
+                log.exception("spend writer flush failed")
+                ok = False
             await asyncio.sleep(self.interval if ok else min(self.interval * 5, 10.0))
             since_reset += self.interval
             if since_reset >= self.reset_interval:
@@ -144,18 +321,24 @@ class SpendWriter:
                     await self.reset_budgets()
 
     async def start(self) -> None:
+        self.replay_journal()
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="spend-writer")
 
-    async def stop(self, deadline: float = 20.0) -> None:
+    async def stop(self, deadline: float = 10.0) -> None:
+        """Write what is queued; what the database will not take by ``deadline`` is journaled."""
         await cancel(self._task)
         self._task = None
         loop = asyncio.get_running_loop()
         end = loop.time() + deadline
-        while not await self.flush():
-            if loop.time() > end:
-                log.error(
-                    "shutting down with %d spend rows not written: the database stayed unavailable", len(self._rows)
-                )
+        while True:
+            try:
+                async with asyncio.timeout(max(0.1, end - loop.time())):
+                    if await self.flush():
+                        return
+            except TimeoutError:
+                pass
+            if loop.time() >= end:
+                self._journal_rest()
                 return
             await asyncio.sleep(0.5)

@@ -1,16 +1,18 @@
-"""Prepaid credits around each request: reserve before the upstream, settle after."""
+"""Prepaid credits around each request: reserve before the upstream (one round trip, bounded in
+time), settle after (queued: the spend writer's batch carries it)."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 from proxyllm.billing.service import Billing
 from proxyllm.core.context import RequestContext
 from proxyllm.core.hooks import Hook
-from proxyllm.core.pricing import estimate_max_cost
-from proxyllm.core.router import Router
+from proxyllm.db.database import DatabaseUnavailable
 
 ZERO = Decimal(0)
+RESERVE_TIMEOUT = 2.0
 
 
 class PrepaidHook(Hook):
@@ -21,27 +23,30 @@ class PrepaidHook(Hook):
 
     name = "prepaid"
 
-    def __init__(self, billing: Billing, router: Router) -> None:
+    def __init__(self, billing: Billing, *, timeout: float = RESERVE_TIMEOUT) -> None:
         self.billing = billing
-        self.router = router
+        self.timeout = timeout  # a slow database fails prepaid requests closed, quickly (503)
 
     async def before_call(self, ctx: RequestContext) -> None:
         principal = ctx.principal
-        if principal is None or principal.is_admin:
+        admission = ctx.admission
+        if principal is None or principal.is_admin or admission is None:
             return
         account = self.billing.account_of_request(ctx)
-        group = self.router.find(ctx.model)
-        settings = self.billing.settings
-        estimate = estimate_max_cost(ctx, group.deployments if group else [], settings.default_max_tokens)
-        if settings.max_reservation is not None:
-            estimate = min(estimate, settings.max_reservation)
-        await self.billing.ledger.reserve(account, estimate, ctx.request_id)
+        admission.cap_output(ctx)  # the answer may not outgrow what is reserved
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self.billing.ledger.reserve(account, admission.max_cost, ctx.request_id)
+        except TimeoutError:
+            # The statement may still have run: release whatever it held (a settlement of zero).
+            self.billing.queue_settlement(account, ctx.request_id, ZERO)
+            raise DatabaseUnavailable(f"the prepaid balance could not be checked within {self.timeout:g}s") from None
         ctx.extra["prepaid_account"] = account
 
     async def after_call(self, ctx: RequestContext) -> None:
         account = ctx.extra.get("prepaid_account")
         if account is not None:
-            await self.billing.settle(account, ctx.request_id, ctx.cost or ZERO)
+            self.billing.queue_settlement(account, ctx.request_id, ctx.cost or ZERO)
 
     async def start(self) -> None:
         await self.billing.start()

@@ -16,13 +16,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, literal, select, update
+from sqlalchemy import delete, func, literal, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proxyllm.billing.tables import BillingAccount, LedgerEntry, Reservation
 from proxyllm.db.database import Database
-from proxyllm.db.types import Money
+from proxyllm.db.types import Money, to_units
 from proxyllm.errors import ErrorKind, ProxyError
 
 log = logging.getLogger("proxyllm.billing")
@@ -43,6 +43,31 @@ def money(amount: Decimal) -> Any:
 
 def _where(account: AccountRef) -> Any:
     return (BillingAccount.account_type == account[0]) & (BillingAccount.account_id == account[1])
+
+
+RESERVE_PG = text(
+    f"""
+    WITH held AS (
+        UPDATE {BillingAccount.__tablename__} SET reserved = reserved + :amount
+        WHERE account_type = :account_type AND account_id = :account_id
+          AND balance - reserved >= :amount AND balance > 0
+        RETURNING account_type, account_id
+    )
+    INSERT INTO {Reservation.__tablename__} (request_id, account_type, account_id, amount, expires_at)
+    SELECT :request_id, account_type, account_id, :amount, :expires_at FROM held
+    RETURNING request_id
+    """
+)
+
+
+def _reserve_params(account: AccountRef, amount: Decimal, request_id: str, expires: datetime) -> dict[str, Any]:
+    return {
+        "amount": to_units(amount),
+        "account_type": account[0],
+        "account_id": account[1],
+        "request_id": request_id,
+        "expires_at": expires,
+    }
 
 
 def insufficient(account: AccountRef, available: Decimal, estimate: Decimal) -> ProxyError:
@@ -84,9 +109,27 @@ class PrepaidLedger:
     # -- requests ------------------------------------------------------------------------------
 
     async def reserve(self, account: AccountRef, amount: Decimal, request_id: str) -> None:
-        """Hold ``amount`` for a request, or refuse with 402 if the balance cannot cover it."""
+        """Hold ``amount`` for a request, or refuse with 402 if the balance cannot cover it.
+
+        On PostgreSQL this is one statement (one round trip, atomic on its own): the conditional
+        UPDATE of the balance and the INSERT of the reservation row in one CTE. An account with no row
+        has no balance, so it is refused without one being created."""
+        expires = datetime.now(UTC) + timedelta(seconds=self.reservation_ttl)
+        if self.db.sqlite:
+            held = await self._reserve_sqlite(account, amount, request_id, expires)
+        else:
+            async with self.db.session() as session:
+                held = (
+                    await session.execute(RESERVE_PG, _reserve_params(account, amount, request_id, expires))
+                ).first() is not None
+        if not held:
+            async with self.db.session() as session:
+                row = await session.get(BillingAccount, account)
+                available = (row.balance - row.reserved) if row else ZERO
+            raise insufficient(account, available, amount)
+
+    async def _reserve_sqlite(self, account: AccountRef, amount: Decimal, request_id: str, expires: datetime) -> bool:
         async with self.db.session() as session:
-            await self.ensure_account(session, account)
             result = await session.execute(
                 update(BillingAccount)
                 .where(
@@ -97,10 +140,7 @@ class PrepaidLedger:
                 .values(reserved=BillingAccount.reserved + money(amount))
             )
             if getattr(result, "rowcount", 0) != 1:
-                row = await session.get(BillingAccount, account)
-                available = (row.balance - row.reserved) if row else ZERO
-                raise insufficient(account, available, amount)
-            expires = datetime.now(UTC) + timedelta(seconds=self.reservation_ttl)
+                return False
             session.add(
                 Reservation(
                     request_id=request_id,
@@ -110,50 +150,58 @@ class PrepaidLedger:
                     expires_at=expires,
                 )
             )
+        return True
+
+    async def settle_in(self, session: AsyncSession, account: AccountRef, request_id: str, cost: Decimal) -> Settlement:
+        """Charge the real cost and release the reservation, once per request id, in the caller's transaction."""
+        held = (
+            await session.execute(
+                delete(Reservation).where(Reservation.request_id == request_id).returning(Reservation.amount)
+            )
+        ).scalar_one_or_none() or ZERO
+        if cost and await self._exists(session, "usage", request_id):
+            cost = ZERO  # already charged: only release what is still held
+        row = (
+            await session.execute(
+                update(BillingAccount)
+                .where(_where(account))
+                .values(
+                    reserved=BillingAccount.reserved - money(held),
+                    balance=BillingAccount.balance - money(cost),
+                    total_spent=BillingAccount.total_spent + money(cost),
+                )
+                .returning(
+                    BillingAccount.balance,
+                    BillingAccount.low_balance_threshold,
+                    BillingAccount.low_balance_notified,
+                )
+            )
+        ).first()
+        if row is None:  # no such account (never reserved): nothing to settle
+            return Settlement(ZERO, False)
+        balance, threshold, notified = row
+        if cost:
+            session.add(
+                LedgerEntry(
+                    account_type=account[0],
+                    account_id=account[1],
+                    kind="usage",
+                    amount=-cost,
+                    balance_after=balance,
+                    reference=request_id,
+                )
+            )
+            await session.flush()
+        limit = self.low_balance_threshold if threshold is None else threshold
+        crossed = bool(cost) and not notified and balance < limit <= balance + cost
+        if crossed:
+            await session.execute(update(BillingAccount).where(_where(account)).values(low_balance_notified=True))
+        return Settlement(balance, crossed)
 
     async def settle(self, account: AccountRef, request_id: str, cost: Decimal) -> Settlement:
-        """Charge the real cost and release the reservation, once per request id."""
+        """``settle_in`` in a transaction of its own."""
         async with self.db.session() as session:
-            held = (
-                await session.execute(
-                    delete(Reservation).where(Reservation.request_id == request_id).returning(Reservation.amount)
-                )
-            ).scalar_one_or_none() or ZERO
-            if cost and await self._exists(session, "usage", request_id):
-                cost = ZERO  # already charged: only release what is still held
-            row = (
-                await session.execute(
-                    update(BillingAccount)
-                    .where(_where(account))
-                    .values(
-                        reserved=BillingAccount.reserved - money(held),
-                        balance=BillingAccount.balance - money(cost),
-                        total_spent=BillingAccount.total_spent + money(cost),
-                    )
-                    .returning(
-                        BillingAccount.balance,
-                        BillingAccount.low_balance_threshold,
-                        BillingAccount.low_balance_notified,
-                    )
-                )
-            ).one()
-            balance, threshold, notified = row
-            if cost:
-                session.add(
-                    LedgerEntry(
-                        account_type=account[0],
-                        account_id=account[1],
-                        kind="usage",
-                        amount=-cost,
-                        balance_after=balance,
-                        reference=request_id,
-                    )
-                )
-            limit = self.low_balance_threshold if threshold is None else threshold
-            crossed = bool(cost) and not notified and balance < limit <= balance + cost
-            if crossed:
-                await session.execute(update(BillingAccount).where(_where(account)).values(low_balance_notified=True))
-        return Settlement(balance, crossed)
+            return await self.settle_in(session, account, request_id, cost)
 
     # -- money in and out ----------------------------------------------------------------------
 

@@ -99,7 +99,7 @@ class MeterHook(Hook):
 
     async def after_call(self, ctx: RequestContext) -> None:
         found = ctx.extra.get("meter_account")
-        if found is None or found[1] is None or ctx.outcome == "error" or ctx.extra.get("cache_hit"):
+        if found is None or found[1] is None or ctx.outcome == "error" or ctx.cache_hit:
             return
         for row in meter_rows(self.billing, ctx, found[0], found[1]):
             self.writer.add_outbox_row(MeterEvent, row)

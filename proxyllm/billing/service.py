@@ -21,12 +21,16 @@ from proxyllm.db.tables import Team, User
 from proxyllm.errors import ErrorKind, ProxyError, invalid_request
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from proxyllm.accounts.writer import SpendWriter
     from proxyllm.billing.stripe_api import StripeAPI
 
 log = logging.getLogger("proxyllm.billing")
 CUSTOMER_TTL = 30.0
 RECONCILE_INTERVAL = 60.0
 RETRY_INTERVAL = 2.0
+SETTLEMENT = "prepaid_settlement"
 
 
 class Billing:
@@ -44,7 +48,7 @@ class Billing:
             low_balance_threshold=settings.low_balance_threshold,
             reservation_ttl=settings.reservation_ttl,
         )
-        self.unsettled: list[tuple[AccountRef, str, Decimal]] = []  # settlements waiting for the database
+        self.writer: SpendWriter | None = None
         # Looked up on every metered or gated request: cached briefly, dropped on changes on this replica.
         self._customers: dict[AccountRef, tuple[float, str | None]] = {}
         self.subscription_cache: dict[AccountRef, tuple[float, tuple[bool, str]]] = {}
@@ -175,37 +179,38 @@ class Billing:
             "account_id": account[1],
         }
 
-    # -- settlement that survives a database hiccup --------------------------------------------
+    # -- settlement, in the spend writer's batches ----------------------------------------------
 
-    async def settle(self, account: AccountRef, request_id: str, cost: Decimal) -> None:
-        try:
-            result = await self.ledger.settle(account, request_id, cost)
-        except ProxyError as error:
-            if error.kind is not ErrorKind.UNAVAILABLE:
-                raise
-            log.warning("settlement of request %s queued: database unavailable", request_id)
-            self.unsettled.append((account, request_id, cost))
-            return
-        if result.crossed_low_balance:
-            log.warning("low balance: %s %s is at %s (below its threshold)", account[0], account[1], result.balance)
-            from proxyllm.billing.metrics import LOW_BALANCE
+    def attach(self, writer: SpendWriter) -> None:
+        """Settlements ride in the spend writer's batch: off the request path, retried while the
+        database is away, journaled at shutdown, and isolated if one is refused."""
+        self.writer = writer
+        writer.handlers[SETTLEMENT] = self._write_settlements
 
-            LOW_BALANCE.labels(account_type=account[0]).inc()
+    def queue_settlement(self, account: AccountRef, request_id: str, cost: Decimal) -> None:
+        assert self.writer is not None, "Billing.attach(writer) first"
+        self.writer.add(
+            SETTLEMENT, {"account_type": account[0], "account_id": account[1], "request_id": request_id, "cost": cost}
+        )
 
-    async def retry_unsettled(self) -> None:
-        pending, self.unsettled = self.unsettled, []
-        for account, request_id, cost in pending:
-            await self.settle(account, request_id, cost)
+    async def _write_settlements(self, session: AsyncSession, settlements: list[dict[str, Any]]) -> None:
+        for item in settlements:
+            account = (item["account_type"], item["account_id"])
+            result = await self.ledger.settle_in(session, account, item["request_id"], item["cost"])
+            if result.crossed_low_balance:
+                log.warning("low balance: %s %s is at %s (below its threshold)", account[0], account[1], result.balance)
+                from proxyllm.billing.metrics import LOW_BALANCE
+
+                LOW_BALANCE.labels(account_type=account[0]).inc()
 
     async def _upkeep(self) -> None:
         since = 0.0
         while True:
             await asyncio.sleep(RETRY_INTERVAL)
             since += RETRY_INTERVAL
-            with contextlib.suppress(Exception):
-                await self.retry_unsettled()
-                if since >= RECONCILE_INTERVAL:
-                    since = 0.0
+            if since >= RECONCILE_INTERVAL:
+                since = 0.0
+                with contextlib.suppress(Exception):
                     await self.ledger.release_expired()
 
     async def start(self) -> None:
@@ -215,10 +220,3 @@ class Billing:
     async def stop(self) -> None:
         await cancel(self._task)
         self._task = None
-        with contextlib.suppress(Exception):
-            await self.retry_unsettled()
-        if self.unsettled:
-            log.error(
-                "%d settlements could not be written before shutdown; their reservations will expire",
-                len(self.unsettled),
-            )

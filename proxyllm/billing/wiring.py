@@ -28,23 +28,31 @@ def billing_from_env(env: Mapping[str, str], db: Database) -> Billing | None:
     return Billing(settings, db)
 
 
-def billing_hooks(runtime: Runtime) -> list[Hook]:
-    """Gates before charges: subscriptions, then prepaid credits, then meters (each accounts once)."""
+def billing_gates(runtime: Runtime) -> list[Hook]:
+    """Who may be served at all, before the cache: subscriptions, then the meters' customer link."""
     billing = runtime.billing
     if billing is None:
         return []
-    from proxyllm.billing.hooks import PrepaidHook
     from proxyllm.billing.meters import MeterHook
     from proxyllm.billing.subscriptions import SubscriptionHook
 
     hooks: list[Hook] = []
     if billing.settings.subscriptions:
         hooks.append(SubscriptionHook(billing))
-    if billing.settings.prepaid:
-        hooks.append(PrepaidHook(billing, runtime.router))
     if billing.settings.meters:
         hooks.append(MeterHook(billing, runtime.spend))
     return hooks
+
+
+def billing_charges(runtime: Runtime) -> list[Hook]:
+    """Money reserved after the cache (a hit is never charged): prepaid credits."""
+    billing = runtime.billing
+    if billing is None or not billing.settings.prepaid:
+        return []
+    from proxyllm.billing.hooks import PrepaidHook
+
+    billing.attach(runtime.spend)
+    return [PrepaidHook(billing)]
 
 
 async def link_account(runtime: Runtime, account: tuple[str, str], customer_id: str | None) -> None:

@@ -1,8 +1,9 @@
 """The response cache as a hook: look up before the router, store after the response went out.
 
-Runs after authentication, limits and budgets (a key that may not use a model never gets its cached
-answers), before the router. A hit sets ``ctx.extra["cached"]`` (the body, or a stream replaying the
-events) and the gateway answers with it without calling an upstream; a hit costs nothing, is marked
+Runs after authentication, model access and rate limits (a key that may not use a model never gets
+its cached answers) and before budgets and prepaid credit, so a hit reserves and charges no money. A
+hit sets ``ctx.cached`` (the body, or a stream replaying the events) and the gateway answers with it
+without calling an upstream or the hooks after this one; a hit costs nothing, is marked
 with ``x-litellm-cache-key`` and logged as ``cache_hit``. A miss asks the gateway for the response
 through ``ctx.extra["tap"]`` and stores it once the call ended well (a complete stream only).
 
@@ -83,7 +84,7 @@ class CacheHook(Hook):
             controls = {}
         elif not (settings.default_on or controls.get("use-cache") is True):
             return
-        group = self.router.find(ctx.model)
+        group = ctx.group or self.router.find(ctx.model)
         if group is None:
             return  # the router will answer 404
         digest = request_digest(ctx, group.name)
@@ -97,8 +98,8 @@ class CacheHook(Hook):
             if entry is not None and fresh and (entry.kind == STREAM) == ctx.stream:
                 ctx.model_group = group.name
                 ctx.usage = entry.usage
-                ctx.extra["cache_hit"] = True
-                ctx.extra["cached"] = entry.replay() if ctx.stream else entry.data
+                ctx.cache_hit = True
+                ctx.cached = entry.replay() if ctx.stream else entry.data
                 ctx.response_headers["x-litellm-cache-key"] = digest
                 return
         ctx.extra["cache_miss"] = True

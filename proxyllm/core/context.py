@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 from proxyllm.core.types import Operation, Usage
 
 if TYPE_CHECKING:
+    from proxyllm.core.admission import Admission
     from proxyllm.core.deployment import Deployment
+    from proxyllm.core.routing.groups import ModelGroup
     from proxyllm.errors import ProxyError
 
 
@@ -43,9 +45,12 @@ class Principal:
 
 class RequestContext:
     __slots__ = (
+        "admission",
         "api_key",
         "attempts",
         "body",
+        "cache_hit",
+        "cached",
         "client_wants_usage",
         "cost",
         "deployment",
@@ -54,6 +59,7 @@ class RequestContext:
         "extra",
         "fallbacks",
         "first_chunk_at",
+        "group",
         "hooks_ran",
         "model",
         "model_group",
@@ -98,6 +104,10 @@ class RequestContext:
         self.started = time.perf_counter()
         self.started_wall = time.time()
         self.model_group: str = self.model
+        self.group: ModelGroup | None = None  # resolved once, by the admission step
+        self.admission: Admission | None = None  # bounds and worst-case cost, by the admission step
+        self.cached: Any = None  # a response from the cache (body bytes or a replaying stream)
+        self.cache_hit = False
         self.deployment: Deployment | None = None
         self.usage: Usage | None = None
         self.cost: Decimal | None = None

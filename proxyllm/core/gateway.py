@@ -35,11 +35,12 @@ class Gateway:
                 if self._before[i]:
                     await hook.before_call(ctx)
                 ctx.hooks_ran = i + 1
-            cached = ctx.extra.get("cached")
-            if cached is not None:  # answered from the response cache: no upstream, no cost
-                ctx.outcome = "success"
-                ctx.cost = ZERO
-                return cached  # type: ignore[no-any-return]
+                if ctx.cached is not None:
+                    # Answered from the response cache: the hooks after the cache (budgets, prepaid
+                    # credit) never run, so a hit reserves and charges nothing; no upstream is called.
+                    ctx.outcome = "success"
+                    ctx.cost = ZERO
+                    return ctx.cached  # type: ignore[no-any-return]
             tap = ctx.extra.get("tap")  # a hook that wants the response (the cache, to store it)
             if ctx.stream:
                 first, events = await self.router.open_stream(ctx)

@@ -1,10 +1,11 @@
 """Lifecycle hooks around one gateway call.
 
 Auth, limits, budgets, billing, caching and logging are hooks. ``before_call`` runs in registration
-order and may refuse the request by raising ``ProxyError`` (or answer it from a cache by setting
-``ctx.extra["cached"]``). ``after_call`` runs once the outcome is known — for streams, after the
-last chunk or the client's disconnect — in reverse order, and only for hooks whose ``before_call``
-ran. The gateway only calls the methods a hook overrides, so an idle hook costs nothing per request.
+order and may refuse the request by raising ``ProxyError``, or answer it (the cache) by setting
+``ctx.cached``: the hooks after that one then do not run. ``after_call`` runs once the outcome is
+known — for streams, after the last chunk or the client's disconnect — in reverse order, and only
+for hooks whose ``before_call`` ran. The gateway only calls the methods a hook overrides, so an idle
+hook costs nothing per request.
 """
 
 from __future__ import annotations

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.types import Usage
 
@@ -47,15 +45,3 @@ def estimate_prompt_tokens(body: dict[str, Any]) -> int:
         elif isinstance(value, list):
             chars += sum(len(v) if isinstance(v, str) else 4 for v in value)
     return chars // 3 + 1
-
-
-def estimate_max_cost(ctx: RequestContext, deployments: Sequence[Deployment], default_max_tokens: int) -> Decimal:
-    """The most this request can cost: its prompt plus its max_tokens at the group's highest prices."""
-    if not deployments:
-        return ZERO
-    body = ctx.body
-    max_out = body.get("max_completion_tokens") or body.get("max_tokens") or default_max_tokens
-    if not isinstance(max_out, int):
-        max_out = default_max_tokens
-    prompt = estimate_prompt_tokens(body)
-    return max(call_cost(dep, Usage(prompt, max_out)) for dep in deployments)

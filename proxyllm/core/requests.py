@@ -116,11 +116,28 @@ def parse_body(raw: bytes, operation: Operation) -> dict[str, Any]:
         # exact type match: True is not an integer here, 1 is a valid float
         if expected is not None and value is not None and type(value) not in expected:
             raise invalid_request(f"'{key}' must be {_describe(expected)}", param=key)
+    for name in STORED_STRINGS:
+        value = body.get(name)
+        if value is not None:
+            bounded_string(value, name)
     if operation is Operation.CHAT:
         _check_messages(body["messages"])
     elif operation is Operation.EMBEDDING and not body["input"]:
         raise invalid_request("'input' must not be empty", param="input")
     return body
+
+
+MAX_STORED = 255  # the width of the columns these values are stored in (spend logs, billing accounts)
+STORED_STRINGS = ("model", "user")  # client strings that are stored with the request's spend
+
+
+def bounded_string(value: str, name: str, limit: int = MAX_STORED) -> str:
+    """A client string that will be stored: at most ``limit`` characters and no NUL byte, else 400."""
+    if len(value) > limit:
+        raise invalid_request(f"'{name}' is {len(value)} characters long; at most {limit} are allowed", param=name)
+    if "\x00" in value:
+        raise invalid_request(f"'{name}' must not contain NUL characters", param=name)
+    return value
 
 
 def _check_messages(messages: list[Any]) -> None:
@@ -156,17 +173,23 @@ def apply_proxy_fields(ctx: RequestContext) -> None:
         raise invalid_request("embeddings cannot be streamed", param="stream")
 
 
+MAX_TIMEOUT = 86_400.0
+
+
 def _positive(value: Any, name: str) -> float:
-    if type(value) not in NUM or value <= 0:
-        raise invalid_request(f"'{name}' must be a positive number of seconds", param=name)
+    if type(value) not in NUM or not 0 < value <= MAX_TIMEOUT:
+        raise invalid_request(f"'{name}' must be a number of seconds above 0 and at most {MAX_TIMEOUT:g}", param=name)
     return float(value)
 
 
 def timeout_header(value: str) -> float:
+    """``x-litellm-timeout``: a finite number of seconds (``nan``, ``inf`` and ``1e309`` are refused)."""
     try:
         seconds = float(value)
     except ValueError:
         raise invalid_request("x-litellm-timeout must be a number of seconds", param="x-litellm-timeout") from None
-    if seconds <= 0:
-        raise invalid_request("x-litellm-timeout must be positive", param="x-litellm-timeout")
+    if not 0 < seconds <= MAX_TIMEOUT:  # also false for nan
+        raise invalid_request(
+            f"x-litellm-timeout must be above 0 and at most {MAX_TIMEOUT:g} seconds", param="x-litellm-timeout"
+        )
     return seconds

@@ -177,7 +177,7 @@ class Router:
         return await self._run(ctx, attempt, stream=True)
 
     async def _run(self, ctx: RequestContext, attempt: Callable[[Deployment], Awaitable[T]], *, stream: bool) -> T:
-        group = self.resolve(ctx.model)
+        group = ctx.group or self.resolve(ctx.model)
         try:
             return await self._attempt_group(ctx, group, attempt, stream)
         except ProxyError as err:

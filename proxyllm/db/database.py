@@ -16,6 +16,10 @@ from proxyllm.errors import ErrorKind, ProxyError
 
 log = logging.getLogger("proxyllm.db")
 CONNECT_TIMEOUT = 5.0
+# A slow database degrades, it does not stall: no statement waits on a lock or runs longer than this
+# (PostgreSQL; overridable with PROXYLLM_DB_STATEMENT_TIMEOUT_MS / PROXYLLM_DB_LOCK_TIMEOUT_MS).
+STATEMENT_TIMEOUT_MS = 10_000
+LOCK_TIMEOUT_MS = 3_000
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     exc.OperationalError,
     exc.InterfaceError,
@@ -35,9 +39,34 @@ class DatabaseUnavailable(ProxyError):
         )
 
 
-def _is_unavailable(error: BaseException) -> bool:
-    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+# PostgreSQL conditions that say "not now" rather than "never": the same statement may succeed later.
+TRANSIENT_SQLSTATES = frozenset(
+    {
+        "57014",  # query_canceled (statement_timeout)
+        "55P03",  # lock_not_available (lock_timeout)
+        "40001",  # serialization_failure
+        "40P01",  # deadlock_detected
+        "53300",  # too_many_connections
+        "57P01",  # admin_shutdown
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now
+    }
+)
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True when the database could not do the work now (down, busy, timed out), as opposed to
+    refusing the data itself (a value too long, a NUL byte, a constraint)."""
+    if isinstance(error, DatabaseUnavailable):
         return True
+    if isinstance(error, exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        state = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+        if state in TRANSIENT_SQLSTATES or (isinstance(state, str) and state.startswith("08")):
+            return True
+        if isinstance(error, exc.OperationalError) and "database is locked" in str(error.orig):
+            return True  # SQLite's busy timeout
     return isinstance(error, UNAVAILABLE_ERRORS)
 
 
@@ -50,7 +79,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self, url: str, *, statement_timeout_ms: int = STATEMENT_TIMEOUT_MS, lock_timeout_ms: int = LOCK_TIMEOUT_MS
+    ) -> None:
         self.url = url
         self.sqlite = is_sqlite(url)
         if self.sqlite:
@@ -63,7 +94,15 @@ class Database:
                 max_overflow=10,
                 pool_timeout=CONNECT_TIMEOUT,
                 pool_pre_ping=True,
-                connect_args={"timeout": CONNECT_TIMEOUT},
+                connect_args={
+                    "timeout": CONNECT_TIMEOUT,
+                    "command_timeout": statement_timeout_ms / 1000 + 5,  # the client's own backstop
+                    "server_settings": {
+                        "statement_timeout": str(statement_timeout_ms),
+                        "lock_timeout": str(lock_timeout_ms),
+                        "idle_in_transaction_session_timeout": str(max(statement_timeout_ms * 3, 30_000)),
+                    },
+                },
             )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
@@ -79,7 +118,7 @@ class Database:
         except ProxyError:
             raise
         except BaseException as error:
-            if _is_unavailable(error):
+            if is_unavailable(error):
                 log.warning("database unavailable: %s", type(error).__name__)
                 raise DatabaseUnavailable(type(error).__name__) from None
             raise

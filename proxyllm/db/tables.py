@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, func
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from proxyllm.db.types import Money
@@ -118,3 +118,18 @@ class SpendLog(Base):
         Index("ix_spend_logs_model_time", "model_group", "start_time"),
         Index("ix_spend_logs_time", "start_time"),
     )
+
+
+class DeadLetter(Base):
+    """A queued write the database refused (e.g. a value out of range), kept with the reason.
+
+    ``payload`` is the item as journaled by ``db/spool.py`` (JSON text: a JSON column would refuse the
+    very NUL bytes that may have put the row here)."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)

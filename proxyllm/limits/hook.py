@@ -66,7 +66,7 @@ class RateLimitHook(Hook):
         if grant is None:
             return
         usage = ctx.usage
-        tokens = usage.total_tokens if usage is not None and not ctx.extra.get("cache_hit") else 0
+        tokens = usage.total_tokens if usage is not None and not ctx.cache_hit else 0
         await self.limiter.release(grant, tokens)
 
 

@@ -87,28 +87,33 @@ def rules_for(ctx: RequestContext, router: Router, glob: Rule | None) -> list[Ru
 
 
 def model_rule(ctx: RequestContext, router: Router, auth: KeyAuth, meta: dict[str, Any], name: str) -> Rule | None:
-    """The key's own limits for the model asked for (by its name, else by its model group's)."""
-    names = [ctx.model]
-    group = router.find(ctx.model)
-    if group is not None and group.name != ctx.model:
-        names.append(group.name)
-    for model in names:
-        rpm, tpm = _model_limit(meta, "model_rpm_limit", model), _model_limit(meta, "model_tpm_limit", model)
-        if rpm is not None or tpm is not None:
-            return Rule(
-                f"key_model:{auth.token}:{model}",
-                f"model '{model}' on key '{name}'",
-                "key_model",
-                rpm=rpm,
-                tpm=tpm,
-                model=model,
-            )
-    return None
-
-
-def _model_limit(meta: dict[str, Any], field: str, model: str) -> int | None:
-    limits = meta.get(field)
-    if not isinstance(limits, dict):
+    """The key's own limits for the model asked for, counted per model group: a limit set on an alias
+    also holds when the group is called by its own name (or another alias), and the other way round."""
+    group = ctx.group or router.find(ctx.model)
+    target = group.name if group is not None else ctx.model
+    found: dict[str, tuple[str, int]] = {}  # field -> (the name the limit was set on, value)
+    for field in ("model_rpm_limit", "model_tpm_limit"):
+        limits = meta.get(field)
+        if not isinstance(limits, dict):
+            continue
+        for model, value in limits.items():
+            if not _valid(value) or (field in found and model != ctx.model):
+                continue
+            if model in (ctx.model, target) or (group is not None and router.find(model) is group):
+                found[field] = (model, value)
+    if not found:
         return None
-    value = limits.get(model)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    rpm, tpm = found.get("model_rpm_limit"), found.get("model_tpm_limit")
+    model = (rpm or tpm or (ctx.model, 0))[0]
+    return Rule(
+        f"key_model:{auth.token}:{target}",
+        f"model '{model}' on key '{name}'",
+        "key_model",
+        rpm=rpm[1] if rpm else None,
+        tpm=tpm[1] if tpm else None,
+        model=model,
+    )
+
+
+def _valid(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

@@ -54,7 +54,7 @@ def request_fields(ctx: RequestContext) -> dict[str, Any]:
         "prompt_tokens": usage.prompt_tokens if usage is not None else 0,
         "completion_tokens": usage.completion_tokens if usage is not None else 0,
         "cost": format_cost(ctx.cost) if ctx.cost is not None else None,
-        "cache_hit": bool(ctx.extra.get("cache_hit")),
+        "cache_hit": ctx.cache_hit,
         "stream": ctx.stream,
         "retries": ctx.retries,
         "fallbacks": ctx.fallbacks,

@@ -127,6 +127,12 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.dead_letters = Counter(
+            "proxyllm_dead_letters",
+            "Queued writes (spend logs, charges, settlements, meter events) the database refused, set aside",
+            ["kind"],
+            registry=r,
+        )
         self._models: dict[str, _ModelMetrics] = {}
         self._requests: dict[tuple[str, str], Any] = {}
         self._failures: dict[tuple[str, str], Any] = {}
@@ -163,11 +169,10 @@ class Metrics:
             end = first if first is not None else now
             children.overhead.observe(max(0.0, end - ctx.started - ctx.upstream_wait))
         usage = ctx.usage
-        extra = ctx.extra
-        if extra.get("cache_hit"):
+        if ctx.cache_hit:
             children.cache_hits.inc()
         else:
-            if extra.get("cache_miss"):
+            if ctx.extra.get("cache_miss"):
                 children.cache_misses.inc()
             if usage is not None:
                 if usage.prompt_tokens:
@@ -179,7 +184,7 @@ class Metrics:
             children.spend.inc(float(cost))
 
     def model_label(self, ctx: RequestContext) -> str:
-        if ctx.deployment is not None or ctx.extra.get("cache_hit"):
+        if ctx.deployment is not None or ctx.cache_hit:
             return ctx.model_group
         name = ctx.model
         return name if name in self._models or self.known_model(name) else OTHER
@@ -201,6 +206,9 @@ class Metrics:
                 self.deployment_state.remove(*gone)
         self._states = seen
         self.spend_queue.set(self.queued_rows())
+
+    def dead_letter(self, kind: str) -> None:
+        self.dead_letters.labels(kind).inc()
 
     def render(self) -> bytes:
         self.refresh()

@@ -5,19 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from proxyllm import __version__
 from proxyllm.accounts.cache import KeyCache
-from proxyllm.accounts.hooks import BudgetHook, SpendLogHook
+from proxyllm.accounts.hooks import AccessHook, BudgetHook, SpendLogHook
 from proxyllm.accounts.invalidation import KeyInvalidations
 from proxyllm.accounts.records import ALL_MODELS
 from proxyllm.accounts.writer import SpendWriter
-from proxyllm.billing.wiring import billing_from_env, billing_hooks
+from proxyllm.billing.wiring import billing_charges, billing_from_env, billing_gates
 from proxyllm.cache.hook import CacheHook
 from proxyllm.cache.settings import cache_settings
 from proxyllm.config.schema import DeploymentConfig, ProxyConfig
+from proxyllm.core.admission import AdmissionHook, default_max_output_tokens
 from proxyllm.core.background import cancel
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.gateway import Gateway
@@ -25,6 +27,7 @@ from proxyllm.core.hooks import Hook
 from proxyllm.core.router import Router, RouterPolicy
 from proxyllm.core.routing.health import HealthChecker
 from proxyllm.db import Database, resolve_database_url
+from proxyllm.db.spool import Spool
 from proxyllm.errors import ProxyError, invalid_request
 from proxyllm.limits.budgets import SharedBudgets
 from proxyllm.limits.hook import RateLimitHook
@@ -42,6 +45,34 @@ from proxyllm.tailnet import TailnetCheck
 log = logging.getLogger("proxyllm")
 DISCOVERY_INTERVAL = 30.0
 ReadinessCheck = Callable[[], Awaitable[tuple[str, dict[str, Any]]]]
+
+
+def database_timeouts(env: Mapping[str, str]) -> dict[str, int]:
+    """PostgreSQL statement and lock timeouts (milliseconds) from the environment."""
+    found: dict[str, int] = {}
+    for name, arg in (
+        ("PROXYLLM_DB_STATEMENT_TIMEOUT_MS", "statement_timeout_ms"),
+        ("PROXYLLM_DB_LOCK_TIMEOUT_MS", "lock_timeout_ms"),
+    ):
+        raw = env.get(name)
+        if raw:
+            if not raw.isdigit() or not 0 < int(raw) <= 3_600_000:
+                raise StartupError(f"{name} must be a whole number of milliseconds from 1 to 3600000, got {raw!r}")
+            found[arg] = int(raw)
+    return found
+
+
+def spool_directory(env: Mapping[str, str], db: Database) -> str:
+    """Where queued writes are journaled when the database is away at shutdown (and dead letters while
+    it is down): PROXYLLM_SPOOL_DIR, else beside a SQLite file, else ./proxyllm-spool."""
+    configured = env.get("PROXYLLM_SPOOL_DIR")
+    if configured:
+        return configured
+    if db.sqlite:
+        path = db.url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            return os.path.join(os.path.dirname(os.path.abspath(path)), "proxyllm-spool")
+    return os.path.abspath("proxyllm-spool")
 
 
 class Runtime:
@@ -76,9 +107,11 @@ class Runtime:
             if gs.background_health_checks
             else None
         )
-        self.db = Database(resolve_database_url(config.general_settings.database_url, env))
-        self.spend = SpendWriter(self.db)
-        self.keys = KeyCache(self.db, unflushed=self.spend.unflushed, lock=self.spend.lock)
+        self.db = Database(resolve_database_url(config.general_settings.database_url, env), **database_timeouts(env))
+        self.spend = SpendWriter(self.db, spool=Spool(spool_directory(env, self.db), self.db.url))
+        self.keys = KeyCache(
+            self.db, unflushed=self.spend.unflushed, writer_state=lambda: (self.spend.flushing, self.spend.epoch)
+        )
         master_key = config.general_settings.master_key or env.get("LITELLM_MASTER_KEY") or None
         self.auth = Authenticator(master_key, self.keys)
         self.billing = billing_from_env(env, self.db)
@@ -90,21 +123,33 @@ class Runtime:
             deployments=self.router.all_stats,
             queued_rows=lambda: self.spend.queued_rows,
         )
+        self.spend.on_dead_letter = self.metrics.dead_letter
         limits = RateLimitHook(
             SharedLimiter(self.scripts),
             self.router,
             global_max_parallel_requests=gs.global_max_parallel_requests,
             on_reject=self.metrics.rejected,
         )
+        cache = self.cache_hooks()
+        try:
+            default_output = default_max_output_tokens(env)
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
+        # The order is the meaning: each hook's before_call runs only if every one above it let the
+        # request through, and its after_call runs (in reverse order) only if its before_call ran.
         hooks: list[Hook] = [
-            ObservabilityHook(self.metrics),  # first, so it sees every request; only looks, after the call
-            AuthHook(self.auth),
+            ObservabilityHook(self.metrics),  # sees every request; only looks, after the call
+            AuthHook(self.auth),  # who is calling
+            SpendLogHook(self.spend),  # one spend row for every authenticated request, whatever its outcome
+            AdmissionHook(self.router, default_output=default_output),  # model group, bounds, worst-case cost
+            AccessHook(self.router),  # may this key (its user, its team) use the model?
             *(extra_hooks or []),
-            limits,
-            BudgetHook(self.router, self.spend, shared=SharedBudgets(limits)),
-            *billing_hooks(self),
-            *self.cache_hooks(),
-            SpendLogHook(self.spend),
+            *billing_gates(self),  # subscription state, Stripe customer link
+            limits,  # rate limits and parallel slots
+            *cache,  # a hit answers here: nothing below runs, so no money is reserved
+            # budgets: with Redis and no cache, this also checks the deferred rate limits in the same round trip
+            BudgetHook(self.spend, shared=SharedBudgets(limits) if not cache else None),
+            *billing_charges(self),  # prepaid credit: one reservation, settled in the spend writer's batch
         ]
         self.gateway = Gateway(self.router, hooks)
         self.max_body_bytes = int(config.general_settings.max_request_size_mb * 1024 * 1024)
@@ -199,11 +244,22 @@ class Runtime:
         problem = await self.db.ping()
         if problem is None and not self._migrated:
             problem = "migrations have not run yet"
+        spend = self.spend
         result: dict[str, Any] = {
             "status": "ok" if problem is None else "error",
             "url": self.db.describe(),
-            "queued_spend_rows": self.spend.queued_rows,
+            "queued_spend_rows": spend.queued_rows,
+            "queued_writes": spend.queued,
+            "dead_letters": spend.dead_letters,
         }
+        if spend.spool is not None:
+            result["dead_letters_in_spool"] = spend.spool.count(spend.spool.dead_letters)
+        if spend.failing_since is not None:
+            seconds = round(time.monotonic() - spend.failing_since, 1)
+            result["writes_failing_for_seconds"] = seconds
+            if problem is None:
+                result["status"] = "degraded"
+                problem = f"queued writes have not reached the database for {seconds:g}s"
         if problem:
             result["error"] = problem
         return "database", result

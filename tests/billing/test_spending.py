@@ -9,6 +9,7 @@ import httpx
 import openai
 import pytest
 
+from proxyllm.core.admission import prompt_tokens_max
 from tests.billing.conftest import (
     balance_of,
     checkout_completed,
@@ -36,8 +37,8 @@ async def test_concurrent_requests_never_overspend(
     proxy: ProxyServer, admin: httpx.AsyncClient, openai_upstream: FakeOpenAI
 ) -> None:
     key = await user_key(admin, "conc")
-    # The reservation for max_tokens=10: prompt estimate 7 tokens x 1e-6 + 10 x 2e-6 = 0.000027.
-    estimate = Decimal("0.000027")
+    # The reservation for max_tokens=10: the admission step's prompt bound at 1e-6 + 10 x 2e-6.
+    estimate = prompt_tokens_max({"messages": HI}) * Decimal("0.000001") + 10 * Decimal("0.000002")
     await fund(admin, "conc", str(estimate * 10))
     openai_upstream.push(*[Action(delay=0.05) for _ in range(100)])
     client = sdk(proxy, key)

@@ -1,0 +1,258 @@
+"""The admission step: every request is resolved, bounded and priced once, before any upstream work.
+
+It runs right after authentication, and everything after it — model access, rate limits, the cache,
+budgets, prepaid credits, the router — reads its result from ``ctx.group`` and ``ctx.admission``
+instead of working it out again.
+
+Bounds. Every field that drives cost is checked here: ``max_tokens`` / ``max_completion_tokens`` /
+``num_predict`` (top level or in Ollama's ``options``) must be whole numbers from 1 up to the model's
+output limit (``model_info.max_output_tokens`` on its deployments), else 400. Ollama's "unlimited"
+(``num_predict`` -1 or -2) means the model's limit and is rewritten to it. ``n`` and ``best_of`` are at
+most ``MAX_CHOICES``.
+
+The estimator (one, documented, conservative). The most a request can cost is
+
+    prompt_tokens_max * input_price + max_output_tokens * choices * output_price
+
+at the highest prices in its model group, where
+
+- ``prompt_tokens_max`` counts every text the upstream sees — message contents, tool calls and their
+  arguments, tool definitions, ``prompt`` / ``input`` — at one token per ``BYTES_PER_TOKEN`` UTF-8 bytes
+  (tokenizers average about four bytes per token on English and about three per CJK character, so
+  this over-counts ordinary text), plus ``MESSAGE_OVERHEAD`` tokens per message and ``IMAGE_TOKENS`` per
+  image (a high-detail image is about 765-1,500 tokens at the major providers);
+- ``max_output_tokens`` is the request's own limit, else the model's output limit, else
+  ``DEFAULT_MAX_OUTPUT_TOKENS`` (env ``PROXYLLM_DEFAULT_MAX_OUTPUT_TOKENS``);
+- ``choices`` is ``n`` (and ``best_of`` for completions).
+
+When the request names no output limit, the model has no known one, and money is at stake (a budget
+or prepaid credit is reserved), the proxy sends the default limit upstream, so the reservation is a
+true upper bound on what the answer can cost.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from proxyllm.core.context import RequestContext
+from proxyllm.core.hooks import Hook
+from proxyllm.core.types import Operation
+from proxyllm.errors import invalid_request
+
+if TYPE_CHECKING:
+    from proxyllm.core.deployment import Deployment
+    from proxyllm.core.router import ModelGroup, Router
+
+BYTES_PER_TOKEN = 3
+MESSAGE_OVERHEAD = 8
+IMAGE_TOKENS = 2000
+MAX_CHOICES = 128
+MAX_OUTPUT_CEILING = 1_000_000  # for models whose output limit is not configured
+DEFAULT_MAX_OUTPUT_TOKENS = 4096
+OUTPUT_FIELDS = ("max_tokens", "max_completion_tokens", "num_predict")
+UNLIMITED = (-1, -2)  # Ollama's num_predict: "until the model stops" / "fill the context"
+ZERO = Decimal(0)
+
+
+def default_max_output_tokens(env: Any = os.environ) -> int:
+    raw = env.get("PROXYLLM_DEFAULT_MAX_OUTPUT_TOKENS") or env.get("STRIPE_DEFAULT_MAX_TOKENS")
+    if not raw:
+        return DEFAULT_MAX_OUTPUT_TOKENS
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"PROXYLLM_DEFAULT_MAX_OUTPUT_TOKENS must be a whole number, got {raw!r}") from None
+    if not 1 <= value <= MAX_OUTPUT_CEILING:
+        raise ValueError(f"PROXYLLM_DEFAULT_MAX_OUTPUT_TOKENS must be between 1 and {MAX_OUTPUT_CEILING}")
+    return value
+
+
+@dataclass(slots=True)
+class Admission:
+    """What the admission step decided about one request."""
+
+    max_output_tokens: int  # per choice
+    output_limit_known: bool  # the request or the model bounds the output (no need to send a limit upstream)
+    choices: int
+    prompt_tokens: int  # upper estimate
+    max_cost: Decimal  # worst case at the group's highest prices
+
+    def cap_output(self, ctx: RequestContext) -> None:
+        """Send the assumed output limit upstream, so the answer cannot outgrow the reservation."""
+        if self.output_limit_known or ctx.operation is Operation.EMBEDDING:
+            return
+        ctx.body["max_tokens"] = self.max_output_tokens
+        self.output_limit_known = True
+
+
+def output_limit(dep: Deployment) -> int | None:
+    value = dep.model_info.get("max_output_tokens")
+    return value if type(value) is int and value > 0 else None
+
+
+def group_output_limit(group: ModelGroup) -> int | None:
+    """The largest output any deployment of the group allows, when every one of them says."""
+    limits = [output_limit(d) for d in group.deployments]
+    if not limits or any(v is None for v in limits):
+        return None
+    return max(v for v in limits if v is not None)
+
+
+def _whole(value: Any, name: str) -> int:
+    if type(value) is not int:
+        raise invalid_request(f"'{name}' must be an integer", param=name)
+    return value
+
+
+def bound_output(body: dict[str, Any], limit: int | None) -> int | None:
+    """The request's own output limit (validated, Ollama's unlimited rewritten), or None."""
+    ceiling = limit or MAX_OUTPUT_CEILING
+    found: int | None = None
+    options = body.get("options")
+    if options is not None and type(options) is not dict:
+        raise invalid_request("'options' must be an object", param="options")
+    for holder, name, label in (
+        *((body, f, f) for f in OUTPUT_FIELDS),
+        *(((options, "num_predict", "options.num_predict"),) if options else ()),
+    ):
+        value = holder.get(name)
+        if value is None:
+            continue
+        value = _whole(value, label)
+        if name == "num_predict" and value in UNLIMITED:
+            value = ceiling
+            holder[name] = value
+        if value < 1:
+            raise invalid_request(f"'{label}' must be at least 1, got {value}", param=label)
+        if value > ceiling:
+            what = "this model's output limit" if limit else "the largest output the proxy allows"
+            raise invalid_request(f"'{label}' is {value}, more than {what} ({ceiling})", param=label)
+        found = value if found is None else max(found, value)
+    return found
+
+
+def bound_choices(body: dict[str, Any], operation: Operation) -> int:
+    choices = 1
+    for name in ("n", "best_of") if operation is Operation.COMPLETION else ("n",):
+        value = body.get(name)
+        if value is None:
+            continue
+        value = _whole(value, name)
+        if not 1 <= value <= MAX_CHOICES:
+            raise invalid_request(f"'{name}' must be between 1 and {MAX_CHOICES}, got {value}", param=name)
+        choices = max(choices, value)
+    return choices
+
+
+def _text_bytes(value: str) -> int:
+    return len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
+
+
+def _content_tokens(content: Any) -> int:
+    if isinstance(content, str):
+        return _text_bytes(content) // BYTES_PER_TOKEN
+    if isinstance(content, list):
+        tokens = 0
+        for part in content:
+            if isinstance(part, dict):
+                kind = part.get("type")
+                if kind in ("image_url", "image", "input_image") or "image_url" in part:
+                    tokens += IMAGE_TOKENS
+                else:
+                    tokens += _json_tokens(part)
+            elif isinstance(part, str):
+                tokens += _text_bytes(part) // BYTES_PER_TOKEN
+        return tokens
+    if content is None:
+        return 0
+    return _json_tokens(content)
+
+
+def _json_tokens(value: Any) -> int:
+    return len(orjson.dumps(value)) // BYTES_PER_TOKEN
+
+
+def prompt_tokens_max(body: dict[str, Any]) -> int:
+    """An upper estimate of the prompt's tokens (see the module's docstring)."""
+    tokens = 0
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for message in messages:
+            tokens += MESSAGE_OVERHEAD
+            if not isinstance(message, dict):
+                continue
+            tokens += _content_tokens(message.get("content"))
+            for name in ("tool_calls", "function_call"):
+                if message.get(name):
+                    tokens += _json_tokens(message[name])
+            images = message.get("images")  # Ollama's form
+            if isinstance(images, list):
+                tokens += IMAGE_TOKENS * len(images)
+    for name in ("tools", "functions", "response_format"):
+        if body.get(name):
+            tokens += _json_tokens(body[name])
+    for name in ("prompt", "input", "suffix"):
+        value = body.get(name)
+        if isinstance(value, str):
+            tokens += _text_bytes(value) // BYTES_PER_TOKEN + 1
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, str):
+                    tokens += _text_bytes(item) // BYTES_PER_TOKEN + 1
+                elif isinstance(item, list):
+                    tokens += len(item)  # already tokens
+                else:
+                    tokens += 1
+    return tokens + 1
+
+
+def worst_case_cost(deployments: list[Deployment], prompt: int, output: int) -> Decimal:
+    worst = ZERO
+    for dep in deployments:
+        cost = ZERO
+        if dep.input_cost_per_token:
+            cost += dep.input_cost_per_token * prompt
+        if dep.output_cost_per_token:
+            cost += dep.output_cost_per_token * output
+        if cost > worst:
+            worst = cost
+    return worst
+
+
+def admit(ctx: RequestContext, group: ModelGroup, default_output: int) -> Admission:
+    body = ctx.body
+    limit = group_output_limit(group)
+    requested = bound_output(body, limit)
+    choices = bound_choices(body, ctx.operation) if ctx.operation is not Operation.EMBEDDING else 1
+    if ctx.operation is Operation.EMBEDDING:
+        max_output, known = 0, True
+    elif requested is not None:
+        max_output, known = requested, True
+    elif limit is not None:
+        max_output, known = limit, True
+    else:
+        max_output, known = default_output, False
+    prompt = prompt_tokens_max(body)
+    cost = worst_case_cost(group.deployments, prompt, max_output * choices)
+    return Admission(max_output, known, choices, prompt, cost)
+
+
+class AdmissionHook(Hook):
+    """Resolves the model group once (404 for an unknown model), bounds the request, prices it."""
+
+    name = "admission"
+
+    def __init__(self, router: Router, *, default_output: int = DEFAULT_MAX_OUTPUT_TOKENS) -> None:
+        self.router = router
+        self.default_output = default_output
+
+    async def before_call(self, ctx: RequestContext) -> None:
+        group = ctx.group
+        if group is None:
+            group = ctx.group = self.router.resolve(ctx.model)
+        ctx.admission = admit(ctx, group, self.default_output)
