@@ -71,6 +71,7 @@ class FakeUpstream:
             await self.runner.cleanup()
 
     def reset(self) -> None:
+        self.reply_text = "Hello from the fake upstream"
         self.plan.clear()
         self.requests.clear()
         self.cancelled = 0

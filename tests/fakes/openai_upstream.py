@@ -39,9 +39,13 @@ class FakeOpenAI(FakeUpstream):
         tools = body.get("tools")
         wants_tool = bool(tools) and body["messages"][-1].get("role") == "user"
         words = self.reply_text.split(" ")
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        if isinstance(limit, int) and limit < len(words):  # like a real model: one word a token, cut at the limit
+            words = words[:limit]
+        choices = body.get("n") or 1
         base = {"id": "chatcmpl-fake", "created": int(time.time()), "model": body["model"]}
         if not body.get("stream"):
-            message: dict[str, Any] = {"role": "assistant", "content": self.reply_text}
+            message: dict[str, Any] = {"role": "assistant", "content": " ".join(words)}
             finish = "stop"
             if wants_tool:
                 fn = tools[0]["function"]["name"]
@@ -57,8 +61,8 @@ class FakeOpenAI(FakeUpstream):
                 {
                     **base,
                     "object": "chat.completion",
-                    "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-                    "usage": self.usage(body, len(words)),
+                    "choices": [{"index": i, "message": message, "finish_reason": finish} for i in range(choices)],
+                    "usage": self.usage(body, len(words) * choices),
                 }
             )
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -80,7 +84,7 @@ class FakeOpenAI(FakeUpstream):
         finish = "tool_calls" if wants_tool else "stop"
         events.append({**chunk_base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         if include_usage:
-            events.append({**chunk_base, "choices": [], "usage": self.usage(body, len(words))})
+            events.append({**chunk_base, "choices": [], "usage": self.usage(body, len(words) * choices)})
         raw = [b"data: " + orjson.dumps(e) + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]
         return await self.stream_events(request, action, raw, "text/event-stream")
 
