@@ -58,8 +58,10 @@ class SpendWriter:
         reset_interval: float = 10.0,
         spool: Spool | None = None,
         on_dead_letter: Callable[[str], None] | None = None,
+        stop_deadline: float = 10.0,
     ) -> None:
         self.db = db
+        self.stop_deadline = stop_deadline  # seconds to keep trying at shutdown before journaling
         self.interval = interval
         self.reset_interval = reset_interval
         self.spool = spool
@@ -325,12 +327,12 @@ class SpendWriter:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="spend-writer")
 
-    async def stop(self, deadline: float = 10.0) -> None:
-        """Write what is queued; what the database will not take by ``deadline`` is journaled."""
+    async def stop(self) -> None:
+        """Write what is queued; what the database will not take within ``stop_deadline`` is journaled."""
         await cancel(self._task)
         self._task = None
         loop = asyncio.get_running_loop()
-        end = loop.time() + deadline
+        end = loop.time() + self.stop_deadline
         while True:
             try:
                 async with asyncio.timeout(max(0.1, end - loop.time())):

@@ -108,7 +108,11 @@ class Runtime:
             else None
         )
         self.db = Database(resolve_database_url(config.general_settings.database_url, env), **database_timeouts(env))
-        self.spend = SpendWriter(self.db, spool=Spool(spool_directory(env, self.db), self.db.url))
+        self.spend = SpendWriter(
+            self.db,
+            spool=Spool(spool_directory(env, self.db), self.db.url),
+            stop_deadline=float(env.get("PROXYLLM_SHUTDOWN_FLUSH_SECONDS") or 10),
+        )
         self.keys = KeyCache(
             self.db, unflushed=self.spend.unflushed, writer_state=lambda: (self.spend.flushing, self.spend.epoch)
         )
