@@ -217,3 +217,71 @@ async def test_sigterm_with_the_database_cut_loses_no_row(
     spend = await count(pg_url, "SELECT spend FROM users WHERE user_id = 'journaled'")
     assert spend == 25 * 11_000  # nano-dollars: 25 requests at 0.000011
     assert not list((tmp_path / "spool").glob("queued-*"))  # replayed, then removed
+
+
+async def test_user_level_models_are_enforced(
+    proxy_factory: Any, pg_url: str, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama
+) -> None:
+    config = standard_config(openai_upstream.api_base, ollama_upstream.url)
+    proxy: ProxyServer = await asyncio.to_thread(proxy_factory, config, env={"DATABASE_URL": pg_url})
+    async with httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {MASTER_KEY}"}) as admin:
+        resp = await admin.post("/user/new", json={"user_id": "narrow", "models": ["llama3"]})
+        assert resp.status_code == 200, resp.text
+        key = await make_key(admin, user_id="narrow", models=["llama3", "gpt-fake"])
+    async with httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {key}"}) as client:
+        refused = await client.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI})
+        allowed = await client.post("/v1/chat/completions", json={"model": "llama3", "messages": HI})
+    assert refused.status_code == 403, refused.text
+    assert "it may use: llama3" in refused.json()["error"]["message"]  # the intersection, not the key's list
+    assert allowed.status_code == 200, allowed.text
+
+
+async def test_a_model_rate_limit_on_an_alias_holds_for_the_target_name(
+    proxy_factory: Any, pg_url: str, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama
+) -> None:
+    extra = "  model_group_alias: {fast: gpt-fake}\n"
+    config = standard_config(openai_upstream.api_base, ollama_upstream.url, "").replace(
+        "router_settings:\n", "router_settings:\n" + extra
+    )
+    proxy: ProxyServer = await asyncio.to_thread(proxy_factory, config, env={"DATABASE_URL": pg_url})
+    async with httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {MASTER_KEY}"}) as admin:
+        key = await make_key(admin, user_id="aliased", metadata={"model_rpm_limit": {"fast": 2}})
+    async with httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {key}"}) as client:
+        statuses = [
+            (await client.post("/v1/chat/completions", json={"model": name, "messages": HI})).status_code
+            for name in ("fast", "gpt-fake", "gpt-fake", "fast")
+        ]
+    assert statuses[:2] == [200, 200] and statuses[2:] == [429, 429], statuses
+
+
+async def test_prepaid_requests_fail_closed_quickly_when_the_balance_cannot_be_read(
+    proxy_factory: Any, pg_url: str, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama
+) -> None:
+    from tests.billing.conftest import BILLING_ENV
+
+    config = standard_config(openai_upstream.api_base, ollama_upstream.url)
+    env = {**BILLING_ENV, "DATABASE_URL": pg_url, "PROXYLLM_DB_LOCK_TIMEOUT_MS": "20000"}
+    proxy: ProxyServer = await asyncio.to_thread(proxy_factory, config, env=env)
+    async with httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {MASTER_KEY}"}) as admin:
+        key = await make_key(admin, user_id="stalled")
+        resp = await admin.post("/stripe/balance/adjust", json={"account_id": "stalled", "amount": "1", "reason": "t"})
+        assert resp.status_code == 200, resp.text
+    auth = {"authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=proxy.url, headers=auth, timeout=30) as client:
+        assert (
+            await client.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI})
+        ).status_code == 200
+        locker = await asyncpg.connect(pg_url)
+        try:
+            await locker.execute("BEGIN")
+            await locker.execute("LOCK TABLE billing_accounts IN ACCESS EXCLUSIVE MODE")
+            started = time.monotonic()
+            resp = await client.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI})
+            waited = time.monotonic() - started
+        finally:
+            await locker.execute("ROLLBACK")
+            await locker.close()
+        after = await client.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI})
+    assert resp.status_code == 503 and resp.json()["error"]["code"] == "database_unavailable", resp.text
+    assert waited < 4, waited
+    assert after.status_code == 200, after.text
