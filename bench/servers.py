@@ -126,6 +126,47 @@ def meters_env(launch: Launch) -> Mapping[str, str]:
     }
 
 
+BENCH_POSTGRES_ENV = "BENCH_POSTGRES_URL"  # a PostgreSQL server the bench may create databases on
+BENCH_REDIS_ENV = "BENCH_REDIS_URL"
+
+
+def _fresh_postgres(launch: Launch) -> str:
+    """A new database for this run on BENCH_POSTGRES_URL's server (default: this machine's)."""
+    import subprocess
+
+    base = os.environ.get(BENCH_POSTGRES_ENV) or "postgresql://postgres@127.0.0.1:5432/postgres"
+    name = f"proxyllm_bench_{launch.port}"
+    subprocess.run(["psql", base, "-qc", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'], check=True)
+    subprocess.run(["psql", base, "-qc", f'CREATE DATABASE "{name}"'], check=True)
+    return f"{base.rpartition('/')[0]}/{name}"
+
+
+def production_env(launch: Launch) -> Mapping[str, str]:
+    """The production shape: PostgreSQL, Redis, prepaid billing on (the mock stands in for Stripe)."""
+    return {
+        "DATABASE_URL": _fresh_postgres(launch),
+        "REDIS_URL": os.environ.get(BENCH_REDIS_ENV) or "redis://127.0.0.1:6379/15",
+        "STRIPE_API_KEY": "sk_test_bench",
+        "STRIPE_USE_PREPAID_BALANCE": "true",
+        "STRIPE_API_BASE": os.environ[STRIPE_BASE_ENV],
+        "PROXYLLM_SPOOL_DIR": str(launch.workdir / "spool"),
+    }
+
+
+def prepaid_user_key(base_url: str, master_key: str) -> str:
+    """A user with $1,000,000 of prepaid credit (an admin adjustment) and a key of that user."""
+    reply = http_call(
+        "POST",
+        base_url + "/stripe/balance/adjust",
+        body=json.dumps({"account_id": "bench-prepaid", "amount": "1000000", "reason": "bench"}).encode(),
+        headers={"Authorization": f"Bearer {master_key}", "Content-Type": "application/json"},
+    )
+    if reply.status != 200:
+        raise RuntimeError(f"/stripe/balance/adjust answered {reply.status}: {reply.body[:300]!r}")
+    body = {"user_id": "bench-prepaid", "models": [MODEL, STREAM_MODEL], "max_budget": 1000000}
+    return _key_from(base_url, master_key, "/key/generate", body)
+
+
 def _key_from(base_url: str, master_key: str, path: str, body: Mapping[str, object]) -> str:
     """POST ``body`` to an admin endpoint that answers with a new ``key``, and return that key."""
     reply = http_call(
@@ -199,6 +240,27 @@ SCENARIOS: dict[str, Scenario] = {
         notes=(
             "proxyllm (virtual key, cache on): the load repeats one request, so after the first every "
             "request is a cache hit (streams replayed from the cache)",
+        ),
+    ),
+    "proxyllm-pg": Scenario(
+        name="proxyllm (PostgreSQL + Redis, master key)",
+        product="proxyllm",
+        command=proxyllm_command,
+        version=proxyllm_version,
+        env=production_env,
+        notes=("proxyllm (PostgreSQL + Redis, master key): the production shape's baseline",),
+    ),
+    "proxyllm-prod": Scenario(
+        name="proxyllm (PostgreSQL + Redis, virtual key, prepaid)",
+        product="proxyllm",
+        command=proxyllm_command,
+        version=proxyllm_version,
+        env=production_env,
+        setup=prepaid_user_key,
+        notes=(
+            "proxyllm (PostgreSQL + Redis, virtual key, prepaid): a user's key with a budget and prepaid credit; "
+            "per request: key checked, budget reserved in Redis, prepaid credit reserved in PostgreSQL (one "
+            "statement), settled in the spend writer's batch, spend logged",
         ),
     ),
     "litellm": Scenario(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -9,6 +10,8 @@ from decimal import Decimal, InvalidOperation
 
 CHARGE_BY = ("user_id", "team_id", "end_user_id")
 ACCOUNT_TYPES = {"user_id": "user", "team_id": "team", "end_user_id": "end_user"}
+
+log = logging.getLogger("proxyllm.billing")
 
 
 class BillingConfigError(Exception):
@@ -41,8 +44,6 @@ class BillingSettings:
     topup_min: Decimal
     topup_max: Decimal
     low_balance_threshold: Decimal
-    default_max_tokens: int
-    max_reservation: Decimal | None
     reservation_ttl: float
     meter_event_name: str = "proxyllm_tokens"
     meter_value: str = "tokens"  # tokens | input_output | cost
@@ -86,7 +87,8 @@ def billing_settings(env: Mapping[str, str] = os.environ) -> BillingSettings | N
     charge_by = env.get("STRIPE_CHARGE_BY") or "user_id"
     if charge_by not in CHARGE_BY:
         raise BillingConfigError(f"STRIPE_CHARGE_BY must be one of {', '.join(CHARGE_BY)}, got {charge_by!r}")
-    max_reservation = env.get("STRIPE_MAX_RESERVATION")
+    if env.get("STRIPE_MAX_RESERVATION"):
+        log.warning("STRIPE_MAX_RESERVATION is ignored: a capped reservation would not bound what a request costs")
     meter_value = (env.get("STRIPE_METER_VALUE") or "tokens").lower()
     if meter_value not in ("tokens", "input_output", "cost"):
         raise BillingConfigError(f"STRIPE_METER_VALUE must be tokens, input_output or cost; got {meter_value!r}")
@@ -100,8 +102,6 @@ def billing_settings(env: Mapping[str, str] = os.environ) -> BillingSettings | N
         topup_min=_decimal(env, "STRIPE_TOPUP_MIN", "5"),
         topup_max=_decimal(env, "STRIPE_TOPUP_MAX", "10000"),
         low_balance_threshold=_decimal(env, "STRIPE_LOW_BALANCE_THRESHOLD", "1"),
-        default_max_tokens=int(env.get("STRIPE_DEFAULT_MAX_TOKENS") or 1024),
-        max_reservation=_decimal(env, "STRIPE_MAX_RESERVATION", max_reservation) if max_reservation else None,
         reservation_ttl=float(env.get("STRIPE_RESERVATION_TTL") or 3600),
         meter_event_name=env.get("STRIPE_METER_EVENT_NAME") or "proxyllm_tokens",
         meter_value=meter_value,
