@@ -194,9 +194,8 @@ class Billing:
         )
 
     async def _write_settlements(self, session: AsyncSession, settlements: list[dict[str, Any]]) -> None:
-        for item in settlements:
-            account = (item["account_type"], item["account_id"])
-            result = await self.ledger.settle_in(session, account, item["request_id"], item["cost"])
+        batch = [((i["account_type"], i["account_id"]), i["request_id"], i["cost"]) for i in settlements]
+        for account, result in await self.ledger.settle_many(session, batch):
             if result.crossed_low_balance:
                 log.warning("low balance: %s %s is at %s (below its threshold)", account[0], account[1], result.balance)
                 from proxyllm.billing.metrics import LOW_BALANCE

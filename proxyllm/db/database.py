@@ -84,27 +84,62 @@ class Database:
     ) -> None:
         self.url = url
         self.sqlite = is_sqlite(url)
+        self.hot: AsyncEngine | None = None
         if self.sqlite:
             self.engine: AsyncEngine = create_async_engine(url, connect_args={"timeout": 10})
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         else:
+            connect_args = {
+                "timeout": CONNECT_TIMEOUT,
+                "command_timeout": statement_timeout_ms / 1000 + 5,  # the client's own backstop
+                "server_settings": {
+                    "statement_timeout": str(statement_timeout_ms),
+                    "lock_timeout": str(lock_timeout_ms),
+                    "idle_in_transaction_session_timeout": str(max(statement_timeout_ms * 3, 30_000)),
+                },
+            }
             self.engine = create_async_engine(
                 url,
                 pool_size=10,
                 max_overflow=10,
                 pool_timeout=CONNECT_TIMEOUT,
                 pool_pre_ping=True,
-                connect_args={
-                    "timeout": CONNECT_TIMEOUT,
-                    "command_timeout": statement_timeout_ms / 1000 + 5,  # the client's own backstop
-                    "server_settings": {
-                        "statement_timeout": str(statement_timeout_ms),
-                        "lock_timeout": str(lock_timeout_ms),
-                        "idle_in_transaction_session_timeout": str(max(statement_timeout_ms * 3, 30_000)),
-                    },
-                },
+                connect_args=connect_args,
+            )
+            # The request path's own pool: single statements in autocommit, no ping before each use, so
+            # one statement is one round trip. A dead connection is found by the statement itself (and
+            # retried once on a fresh connection, see ``hot_rows``).
+            self.hot = create_async_engine(
+                url,
+                pool_size=10,
+                max_overflow=20,
+                pool_timeout=CONNECT_TIMEOUT,
+                pool_pre_ping=False,
+                pool_recycle=300,
+                isolation_level="AUTOCOMMIT",
+                connect_args=connect_args,
             )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    async def hot_rows(self, statement: Any, params: dict[str, Any]) -> list[Any]:
+        """Run one self-contained statement on the request path's pool; its rows, or 503 when down.
+
+        The statement commits on its own (autocommit). Use only statements that are atomic alone and
+        safe to run again after a connection died under them (a retry of one that had already
+        committed must fail or change nothing)."""
+        assert self.hot is not None, "hot_rows is for PostgreSQL"
+        for attempt in (1, 2):
+            try:
+                async with self.hot.connect() as conn:
+                    return list((await conn.execute(statement, params)).all())
+            except BaseException as error:
+                if not is_unavailable(error) or isinstance(error, asyncio.CancelledError):
+                    raise
+                stale = isinstance(error, exc.DBAPIError) and error.connection_invalidated
+                if attempt == 2 or not stale:
+                    log.warning("database unavailable: %s", type(error).__name__)
+                    raise DatabaseUnavailable(type(error).__name__) from None
+        raise AssertionError("unreachable")
 
     def describe(self) -> str:
         return redact(self.url)
@@ -141,3 +176,5 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self.hot is not None:
+            await self.hot.dispose()
