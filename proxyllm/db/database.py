@@ -20,6 +20,7 @@ CONNECT_TIMEOUT = 5.0
 # (PostgreSQL; overridable with PROXYLLM_DB_STATEMENT_TIMEOUT_MS / PROXYLLM_DB_LOCK_TIMEOUT_MS).
 STATEMENT_TIMEOUT_MS = 10_000
 LOCK_TIMEOUT_MS = 3_000
+HOT_POOL_SIZE = 32  # connections kept for the request path (a pool smaller than the concurrency churns)
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     exc.OperationalError,
     exc.InterfaceError,
@@ -89,7 +90,7 @@ class Database:
             self.engine: AsyncEngine = create_async_engine(url, connect_args={"timeout": 10})
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         else:
-            connect_args = {
+            connect_args: dict[str, Any] = {
                 "timeout": CONNECT_TIMEOUT,
                 "command_timeout": statement_timeout_ms / 1000 + 5,  # the client's own backstop
                 "server_settings": {
@@ -108,16 +109,22 @@ class Database:
             )
             # The request path's own pool: single statements in autocommit, no ping before each use, so
             # one statement is one round trip. A dead connection is found by the statement itself (and
-            # retried once on a fresh connection, see ``hot_rows``).
+            # retried once on a fresh connection, see ``hot_rows``). Its commits do not wait for the WAL
+            # flush (synchronous_commit off): they hold money (reservations), never move it, and a
+            # PostgreSQL crash can only forget the holds of the last moments together with their rows.
+            hot_args = {
+                **connect_args,
+                "server_settings": {**connect_args["server_settings"], "synchronous_commit": "off"},
+            }
             self.hot = create_async_engine(
                 url,
-                pool_size=10,
-                max_overflow=20,
+                pool_size=HOT_POOL_SIZE,
+                max_overflow=HOT_POOL_SIZE,
                 pool_timeout=CONNECT_TIMEOUT,
                 pool_pre_ping=False,
                 pool_recycle=300,
                 isolation_level="AUTOCOMMIT",
-                connect_args=connect_args,
+                connect_args=hot_args,
             )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
