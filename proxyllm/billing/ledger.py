@@ -16,13 +16,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, insert, literal, select, text, update
+from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proxyllm.billing.tables import BillingAccount, LedgerEntry, Reservation
 from proxyllm.db.database import Database
+from proxyllm.db.hot import UniqueViolation
 from proxyllm.db.types import Money, to_units
 from proxyllm.errors import ErrorKind, ProxyError
 
@@ -47,29 +47,17 @@ def _where(account: AccountRef) -> Any:
     return (BillingAccount.account_type == account[0]) & (BillingAccount.account_id == account[1])
 
 
-RESERVE_PG = text(
-    f"""
-    WITH held AS (
-        UPDATE {BillingAccount.__tablename__} SET reserved = reserved + :amount
-        WHERE account_type = :account_type AND account_id = :account_id
-          AND balance - reserved >= :amount AND balance > 0
-        RETURNING account_type, account_id
-    )
-    INSERT INTO {Reservation.__tablename__} (request_id, account_type, account_id, amount, expires_at)
-    SELECT :request_id, account_type, account_id, :amount, :expires_at FROM held
-    RETURNING request_id
-    """
+# One statement, one round trip: hold the amount if the balance covers it, and record the hold.
+RESERVE_PG = f"""
+WITH held AS (
+    UPDATE {BillingAccount.__tablename__} SET reserved = reserved + $1
+    WHERE account_type = $2 AND account_id = $3 AND balance - reserved >= $1 AND balance > 0
+    RETURNING account_type, account_id
 )
-
-
-def _reserve_params(account: AccountRef, amount: Decimal, request_id: str, expires: datetime) -> dict[str, Any]:
-    return {
-        "amount": to_units(amount),
-        "account_type": account[0],
-        "account_id": account[1],
-        "request_id": request_id,
-        "expires_at": expires,
-    }
+INSERT INTO {Reservation.__tablename__} (request_id, account_type, account_id, amount, expires_at)
+SELECT $4, account_type, account_id, $1, $5 FROM held
+RETURNING request_id
+"""
 
 
 def insufficient(account: AccountRef, available: Decimal, estimate: Decimal) -> ProxyError:
@@ -121,8 +109,10 @@ class PrepaidLedger:
             held = await self._reserve_sqlite(account, amount, request_id, expires)
         else:
             try:
-                held = bool(await self.db.hot_rows(RESERVE_PG, _reserve_params(account, amount, request_id, expires)))
-            except IntegrityError:  # a retry after the connection died: the first attempt had committed
+                held = bool(
+                    await self.db.hot_rows(RESERVE_PG, to_units(amount), account[0], account[1], request_id, expires)
+                )
+            except UniqueViolation:  # a retry after the connection died: the first attempt had committed
                 held = True
         if not held:
             async with self.db.session() as session:

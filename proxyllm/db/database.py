@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from proxyllm.db.hot import HotPool, HotPoolUnavailable
 from proxyllm.db.url import is_sqlite, redact
 from proxyllm.errors import ErrorKind, ProxyError
 
@@ -20,7 +21,6 @@ CONNECT_TIMEOUT = 5.0
 # (PostgreSQL; overridable with PROXYLLM_DB_STATEMENT_TIMEOUT_MS / PROXYLLM_DB_LOCK_TIMEOUT_MS).
 STATEMENT_TIMEOUT_MS = 10_000
 LOCK_TIMEOUT_MS = 3_000
-HOT_POOL_SIZE = 32  # connections kept for the request path (a pool smaller than the concurrency churns)
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     exc.OperationalError,
     exc.InterfaceError,
@@ -85,7 +85,7 @@ class Database:
     ) -> None:
         self.url = url
         self.sqlite = is_sqlite(url)
-        self.hot: AsyncEngine | None = None
+        self.hot: HotPool | None = None
         if self.sqlite:
             self.engine: AsyncEngine = create_async_engine(url, connect_args={"timeout": 10})
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
@@ -107,46 +107,18 @@ class Database:
                 pool_pre_ping=True,
                 connect_args=connect_args,
             )
-            # The request path's own pool: single statements in autocommit, no ping before each use, so
-            # one statement is one round trip. A dead connection is found by the statement itself (and
-            # retried once on a fresh connection, see ``hot_rows``). Its commits do not wait for the WAL
-            # flush (synchronous_commit off): they hold money (reservations), never move it, and a
-            # PostgreSQL crash can only forget the holds of the last moments together with their rows.
-            hot_args = {
-                **connect_args,
-                "server_settings": {**connect_args["server_settings"], "synchronous_commit": "off"},
-            }
-            self.hot = create_async_engine(
-                url,
-                pool_size=HOT_POOL_SIZE,
-                max_overflow=HOT_POOL_SIZE,
-                pool_timeout=CONNECT_TIMEOUT,
-                pool_pre_ping=False,
-                pool_recycle=300,
-                isolation_level="AUTOCOMMIT",
-                connect_args=hot_args,
-            )
+            self.hot = HotPool(url, server_settings=connect_args["server_settings"], connect_timeout=CONNECT_TIMEOUT)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
-    async def hot_rows(self, statement: Any, params: dict[str, Any]) -> list[Any]:
-        """Run one self-contained statement on the request path's pool; its rows, or 503 when down.
-
-        The statement commits on its own (autocommit). Use only statements that are atomic alone and
-        safe to run again after a connection died under them (a retry of one that had already
-        committed must fail or change nothing)."""
+    async def hot_rows(self, sql: str, *args: Any) -> list[Any]:
+        """One self-contained statement on the request path's pool (``db/hot.py``), PostgreSQL only;
+        a 503 when the database cannot run it now. ``UniqueViolation`` passes through."""
         assert self.hot is not None, "hot_rows is for PostgreSQL"
-        for attempt in (1, 2):
-            try:
-                async with self.hot.connect() as conn:
-                    return list((await conn.execute(statement, params)).all())
-            except BaseException as error:
-                if not is_unavailable(error) or isinstance(error, asyncio.CancelledError):
-                    raise
-                stale = isinstance(error, exc.DBAPIError) and error.connection_invalidated
-                if attempt == 2 or not stale:
-                    log.warning("database unavailable: %s", type(error).__name__)
-                    raise DatabaseUnavailable(type(error).__name__) from None
-        raise AssertionError("unreachable")
+        try:
+            return await self.hot.fetch(sql, *args)
+        except HotPoolUnavailable as error:
+            log.warning("database unavailable: %s", error)
+            raise DatabaseUnavailable(str(error)) from None
 
     def describe(self) -> str:
         return redact(self.url)
@@ -184,4 +156,4 @@ class Database:
     async def close(self) -> None:
         await self.engine.dispose()
         if self.hot is not None:
-            await self.hot.dispose()
+            await self.hot.close()
