@@ -23,6 +23,10 @@ log = logging.getLogger("proxyllm.db")
 POOL_SIZE = 32  # connections kept for the request path (a pool smaller than the concurrency churns)
 
 
+async def _keep(connection: Any) -> None:
+    """The pool's reset on release: nothing to undo (the default costs a round trip per statement)."""
+
+
 class HotPoolUnavailable(Exception):
     """The statement could not run now (the database is down, busy or timed out)."""
 
@@ -61,6 +65,7 @@ class HotPool:
                     timeout=self.connect_timeout,
                     server_settings=self.server_settings,
                     max_inactive_connection_lifetime=300,
+                    reset=_keep,  # single autocommit statements leave no session state to reset
                 )
         return self._pool
 

@@ -84,4 +84,4 @@ class SharedBudgets:
     async def settle(self, ctx: RequestContext, cost: Decimal) -> None:
         ask: BudgetAsk | None = ctx.extra.get(SHARED)
         if ask is not None:
-            await self.limiter.settle(ask, nano(cost))
+            self.limiter.settle_soon(ask, nano(cost))

@@ -56,6 +56,9 @@ class RateLimitHook(Hook):
             ctx.extra[GRANT] = grant
             ctx.response_headers.update(grant_headers(grant))
 
+    async def stop(self) -> None:
+        await self.limiter.flush()  # budget settlements still gathered for Redis
+
     def refuse(self, refusal: Refusal) -> ProxyError:
         if self.on_reject is not None:
             self.on_reject(refusal.rule.scope, refusal.limit)

@@ -24,6 +24,8 @@ from proxyllm.limits.local import Grant, LocalLimiter, Refusal
 from proxyllm.limits.rules import PARALLEL, RPM, TPM, Rule
 from proxyllm.state.scripts import Scripts
 
+SETTLE_DELAY = 0.005  # seconds settlements are gathered before their pipeline is sent
+SETTLE_BATCH = 500
 log = logging.getLogger("proxyllm.limits")
 LIMITS = (RPM, TPM, PARALLEL)
 DEFAULT_LEASE = 3600.0
@@ -156,6 +158,8 @@ class SharedLimiter:
         self._settle = scripts.register(SETTLE)
         self._degraded = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._settles: list[tuple[list[str], list[int]]] = []  # budget settlements waiting for one pipeline
+        self._settler: asyncio.Task[None] | None = None
 
     @property
     def shared(self) -> bool:
@@ -233,12 +237,32 @@ class SharedLimiter:
         await self.scripts.run(self._release, keys, [grant.request_id, tokens, *held], dropped)
 
     async def settle(self, budget: BudgetAsk, cost: int) -> None:
-        """Replace a budget reservation by the real cost (integer nano-dollars)."""
+        """Replace a budget reservation by the real cost (integer nano-dollars), now."""
 
         async def dropped() -> None:
             return None
 
         await self.scripts.run(self._settle, budget.keys, [budget.ttl_ms, budget.amount, cost], dropped)
+
+    def settle_soon(self, budget: BudgetAsk, cost: int) -> None:
+        """``settle``, gathered with the others of the next ``SETTLE_DELAY`` into one pipelined round trip
+        (off the request path: the response is already out)."""
+        self._settles.append((budget.keys, [budget.ttl_ms, budget.amount, cost]))
+        if self._settler is None or self._settler.done():
+            self._settler = asyncio.ensure_future(self._settle_pending(SETTLE_DELAY))
+
+    async def _settle_pending(self, delay: float) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        while self._settles:
+            batch, self._settles = self._settles[:SETTLE_BATCH], self._settles[SETTLE_BATCH:]
+            await self.scripts.run_many(self._settle, batch)
+
+    async def flush(self) -> None:
+        """Send the settlements still gathered (at shutdown)."""
+        if self._settler is not None and not self._settler.done():
+            self._settler.cancel()
+        await self._settle_pending(0)
 
     def _note_local(self) -> None:
         if self.scripts.state.distributed and not self._degraded:

@@ -61,6 +61,25 @@ class Scripts:
 
         return await redis._op(remote, local)
 
+    async def run_many(self, script: Script, calls: Sequence[tuple[Args, Args]]) -> bool:
+        """Run the script once per (keys, args) in one pipelined round trip; results are dropped.
+        False when Redis is absent or unreachable (nothing ran)."""
+        redis, registered = self._redis, script._script
+        if redis is None or registered is None or not redis.shared or not calls:
+            return False
+
+        async def remote() -> bool:
+            async with redis._client.pipeline(transaction=False) as pipe:
+                for keys, args in calls:
+                    await registered(keys=list(keys), args=list(args), client=pipe)
+                await pipe.execute()
+            return True
+
+        async def local() -> bool:
+            return False
+
+        return await redis._op(remote, local)
+
     async def announce(self, group: str, member: str) -> None:
         """Tell ``group``'s subscribers in every replica about ``member`` (this one included)."""
         redis = self._redis
