@@ -21,6 +21,7 @@ class ErrorKind(Enum):
     CONTENT_POLICY = ("content_policy", 400, "invalid_request_error", False)
     BUDGET_EXCEEDED = ("budget_exceeded", 400, "budget_exceeded", False)
     AUTHENTICATION = ("authentication", 401, "authentication_error", False)
+    MODEL_ACCESS = ("model_access", 401, "key_model_access_denied", False)  # LiteLLM's status and type
     INSUFFICIENT_QUOTA = ("insufficient_quota", 402, "insufficient_quota", False)
     PERMISSION = ("permission", 403, "permission_error", False)
     NOT_FOUND = ("not_found", 404, "not_found_error", False)
@@ -48,7 +49,7 @@ class ErrorKind(Enum):
 class ProxyError(Exception):
     """An error with everything needed to answer the client and to decide on retries."""
 
-    __slots__ = ("code", "headers", "kind", "message", "param", "retry_after", "status")
+    __slots__ = ("code", "error_type", "headers", "kind", "message", "param", "retry_after", "status")
 
     def __init__(
         self,
@@ -60,8 +61,10 @@ class ProxyError(Exception):
         status: int | None = None,
         retry_after: float | None = None,
         headers: dict[str, str] | None = None,
+        error_type: str | None = None,
     ) -> None:
         super().__init__(message)
+        self.error_type = error_type  # the body's "type" when it is not the kind's (LiteLLM's finer types)
         self.kind: ErrorKind = kind
         self.message: str = message
         self.param = param
@@ -79,7 +82,7 @@ class ProxyError(Exception):
             {
                 "error": {
                     "message": self.message,
-                    "type": self.kind.openai_type,
+                    "type": self.error_type or self.kind.openai_type,
                     "param": self.param,
                     "code": self.code if self.code is not None else str(self.status),
                 }

@@ -12,7 +12,7 @@ from proxyllm.accounts.writer import SpendWriter
 from proxyllm.core.context import RequestContext
 from proxyllm.core.hooks import Hook
 from proxyllm.core.router import Router
-from proxyllm.errors import ErrorKind, ProxyError
+from proxyllm.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.limits.budgets import SharedBudgets
 
 ZERO = Decimal(0)
@@ -37,14 +37,7 @@ class AccessHook(Hook):
             return
         group = ctx.group
         if not auth.may_use(ctx.model, group.name if group else None):
-            models = allowed(auth)
-            raise ProxyError(
-                ErrorKind.PERMISSION,
-                f"this key may not use model '{ctx.model}'; it may use: "
-                + (", ".join(models) if models else "no models"),
-                param="model",
-                code="model_not_allowed",
-            )
+            raise access_denied(auth, ctx.model, group.name if group else None)
         self._check_request_fallbacks(ctx, auth)
 
     def _check_request_fallbacks(self, ctx: RequestContext, auth: KeyAuth) -> None:
@@ -59,13 +52,12 @@ class AccessHook(Hook):
         ]
         for name in names:
             target = self.router.find(name) if isinstance(name, str) else None
-            if not isinstance(name, str) or not auth.may_use(name, target.name if target else None):
-                raise ProxyError(
-                    ErrorKind.PERMISSION,
-                    f"this key may not use fallback model '{name}'",
-                    param="fallbacks",
-                    code="model_not_allowed",
-                )
+            if not isinstance(name, str):
+                raise invalid_request("fallback models must be model names", param="fallbacks")
+            if not auth.may_use(name, target.name if target else None):
+                error = access_denied(auth, name, target.name if target else None)
+                error.param = "fallbacks"
+                raise error
 
 
 class BudgetHook(Hook):
@@ -104,6 +96,20 @@ class BudgetHook(Hook):
             await self.shared.settle(ctx, cost)
         if cost:
             self.writer.add_charge([a.key for a in reservation.accounts], cost)
+
+
+def access_denied(auth: KeyAuth, model: str, group: str | None) -> ProxyError:
+    """LiteLLM's answer (401, ``key_model_access_denied`` / ``team_...`` / ``user_...``), naming the
+    models the key may really use: its own list, its user's and its team's, intersected."""
+    refusing = auth.refusing_account(model, group) or "key"
+    models = allowed(auth)
+    return ProxyError(
+        ErrorKind.MODEL_ACCESS,
+        f"{refusing} not allowed to access model. This {refusing} can only access models={models!r}. "
+        f"Tried to access {model}",
+        param="model",
+        error_type=f"{refusing}_model_access_denied",
+    )
 
 
 def allowed(auth: KeyAuth) -> list[str]:

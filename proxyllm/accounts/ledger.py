@@ -60,16 +60,23 @@ class Reservation:
 
 
 def budget_error(account: Account, *, spend: Decimal | None = None, reserved: Decimal | None = None) -> ProxyError:
-    """Out of budget; ``spend``/``reserved`` when another view than this process's decided (Redis)."""
+    """Out of budget, in LiteLLM's words; ``spend``/``reserved`` when another view than this process's
+    decided (Redis)."""
     spend = account.spend if spend is None else spend
     reserved = account.reserved if reserved is None else reserved
     return ProxyError(
         ErrorKind.BUDGET_EXCEEDED,
-        f"budget exceeded for {account.label()}: spend {spend:.6f} (+{reserved:.6f} reserved "
-        f"by requests in flight) of max_budget {account.max_budget}"
-        + (f"; resets at {account.reset_at.isoformat()}" if account.reset_at else ""),
-        code="budget_exceeded",
+        f"Budget has been exceeded! Current cost: {_plain(spend)}, Max budget: {_plain(account.max_budget)} "
+        f"({account.label()}; {_plain(reserved)} more is reserved by requests in flight"
+        + (f"; resets at {account.reset_at.isoformat()})" if account.reset_at else ")"),
     )
+
+
+def _plain(amount: Decimal | None) -> str:
+    if amount is None:
+        return "None"
+    text = format(amount.normalize(), "f")
+    return text if "." in text else text + ".0"
 
 
 def reserve(accounts: list[Account], amount: Decimal, now: datetime | None = None) -> Reservation:

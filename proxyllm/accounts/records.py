@@ -43,6 +43,15 @@ class KeyAuth:
                 return False
         return True
 
+    def refusing_account(self, model: str, group: str | None) -> str | None:
+        """Which list refuses the model: "key", "user" or "team" (None when all allow it)."""
+        for account in (self.key, self.user, self.team):
+            if account is None or not account.models or not ALL_MODELS.isdisjoint(account.models):
+                continue
+            if model not in account.models and (group is None or group not in account.models):
+                return account.kind
+        return None
+
     def allowed_models(self) -> list[str] | None:
         """The intersection of the lists that apply; None when none restricts."""
         lists = self.restrictions()

@@ -37,9 +37,9 @@ async def test_generated_key_works_and_is_stored_only_as_hash(proxy: ProxyServer
 
 async def test_model_access_is_enforced(proxy: ProxyServer, admin: httpx.AsyncClient) -> None:
     raw = (await new_key(admin, models=["gpt-fake"]))["key"]
-    with pytest.raises(openai.PermissionDeniedError) as info:
+    with pytest.raises(openai.AuthenticationError) as info:  # LiteLLM answers 401 key_model_access_denied
         await sdk(proxy, raw).chat.completions.create(model="llama3", messages=HI)
-    assert "llama3" in info.value.message
+    assert "Tried to access llama3" in info.value.message and info.value.type == "key_model_access_denied"
 
 
 async def test_key_info_self_and_others(proxy: ProxyServer, admin: httpx.AsyncClient) -> None:
@@ -96,7 +96,7 @@ async def test_update_changes_access_at_once(proxy: ProxyServer, admin: httpx.As
     await client.chat.completions.create(model="llama3", messages=HI)  # cached now
     updated = await admin.post("/key/update", json={"key": key["key"], "models": ["gpt-fake"], "key_alias": "u"})
     assert updated.status_code == 200 and updated.json()["models"] == ["gpt-fake"]
-    with pytest.raises(openai.PermissionDeniedError):
+    with pytest.raises(openai.AuthenticationError):
         await client.chat.completions.create(model="llama3", messages=HI)
 
 
@@ -146,7 +146,8 @@ async def test_request_fallbacks_cannot_reach_other_models(
     async with httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {raw}"}) as client:
         body = {"model": "gpt-fake", "messages": HI, "fallbacks": ["llama3"]}
         resp = await client.post("/v1/chat/completions", json=body)
-        assert resp.status_code == 403 and resp.json()["error"]["param"] == "fallbacks"
+        assert resp.status_code == 401 and resp.json()["error"]["param"] == "fallbacks"
+        assert resp.json()["error"]["type"] == "key_model_access_denied"
         assert "llama3" in resp.json()["error"]["message"]
         ok = await client.post("/v1/chat/completions", json={**body, "fallbacks": ["gpt-fake"]})
         assert ok.status_code == 200

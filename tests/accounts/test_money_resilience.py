@@ -231,8 +231,10 @@ async def test_user_level_models_are_enforced(
     async with httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {key}"}) as client:
         refused = await client.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI})
         allowed = await client.post("/v1/chat/completions", json={"model": "llama3", "messages": HI})
-    assert refused.status_code == 403, refused.text
-    assert "it may use: llama3" in refused.json()["error"]["message"]  # the intersection, not the key's list
+    assert refused.status_code == 401, refused.text  # LiteLLM's status and type for a model not allowed
+    error = refused.json()["error"]
+    assert error["type"] == "user_model_access_denied" and error["param"] == "model", error
+    assert "can only access models=['llama3']" in error["message"]  # the intersection, not the key's list
     assert allowed.status_code == 200, allowed.text
 
 

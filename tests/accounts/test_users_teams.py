@@ -54,8 +54,9 @@ async def test_team_lifecycle_and_members(proxy: ProxyServer, admin: httpx.Async
     key = await new_key(admin, team_id="core")
     client = sdk(proxy, key["key"])
     await client.chat.completions.create(model="gpt-fake", messages=HI)
-    with pytest.raises(openai.PermissionDeniedError):
+    with pytest.raises(openai.AuthenticationError) as info:
         await client.chat.completions.create(model="llama3", messages=HI)
+    assert info.value.type == "team_model_access_denied"
 
     await admin.post("/team/update", json={"team_id": "core", "models": ["gpt-fake", "llama3"]})
     await client.chat.completions.create(model="llama3", messages=HI)

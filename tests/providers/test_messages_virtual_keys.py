@@ -35,7 +35,7 @@ async def test_restricted_key(proxy: ProxyServer) -> None:
     client = anthropic.AsyncAnthropic(base_url=proxy.url, api_key=key, max_retries=0)
     msg = await client.messages.create(model="gpt-fake", max_tokens=10, messages=HI)
     assert msg.content[0].text == "Hello from the fake upstream"  # type: ignore[union-attr]
-    with pytest.raises(anthropic.PermissionDeniedError):
+    with pytest.raises(anthropic.AuthenticationError):  # 401 key_model_access_denied, as LiteLLM answers
         await client.messages.create(model="llama3", max_tokens=10, messages=HI)
     with pytest.raises(anthropic.PermissionDeniedError) as info:
         await client.messages.count_tokens(model="llama3", messages=HI)

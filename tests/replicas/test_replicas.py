@@ -106,7 +106,7 @@ async def test_budgets_hold_across_replicas(
     burst = await asyncio.gather(*(post_chat(one if i % 2 else two, key["key"], max_tokens=10) for i in range(40)))
     ok = sum(r.status_code == 200 for r in burst)
     refused = [r for r in burst if r.status_code != 200]
-    assert all(r.status_code == 400 and r.json()["error"]["code"] == "budget_exceeded" for r in refused)
+    assert all(r.status_code == 400 and r.json()["error"]["type"] == "budget_exceeded" for r in refused)
     # Each replica alone would admit five or six: together they admit what the one budget allows.
     assert 1 <= ok <= 6, ok
     assert await written_spend(replicas, key["token"]) == COST * ok

@@ -35,6 +35,7 @@ ANTHROPIC_TYPES = {
     ErrorKind.CONTEXT_WINDOW_EXCEEDED: "invalid_request_error",
     ErrorKind.CONTENT_POLICY: "invalid_request_error",
     ErrorKind.AUTHENTICATION: "authentication_error",
+    ErrorKind.MODEL_ACCESS: "authentication_error",  # 401, as LiteLLM answers a model the key may not use
     ErrorKind.PERMISSION: "permission_error",
     ErrorKind.INSUFFICIENT_QUOTA: "billing_error",
     ErrorKind.NOT_FOUND: "not_found_error",
