@@ -92,6 +92,7 @@ class LitellmSettings(_Section):
     cache: bool = False
     cache_params: CacheParams = Field(default_factory=CacheParams)
     require_auth_for_metrics_endpoint: bool = False
+    callbacks: list[str] = Field(default_factory=list)  # "otel": OpenTelemetry traces (observability/tracing.py)
 
 
 class RouterSettings(_Section):

@@ -31,6 +31,7 @@ from proxyllm.limits.hook import RateLimitHook
 from proxyllm.limits.shared import SharedLimiter
 from proxyllm.observability import Metrics, ObservabilityHook
 from proxyllm.observability.readiness import ModelsCheck, allow_no_models
+from proxyllm.observability.tracing import tracing_hooks
 from proxyllm.ops.controls import OperatorControls
 from proxyllm.providers import Provider
 from proxyllm.providers.http import UpstreamHTTP
@@ -98,6 +99,7 @@ class Runtime:
             on_reject=self.metrics.rejected,
         )
         hooks: list[Hook] = [
+            *tracing_hooks(self),  # none unless OpenTelemetry is configured (observability/tracing.py)
             ObservabilityHook(self.metrics),  # first, so it sees every request; only looks, after the call
             AuthHook(self.auth),
             *(extra_hooks or []),
