@@ -111,6 +111,16 @@ def litellm_env(_: Launch) -> Mapping[str, str]:
 
 
 STRIPE_BASE_ENV = "BENCH_STRIPE_API_BASE"
+OTLP_ENDPOINT_ENV = "BENCH_OTLP_ENDPOINT"
+
+
+def otel_env(launch: Launch) -> Mapping[str, str]:
+    """OpenTelemetry tracing on: every request's spans exported over OTLP/HTTP to the mock."""
+    return {
+        **proxyllm_sqlite_env(launch),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": os.environ[OTLP_ENDPOINT_ENV],
+        "OTEL_SERVICE_NAME": "proxyllm-bench",
+    }
 
 
 def meters_env(launch: Launch) -> Mapping[str, str]:
@@ -199,6 +209,18 @@ SCENARIOS: dict[str, Scenario] = {
         notes=(
             "proxyllm (virtual key, cache on): the load repeats one request, so after the first every "
             "request is a cache hit (streams replayed from the cache)",
+        ),
+    ),
+    "proxyllm-otel": Scenario(
+        name="proxyllm (virtual key, tracing on)",
+        product="proxyllm",
+        command=proxyllm_command,
+        version=proxyllm_version,
+        env=otel_env,
+        setup=generate_virtual_key,
+        notes=(
+            "proxyllm (virtual key, tracing on): OpenTelemetry spans of every request (request, admission, "
+            "upstream attempt, stream) batched and exported over OTLP/HTTP protobuf to the mock",
         ),
     ),
     "litellm": Scenario(

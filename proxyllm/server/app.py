@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.responses import RedirectResponse
 from starlette.routing import Route
 
 from proxyllm import __version__
@@ -77,6 +78,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     for module in (models, models_admin, keys, users, teams, spend, stripe, customers, audit):
         app.include_router(module.router)
     app.include_router(ui_router)
+    app.add_route("/", lambda _: RedirectResponse("/ui"), methods=["GET", "HEAD"], include_in_schema=False)
     errors.install(app)
     app.add_middleware(RequestIdMiddleware, skip_paths=frozenset(endpoints))
     # Outermost: a refused address gets its 403 before any other work.
