@@ -61,8 +61,8 @@ async def test_make_run_from_a_fresh_clone(tmp_path: Path, openai_upstream: Fake
     log = tmp_path / "make-run.log"
     started = time.monotonic()
     with log.open("wb") as out:
-        proc = subprocess.Popen(
-            ["make", "run", f"CONFIG={config}", "PY=python3"],
+        proc = await asyncio.create_subprocess_exec(
+            *["make", "run", f"CONFIG={config}", "PY=python3"],
             cwd=clone,
             env=env,
             stdout=out,
@@ -70,8 +70,8 @@ async def test_make_run_from_a_fresh_clone(tmp_path: Path, openai_upstream: Fake
             start_new_session=True,  # its own process group: make and the proxy stop together
         )
     try:
-        while LISTENING not in (text := log.read_text(errors="replace")):
-            assert proc.poll() is None, text
+        while LISTENING not in (text := read(log)):
+            assert proc.returncode is None, text
             assert time.monotonic() - started < INSTALL_AND_START_LIMIT, text
             await asyncio.sleep(0.2)
         listening_after = time.monotonic() - started
@@ -86,11 +86,17 @@ async def test_make_run_from_a_fresh_clone(tmp_path: Path, openai_upstream: Fake
         assert openai_upstream.requests[-1].headers["Authorization"] == "Bearer sk-up"
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
-        await asyncio.to_thread(proc.wait, 30)
+        await asyncio.wait_for(proc.wait(), 30)
+    await asyncio.to_thread(check_runtime_only, clone / ".venv")
 
-    # Runtime only: none of the dev tools were installed.
-    python = clone / ".venv" / "bin" / "python"
+
+def read(path: Path) -> str:
+    return path.read_text(errors="replace")
+
+
+def check_runtime_only(venv: Path) -> None:
+    """None of the dev tools (nor the optional OpenTelemetry SDK) were installed by make run."""
     for dev_only in ("pytest", "mypy", "ruff", "playwright", "opentelemetry.sdk"):
-        missing = subprocess.run([python, "-c", f"import {dev_only}"], capture_output=True, check=False)
-        assert missing.returncode != 0, f"{dev_only} is installed by make run"
-    assert (clone / ".venv" / ".runtime-stamp").exists() and not (clone / ".venv" / ".dev-stamp").exists()
+        found = subprocess.run([venv / "bin" / "python", "-c", f"import {dev_only}"], capture_output=True, check=False)
+        assert found.returncode != 0, f"{dev_only} is installed by make run"
+    assert (venv / ".runtime-stamp").exists() and not (venv / ".dev-stamp").exists()
