@@ -1,22 +1,42 @@
 # Two commands set everything up on a fresh machine: `make run` and `make test`.
+# Installs are locked: requirements/*.txt pin every package with its hashes and pip installs them in
+# hash-checking mode; `make lock` refreshes them from pyproject.toml (see README, "Installing").
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-stamp
 CONFIG ?=
+PIP_LOCKED := $(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps
+# The project itself: from this folder, no build isolation (its build tools come from the lock too).
+PIP_PROJECT := $(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+RUNTIME_STAMP := $(VENV)/.runtime-stamp
+DEV_STAMP := $(VENV)/.dev-stamp
+UV_VENV := .venv-lock
+LOCK_PY := 3.11
+UV_COMPILE = $(UV_VENV)/bin/uv pip compile --quiet --universal --python-version $(LOCK_PY) --generate-hashes \
+	$(if $(UPGRADE),--upgrade,)
 
-.PHONY: install test-deps run test lint format bench clean
+.PHONY: install install-dev test-deps run test lint format bench lock clean
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
-	@touch $(STAMP)
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
 
-install: $(STAMP)
+## Runtime dependencies only: what `make run` needs.
+$(RUNTIME_STAMP): requirements/runtime.txt pyproject.toml | $(BIN)/python
+	$(PIP_LOCKED) -r requirements/runtime.txt
+	$(PIP_PROJECT)
+	@touch $@
+
+## Runtime + OpenTelemetry + the test and lint tools: what `make test` and `make lint` need.
+$(DEV_STAMP): requirements/dev.txt pyproject.toml | $(BIN)/python
+	$(PIP_LOCKED) -r requirements/dev.txt
+	$(PIP_PROJECT)
+	@touch $@ $(RUNTIME_STAMP)
+
+install: $(RUNTIME_STAMP)
+install-dev: $(DEV_STAMP)
 
 ## Start the proxy: the local Ollama by default, or CONFIG=path/to/config.yaml
-run: $(STAMP)
+run: $(RUNTIME_STAMP)
 	$(BIN)/proxyllm $(if $(CONFIG),--config $(CONFIG),)
 
 ## The dashboard's browser tests drive Debian's Chromium (installed here when missing and we are root).
@@ -27,19 +47,29 @@ test-deps:
 	    chromium fonts-dejavu-core >/dev/null; \
 	fi
 
-test: $(STAMP) test-deps
+test: $(DEV_STAMP) test-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check proxyllm tests bench
 	$(BIN)/mypy proxyllm
 
-format: $(STAMP)
+format: $(DEV_STAMP)
 	$(BIN)/ruff check --fix proxyllm tests bench
 	$(BIN)/ruff format proxyllm tests bench
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.run
 
+## Refresh the locks after pyproject.toml changed: pins already locked are kept, new packages get the
+## newest release on PyPI that fits; `make lock UPGRADE=1` moves everything to the newest. uv resolves
+## for every platform and Python >= 3.11 at once; the runtime and otel locks keep the dev lock's versions.
+lock:
+	@test -x $(UV_VENV)/bin/python || $(PY) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/python -m pip install -q --disable-pip-version-check --require-hashes -r requirements/uv.txt
+	$(UV_COMPILE) pyproject.toml requirements/build.in --extra dev -o requirements/dev.txt
+	$(UV_COMPILE) pyproject.toml requirements/build.in -c requirements/dev.txt -o requirements/runtime.txt
+	$(UV_COMPILE) pyproject.toml requirements/build.in --extra otel -c requirements/dev.txt -o requirements/otel.txt
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(UV_VENV) .mypy_cache .ruff_cache .pytest_cache

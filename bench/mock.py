@@ -116,6 +116,8 @@ def nginx_conf(port: int, workdir: Path) -> str:
                 ),
             ),
             fixed(f"{STRIPE_PREFIX}/v2/billing/meter_event_stream", "application/json", "{}"),
+            # OTLP/HTTP collector stand-in for the tracing run: every export accepted (an empty response).
+            fixed("/v1/traces", "application/x-protobuf", ""),
             fixed(
                 f"{STRIPE_PREFIX}/v1/billing/meter_events",
                 "application/json",

@@ -25,6 +25,7 @@ from bench.report import DirectFigures, RunInfo, ServerFigures, render
 from bench.servers import (
     DEFAULT_SCENARIOS,
     MODEL,
+    OTLP_ENDPOINT_ENV,
     SCENARIOS,
     STREAM_MODEL,
     STRIPE_BASE_ENV,
@@ -186,6 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         mock = MockUpstream(tools["nginx"], core=plan.load_core)
         mock.start()
         os.environ[STRIPE_BASE_ENV] = mock.stripe_api_base  # for the meters run (servers.meters_env)
+        os.environ[OTLP_ENDPOINT_ENV] = mock.base_url  # for the tracing run (servers.otel_env)
         try:
             config = workdir / "config.yaml"
             write_config(config, mock)

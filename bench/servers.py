@@ -111,6 +111,16 @@ def litellm_env(_: Launch) -> Mapping[str, str]:
 
 
 STRIPE_BASE_ENV = "BENCH_STRIPE_API_BASE"
+OTLP_ENDPOINT_ENV = "BENCH_OTLP_ENDPOINT"
+
+
+def otel_env(launch: Launch) -> Mapping[str, str]:
+    """OpenTelemetry tracing on: every request's spans exported over OTLP/HTTP to the mock."""
+    return {
+        **proxyllm_sqlite_env(launch),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": os.environ[OTLP_ENDPOINT_ENV],
+        "OTEL_SERVICE_NAME": "proxyllm-bench",
+    }
 
 
 def meters_env(launch: Launch) -> Mapping[str, str]:
@@ -261,6 +271,18 @@ SCENARIOS: dict[str, Scenario] = {
             "proxyllm (PostgreSQL + Redis, virtual key, prepaid): a user's key with a budget and prepaid credit; "
             "per request: key checked, budget reserved in Redis, prepaid credit reserved in PostgreSQL (one "
             "statement), settled in the spend writer's batch, spend logged",
+        ),
+    ),
+    "proxyllm-otel": Scenario(
+        name="proxyllm (virtual key, tracing on)",
+        product="proxyllm",
+        command=proxyllm_command,
+        version=proxyllm_version,
+        env=otel_env,
+        setup=generate_virtual_key,
+        notes=(
+            "proxyllm (virtual key, tracing on): OpenTelemetry spans of every request (request, admission, "
+            "upstream attempt, stream) batched and exported over OTLP/HTTP protobuf to the mock",
         ),
     ),
     "litellm": Scenario(

@@ -92,6 +92,7 @@ class LitellmSettings(_Section):
     cache: bool = False
     cache_params: CacheParams = Field(default_factory=CacheParams)
     require_auth_for_metrics_endpoint: bool = False
+    callbacks: list[str] = Field(default_factory=list)  # "otel": OpenTelemetry traces (observability/tracing.py)
 
 
 class RouterSettings(_Section):
@@ -129,6 +130,8 @@ class GeneralSettings(_Section):
     max_request_size_mb: float = Field(default=10.0, gt=0)
     global_max_parallel_requests: int | None = Field(default=None, ge=1)
     background_health_checks: bool = False
+    # /health/readiness is 503 while no model is served, unless models are only added at run time.
+    allow_no_models: bool = False
     health_check_interval: float = Field(default=300.0, gt=0)
     # Operator controls (proxyllm/ops): models in the database, IP allowlist, client address behind proxies.
     store_model_in_db: bool = False

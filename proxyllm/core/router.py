@@ -78,6 +78,8 @@ class Router:
         self.state.on_recover(self._reload_soon)
         self._sync: asyncio.Task[None] | None = None
         self._stopping = False
+        # Tracing's one way in (observability/tracing.py): wraps each upstream attempt when set; None costs nothing.
+        self.attempt_wrapper: Callable[[RequestContext, Callable[[Deployment], Awaitable[Any]]], Any] | None = None
         self.set_deployments(deployments)
 
     # -- the deployments ---------------------------------------------------------------------
@@ -178,6 +180,8 @@ class Router:
 
     async def _run(self, ctx: RequestContext, attempt: Callable[[Deployment], Awaitable[T]], *, stream: bool) -> T:
         group = ctx.group or self.resolve(ctx.model)
+        if self.attempt_wrapper is not None:
+            attempt = self.attempt_wrapper(ctx, attempt)
         try:
             return await self._attempt_group(ctx, group, attempt, stream)
         except ProxyError as err:

@@ -6,6 +6,12 @@ the model group (``other`` for names this proxy does not serve, so clients canno
 the HTTP status, the error kind. Gauges that describe state (each deployment healthy or cooling, the
 spend writer's queue) are read when scraped, not per request.
 
+Where they overlap with the OpenTelemetry GenAI semantic conventions, the same facts are also exported
+under the conventions' names, so GenAI dashboards work unchanged: ``gen_ai_server_request_duration_seconds``,
+``gen_ai_server_time_to_first_token_seconds`` (histograms) and ``gen_ai_client_token_usage`` (a histogram
+per call, ``gen_ai_token_type`` input or output), labelled ``gen_ai_operation_name`` and
+``gen_ai_request_model`` (the model group, or ``other``).
+
 Several worker processes: when ``PROMETHEUS_MULTIPROC_DIR`` is set before the proxy starts (it must
 name an empty directory), prometheus-client keeps values in files there and a scrape of any worker
 adds up every worker's counters and histograms; the state gauges of live workers are combined too
@@ -30,6 +36,8 @@ from proxyllm.core.routing.stats import DeploymentStats
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+OPERATIONS = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings"}
 OTHER = "other"
 REFRESH_INTERVAL = 5.0
 
@@ -39,11 +47,28 @@ def multiprocess_dir() -> str | None:
 
 
 class _ModelMetrics:
-    """The label children of one model group, made once."""
+    """The label children of one model group (and, for the GenAI names, one operation), made once."""
 
-    __slots__ = ("cache_hits", "cache_misses", "input_tokens", "latency", "output_tokens", "overhead", "spend", "ttft")
+    __slots__ = (
+        "cache_hits",
+        "cache_misses",
+        "gen_ai_duration",
+        "gen_ai_input",
+        "gen_ai_output",
+        "gen_ai_ttft",
+        "input_tokens",
+        "latency",
+        "output_tokens",
+        "overhead",
+        "spend",
+        "ttft",
+    )
 
-    def __init__(self, metrics: Metrics, model: str) -> None:
+    def __init__(self, metrics: Metrics, model: str, operation: str) -> None:
+        self.gen_ai_duration = metrics.gen_ai_duration.labels(operation, model)
+        self.gen_ai_ttft = metrics.gen_ai_ttft.labels(operation, model)
+        self.gen_ai_input = metrics.gen_ai_tokens.labels(operation, model, "input")
+        self.gen_ai_output = metrics.gen_ai_tokens.labels(operation, model, "output")
         self.latency = metrics.latency.labels(model)
         self.ttft = metrics.ttft.labels(model)
         self.overhead = metrics.overhead.labels(model)
@@ -108,6 +133,28 @@ class Metrics:
         self.cache_misses = Counter(
             "proxyllm_cache_misses", "Cacheable requests the response cache could not answer", ["model"], registry=r
         )
+        genai = ["gen_ai_operation_name", "gen_ai_request_model"]
+        self.gen_ai_duration = Histogram(
+            "gen_ai_server_request_duration_seconds",
+            "GenAI semantic conventions: time to the end of the response",
+            genai,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.gen_ai_ttft = Histogram(
+            "gen_ai_server_time_to_first_token_seconds",
+            "GenAI semantic conventions: streams, time to the first event sent",
+            genai,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.gen_ai_tokens = Histogram(
+            "gen_ai_client_token_usage",
+            "GenAI semantic conventions: tokens per call, by gen_ai_token_type (input or output)",
+            [*genai, "gen_ai_token_type"],
+            buckets=TOKEN_BUCKETS,
+            registry=r,
+        )
         self.rejections = Counter(
             "proxyllm_rate_limit_rejections",
             "Requests refused by a rate or concurrency limit",
@@ -133,7 +180,7 @@ class Metrics:
             ["kind"],
             registry=r,
         )
-        self._models: dict[str, _ModelMetrics] = {}
+        self._models: dict[tuple[str, str], _ModelMetrics] = {}
         self._requests: dict[tuple[str, str], Any] = {}
         self._failures: dict[tuple[str, str], Any] = {}
         self._states: set[tuple[str, str]] = set()
@@ -143,9 +190,12 @@ class Metrics:
 
     def observe(self, ctx: RequestContext) -> None:
         model = self.model_label(ctx)
-        children = self._models.get(model)
+        operation = ctx.operation.value
+        children = self._models.get((model, operation))
         if children is None:
-            children = self._models[model] = _ModelMetrics(self, model)
+            children = self._models[(model, operation)] = _ModelMetrics(
+                self, model, OPERATIONS.get(operation, operation)
+            )
         error = ctx.error
         outcome = ctx.outcome
         status = "499" if outcome == "cancelled" else str(error.status) if error is not None else "200"
@@ -162,9 +212,11 @@ class Metrics:
             failed.inc()
         now = time.perf_counter()
         children.latency.observe(now - ctx.started)
+        children.gen_ai_duration.observe(now - ctx.started)
         first = ctx.first_chunk_at
         if first is not None:
             children.ttft.observe(first - ctx.started)
+            children.gen_ai_ttft.observe(first - ctx.started)
         if ctx.deployment is not None:
             end = first if first is not None else now
             children.overhead.observe(max(0.0, end - ctx.started - ctx.upstream_wait))
@@ -177,8 +229,10 @@ class Metrics:
             if usage is not None:
                 if usage.prompt_tokens:
                     children.input_tokens.inc(usage.prompt_tokens)
+                    children.gen_ai_input.observe(usage.prompt_tokens)
                 if usage.completion_tokens:
                     children.output_tokens.inc(usage.completion_tokens)
+                    children.gen_ai_output.observe(usage.completion_tokens)
         cost = ctx.cost
         if cost:
             children.spend.inc(float(cost))
@@ -187,7 +241,7 @@ class Metrics:
         if ctx.deployment is not None or ctx.cache_hit:
             return ctx.model_group
         name = ctx.model
-        return name if name in self._models or self.known_model(name) else OTHER
+        return name if (name, ctx.operation.value) in self._models or self.known_model(name) else OTHER
 
     def rejected(self, scope: str, limit: str) -> None:
         self.rejections.labels(scope, limit).inc()

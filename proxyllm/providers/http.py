@@ -61,11 +61,14 @@ class UpstreamHTTP:
         self._limit = limit
         self._keepalive = keepalive
         self._session: aiohttp.ClientSession | None = None
+        self.trace_configs: list[aiohttp.TraceConfig] = []  # e.g. tracing's traceparent on upstream requests
 
     async def start(self) -> None:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._limit, ttl_dns_cache=300, keepalive_timeout=self._keepalive)
-            self._session = aiohttp.ClientSession(connector=connector, skip_auto_headers=("User-Agent",))
+            self._session = aiohttp.ClientSession(
+                connector=connector, skip_auto_headers=("User-Agent",), trace_configs=self.trace_configs or None
+            )
 
     async def close(self) -> None:
         if self._session is not None:

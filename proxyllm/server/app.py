@@ -8,12 +8,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.responses import RedirectResponse
 from starlette.routing import Route
 
 from proxyllm import __version__
 from proxyllm.config import ProxyConfig, load_config
 from proxyllm.core.types import Operation
 from proxyllm.observability import configure_logging, json_logs_wanted
+from proxyllm.observability.access import RequestLog
 from proxyllm.ops.allowlist import IPAllowlistMiddleware
 from proxyllm.server import errors
 from proxyllm.server.asgi import LLMEndpoint
@@ -67,8 +69,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     endpoints["/v1/messages/count_tokens"] = CountTokensEndpoint(runtime)
     for path, endpoint in endpoints.items():  # still routed, for the 405 on other methods
         app.router.routes.append(Route(path, endpoint, methods=["POST"], include_in_schema=False))
-    app.hot = {
-        path: IPAllowlistMiddleware(endpoint, allowed=runtime.ops.allowed, resolver=runtime.ops.resolver)
+    app.hot = {  # RequestLog: a log line for responses the gateway does not log (observability/access.py)
+        path: RequestLog(IPAllowlistMiddleware(endpoint, allowed=runtime.ops.allowed, resolver=runtime.ops.resolver))
         for path, endpoint in endpoints.items()
     }
     app.include_router(health.router)
@@ -76,10 +78,12 @@ def create_app(runtime: Runtime) -> FastAPI:
     for module in (models, models_admin, keys, users, teams, spend, stripe, customers, audit):
         app.include_router(module.router)
     app.include_router(ui_router)
+    app.add_route("/", lambda _: RedirectResponse("/ui"), methods=["GET", "HEAD"], include_in_schema=False)
     errors.install(app)
     app.add_middleware(RequestIdMiddleware, skip_paths=frozenset(endpoints))
     # Outermost: a refused address gets its 403 before any other work.
     app.add_middleware(IPAllowlistMiddleware, allowed=runtime.ops.allowed, resolver=runtime.ops.resolver)
+    app.add_middleware(RequestLog)  # outside even the allowlist: its 403s get a log line too
     return app
 
 

@@ -33,6 +33,8 @@ from proxyllm.limits.budgets import SharedBudgets
 from proxyllm.limits.hook import RateLimitHook
 from proxyllm.limits.shared import SharedLimiter
 from proxyllm.observability import Metrics, ObservabilityHook
+from proxyllm.observability.readiness import ModelsCheck, allow_no_models
+from proxyllm.observability.tracing import tracing_hooks
 from proxyllm.ops.controls import OperatorControls
 from proxyllm.providers import Provider
 from proxyllm.providers.http import UpstreamHTTP
@@ -142,6 +144,7 @@ class Runtime:
         # The order is the meaning: each hook's before_call runs only if every one above it let the
         # request through, and its after_call runs (in reverse order) only if its before_call ran.
         hooks: list[Hook] = [
+            *tracing_hooks(self),  # none unless OpenTelemetry is configured (observability/tracing.py)
             ObservabilityHook(self.metrics),  # sees every request; only looks, after the call
             AuthHook(self.auth),  # who is calling
             SpendLogHook(self.spend),  # one spend row for every authenticated request, whatever its outcome
@@ -163,6 +166,13 @@ class Runtime:
         self.readiness_checks: list[ReadinessCheck] = [self._database_readiness, self._shared_state_readiness]
         # The tailnet (Tailscale in the Railway container) is reported, not required: hosted providers still serve.
         self.readiness_checks.append(TailnetCheck(env, lambda: self.router.deployments, self.http))
+        self.readiness_checks.append(  # 503 while no model is served (observability/readiness.py)
+            ModelsCheck(
+                lambda: len(self.router.model_names()) + bool(self.router.wildcards),
+                allow_none=allow_no_models(gs.allow_no_models, env),
+                discovering_from=(env.get("OLLAMA_API_BASE") or "http://localhost:11434") if discover_ollama else None,
+            )
+        )
         self._migrated = False
         self._migration_retry: asyncio.Task[None] | None = None
         self.ops = OperatorControls(self)  # IP allowlist, models stored in the database

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from proxyllm.config.loader import ConfigError, load_config, parse_config
+from proxyllm.config.loader import WARNED_ENV, ConfigError, load_config, parse_config
 from proxyllm.server.deployments import StartupError
 from proxyllm.server.runtime import Runtime
 
@@ -67,7 +71,7 @@ def test_litellm_config_loads(monkeypatch: pytest.MonkeyPatch, caplog: pytest.Lo
         ("model_list:\n  - model_name: a", "model_list[0] (model_name 'a'): litellm_params is missing"),
         (
             "model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, rpm: lots}",
-            "model_list[0] (model_name 'a') litellm_params.rpm",
+            "model_list[0] (model_name 'a'): litellm_params.rpm",
         ),
         (
             "model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, api_key: os.environ/NOPE_NOT_SET}",
@@ -95,3 +99,87 @@ def test_missing_file() -> None:
     with pytest.raises(ConfigError) as info:
         load_config("/nonexistent/config.yaml")
     assert "/nonexistent/config.yaml: cannot read config file" in str(info.value)
+
+
+EVERYTHING_WRONG = """
+model_list:
+  - model_name: a
+    litellm_params: {model: openai/x, api_bse: http://x, api_key: os.environ/NOPE_ONE}
+  - model_name: b
+    litellm_params: {model: openai/y, rpm: lots, api_key: os.environ/NOPE_TWO}
+  - model_name: c
+    litelm_params: {model: openai/z}
+router_settings: {num_retries: -1, routing_stratgy: least-busy}
+general_settings:
+  master_key: os.environ/NOPE_THREE
+"""
+
+
+def test_every_problem_is_reported_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, "proxyllm.config"), pytest.raises(ConfigError) as info:
+        parse_config(EVERYTHING_WRONG, source="c.yaml")
+    assert info.value.problems == [
+        "model_list[0] (model_name 'a'): litellm_params.api_key refers to environment variable NOPE_ONE,"
+        " which is not set",
+        "model_list[1] (model_name 'b'): litellm_params.api_key refers to environment variable NOPE_TWO,"
+        " which is not set",
+        "general_settings.master_key refers to environment variable NOPE_THREE, which is not set",
+        "model_list[2] (model_name 'c'): litellm_params is missing or not a mapping"
+        " (litelm_params is not a known key: a misspelling?)",
+        "model_list[1] (model_name 'b'): litellm_params.rpm: Input should be a valid integer,"
+        " unable to parse string as an integer",
+        "router_settings.num_retries: Input should be greater than or equal to 0",
+    ]
+    text = str(info.value)
+    assert text.startswith("c.yaml: 6 problems\n") and text.count("\n  c.yaml: ") == 6
+    # The typos are named too, with the key they are closest to.
+    warned = [r.getMessage() for r in caplog.records]
+    assert warned == [
+        "c.yaml: router_settings.routing_stratgy is not a proxyllm setting and is ignored;"
+        " did you mean routing_strategy?",
+        "c.yaml: model_list[0] (model_name 'a'): litellm_params.api_bse is not a proxyllm setting and is ignored;"
+        " did you mean api_base?",
+        "c.yaml: model_list[2] (model_name 'c'): litelm_params is not a proxyllm setting and is ignored;"
+        " did you mean litellm_params?",
+    ]
+
+
+def test_unknown_keys_far_from_any_known_one_get_no_suggestion(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, "proxyllm.config"):
+        parse_config("litellm_settings: {success_callback: [langfuse]}\nturbo: 1\n", source="c.yaml")
+    assert [r.getMessage() for r in caplog.records] == [
+        "c.yaml: turbo is not a proxyllm setting and is ignored",
+        "c.yaml: litellm_settings.success_callback is not a proxyllm setting and is ignored",
+    ]
+
+
+def test_warnings_are_printed_once_per_process_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv(WARNED_ENV, raising=False)
+    file = tmp_path / "c.yaml"
+    file.write_text("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, api_bse: y}\n")
+    with caplog.at_level(logging.WARNING, "proxyllm.config"):
+        load_config(file)  # the CLI's check
+        load_config(file)  # the server (worker) loading the same file
+    assert len(caplog.records) == 1 and "did you mean api_base?" in caplog.records[0].getMessage()
+
+
+def test_cli_start_up_prints_each_warning_once_and_every_error(tmp_path: Path) -> None:
+    file = tmp_path / "c.yaml"
+    file.write_text(EVERYTHING_WRONG)
+    env = {k: v for k, v in os.environ.items() if k != WARNED_ENV}
+    result = subprocess.run(
+        [sys.executable, "-m", "proxyllm", "--config", str(file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("did you mean api_base?") == 1
+    assert f"proxyllm: {file}: 6 problems" in result.stderr
+    for name in ("NOPE_ONE", "NOPE_TWO", "NOPE_THREE"):
+        assert f"environment variable {name}, which is not set" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -114,9 +114,12 @@ def test_multi_stage_with_pinned_tailscale_and_a_slim_runtime() -> None:
     assert re.fullmatch(r"tailscale/tailscale:v\d+\.\d+\.\d+", tailscale_image), tailscale_image
     assert froms[1] == "python:3.12-slim AS builder"
     assert froms[2] == "python:3.12-slim AS runtime"
-    # The builder makes the venv from wheels; the runtime only copies it (no compilers, no pip install).
+    # The builder makes the venv from the hashed lock, then adds the project without resolving anything;
+    # the runtime only copies it (no compilers, no pip install).
     builder = [i for i in instructions() if i.stage == "builder"]
-    assert any("pip wheel" in i.args and "--no-index" in i.args for i in builder if i.keyword == "RUN")
+    runs = [i.args for i in builder if i.keyword == "RUN"]
+    assert any("--require-hashes" in r and "--no-deps" in r and "-r requirements/otel.txt" in r for r in runs)
+    assert any("--no-index" in r and "--no-deps" in r and r.endswith(" .") for r in runs)
     runtime = final_stage()
     assert not any("pip" in i.args or "apt-get" in i.args for i in runtime if i.keyword == "RUN")
     assert (({"from": "builder"}, ["/opt/venv"], "/opt/venv")) in copies(runtime)
@@ -165,7 +168,8 @@ def test_every_copied_file_is_in_the_build_context_and_nothing_else_big_is() -> 
             for source in sources:
                 assert (REPO / source).exists(), source
                 assert not ignored(source, patterns), f"{source} is excluded by {DOCKERIGNORE.name}"
-    for kept in ("proxyllm/cli.py", "proxyllm/db/migrations/env.py", "pyproject.toml", "docker/entrypoint.sh"):
+    kept_files = ("proxyllm/cli.py", "proxyllm/db/migrations/env.py", "pyproject.toml", "requirements/otel.txt")
+    for kept in (*kept_files, "docker/entrypoint.sh"):
         assert not ignored(kept, patterns), kept
     for dropped in (".venv/bin/python", ".git/HEAD", "tests/conftest.py", ".railway/node_modules/x", "bench/run.py"):
         assert ignored(dropped, patterns), dropped

@@ -178,3 +178,94 @@ async def test_the_cli_writes_json_lines(tmp_path: Path, openai_upstream: FakeOp
     request = next(line for line in lines if line.get("request_id") == request_id)
     assert request["status"] == 200 and request["model"] == "gpt-fake" and request["cost"] == "0"
     assert MASTER_KEY not in log_file.read_text()
+
+
+def lines_for(caplog: pytest.LogCaptureFixture, request_id: str) -> list[dict[str, Any]]:
+    return [r.request for r in request_records(caplog) if r.request.get("request_id") == request_id]  # type: ignore[attr-defined]
+
+
+async def test_every_response_gets_exactly_one_line_with_its_error_message(
+    proxy: ProxyServer, openai_upstream: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="proxyllm.requests")
+    admin = {"authorization": f"Bearer {MASTER_KEY}"}
+    async with httpx.AsyncClient(base_url=proxy.url, timeout=30) as c:
+        not_json = await c.post("/v1/chat/completions", content=b"{nope", headers=admin)
+        no_messages = await c.post("/v1/chat/completions", json={"model": "gpt-fake"}, headers=admin)
+        unknown_path = await c.get("/v1/nothing-here")
+        no_key = await c.get("/key/list")
+        bad_admin_body = await c.post("/key/generate", json={"max_budget": "lots"}, headers=admin)
+        openai_upstream.fail(401, "Incorrect API key provided: sk-upstream-secret. Check it.")
+        upstream_refused = await c.post(
+            "/v1/chat/completions", json={"model": "gpt-fake", "messages": HI}, headers=admin
+        )
+        openai_upstream.fail(500, "upstream exploded")
+        upstream_5xx = await c.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI}, headers=admin)
+        ok = await c.get("/v1/models", headers=admin)
+    expected = [
+        (not_json, 400, "POST", "/v1/chat/completions", "invalid_request", "not valid JSON"),
+        (no_messages, 400, "POST", "/v1/chat/completions", "invalid_request", "messages"),
+        (unknown_path, 404, "GET", "/v1/nothing-here", "not_found", "no such endpoint: GET /v1/nothing-here"),
+        (no_key, 401, "GET", "/key/list", "authentication", ""),
+        (bad_admin_body, 400, "POST", "/key/generate", "invalid_request", "max_budget"),
+        (upstream_refused, 401, "POST", "/v1/chat/completions", "authentication", "Incorrect API key provided"),
+        (upstream_5xx, 500, "POST", "/v1/chat/completions", "upstream", "upstream exploded"),
+        (ok, 200, "GET", "/v1/models", None, None),
+    ]
+    ids = [resp.headers["x-litellm-call-id"] for resp, *_ in expected]
+    await eventually(lambda: all(lines_for(caplog, i) for i in ids))
+    for (resp, status, method, path, kind, message), request_id in zip(expected, ids, strict=True):
+        assert resp.status_code == status, resp.text
+        (fields,) = lines_for(caplog, request_id)  # exactly one line per response
+        assert (fields["status"], fields["method"], fields["path"], fields["error"]) == (status, method, path, kind)
+        if message is None:
+            assert fields["error_message"] is None
+        else:
+            assert message in fields["error_message"]
+            text = logging.Formatter("%(message)s").format(
+                next(r for r in request_records(caplog) if r.request["request_id"] == request_id)  # type: ignore[attr-defined]
+            )
+            assert f"error={kind} message=" in text and "\n" not in text
+    everything = "\n".join(JsonFormatter().format(r) for r in request_records(caplog))
+    assert "sk-upstream-secret" not in everything and MASTER_KEY not in everything
+    assert "sk-upstream-****" in everything  # the upstream's message, its key masked
+
+
+def test_secrets_are_masked_in_messages() -> None:
+    assert logs.mask_secrets("Incorrect API key provided: sk-proj-abcdef123456.") == (
+        "Incorrect API key provided: sk-proj-****."
+    )
+    assert logs.mask_secrets("header Authorization: Bearer abc.def-123456") == "header Authorization: Bearer ****"
+    assert logs.mask_secrets("cannot reach postgresql://app:hunter2@db:5432/x") == (
+        "cannot reach postgresql://app:****@db:5432/x"
+    )
+    assert logs.mask_secrets('api_key=abcdef123456, token: "xyz123456" ok') == 'api_key=****, token: "****" ok'
+    assert logs.mask_secrets('{"api_key": "abc 123"}') == '{"api_key": "****"}'
+    assert logs.mask_secrets("aws_secret_access_key: abcdef") == "aws_secret_access_key: ****"
+    for prose in ("max_tokens must be at least 1", "expected a string key: line 1", "no API key: send one"):
+        assert logs.mask_secrets(prose) == prose
+    assert len(logs.mask_secrets("x" * 5000)) == logs.MAX_MESSAGE
+
+
+async def test_an_unhandled_exception_is_logged_as_a_500() -> None:
+    from proxyllm.observability.access import RequestLog
+
+    async def broken(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("boom")
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    request_log = logging.getLogger("proxyllm.requests")
+    request_log.addHandler(handler)
+    level = request_log.level
+    request_log.setLevel(logging.INFO)
+    try:
+        with pytest.raises(RuntimeError):
+            await RequestLog(broken)({"type": "http", "method": "GET", "path": "/x"}, None, None)
+    finally:
+        request_log.removeHandler(handler)
+        request_log.setLevel(level)
+    (record,) = records
+    assert record.request["status"] == 500 and record.request["error"] == "internal"  # type: ignore[attr-defined]
+    assert record.request["error_message"] == "unhandled RuntimeError"  # type: ignore[attr-defined]

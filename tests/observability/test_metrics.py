@@ -96,6 +96,13 @@ async def test_metrics_after_known_traffic(
     assert value(text, "proxyllm_deployment_state", model="gpt-fake", deployment=deployment) == 1  # cooling
     assert value(text, "proxyllm_deployment_state", model="llama3", deployment=dep_id(proxy, "llama3")) == 0
     assert ("proxyllm_spend_queue_rows", frozenset()) in samples(text)
+    # The same facts under the OpenTelemetry GenAI names.
+    genai = {"gen_ai_operation_name": "chat", "gen_ai_request_model": "gpt-fake"}
+    assert value(text, "gen_ai_server_request_duration_seconds_count", **genai) == 7
+    assert value(text, "gen_ai_server_time_to_first_token_seconds_count", **genai) == 1
+    assert value(text, "gen_ai_client_token_usage_count", **genai, gen_ai_token_type="input") == 3
+    assert value(text, "gen_ai_client_token_usage_sum", **genai, gen_ai_token_type="input") == 1 + 2 + 1
+    assert value(text, "gen_ai_client_token_usage_sum", **genai, gen_ai_token_type="output") == 5 * 3
 
 
 def dep_id(proxy: ProxyServer, group: str) -> str:
