@@ -27,6 +27,7 @@ class ErrorKind(Enum):
     NOT_FOUND = ("not_found", 404, "not_found_error", False)
     PAYLOAD_TOO_LARGE = ("payload_too_large", 413, "invalid_request_error", False)
     RATE_LIMIT = ("rate_limit", 429, "rate_limit_error", True)
+    NOT_IMPLEMENTED = ("not_implemented", 501, "not_implemented_error", False)
     UPSTREAM = ("upstream", 502, "api_error", True)  # upstream 5xx (status carried on the error)
     UPSTREAM_CONNECT = ("upstream_connect", 502, "api_connection_error", True)
     TIMEOUT = ("timeout", 504, "timeout", True)
@@ -49,7 +50,7 @@ class ErrorKind(Enum):
 class ProxyError(Exception):
     """An error with everything needed to answer the client and to decide on retries."""
 
-    __slots__ = ("code", "error_type", "headers", "kind", "message", "param", "retry_after", "status")
+    __slots__ = ("code", "details", "error_type", "headers", "kind", "message", "param", "retry_after", "status")
 
     def __init__(
         self,
@@ -62,8 +63,10 @@ class ProxyError(Exception):
         retry_after: float | None = None,
         headers: dict[str, str] | None = None,
         error_type: str | None = None,
+        details: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
+        self.details = details  # more fields of the error object (e.g. each failed attempt), machine-readable
         self.error_type = error_type  # the body's "type" when it is not the kind's (LiteLLM's finer types)
         self.kind: ErrorKind = kind
         self.message: str = message
@@ -78,16 +81,15 @@ class ProxyError(Exception):
         return self.kind.retryable
 
     def body(self) -> bytes:
-        return orjson.dumps(
-            {
-                "error": {
-                    "message": self.message,
-                    "type": self.error_type or self.kind.openai_type,
-                    "param": self.param,
-                    "code": self.code if self.code is not None else str(self.status),
-                }
-            }
-        )
+        error: dict[str, Any] = {
+            "message": self.message,
+            "type": self.error_type or self.kind.openai_type,
+            "param": self.param,
+            "code": self.code if self.code is not None else str(self.status),
+        }
+        if self.details:
+            error.update(self.details)
+        return orjson.dumps({"error": error})
 
     def response_headers(self) -> dict[str, str]:
         headers = dict(self.headers) if self.headers else {}

@@ -36,8 +36,11 @@ class AccessHook(Hook):
         if auth is None:
             return
         group = ctx.group
-        if not auth.may_use(ctx.model, group.name if group else None):
-            raise access_denied(auth, ctx.model, group.name if group else None)
+        if group is None:
+            if not auth.may_use(ctx.model, None):
+                raise access_denied(auth, ctx.model, None)
+        elif not auth.may_use(ctx.model, group.name, group.access_groups):
+            raise access_denied(auth, ctx.model, group.name, group.access_groups)
         self._check_request_fallbacks(ctx, auth)
 
     def _check_request_fallbacks(self, ctx: RequestContext, auth: KeyAuth) -> None:
@@ -54,8 +57,9 @@ class AccessHook(Hook):
             target = self.router.find(name) if isinstance(name, str) else None
             if not isinstance(name, str):
                 raise invalid_request("fallback models must be model names", param="fallbacks")
-            if not auth.may_use(name, target.name if target else None):
-                error = access_denied(auth, name, target.name if target else None)
+            groups = target.access_groups if target else frozenset()
+            if not auth.may_use(name, target.name if target else None, groups):
+                error = access_denied(auth, name, target.name if target else None, groups)
                 error.param = "fallbacks"
                 raise error
 
@@ -98,10 +102,12 @@ class BudgetHook(Hook):
             self.writer.add_charge([a.key for a in reservation.accounts], cost)
 
 
-def access_denied(auth: KeyAuth, model: str, group: str | None) -> ProxyError:
+def access_denied(
+    auth: KeyAuth, model: str, group: str | None, access_groups: frozenset[str] = frozenset()
+) -> ProxyError:
     """LiteLLM's answer (401, ``key_model_access_denied`` / ``team_...`` / ``user_...``), naming the
     models the key may really use: its own list, its user's and its team's, intersected."""
-    refusing = auth.refusing_account(model, group) or "key"
+    refusing = auth.refusing_account(model, group, access_groups) or "key"
     models = allowed(auth)
     return ProxyError(
         ErrorKind.MODEL_ACCESS,

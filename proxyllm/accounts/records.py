@@ -28,33 +28,34 @@ class KeyAuth:
     def accounts(self) -> list[Account]:
         return [a for a in (self.key, self.user, self.team) if a is not None]
 
-    def restrictions(self) -> list[list[str]]:
-        """The model lists that apply: the key's, its user's and its team's (an empty or "*" list allows all)."""
+    def restrictions(self) -> list[tuple[str, list[str]]]:
+        """The model lists that apply, by whose they are: the key's, its user's and its team's (an empty
+        list, or one with "*", allows every model)."""
         return [
-            a.models
+            (a.kind, a.models)
             for a in (self.key, self.user, self.team)
             if a is not None and a.models and ALL_MODELS.isdisjoint(a.models)
         ]
 
-    def may_use(self, model: str, group: str | None) -> bool:
-        """A key may use a model that every list of its key, user and team names (by name or model group)."""
-        for models in self.restrictions():
-            if model not in models and (group is None or group not in models):
-                return False
-        return True
-
-    def refusing_account(self, model: str, group: str | None) -> str | None:
-        """Which list refuses the model: "key", "user" or "team" (None when all allow it)."""
-        for account in (self.key, self.user, self.team):
-            if account is None or not account.models or not ALL_MODELS.isdisjoint(account.models):
+    def refusing_account(
+        self, model: str, group: str | None, access_groups: frozenset[str] = frozenset()
+    ) -> str | None:
+        """Which list refuses the model: "key", "user" or "team" (None when every list allows it). A
+        list allows a model by its name, its model group's name or one of its access groups."""
+        for kind, models in self.restrictions():
+            if model in models or (group is not None and group in models):
                 continue
-            if model not in account.models and (group is None or group not in account.models):
-                return account.kind
+            if access_groups and not access_groups.isdisjoint(models):
+                continue
+            return kind
         return None
 
+    def may_use(self, model: str, group: str | None, access_groups: frozenset[str] = frozenset()) -> bool:
+        return self.refusing_account(model, group, access_groups) is None
+
     def allowed_models(self) -> list[str] | None:
-        """The intersection of the lists that apply; None when none restricts."""
-        lists = self.restrictions()
+        """The intersection of the lists that apply (names as written there); None when none restricts."""
+        lists = [models for _, models in self.restrictions()]
         if not lists:
             return None
         return [m for m in lists[0] if all(m in other for other in lists[1:])]

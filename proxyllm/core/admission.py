@@ -224,7 +224,10 @@ def worst_case_cost(deployments: list[Deployment], prompt: int, output: int) -> 
     return worst
 
 
-def admit(ctx: RequestContext, group: ModelGroup, default_output: int) -> Admission:
+def admit(
+    ctx: RequestContext, group: ModelGroup, default_output: int, also: list[ModelGroup] | None = None
+) -> Admission:
+    """Bound and price ``ctx`` for ``group`` (and the groups its own fallbacks may reach, ``also``)."""
     body = ctx.body
     limit = group_output_limit(group)
     requested = bound_output(body, limit)
@@ -238,7 +241,12 @@ def admit(ctx: RequestContext, group: ModelGroup, default_output: int) -> Admiss
     else:
         max_output, known = default_output, False
     prompt = prompt_tokens_max(body)
-    cost = worst_case_cost(group.deployments, prompt, max_output * choices)
+    for overrides in (ctx.fallback_overrides or {}).values():  # a fallback object may bring its own messages
+        prompt = max(prompt, prompt_tokens_max({**body, **overrides}))
+    deployments = group.deployments
+    if also:
+        deployments = [*deployments, *(d for g in also for d in g.deployments)]
+    cost = worst_case_cost(deployments, prompt, max_output * choices)
     return Admission(max_output, known, choices, prompt, cost)
 
 
@@ -255,4 +263,7 @@ class AdmissionHook(Hook):
         group = ctx.group
         if group is None:
             group = ctx.group = self.router.resolve(ctx.model)
-        ctx.admission = admit(ctx, group, self.default_output)
+        also = None
+        if ctx.request_fallbacks:  # the client's own fallbacks are priced too: any of them may answer
+            also = [g for g in map(self.router.find, ctx.request_fallbacks) if g is not None]
+        ctx.admission = admit(ctx, group, self.default_output, also)

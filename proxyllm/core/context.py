@@ -57,10 +57,12 @@ class RequestContext:
         "drop_params",
         "error",
         "extra",
+        "fallback_overrides",
         "fallbacks",
         "first_chunk_at",
         "group",
         "hooks_ran",
+        "mock_response",
         "model",
         "model_group",
         "on_stream_end",
@@ -126,4 +128,6 @@ class RequestContext:
         self.extra: dict[str, Any] = {}  # scratch space for hooks
         self.drop_params = False  # the request's own drop_params
         self.request_fallbacks: list[str] | None = None
+        self.mock_response: str | None = None  # LiteLLM's mock_response: answer this text, call no upstream
+        self.fallback_overrides: dict[str, dict[str, Any]] | None = None  # per fallback model: fields it changes
         self.hooks_ran = 0

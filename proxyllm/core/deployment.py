@@ -41,6 +41,7 @@ class Deployment:
     extra_headers: dict[str, str] = field(default_factory=dict)
     request_defaults: dict[str, Any] = field(default_factory=dict)
     model_info: dict[str, Any] = field(default_factory=dict)
+    region: str | None = None  # litellm_params.region_name (reported as x-litellm-model-region)
     in_flight: int = 0
     client_timeout: Any = None  # the aiohttp.ClientTimeout for non-streaming calls, built on first use
 
@@ -56,6 +57,7 @@ class Deployment:
             "model": f"{self.provider.name}/{self.upstream_model}",
             "api_base": self.api_base,
             "api_key": mask_secret(self.api_key),
+            **({"available": False, "reason": self.provider.reason()} if not self.provider.supported else {}),
         }
 
 

@@ -13,10 +13,11 @@ from collections.abc import AsyncGenerator, Sequence
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.hooks import Hook, overrides
+from proxyllm.core.mock import mock_body, mock_stream
 from proxyllm.core.pricing import ZERO, call_cost, estimate_prompt_tokens
 from proxyllm.core.router import Router
 from proxyllm.core.streaming import relay
-from proxyllm.core.types import Usage
+from proxyllm.core.types import Operation, Usage
 from proxyllm.errors import ErrorKind, ProxyError
 
 log = logging.getLogger("proxyllm.gateway")
@@ -42,6 +43,8 @@ class Gateway:
                     ctx.cost = ZERO
                     return ctx.cached  # type: ignore[no-any-return]
             tap = ctx.extra.get("tap")  # a hook that wants the response (the cache, to store it)
+            if ctx.mock_response is not None and ctx.operation is not Operation.EMBEDDING:
+                return self._mock(ctx, ctx.mock_response)
             if ctx.stream:
                 first, events = await self.router.open_stream(ctx)
                 assert ctx.deployment is not None
@@ -54,6 +57,17 @@ class Gateway:
         ctx.outcome = "success"
         self.settle_cost(ctx)
         return body if tap is None else tap(ctx, body)
+
+    def _mock(self, ctx: RequestContext, text: str) -> bytes | AsyncGenerator[bytes, None]:
+        group = ctx.group or self.router.resolve(ctx.model)
+        ctx.deployment = group.deployments[0] if group.deployments else None
+        ctx.model_group = group.name
+        ctx.outcome = "success"
+        if ctx.stream:
+            return mock_stream(ctx, text)
+        body = mock_body(ctx, text)
+        self.settle_cost(ctx)
+        return body
 
     def settle_cost(self, ctx: RequestContext) -> None:
         dep = ctx.deployment

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from proxyllm.core.context import RequestContext
+from proxyllm.core.mock import MAX_MOCK_CHARS
 from proxyllm.core.types import Operation
 from proxyllm.errors import invalid_request
 
@@ -161,16 +162,63 @@ def apply_proxy_fields(ctx: RequestContext) -> None:
         ctx.extra["request_options"] = opts
         fallbacks = opts.get("fallbacks")
         if fallbacks is not None:
-            if not isinstance(fallbacks, list) or not all(isinstance(f, str) for f in fallbacks):
-                raise invalid_request("'fallbacks' must be a list of model names", param="fallbacks")
-            ctx.request_fallbacks = fallbacks
+            ctx.request_fallbacks, ctx.fallback_overrides = request_fallbacks(fallbacks, ctx.operation)
         timeout = opts.get("timeout")
         if timeout is not None:
             ctx.timeout = _positive(timeout, "timeout")
+        mock = opts.get("mock_response")
+        if mock is not None:
+            if not isinstance(mock, str) or len(mock) > MAX_MOCK_CHARS:
+                raise invalid_request(
+                    f"'mock_response' must be a string of at most {MAX_MOCK_CHARS} characters", param="mock_response"
+                )
+            ctx.mock_response = mock
         if opts.get("drop_params") is True:
             ctx.drop_params = True
     if ctx.stream and ctx.operation is Operation.EMBEDDING:
         raise invalid_request("embeddings cannot be streamed", param="stream")
+
+
+MAX_FALLBACKS = 16
+# What a fallback object may change for its own attempt (LiteLLM's ``fallbacks=[{"model": ..., ...}]``).
+FALLBACK_OVERRIDES = frozenset(
+    {"messages", "temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty", "prompt", "input"}
+)
+
+
+def request_fallbacks(value: Any, operation: Operation) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """The request's ``fallbacks``: model names, or LiteLLM's objects ``{"model": name, <overrides>}``
+    whose other fields replace the request's for that model's attempt (messages, sampling)."""
+    if not isinstance(value, list) or len(value) > MAX_FALLBACKS:
+        raise invalid_request(
+            f"'fallbacks' must be a list of at most {MAX_FALLBACKS} model names or objects", param="fallbacks"
+        )
+    names: list[str] = []
+    overrides: dict[str, dict[str, Any]] = {}
+    types = FIELD_TYPES[operation]
+    for i, item in enumerate(value):
+        if isinstance(item, str):
+            names.append(bounded_string(item, f"fallbacks[{i}]"))
+            continue
+        if not isinstance(item, dict) or not isinstance(item.get("model"), str):
+            raise invalid_request(f"fallbacks[{i}] must be a model name or an object with 'model'", param="fallbacks")
+        name = bounded_string(item["model"], f"fallbacks[{i}].model")
+        extra = {k: v for k, v in item.items() if k != "model"}
+        for key, field in extra.items():
+            expected = types.get(key)
+            if key not in FALLBACK_OVERRIDES or expected is None:
+                allowed = ", ".join(sorted(FALLBACK_OVERRIDES))
+                raise invalid_request(
+                    f"fallbacks[{i}].{key} cannot be set per fallback (allowed: {allowed})", param="fallbacks"
+                )
+            if field is not None and type(field) not in expected:
+                raise invalid_request(f"fallbacks[{i}].{key} must be {_describe(expected)}", param="fallbacks")
+        if operation is Operation.CHAT and "messages" in extra:
+            _check_messages(extra["messages"])
+        names.append(name)
+        if extra:
+            overrides[name] = extra
+    return names, overrides
 
 
 MAX_TIMEOUT = 86_400.0

@@ -50,6 +50,7 @@ log = logging.getLogger("proxyllm.router")
 T = TypeVar("T")
 WILDCARD_CACHE = 1024  # model groups made from wildcard entries kept at once
 COOLDOWN_RELOAD = 2.0
+MAX_REQUEST_RETRIES = 10  # a request's own num_retries is capped here
 
 
 class Router:
@@ -87,7 +88,10 @@ class Router:
     def set_deployments(self, deployments: list[Deployment]) -> None:
         """(Re)build the groups; a deployment keeping its id keeps its stats (and its cooldown)."""
         grouped: dict[str, list[DeploymentStats]] = {}
+        served = {d.model_name for d in deployments if d.provider.supported}
         for dep in deployments:
+            if not dep.provider.supported and dep.model_name in served:
+                continue  # an unimplemented provider beside real ones is never picked (a lone one answers 501)
             grouped.setdefault(dep.model_name, []).append(self._stats_for(dep))
         self.groups = {name: ModelGroup(name, stats) for name, stats in grouped.items()}
         keep = {s.dep.id for g in (*self.groups.values(), *self._wild_groups.values()) for s in g.stats}
@@ -106,6 +110,10 @@ class Router:
     @property
     def deployments(self) -> list[Deployment]:
         return [d for g in (*self.groups.values(), *self._wild_groups.values()) for d in g.deployments]
+
+    def access_groups(self) -> set[str]:
+        """Every ``model_info.access_groups`` name of the configured model groups."""
+        return {name for group in self.groups.values() for name in group.access_groups}
 
     def model_names(self) -> list[str]:
         return sorted({*self.groups, *(a for a, target in self.policy.aliases.items() if target in self.groups)})
@@ -198,6 +206,9 @@ class Router:
                 continue
             tried.add(fallback.name)
             ctx.fallbacks += 1
+            overrides = ctx.fallback_overrides.get(name) if ctx.fallback_overrides else None
+            if overrides:
+                ctx.body = {**ctx.body, **overrides}  # LiteLLM's fallback objects: this attempt's own fields
             log.info("request %s falls back from %s to %s after: %s", ctx.request_id, group.name, name, error.message)
             try:
                 return await self._attempt_group(ctx, fallback, attempt, stream)
@@ -218,6 +229,13 @@ class Router:
             dep = stats.dep
             ctx.deployment = dep
             ctx.model_group = group.name
+            headers = ctx.response_headers  # LiteLLM's: what this call ran with
+            headers["x-litellm-timeout"] = f"{ctx.timeout or (dep.stream_timeout if stream else dep.timeout):g}"
+            headers["x-litellm-max-retries"] = str(
+                dep.max_retries if dep.max_retries is not None else self.policy.num_retries
+            )
+            if dep.region is not None:
+                headers["x-litellm-model-region"] = dep.region
             stats.roll(minute)
             stats.pending_requests += 1
             dep.in_flight += 1
@@ -372,7 +390,7 @@ class Router:
         if options:
             asked = options.get("num_retries")
             if type(asked) is int and asked >= 0:
-                default = asked
+                default = min(asked, MAX_REQUEST_RETRIES)
         return self.policy.retries_for(err.kind, default)
 
     def _delay(self, n: int, err: ProxyError, *, other_left: bool) -> float | None:

@@ -24,6 +24,7 @@ class Provider:
     api_key_env: ClassVar[str | None] = None
     api_base_env: ClassVar[str | None] = None
     operations: ClassVar[frozenset[Operation]] = frozenset(Operation)
+    supported: ClassVar[bool] = True  # False only for providers proxyllm does not implement
 
     def __init__(self, http: UpstreamHTTP) -> None:
         self.http = http
@@ -45,6 +46,10 @@ class Provider:
     async def check_health(self, dep: Deployment) -> None:
         """Raise ProxyError when the deployment cannot serve."""
         raise NotImplementedError
+
+    def reason(self) -> str | None:
+        """Why this provider cannot serve at all (None when it can)."""
+        return None
 
     def map_error(self, status: int, raw: bytes, headers: Mapping[str, str]) -> ProxyError:
         return default_error(status, raw, headers)

@@ -15,6 +15,7 @@ from proxyllm.core.routing.wildcards import WildcardRoute
 from proxyllm.errors import ErrorKind, ProxyError
 from proxyllm.providers import Provider, provider_class, provider_names
 from proxyllm.providers.http import UpstreamHTTP
+from proxyllm.providers.unsupported import UnsupportedProvider
 from proxyllm.tailnet import proxy_for
 
 log = logging.getLogger("proxyllm")
@@ -37,8 +38,15 @@ class DeploymentFactory:
         if name not in self._providers:
             cls = provider_class(name)
             if cls is None:
-                raise StartupError(f"unknown provider '{name}' (known: {', '.join(provider_names())})")
-            self._providers[name] = cls(self.http)
+                log.warning(
+                    "provider '%s' is not implemented by proxyllm: its deployments are listed as unavailable and "
+                    "answer 501 (implemented: %s)",
+                    name,
+                    ", ".join(provider_names()),
+                )
+                self._providers[name] = UnsupportedProvider(self.http, name)
+            else:
+                self._providers[name] = cls(self.http)
         return self._providers[name]
 
     def router_policy(self) -> RouterPolicy:
@@ -127,7 +135,7 @@ class DeploymentFactory:
             raise StartupError(f"{where}: litellm_params.model {params.model!r}: {exc}") from None
         api_base = params.api_base or (self.env.get(provider.api_base_env) if provider.api_base_env else None)
         api_base = (api_base or provider.default_api_base or "").rstrip("/")
-        if not api_base:
+        if not api_base and provider.supported:
             raise StartupError(f"{where}: litellm_params.api_base is required for provider '{provider.name}'")
         api_key = params.api_key or (self.env.get(provider.api_key_env) if provider.api_key_env else None)
         rs, ls = self.config.router_settings, self.config.litellm_settings
@@ -152,7 +160,7 @@ class DeploymentFactory:
             stream_timeout=params.stream_timeout or rs.stream_timeout or timeout,
             stream_idle_timeout=params.stream_idle_timeout or rs.stream_idle_timeout or min(timeout, 120.0),
             connect_timeout=min(params.connect_timeout or 10.0, timeout),
-            max_retries=params.max_retries,
+            max_retries=params.max_retries if params.max_retries is not None else _whole(extras.get("num_retries")),
             rpm=params.rpm,
             tpm=params.tpm,
             input_cost_per_token=input_price,
@@ -162,7 +170,13 @@ class DeploymentFactory:
             extra_headers=dict(params.extra_headers or {}),
             request_defaults={k: v for k, v in extras.items() if k in REQUEST_DEFAULT_PARAMS},
             model_info=entry.model_info.model_dump(exclude_none=True),
+            region=extras["region_name"] if isinstance(extras.get("region_name"), str) else None,
         )
+
+
+def _whole(value: object) -> int | None:
+    """A per-model ``num_retries`` (LiteLLM's litellm_params key), when it is a sensible count."""
+    return value if type(value) is int and 0 <= value <= 10 else None
 
 
 def fallback_map(*lists: list[dict[str, list[str]]]) -> dict[str, list[str]]:

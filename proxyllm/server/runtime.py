@@ -286,7 +286,7 @@ class Runtime:
     def check_models(self, models: list[str] | None, param: str = "models") -> None:
         """Admin input: every model named must be one this proxy serves."""
         for name in models or ():
-            if name not in ALL_MODELS and self.router.find(name) is None:
+            if name not in ALL_MODELS and self.router.find(name) is None and name not in self.router.access_groups():
                 raise invalid_request(
                     f"unknown model '{name}' in '{param}'; GET /v1/models lists the models", param=param
                 )

@@ -49,7 +49,11 @@ def configured_for(mapping: dict[str, list[str]], ctx: RequestContext, group: Mo
 
 
 def final_error(ctx: RequestContext, last: ProxyError) -> ProxyError:
-    """``last`` itself after one attempt; otherwise one error that lists every attempt."""
+    """``last`` itself after one attempt; otherwise one error that lists every attempt, in words and in
+    ``error.attempts`` (deployment, model, kind, status, message of each).
+
+    The cause is reported, not its consequence: when every attempt timed out and what is left is "no
+    deployment available" (they are cooling down after those timeouts), the answer is a 504."""
     attempts = ctx.attempts
     if not attempts or (len(attempts) == 1 and attempts[0][1] is last):
         return last
@@ -60,12 +64,32 @@ def final_error(ctx: RequestContext, last: ProxyError) -> ProxyError:
     )
     if attempts[-1][1] is not last:
         lines += f"; then: {last.message}"
+    kind, status, code = last.kind, last.status, last.code
+    timed_out = all(err.kind is ErrorKind.TIMEOUT for _, err in attempts)
+    if timed_out and last.kind in (ErrorKind.UNAVAILABLE, ErrorKind.TIMEOUT):
+        kind, status, code = ErrorKind.TIMEOUT, ErrorKind.TIMEOUT.status, "timeout"
+    details = {
+        "attempts": [
+            {
+                "model_group": dep.model_name,
+                "deployment": dep.id,
+                "model": f"{dep.provider.name}/{dep.upstream_model}",
+                "kind": err.kind.value[0],
+                "status": err.status,
+                "message": err.message,
+            }
+            for dep, err in attempts
+        ]
+    }
+    count = f"{len(attempts)} attempt{'s' if len(attempts) > 1 else ''}"
+    prefix = f"timed out ({count})" if timed_out else f"all {count} failed"
     return ProxyError(
-        last.kind,
-        f"all {len(attempts)} attempts failed: {lines}",
-        status=last.status,
+        kind,
+        f"{prefix}: {lines}",
+        status=status,
         retry_after=last.retry_after,
-        code=last.code,
+        code=code,
+        details=details,
     )
 
 

@@ -10,7 +10,7 @@ from proxyllm.core.routing.stats import DeploymentStats
 
 
 class ModelGroup:
-    __slots__ = ("cumulative", "deployments", "input_limited", "limited", "name", "pattern", "stats")
+    __slots__ = ("access_groups", "cumulative", "deployments", "input_limited", "limited", "name", "pattern", "stats")
 
     def __init__(self, name: str, stats: list[DeploymentStats], *, pattern: str | None = None) -> None:
         self.name = name
@@ -20,6 +20,13 @@ class ModelGroup:
         self.cumulative = list(itertools.accumulate(d.weight for d in self.deployments))
         self.limited = any(d.rpm is not None or d.tpm is not None for d in self.deployments)
         self.input_limited = any(max_input_tokens(d) is not None for d in self.deployments)
+        # LiteLLM's model_info.access_groups: a key whose models name an access group may use the group.
+        self.access_groups = frozenset(g for d in self.deployments for g in access_groups_of(d))
+
+
+def access_groups_of(dep: Deployment) -> list[str]:
+    groups = dep.model_info.get("access_groups")
+    return [g for g in groups if isinstance(g, str)] if isinstance(groups, list) else []
 
 
 def max_input_tokens(dep: Deployment) -> int | None:

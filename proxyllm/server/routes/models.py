@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from proxyllm.core.context import Principal
 from proxyllm.errors import ErrorKind, ProxyError
 from proxyllm.server.deps import Caller, RuntimeDep
 
@@ -17,16 +18,29 @@ def _model(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": CREATED, "owned_by": "proxyllm"}
 
 
+def visible(runtime: Any, caller: Principal, name: str) -> bool:
+    """Whether the caller may use the model: the master key every one, a virtual key what its own,
+    its user's and its team's lists allow (names, model groups, access groups)."""
+    auth = caller.auth
+    if auth is None:
+        return True
+    group = runtime.router.find(name)
+    if group is None:
+        return False
+    return bool(auth.may_use(name, group.name, group.access_groups))
+
+
 @router.get("/v1/models")
 @router.get("/models", include_in_schema=False)
 async def list_models(runtime: RuntimeDep, caller: Caller) -> dict[str, Any]:
-    return {"object": "list", "data": [_model(name) for name in runtime.router.model_names()]}
+    names = [name for name in runtime.router.model_names() if visible(runtime, caller, name)]
+    return {"object": "list", "data": [_model(name) for name in names]}
 
 
 @router.get("/v1/models/{model_id:path}")
 @router.get("/models/{model_id:path}", include_in_schema=False)
 async def get_model(model_id: str, runtime: RuntimeDep, caller: Caller) -> dict[str, Any]:
-    if runtime.router.find(model_id) is None:
+    if runtime.router.find(model_id) is None or not visible(runtime, caller, model_id):
         raise ProxyError(
             ErrorKind.NOT_FOUND,
             f"model '{model_id}' is not served by this proxy",
