@@ -53,10 +53,16 @@ class OperatorControls:
         if gs.store_model_in_db or env_flag(env.get("STORE_MODEL_IN_DB")):
             salt_key = env.get("LITELLM_SALT_KEY")
             if not salt_key:
-                raise StartupError(
-                    "store_model_in_db is on but LITELLM_SALT_KEY is not set: it encrypts the model credentials "
-                    "stored in the database. Set it to a long random secret (e.g. `openssl rand -hex 32`) and "
-                    "keep it: the stored credentials cannot be read without it"
+                salt_key = gs.master_key or env.get("LITELLM_MASTER_KEY")
+                if not salt_key:
+                    raise StartupError(
+                        "store_model_in_db is on but neither LITELLM_SALT_KEY nor a master key is set: one of them "
+                        "encrypts the model credentials stored in the database"
+                    )
+                log.warning(
+                    "LITELLM_SALT_KEY IS NOT SET: the model credentials stored in the database are encrypted with "
+                    "the master key (as LiteLLM does). Rotating the master key will make them unreadable; set "
+                    "LITELLM_SALT_KEY to a long random secret before storing models"
                 )
             source = config.source or "the config file"
             self.models = ModelStore(

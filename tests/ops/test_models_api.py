@@ -245,13 +245,17 @@ async def test_without_store_model_in_db(
         assert "sk-upstream-secret" not in str(info)
 
 
-def test_missing_salt_key_is_a_start_up_error(openai_upstream: FakeOpenAI) -> None:
+def test_missing_salt_key_falls_back_to_the_master_key_as_litellm_does(
+    openai_upstream: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
     text = ops_config(openai_upstream)
+    runtime = Runtime(parse_config(text), env={"DATABASE_URL": "sqlite:///:memory:"})
+    assert runtime.ops.models is not None
+    assert "LITELLM_SALT_KEY IS NOT SET" in caplog.text
+    no_master = text.replace(f"master_key: {MASTER_KEY}", "master_key: null")
     with pytest.raises(StartupError, match="LITELLM_SALT_KEY"):
-        Runtime(parse_config(text), env={"DATABASE_URL": "sqlite:///:memory:"})
+        Runtime(parse_config(no_master), env={"DATABASE_URL": "sqlite:///:memory:"})
     plain = text.replace("store_model_in_db: true", "store_model_in_db: false")
-    with pytest.raises(StartupError, match="LITELLM_SALT_KEY"):
-        Runtime(parse_config(plain), env={"DATABASE_URL": "sqlite:///:memory:", "STORE_MODEL_IN_DB": "True"})
     runtime = Runtime(parse_config(plain), env={"DATABASE_URL": "sqlite:///:memory:", "LITELLM_SALT_KEY": SALT_KEY})
     assert runtime.ops.models is None
     assert MASTER_KEY  # the config's admin key stays the test default

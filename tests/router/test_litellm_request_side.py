@@ -129,3 +129,14 @@ async def test_per_model_num_retries_and_litellm_headers(proxy_factory: Any, fak
     assert raw.headers["x-litellm-max-retries"] == "3"
     assert raw.headers["x-litellm-timeout"] == "7"
     assert raw.headers["x-litellm-model-region"] == "eu-west-1"
+
+
+async def test_a_team_key_may_not_name_models_outside_the_team(proxy_factory: Any, fakes: Any) -> None:
+    (fake,) = await fakes(1)
+    proxy = await start(proxy_factory, config([deployment("a", fake), deployment("b", fake)]))
+    async with httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {MASTER_KEY}"}) as admin:
+        assert (await admin.post("/team/new", json={"team_id": "only-a", "models": ["a"]})).status_code == 200
+        refused = await admin.post("/key/generate", json={"team_id": "only-a", "models": ["a", "b"]})
+        allowed = await admin.post("/key/generate", json={"team_id": "only-a", "models": ["a"]})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "models", refused.text
+    assert allowed.status_code == 200, allowed.text

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from proxyllm.accounts import store
 from proxyllm.accounts.durations import add_duration
 from proxyllm.accounts.keys import check_custom_key, generate_key, hash_key, mask_key, token_of
+from proxyllm.accounts.records import ALL_MODELS
 from proxyllm.accounts.schemas import KeyDelete, KeyGenerate, KeyRef, KeyUpdate, set_fields
 from proxyllm.accounts.views import key_view
 from proxyllm.core.context import Principal
@@ -28,6 +29,15 @@ async def _check_owner(session: Any, body: KeyGenerate | KeyUpdate) -> None:
         team = await session.get(Team, body.team_id)
         if team is None:
             raise invalid_request(f"team '{body.team_id}' does not exist; create it with /team/new", param="team_id")
+        team_models = [m for m in (team.models or []) if m not in ALL_MODELS]
+        if team_models and len(team_models) == len(team.models or []) and body.models:
+            outside = [m for m in body.models if m not in team_models and m not in ALL_MODELS]
+            if outside or any(m in ALL_MODELS for m in body.models):
+                raise invalid_request(
+                    f"models {outside or body.models} are not among team '{body.team_id}''s models {team_models}; "
+                    "a team's key may use only the team's models",
+                    param="models",
+                )
     if body.user_id:
         await store.ensure_user(session, body.user_id)
 
