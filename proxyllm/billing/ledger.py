@@ -144,52 +144,6 @@ class PrepaidLedger:
             )
         return True
 
-    async def settle_in(self, session: AsyncSession, account: AccountRef, request_id: str, cost: Decimal) -> Settlement:
-        """Charge the real cost and release the reservation, once per request id, in the caller's transaction."""
-        held = (
-            await session.execute(
-                delete(Reservation).where(Reservation.request_id == request_id).returning(Reservation.amount)
-            )
-        ).scalar_one_or_none() or ZERO
-        if cost and await self._exists(session, "usage", request_id):
-            cost = ZERO  # already charged: only release what is still held
-        row = (
-            await session.execute(
-                update(BillingAccount)
-                .where(_where(account))
-                .values(
-                    reserved=BillingAccount.reserved - money(held),
-                    balance=BillingAccount.balance - money(cost),
-                    total_spent=BillingAccount.total_spent + money(cost),
-                )
-                .returning(
-                    BillingAccount.balance,
-                    BillingAccount.low_balance_threshold,
-                    BillingAccount.low_balance_notified,
-                )
-            )
-        ).first()
-        if row is None:  # no such account (never reserved): nothing to settle
-            return Settlement(ZERO, False)
-        balance, threshold, notified = row
-        if cost:
-            session.add(
-                LedgerEntry(
-                    account_type=account[0],
-                    account_id=account[1],
-                    kind="usage",
-                    amount=-cost,
-                    balance_after=balance,
-                    reference=request_id,
-                )
-            )
-            await session.flush()
-        limit = self.low_balance_threshold if threshold is None else threshold
-        crossed = bool(cost) and not notified and balance < limit <= balance + cost
-        if crossed:
-            await session.execute(update(BillingAccount).where(_where(account)).values(low_balance_notified=True))
-        return Settlement(balance, crossed)
-
     async def settle_many(
         self, session: AsyncSession, items: list[tuple[AccountRef, str, Decimal]]
     ) -> list[tuple[AccountRef, Settlement]]:
@@ -277,11 +231,6 @@ class PrepaidLedger:
                 await session.execute(update(BillingAccount).where(_where(account)).values(low_balance_notified=True))
             results.append((account, Settlement(balance, crossed)))
         return results
-
-    async def settle(self, account: AccountRef, request_id: str, cost: Decimal) -> Settlement:
-        """``settle_in`` in a transaction of its own."""
-        async with self.db.session() as session:
-            return await self.settle_in(session, account, request_id, cost)
 
     # -- money in and out ----------------------------------------------------------------------
 
