@@ -116,6 +116,7 @@ class RouterSettings(_Section):
     retry_policy: dict[str, int] = Field(default_factory=dict)  # LiteLLM names, e.g. RateLimitErrorRetries
     routing_strategy_args: dict[str, Any] = Field(default_factory=dict)
     enable_pre_call_checks: bool = False
+    enable_tag_filtering: bool = False  # route by deployment tags (litellm_params.tags) and request tags
     # Shared state across replicas (else REDIS_URL / REDIS_HOST from the environment).
     redis_url: str | None = None
     redis_host: str | None = None

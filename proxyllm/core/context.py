@@ -78,6 +78,7 @@ class RequestContext:
         "started",
         "started_wall",
         "stream",
+        "tags",
         "timeout",
         "upstream_seconds",
         "upstream_wait",
@@ -128,6 +129,7 @@ class RequestContext:
         self.extra: dict[str, Any] = {}  # scratch space for hooks
         self.drop_params = False  # the request's own drop_params
         self.request_fallbacks: list[str] | None = None
+        self.tags: frozenset[str] = frozenset()  # the request's metadata.tags and its key's tags (tag routing)
         self.mock_response: str | None = None  # LiteLLM's mock_response: answer this text, call no upstream
         self.fallback_overrides: dict[str, dict[str, Any]] | None = None  # per fallback model: fields it changes
         self.hooks_ran = 0

@@ -42,6 +42,7 @@ class Deployment:
     request_defaults: dict[str, Any] = field(default_factory=dict)
     model_info: dict[str, Any] = field(default_factory=dict)
     region: str | None = None  # litellm_params.region_name (reported as x-litellm-model-region)
+    tags: frozenset[str] = frozenset()  # litellm_params.tags, for tag routing
     in_flight: int = 0
     client_timeout: Any = None  # the aiohttp.ClientTimeout for non-streaming calls, built on first use
 

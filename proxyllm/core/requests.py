@@ -166,6 +166,7 @@ def apply_proxy_fields(ctx: RequestContext) -> None:
         timeout = opts.get("timeout")
         if timeout is not None:
             ctx.timeout = _positive(timeout, "timeout")
+        ctx.tags = request_tags(opts)
         mock = opts.get("mock_response")
         if mock is not None:
             if not isinstance(mock, str) or len(mock) > MAX_MOCK_CHARS:
@@ -219,6 +220,26 @@ def request_fallbacks(value: Any, operation: Operation) -> tuple[list[str], dict
         if extra:
             overrides[name] = extra
     return names, overrides
+
+
+MAX_TAGS = 32
+
+
+def request_tags(opts: dict[str, Any]) -> frozenset[str]:
+    """``metadata.tags`` (LiteLLM's place) or ``tags``: a list of short strings."""
+    metadata = opts.get("metadata")
+    tags = metadata.get("tags") if isinstance(metadata, dict) else None
+    if tags is None:
+        tags = opts.get("tags")
+    if tags is None:
+        return frozenset()
+    if not isinstance(tags, list) or len(tags) > MAX_TAGS:
+        raise invalid_request(f"'metadata.tags' must be a list of at most {MAX_TAGS} strings", param="metadata.tags")
+    for i, tag in enumerate(tags):
+        if not isinstance(tag, str):
+            raise invalid_request("'metadata.tags' must be a list of strings", param="metadata.tags")
+        bounded_string(tag, f"metadata.tags[{i}]")
+    return frozenset(tags)
 
 
 MAX_TIMEOUT = 86_400.0

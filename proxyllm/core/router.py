@@ -282,6 +282,7 @@ class Router:
     def _pick(self, ctx: RequestContext, group: ModelGroup, tried: set[str] | None) -> DeploymentStats:
         if (
             tried is None
+            and not (group.tagged and self.policy.tag_filtering)
             and not group.limited
             and not (group.input_limited and self.policy.pre_call_checks)
             and (not self.cooldowns.active or not self.cooldowns.any_cooling(time.monotonic()))
@@ -297,7 +298,10 @@ class Router:
         available: list[DeploymentStats] = []
         cooling: list[DeploymentStats] = []
         limited = too_small = 0
-        for stats in group.stats:
+        members = group.stats
+        if group.tagged and self.policy.tag_filtering:
+            members = self._tagged(ctx, group)
+        for stats in members:
             if self.cooldowns.cooling(stats, now):
                 cooling.append(stats)
             elif group.limited and stats.at_limit(minute):
@@ -313,6 +317,30 @@ class Router:
             if fresh:
                 return fresh
         return available
+
+    def _tagged(self, ctx: RequestContext, group: ModelGroup) -> list[DeploymentStats]:
+        """LiteLLM's tag routing: the deployments sharing a tag with the request (its metadata.tags and
+        its key's tags); else those tagged "default"; a request with no tags may use any deployment."""
+        tags = ctx.tags
+        principal = ctx.principal
+        auth = principal.auth if principal is not None else None
+        if auth is not None and auth.tags:
+            tags = tags | frozenset(auth.tags)
+        if tags:
+            matching = [s for s in group.stats if not s.dep.tags.isdisjoint(tags)]
+            if matching:
+                return matching
+        defaults = [s for s in group.stats if "default" in s.dep.tags]
+        if defaults:
+            return defaults
+        if not tags:
+            return group.stats
+        raise ProxyError(
+            ErrorKind.INVALID_REQUEST,
+            f"no deployment of model '{group.name}' has any of the tags {sorted(tags)}, and none is tagged 'default'",
+            param="metadata.tags",
+            code="no_deployment_for_tags",
+        )
 
     def _none_available(
         self,

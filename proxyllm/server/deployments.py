@@ -72,6 +72,7 @@ class DeploymentFactory:
             retry_policy=retry_policy,
             max_retry_wait=rs.max_retry_wait,
             routing_strategy=rs.routing_strategy,
+            tag_filtering=rs.enable_tag_filtering,
             allowed_fails=rs.allowed_fails,
             cooldown_time=rs.cooldown_time,
             disable_cooldowns=rs.disable_cooldowns,
@@ -171,6 +172,7 @@ class DeploymentFactory:
             request_defaults={k: v for k, v in extras.items() if k in REQUEST_DEFAULT_PARAMS},
             model_info=entry.model_info.model_dump(exclude_none=True),
             region=extras["region_name"] if isinstance(extras.get("region_name"), str) else None,
+            tags=frozenset(t for t in extras.get("tags") or () if isinstance(t, str)),
         )
 
 

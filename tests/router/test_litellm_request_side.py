@@ -140,3 +140,32 @@ async def test_a_team_key_may_not_name_models_outside_the_team(proxy_factory: An
         allowed = await admin.post("/key/generate", json={"team_id": "only-a", "models": ["a"]})
     assert refused.status_code == 400 and refused.json()["error"]["param"] == "models", refused.text
     assert allowed.status_code == 200, allowed.text
+
+
+async def test_tag_routing_by_request_and_key_tags(proxy_factory: Any, fakes: Any) -> None:
+    paid, free, fallback = await fakes(3)
+    text = config(
+        [
+            deployment("m", paid, tags=["paid"]),
+            deployment("m", free, tags=["free"]),
+            deployment("m", fallback, tags=["default"]),
+        ],
+        router={"enable_tag_filtering": True},
+    )
+    proxy = await start(proxy_factory, text)
+    c = client(proxy)
+    for _ in range(3):
+        await chat(c, "m", extra_body={"metadata": {"tags": ["paid"]}})
+    await chat(c, "m", extra_body={"metadata": {"tags": ["unknown"]}})
+    await chat(c, "m")
+    assert len(paid.requests) == 3 and len(free.requests) == 0 and len(fallback.requests) == 2
+    async with httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {MASTER_KEY}"}) as admin:
+        key = (await admin.post("/key/generate", json={"tags": ["free"]})).json()["key"]
+    keyed = openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=key, max_retries=0)
+    try:
+        await keyed.chat.completions.create(model="m", messages=HI)
+    finally:
+        await keyed.close()
+    assert len(free.requests) == 1
+    with pytest.raises(openai.BadRequestError):
+        await chat(c, "m", extra_body={"metadata": {"tags": "paid"}})

@@ -10,7 +10,17 @@ from proxyllm.core.routing.stats import DeploymentStats
 
 
 class ModelGroup:
-    __slots__ = ("access_groups", "cumulative", "deployments", "input_limited", "limited", "name", "pattern", "stats")
+    __slots__ = (
+        "access_groups",
+        "cumulative",
+        "deployments",
+        "input_limited",
+        "limited",
+        "name",
+        "pattern",
+        "stats",
+        "tagged",
+    )
 
     def __init__(self, name: str, stats: list[DeploymentStats], *, pattern: str | None = None) -> None:
         self.name = name
@@ -22,6 +32,7 @@ class ModelGroup:
         self.input_limited = any(max_input_tokens(d) is not None for d in self.deployments)
         # LiteLLM's model_info.access_groups: a key whose models name an access group may use the group.
         self.access_groups = frozenset(g for d in self.deployments for g in access_groups_of(d))
+        self.tagged = any(d.tags for d in self.deployments)
 
 
 def access_groups_of(dep: Deployment) -> list[str]:

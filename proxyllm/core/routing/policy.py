@@ -54,6 +54,7 @@ class RouterPolicy:
     exploration: float = 0.05  # latency-based: share of requests sent to a random deployment
     latency_buffer: float = 0.0  # latency-based: pick at random among those within this fraction of the best
     pre_call_checks: bool = False  # skip deployments whose max_input_tokens the prompt exceeds
+    tag_filtering: bool = False  # only deployments whose tags meet the request's (LiteLLM's tag routing)
     sync_interval: float = 0.2  # seconds between writes of usage counters to shared state
 
     def retries_for(self, kind: ErrorKind, default: int) -> int:
