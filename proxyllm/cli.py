@@ -15,9 +15,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "command",
         nargs="?",
-        choices=["serve", "migrate"],
+        choices=["serve", "migrate", "import-litellm"],
         default="serve",
-        help="serve (default) or migrate: bring the database schema up to date and exit",
+        help="serve (default); migrate: bring the database schema up to date and exit; "
+        "import-litellm: copy keys, users, teams, budgets and models from a LiteLLM database (--from)",
+    )
+    parser.add_argument("--from", dest="source", help="import-litellm: the LiteLLM database URL (postgresql://...)")
+    parser.add_argument("--dry-run", action="store_true", help="import-litellm: read and summarise, write nothing")
+    parser.add_argument(
+        "--litellm-salt-key",
+        default=os.environ.get("LITELLM_SOURCE_SALT_KEY"),
+        help="import-litellm: the salt key (or master key) LiteLLM sealed its stored models with "
+        "(default $LITELLM_SOURCE_SALT_KEY)",
     )
     parser.add_argument("--config", "-c", help="LiteLLM-style config.yaml (default: serve the local Ollama)")
     parser.add_argument(
@@ -42,6 +51,8 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.command == "migrate":
         raise SystemExit(migrate(args.config))
+    if args.command == "import-litellm":
+        raise SystemExit(import_litellm(args.config, args.source, dry_run=args.dry_run, salt_key=args.litellm_salt_key))
     if args.config:
         os.environ["PROXYLLM_CONFIG"] = os.path.abspath(args.config)
         try:  # fail once, clearly, before any worker starts
@@ -99,3 +110,44 @@ def migrate(config_path: str | None) -> int:
 
 if __name__ == "__main__":
     main()
+
+
+def import_litellm(config_path: str | None, source: str | None, *, dry_run: bool, salt_key: str | None) -> int:
+    import asyncio
+
+    from proxyllm.config import ConfigError, load_config
+    from proxyllm.config.schema import ProxyConfig
+    from proxyllm.ops.litellm_import import Importer, ImportError_, LiteLLMSource
+    from proxyllm.server.deployments import StartupError
+    from proxyllm.server.runtime import Runtime
+
+    if not source:
+        print("proxyllm import-litellm: --from postgresql://... (the LiteLLM database) is required", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        try:
+            config = load_config(config_path) if config_path else ProxyConfig()
+            runtime = Runtime(config)
+        except (ConfigError, StartupError) as exc:
+            print(f"proxyllm: {exc}", file=sys.stderr)
+            return 2
+        await runtime.db.migrate()
+        try:
+            store = runtime.ops.models
+            if store is not None:
+                await store.refresh(force=True)
+            importer = Importer(runtime.db, salt_key=salt_key, model_store=store)
+            try:
+                summary = await importer.run(LiteLLMSource(source), dry_run=dry_run)
+            except ImportError_ as exc:
+                print(f"proxyllm import-litellm: {exc}", file=sys.stderr)
+                return 1
+            for line in summary.lines(dry_run=dry_run):
+                print(line)
+            return 0
+        finally:
+            await runtime.db.close()
+            await runtime.http.close()
+
+    return asyncio.run(run())

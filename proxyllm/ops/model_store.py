@@ -202,6 +202,28 @@ class ModelStore:
                 result[name] = value
         return result
 
+    async def import_model(
+        self, *, model_id: str, model_name: str, params: dict[str, Any], info: dict[str, Any], dry_run: bool
+    ) -> bool:
+        """Store a model from another proxy's database (``proxyllm import-litellm``), checked like
+        ``/model/new``; an existing row with that id is replaced. True when it is new."""
+        if not model_id or len(model_id) > 64:
+            raise invalid_request("model id must be 1 to 64 characters", param="model_info.id")
+        if model_id in self.config_ids:
+            raise invalid_request(f"model id '{model_id}' is already used by the config file", param="model_info.id")
+        record, _ = self.record_from(model_id, model_name, params, info)
+        async with self.runtime.db.session() as session:
+            row = await session.get(StoredModel, model_id)
+            created = row is None
+            if dry_run:
+                return created
+            if row is None:
+                row = StoredModel(model_id=model_id)
+                session.add(row)
+            self.seal(row, record, "import-litellm")
+            await self.bump(session)
+        return created
+
     # -- revisions and reloading -----------------------------------------------------------------
 
     @staticmethod
