@@ -17,6 +17,7 @@ from proxyllm.observability import configure_logging, json_logs_wanted
 from proxyllm.ops.allowlist import IPAllowlistMiddleware
 from proxyllm.server import errors
 from proxyllm.server.asgi import LLMEndpoint
+from proxyllm.server.bodylimit import BodyLimitMiddleware
 from proxyllm.server.messages import CountTokensEndpoint, MessagesEndpoint
 from proxyllm.server.middleware import RequestIdMiddleware
 from proxyllm.server.routes import audit, customers, health, keys, models, models_admin, spend, stripe, teams, users
@@ -77,6 +78,12 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.include_router(module.router)
     app.include_router(ui_router)
     errors.install(app)
+    gs = runtime.config.general_settings
+    app.add_middleware(
+        BodyLimitMiddleware,
+        credentialed_limit=int(gs.max_admin_request_size_kb * 1024),
+        anonymous_limit=int(gs.max_unauthenticated_request_size_kb * 1024),
+    )
     app.add_middleware(RequestIdMiddleware, skip_paths=frozenset(endpoints))
     # Outermost: a refused address gets its 403 before any other work.
     app.add_middleware(IPAllowlistMiddleware, allowed=runtime.ops.allowed, resolver=runtime.ops.resolver)
