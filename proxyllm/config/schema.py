@@ -138,7 +138,7 @@ class GeneralSettings(_Section):
     # Security (proxyllm/server/bodylimit.py, proxyllm/server/throttle.py, proxyllm/ops/model_store.py).
     max_admin_request_size_kb: float = Field(default=1024.0, gt=0)  # admin, webhook and dashboard routes
     max_unauthenticated_request_size_kb: float = Field(default=64.0, gt=0)  # callers that send no credential
-    auth_failure_limit: int = Field(default=10, ge=1)  # failed authentications per client IP / key prefix ...
+    auth_failure_limit: int = Field(default=20, ge=1)  # failed authentications per client IP / key prefix ...
     auth_failure_window: float = Field(default=60.0, gt=0)  # ... within this many seconds, then 429
     stored_models_env: str = Field(default="restricted", pattern="^(restricted|off|any)$")
     stored_models_env_denylist: list[str] = Field(default_factory=list)  # more names refused to stored models

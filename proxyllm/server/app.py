@@ -23,6 +23,7 @@ from proxyllm.server.middleware import RequestIdMiddleware
 from proxyllm.server.routes import audit, customers, health, keys, models, models_admin, spend, stripe, teams, users
 from proxyllm.server.routes.metrics import router as metrics_router
 from proxyllm.server.runtime import Runtime
+from proxyllm.server.throttle import AuthThrottle
 from proxyllm.ui.routes import router as ui_router
 
 LLM_PATHS = {
@@ -61,6 +62,10 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     app = ProxyApp(title="proxyllm", version=__version__, lifespan=lifespan)
     app.state.runtime = runtime
+    gs = runtime.config.general_settings
+    runtime.auth.throttle = AuthThrottle(
+        limit=gs.auth_failure_limit, window=gs.auth_failure_window, state=runtime.shared_state
+    )
     endpoints: dict[str, Any] = {
         path: LLMEndpoint(runtime, operation) for operation, paths in LLM_PATHS.items() for path in paths
     }
@@ -78,7 +83,6 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.include_router(module.router)
     app.include_router(ui_router)
     errors.install(app)
-    gs = runtime.config.general_settings
     app.add_middleware(
         BodyLimitMiddleware,
         credentialed_limit=int(gs.max_admin_request_size_kb * 1024),
