@@ -23,6 +23,13 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _not_null(value: Any) -> Any:
+    """Fields whose column cannot be empty may be left out, but not sent as null."""
+    if value is None:
+        raise ValueError("may be left out but not null")
+    return value
+
+
 class _Limits(_Body):
     max_budget: Decimal | None = Field(default=None, ge=0, le=MAX_MONEY, allow_inf_nan=False)
     budget_duration: str | None = Field(default=None, max_length=16)
@@ -32,6 +39,8 @@ class _Limits(_Body):
     max_parallel_requests: int | None = Field(default=None, ge=1, le=MAX_INT32)
     metadata: dict[str, Any] | None = None
     blocked: bool | None = None
+
+    _blocked_not_null = field_validator("blocked")(_not_null)
 
     @field_validator("budget_duration")
     @classmethod
@@ -84,6 +93,8 @@ class UserFields(_Limits):
     user_alias: Text | None = None
     user_role: Literal["proxy_admin", "internal_user", "internal_user_viewer", "customer"] | None = None
     stripe_customer_id: Text | None = None
+
+    _role_not_null = field_validator("user_role")(_not_null)
 
 
 class UserNew(UserFields):

@@ -15,7 +15,7 @@ from proxyllm.config import ProxyConfig, load_config
 from proxyllm.core.types import Operation
 from proxyllm.observability import configure_logging, json_logs_wanted
 from proxyllm.ops.allowlist import IPAllowlistMiddleware
-from proxyllm.server import errors
+from proxyllm.server import errors, openapi
 from proxyllm.server.asgi import LLMEndpoint
 from proxyllm.server.bodylimit import BodyLimitMiddleware
 from proxyllm.server.messages import CountTokensEndpoint, MessagesEndpoint
@@ -24,6 +24,7 @@ from proxyllm.server.routes import audit, customers, health, keys, models, model
 from proxyllm.server.routes.metrics import router as metrics_router
 from proxyllm.server.runtime import Runtime
 from proxyllm.server.throttle import AuthThrottle
+from proxyllm.ui.routes import MAX_LOGIN_BODY
 from proxyllm.ui.routes import router as ui_router
 
 LLM_PATHS = {
@@ -83,10 +84,12 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.include_router(module.router)
     app.include_router(ui_router)
     errors.install(app)
+    openapi.install(app)
     app.add_middleware(
         BodyLimitMiddleware,
         credentialed_limit=int(gs.max_admin_request_size_kb * 1024),
         anonymous_limit=int(gs.max_unauthenticated_request_size_kb * 1024),
+        path_limits={"/ui/login": MAX_LOGIN_BODY, "/ui/logout": MAX_LOGIN_BODY},
     )
     app.add_middleware(RequestIdMiddleware, skip_paths=frozenset(endpoints))
     # Outermost: a refused address gets its 403 before any other work.

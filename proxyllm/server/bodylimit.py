@@ -111,10 +111,13 @@ def _json_content(headers: list[tuple[bytes, bytes]]) -> bool:
 class BodyLimitMiddleware:
     """Pure ASGI: buffers at most ``limit`` bytes of a body, then hands it to the app in one message."""
 
-    def __init__(self, app: Any, *, credentialed_limit: int, anonymous_limit: int) -> None:
+    def __init__(
+        self, app: Any, *, credentialed_limit: int, anonymous_limit: int, path_limits: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.credentialed_limit = credentialed_limit
         self.anonymous_limit = anonymous_limit
+        self.path_limits = path_limits or {}  # routes with a smaller limit of their own
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -143,6 +146,7 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.credentialed_limit if _credentialed(headers) else self.anonymous_limit
+        limit = min(limit, self.path_limits.get(scope["path"], limit))
         if declared is not None and declared > limit:
             await _answer(send, too_large(limit))
             return

@@ -38,6 +38,8 @@ BODIES: list[tuple[str, dict[str, Any], str]] = [
     ("/user/new", {"user_id": "ok", "max_budget": 1e30}, "max_budget"),
     ("/team/new", {"team_id": "t\x00"}, "team_id"),
     ("/team/new", {"team_id": "t", "rpm_limit": 2**40}, "rpm_limit"),
+    ("/team/update", {"team_id": "t", "blocked": None}, "blocked"),
+    ("/user/update", {"user_id": "u", "user_role": None}, "user_role"),
     ("/model/update", {"id": "m\x00"}, "id"),
     ("/model/new", {"model_name": "n\x00", "litellm_params": {"model": "openai/x"}}, "model_name"),
     ("/model/delete", {"id": "m" * 65}, "id"),
