@@ -54,7 +54,7 @@ DESCRIPTIONS = {
 }
 OPEN_PATHS = {"/health/liveliness": (), "/health/readiness": (503,), "/metrics": (401, 429)}
 ADMIN_ERRORS = (400, 401, 403, 404, 429)
-BILLING_ERRORS = (402, 502, 503)  # Stripe routes: billing off or Stripe failing
+BILLING_ERRORS = (402, 502, 503)  # routes that may call Stripe: billing off, or Stripe failing
 MODEL_ERRORS = (400, 401, 402, 403, 404, 413, 429, 502, 503, 504)
 
 
@@ -129,7 +129,7 @@ def _fix_operation(path: str, method: str, operation: dict[str, Any]) -> None:
         codes = list(ADMIN_ERRORS)
         if "requestBody" in operation or method == "post":
             codes.append(413)
-        if path.startswith(("/stripe/", "/customer/")):
+        if path.startswith(("/stripe/", "/customer/", "/user/", "/team/")):  # these may call Stripe
             codes.extend(BILLING_ERRORS)
         operation.setdefault("security", [{"bearer": []}])
     for code, response in _errors(sorted(codes)).items():

@@ -43,6 +43,12 @@ BODIES: list[tuple[str, dict[str, Any], str]] = [
     ("/model/update", {"id": "m\x00"}, "id"),
     ("/model/new", {"model_name": "n\x00", "litellm_params": {"model": "openai/x"}}, "model_name"),
     ("/model/delete", {"id": "m" * 65}, "id"),
+    ("/stripe/balance/adjust", {"account_id": "a", "amount": -1.7976931348623157e308, "reason": "r"}, "amount"),
+    (
+        "/stripe/topup",
+        {"amount": 5.1e27, "success_url": "https://x/s", "cancel_url": "https://x/c", "account_id": "a"},
+        "amount",
+    ),
 ]
 
 QUERIES: list[tuple[str, dict[str, Any], str | None]] = [

@@ -19,7 +19,7 @@ from proxyllm.billing.webhooks import process, verify
 from proxyllm.core.context import Principal
 from proxyllm.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.ops import audit
-from proxyllm.server.bounds import MAX_BIGINT
+from proxyllm.server.bounds import MAX_BIGINT, MAX_ID, MAX_MONEY
 from proxyllm.server.deps import Admin, Caller, RuntimeDep
 
 router = APIRouter(tags=["billing"])
@@ -46,20 +46,20 @@ def _exact(value: Any) -> Any:
 
 class TopupBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    amount: Decimal
-    success_url: str = Field(min_length=1)
-    cancel_url: str = Field(min_length=1)
-    account_type: str | None = None  # admin only
-    account_id: str | None = None  # admin only
+    amount: Decimal = Field(ge=-MAX_MONEY, le=MAX_MONEY, allow_inf_nan=False)
+    success_url: str = Field(min_length=1, max_length=2048)
+    cancel_url: str = Field(min_length=1, max_length=2048)
+    account_type: str | None = Field(default=None, max_length=MAX_ID)  # admin only
+    account_id: str | None = Field(default=None, max_length=MAX_ID)  # admin only
 
     _amount = field_validator("amount", mode="before")(_exact)
 
 
 class AdjustBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    account_id: str = Field(min_length=1)
-    account_type: str | None = None
-    amount: Decimal
+    account_id: str = Field(min_length=1, max_length=MAX_ID)
+    account_type: str | None = Field(default=None, max_length=MAX_ID)
+    amount: Decimal = Field(ge=-MAX_MONEY, le=MAX_MONEY, allow_inf_nan=False)
     reason: str = Field(min_length=1, max_length=500)
 
     _amount = field_validator("amount", mode="before")(_exact)
