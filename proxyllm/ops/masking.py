@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -104,3 +105,21 @@ def masked(data: Any, *, keep: frozenset[str] = frozenset()) -> Any:
     if isinstance(data, str) and "://" in data:
         return mask_url(data)
     return data
+
+
+class MaskingFilter(logging.Filter):
+    """A handler filter: URL credentials in any log line (whoever logged it) are masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: leave it to the handler
+            return True
+        if "://" in message:
+            masked_message = mask_text(message)
+            if masked_message != message:
+                record.msg, record.args = masked_message, None
+        return True
+
+
+MASKING_FILTER = MaskingFilter()

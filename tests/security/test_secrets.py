@@ -155,3 +155,21 @@ def test_masking_units() -> None:
     assert "secret" not in mask_text("cannot reach upstream http://a:secret@host/v1: refused")
     view = masked({"litellm_params.extra_headers": {"X-Key": "v"}, "litellm_params.api_base": "http://a:b@h"})
     assert view == {"litellm_params.extra_headers": {"X-Key": "****"}, "litellm_params.api_base": "http://****@h"}
+
+
+def test_log_lines_lose_url_credentials() -> None:
+    import io
+
+    from proxyllm.observability.logs import configure_logging
+
+    root = logging.getLogger()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root.addHandler(handler)
+    try:
+        configure_logging(json_logs=False)  # what the CLI's workers run: every root handler gets the filter
+        logging.getLogger("proxyllm.test").warning("Ollama at %s did not answer", f"http://ann:{URL_PASSWORD}@h:1")
+    finally:
+        root.removeHandler(handler)
+    assert URL_PASSWORD not in stream.getvalue()
+    assert "http://****@h:1" in stream.getvalue()
