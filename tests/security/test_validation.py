@@ -166,3 +166,15 @@ async def test_non_finite_timeout_header(standard: ProxyServer, value: str) -> N
         )
     assert resp.status_code == 400
     assert resp.json()["error"]["param"] == "x-litellm-timeout"
+
+
+async def test_deleting_the_same_user_or_team_twice_in_one_call(proxy: ProxyServer) -> None:
+    async with client(proxy) as c:
+        assert (await c.post("/user/new", json={"user_id": "twice", "auto_create_key": False})).status_code == 200
+        assert (await c.post("/team/new", json={"team_id": "twice-team"})).status_code == 200
+        resp = await c.post("/user/delete", json={"user_ids": ["twice", "twice"]})
+        assert resp.status_code == 200, resp.text
+        resp = await c.post("/team/delete", json={"team_ids": ["twice-team", "twice-team"]})
+        assert resp.status_code == 200, resp.text
+        audit = (await c.get("/audit/logs", params={"action": "user.delete"})).json()["data"]
+        assert len(audit) == 1

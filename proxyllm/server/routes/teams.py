@@ -82,7 +82,7 @@ async def update_team(body: TeamUpdate, request: Request, runtime: RuntimeDep, c
 @router.post("/team/delete")
 async def delete_teams(body: TeamDelete, request: Request, runtime: RuntimeDep, caller: Admin) -> dict[str, Any]:
     async with runtime.db.session() as session:
-        teams = [await store.get_team(session, tid) for tid in body.team_ids]
+        teams = [await store.get_team(session, tid) for tid in dict.fromkeys(body.team_ids)]  # once each
         for team in teams:
             await audit.record(
                 session, request, caller, action="team.delete", target=team.team_id, before=team_view(team)

@@ -95,7 +95,7 @@ async def update_user(body: UserUpdate, request: Request, runtime: RuntimeDep, c
 @router.post("/user/delete")
 async def delete_users(body: UserDelete, request: Request, runtime: RuntimeDep, caller: Admin) -> dict[str, Any]:
     async with runtime.db.session() as session:
-        users = [await store.get_user(session, uid) for uid in body.user_ids]
+        users = [await store.get_user(session, uid) for uid in dict.fromkeys(body.user_ids)]  # once each
         for user in users:
             await audit.record(
                 session, request, caller, action="user.delete", target=user.user_id, before=user_view(user)
