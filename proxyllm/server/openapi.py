@@ -84,8 +84,20 @@ def _model_operation(summary: str, required: list[str], properties: dict[str, An
     }
 
 
-MESSAGE = {"type": "object", "required": ["role"], "properties": {"role": {"type": "string"}}}
+OPENAI_ROLES = ["assistant", "developer", "function", "system", "tool", "user"]
+CONTENT = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]}
+MESSAGE = {
+    "type": "object",
+    "required": ["role"],
+    "properties": {"role": {"enum": OPENAI_ROLES}, "content": {"anyOf": [*CONTENT["anyOf"], {"type": "null"}]}},
+}
+ANTHROPIC_MESSAGE = {
+    "type": "object",
+    "required": ["role", "content"],
+    "properties": {"role": {"enum": ["user", "assistant"]}, "content": CONTENT},
+}
 MODEL = {"type": "string", "minLength": 1}
+NON_EMPTY_INPUT = {"anyOf": [{"type": "string", "minLength": 1}, {"type": "array", "minItems": 1}]}
 MODEL_PATHS: dict[str, Any] = {
     "/v1/chat/completions": _model_operation(
         "OpenAI chat completion (stream: true for server-sent events)",
@@ -95,17 +107,17 @@ MODEL_PATHS: dict[str, Any] = {
     "/v1/completions": _model_operation(
         "OpenAI text completion",
         ["model", "prompt"],
-        {"model": MODEL, "prompt": {"type": ["string", "array"]}, "stream": {"type": "boolean"}},
+        {"model": MODEL, "prompt": NON_EMPTY_INPUT, "stream": {"type": "boolean"}},
     ),
     "/v1/embeddings": _model_operation(
-        "OpenAI embeddings", ["model", "input"], {"model": MODEL, "input": {"type": ["string", "array"]}}
+        "OpenAI embeddings", ["model", "input"], {"model": MODEL, "input": NON_EMPTY_INPUT}
     ),
     "/v1/messages": _model_operation(
         "Anthropic Messages API, served from any model",
         ["model", "messages", "max_tokens"],
         {
             "model": MODEL,
-            "messages": {"type": "array", "items": MESSAGE, "minItems": 1},
+            "messages": {"type": "array", "items": ANTHROPIC_MESSAGE, "minItems": 1},
             "max_tokens": {"type": "integer", "minimum": 1},
             "stream": {"type": "boolean"},
         },
@@ -114,10 +126,51 @@ MODEL_PATHS: dict[str, Any] = {
     "/v1/messages/count_tokens": _model_operation(
         "Anthropic token count",
         ["model", "messages"],
-        {"model": MODEL, "messages": {"type": "array", "items": MESSAGE, "minItems": 1}},
+        {"model": MODEL, "messages": {"type": "array", "items": ANTHROPIC_MESSAGE, "minItems": 1}},
         anthropic=True,
     ),
 }
+
+
+# What the validators accept, for the fields whose rules the type alone does not say.
+DURATION = r"^[1-9][0-9]{0,11}(s|m|h|d|mo)$"
+MOMENT = (
+    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?$"
+)
+STRING_RULES = {"duration": {"pattern": DURATION}, "budget_duration": {"pattern": DURATION}}
+NOT_NULL = frozenset({"blocked", "user_role"})  # may be left out, not sent as null
+QUERY_RULES = {"start_date": {"pattern": MOMENT}, "end_date": {"pattern": MOMENT}}
+LITELLM_PARAMS = {
+    "type": "object",
+    "required": ["model"],
+    "properties": {"model": {"type": "string", "pattern": r"^[^/\s]+/\S+$", "description": "provider/model"}},
+    "additionalProperties": True,
+}
+
+
+def _constrain(schema: dict[str, Any], rules: dict[str, Any]) -> None:
+    """Add ``rules`` to the string form of a property (pydantic writes optional ones as anyOf)."""
+    for variant in [schema, *schema.get("anyOf", ())]:
+        if variant.get("type") == "string":
+            variant.update(rules)
+
+
+def _tighten(document: dict[str, Any]) -> None:
+    for schema in document.get("components", {}).get("schemas", {}).values():
+        for name, prop in schema.get("properties", {}).items():
+            if name in STRING_RULES:
+                _constrain(prop, STRING_RULES[name])
+            if name in NOT_NULL and "anyOf" in prop:
+                prop["anyOf"] = [v for v in prop["anyOf"] if v.get("type") != "null"]
+    model_new = document.get("components", {}).get("schemas", {}).get("ModelNew")
+    if model_new is not None:
+        model_new["properties"]["litellm_params"] = {**LITELLM_PARAMS, "title": "Litellm Params"}
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            for parameter in operation.get("parameters", ()):
+                if parameter.get("in") == "query" and parameter.get("name") in QUERY_RULES:
+                    _constrain(parameter["schema"], QUERY_RULES[parameter["name"]])
 
 
 def _fix_operation(path: str, method: str, operation: dict[str, Any]) -> None:
@@ -147,6 +200,7 @@ def build(app: FastAPI) -> dict[str, Any]:
         ok["content"] = {"text/plain": {"schema": {"type": "string"}}}
     for path, item in MODEL_PATHS.items():
         paths.setdefault(path, item)
+    _tighten(document)
     components = document.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
