@@ -12,11 +12,19 @@ PATTERN = re.compile(r"^(\d+)(s|m|h|d|mo)$")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+MAX_SECONDS = 100 * 366 * 86400  # a century: further than any budget or key lifetime needs
+
+
 def check_duration(value: str, field: str) -> str:
-    if not PATTERN.match(value.strip()) or int(PATTERN.match(value.strip()).group(1)) == 0:  # type: ignore[union-attr]
+    match = PATTERN.match(value.strip())
+    if match is None or int(match.group(1)) == 0:
         raise invalid_request(
-            f"'{field}' must be a positive duration like 30s, 30m, 24h, 7d, 30d or 1mo; got {value!r}", param=field
+            f"'{field}' must be a positive duration like 30s, 30m, 24h, 7d, 30d or 1mo; got {value[:40]!r}",
+            param=field,
         )
+    amount, unit = int(match.group(1)), match.group(2)
+    if amount * (31 * 86400 if unit == "mo" else UNITS[unit]) > MAX_SECONDS:
+        raise invalid_request(f"'{field}' is too long: at most 100 years", param=field)
     return value.strip()
 
 

@@ -11,21 +11,36 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from proxyllm.accounts.durations import check_duration
+from proxyllm.server.bounds import MAX_ID, MAX_INT32, MAX_KEY, MAX_LIST, MAX_MONEY
+
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
+Text = Annotated[str, Field(max_length=MAX_ID)]
+RawKey = Annotated[str, Field(min_length=1, max_length=MAX_KEY)]
+Count = Annotated[int, Field(ge=0, le=MAX_INT32)]
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _not_null(value: Any) -> Any:
+    """Fields whose column cannot be empty may be left out, but not sent as null."""
+    if value is None:
+        raise ValueError("may be left out but not null")
+    return value
+
+
 class _Limits(_Body):
-    max_budget: Decimal | None = Field(default=None, ge=0)
-    budget_duration: str | None = None
-    models: list[str] | None = None
-    tpm_limit: int | None = Field(default=None, ge=0)
-    rpm_limit: int | None = Field(default=None, ge=0)
-    max_parallel_requests: int | None = Field(default=None, ge=1)
+    max_budget: Decimal | None = Field(default=None, ge=0, le=MAX_MONEY, allow_inf_nan=False)
+    budget_duration: str | None = Field(default=None, max_length=16)
+    models: list[Id] | None = Field(default=None, max_length=MAX_LIST)
+    tpm_limit: int | None = Field(default=None, ge=0, le=MAX_INT32)
+    rpm_limit: int | None = Field(default=None, ge=0, le=MAX_INT32)
+    max_parallel_requests: int | None = Field(default=None, ge=1, le=MAX_INT32)
     metadata: dict[str, Any] | None = None
     blocked: bool | None = None
+
+    _blocked_not_null = field_validator("blocked")(_not_null)
 
     @field_validator("budget_duration")
     @classmethod
@@ -40,15 +55,15 @@ class _Limits(_Body):
 
 
 class KeyFields(_Limits):
-    key_alias: str | None = Field(default=None, min_length=1, max_length=255)
-    duration: str | None = None
-    user_id: str | None = None
-    team_id: str | None = None
-    tags: list[str] | None = None
+    key_alias: str | None = Field(default=None, min_length=1, max_length=MAX_ID)
+    duration: str | None = Field(default=None, max_length=32)
+    user_id: Id | None = None
+    team_id: Id | None = None
+    tags: list[Text] | None = Field(default=None, max_length=MAX_LIST)
     # Kept in the key's metadata, as LiteLLM does (see store.METADATA_FIELDS).
-    model_rpm_limit: dict[str, Annotated[int, Field(ge=0)]] | None = None
-    model_tpm_limit: dict[str, Annotated[int, Field(ge=0)]] | None = None
-    allowed_cache_controls: list[str] | None = None
+    model_rpm_limit: dict[str, Count] | None = None
+    model_tpm_limit: dict[str, Count] | None = None
+    allowed_cache_controls: list[Text] | None = Field(default=None, max_length=MAX_LIST)
 
     @field_validator("duration")
     @classmethod
@@ -57,74 +72,76 @@ class KeyFields(_Limits):
 
 
 class KeyGenerate(KeyFields):
-    key: str | None = None
+    key: RawKey | None = None
 
 
 class KeyUpdate(KeyFields):
-    key: str
+    key: RawKey
 
 
 class KeyRef(_Body):
-    key: str
+    key: RawKey
 
 
 class KeyDelete(_Body):
-    keys: list[str] | None = None
-    key_aliases: list[str] | None = None
+    keys: list[RawKey] | None = Field(default=None, max_length=MAX_LIST)
+    key_aliases: list[Id] | None = Field(default=None, max_length=MAX_LIST)
 
 
 class UserFields(_Limits):
-    user_email: str | None = None
-    user_alias: str | None = None
+    user_email: Text | None = None
+    user_alias: Text | None = None
     user_role: Literal["proxy_admin", "internal_user", "internal_user_viewer", "customer"] | None = None
-    stripe_customer_id: str | None = None
+    stripe_customer_id: Text | None = None
+
+    _role_not_null = field_validator("user_role")(_not_null)
 
 
 class UserNew(UserFields):
-    user_id: str | None = Field(default=None, min_length=1, max_length=255)
-    team_id: str | None = None
+    user_id: Id | None = None
+    team_id: Id | None = None
     auto_create_key: bool = True
 
 
 class UserUpdate(UserFields):
-    user_id: str
+    user_id: Id
 
 
 class UserDelete(_Body):
-    user_ids: list[str] = Field(min_length=1)
+    user_ids: list[Id] = Field(min_length=1, max_length=MAX_LIST)
 
 
 class Member(_Body):
-    user_id: str = Field(min_length=1)
+    user_id: Id
     role: Literal["admin", "user"] = "user"
 
 
 class TeamFields(_Limits):
-    team_alias: str | None = None
-    stripe_customer_id: str | None = None
+    team_alias: Text | None = None
+    stripe_customer_id: Text | None = None
 
 
 class TeamNew(TeamFields):
-    team_id: str | None = Field(default=None, min_length=1, max_length=255)
-    members_with_roles: list[Member] | None = None
+    team_id: Id | None = None
+    members_with_roles: list[Member] | None = Field(default=None, max_length=MAX_LIST)
 
 
 class TeamUpdate(TeamFields):
-    team_id: str
+    team_id: Id
 
 
 class TeamDelete(_Body):
-    team_ids: list[str] = Field(min_length=1)
+    team_ids: list[Id] = Field(min_length=1, max_length=MAX_LIST)
 
 
 class MemberAdd(_Body):
-    team_id: str
+    team_id: Id
     member: Member | list[Member]
 
 
 class MemberDelete(_Body):
-    team_id: str
-    user_id: str
+    team_id: Id
+    user_id: Id
 
 
 def set_fields(body: BaseModel, *exclude: str) -> dict[str, Any]:

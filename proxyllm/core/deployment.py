@@ -47,16 +47,21 @@ class Deployment:
     client_timeout: Any = None  # the aiohttp.ClientTimeout for non-streaming calls, built on first use
 
     def describe(self) -> str:
-        return f"{self.provider.name}/{self.upstream_model} at {self.api_base} (id {self.id})"
+        """For logs: the address without the credentials it may carry."""
+        from proxyllm.ops.masking import mask_url
+
+        return f"{self.provider.name}/{self.upstream_model} at {mask_url(self.api_base)} (id {self.id})"
 
     def public_info(self) -> dict[str, Any]:
-        """What an admin may see about this deployment: never the key."""
+        """What an admin may see about this deployment: never the key, nor credentials in the URL."""
+        from proxyllm.ops.masking import mask_url
+
         return {
             "model_name": self.model_name,
             "model_id": self.id,
             "provider": self.provider.name,
             "model": f"{self.provider.name}/{self.upstream_model}",
-            "api_base": self.api_base,
+            "api_base": mask_url(self.api_base),
             "api_key": mask_secret(self.api_key),
             **({"available": False, "reason": self.provider.reason()} if not self.provider.supported else {}),
         }

@@ -148,7 +148,7 @@ def _check_messages(messages: list[Any]) -> None:
         if type(msg) is not dict:
             raise invalid_request(f"messages[{i}] must be an object", param=f"messages[{i}]")
         role = msg.get("role")
-        if role not in ROLES:
+        if type(role) is not str or role not in ROLES:
             raise invalid_request(
                 f"messages[{i}].role must be one of {', '.join(sorted(ROLES))}", param=f"messages[{i}].role"
             )

@@ -28,6 +28,7 @@ import orjson
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.pricing import format_cost
+from proxyllm.ops.masking import MASKING_FILTER
 
 log = logging.getLogger("proxyllm.requests")
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -205,3 +206,4 @@ def configure_logging(*, json_logs: bool, level: str | None = None) -> None:
         handlers += [h for name in UVICORN_LOGGERS for h in logging.getLogger(name).handlers]
     for handler in handlers:
         handler.setFormatter(formatter)
+        handler.addFilter(MASKING_FILTER)  # credentials in URLs never reach a log line

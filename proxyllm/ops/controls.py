@@ -13,7 +13,7 @@ from proxyllm.core.deployment import Deployment
 from proxyllm.errors import invalid_request
 from proxyllm.ops.allowlist import ClientResolver, Networks
 from proxyllm.ops.crypto import SecretBox
-from proxyllm.ops.masking import masked
+from proxyllm.ops.masking import mask_url, masked
 from proxyllm.ops.model_store import ModelStore, env_flag, poll_seconds
 from proxyllm.ops.sync import ModelSync
 from proxyllm.state import redis_url
@@ -164,6 +164,6 @@ def _entry_view(entry: DeploymentConfig, model_id: str | None, source: str, path
 def _discovered_view(dep: Deployment) -> dict[str, Any]:
     return {
         "model_name": dep.model_name,
-        "litellm_params": {"model": f"{dep.provider.name}/{dep.upstream_model}", "api_base": dep.api_base},
+        "litellm_params": {"model": f"{dep.provider.name}/{dep.upstream_model}", "api_base": mask_url(dep.api_base)},
         "model_info": {**dep.model_info, "id": dep.id, "db_model": False, "source": "discovered"},
     }

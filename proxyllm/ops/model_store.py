@@ -29,7 +29,7 @@ from proxyllm.core.deployment import Deployment
 from proxyllm.db.tables_ops import OpsRevision, StoredModel
 from proxyllm.errors import ProxyError, invalid_request
 from proxyllm.ops.crypto import SecretBox, SecretError
-from proxyllm.ops.masking import is_secret_name, mask_value, masked, split_secrets
+from proxyllm.ops.masking import is_secret_name, mask_url, mask_value, masked, split_secrets
 
 if TYPE_CHECKING:
     from proxyllm.server.runtime import Runtime
@@ -70,12 +70,51 @@ def bad_params(exc: ValidationError, prefix: str) -> ProxyError:
     return invalid_request(f"'{where}': {first['msg']}", param=where)
 
 
-def _resolve_env(params: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+# The proxy's own secrets: a model stored through the API (by an admin, or a stolen dashboard session)
+# must not send them to an api_base it chooses. Names, and prefixes ending in "_".
+PROXY_SECRET_ENV = frozenset(
+    {
+        "LITELLM_MASTER_KEY",
+        "LITELLM_SALT_KEY",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "REDIS_PASSWORD",
+        "TS_AUTHKEY",
+        "TAILSCALE_AUTHKEY",
+        "TAILSCALE_AUTH_KEY",
+        "PGPASSWORD",
+        "RAILWAY_TOKEN",
+        "RAILWAY_API_TOKEN",
+    }
+)
+PROXY_SECRET_PREFIXES = ("STRIPE_", "LITELLM_", "PROXYLLM_", "DATABASE_", "REDIS_", "TS_", "TAILSCALE_", "POSTGRES_")
+
+
+def env_refused(var: str, mode: str, extra: tuple[str, ...] = ()) -> str | None:
+    """Why a stored model may not read ``var`` (None when it may); ``mode`` is general_settings.stored_models_env."""
+    if mode == "any":
+        return None
+    if mode == "off":
+        return "stored models may not read the environment here (general_settings.stored_models_env: off)"
+    name = var.upper()
+    denied = name in PROXY_SECRET_ENV or name.startswith(PROXY_SECRET_PREFIXES)
+    denied = denied or any(name == e.upper() or (e.endswith("*") and name.startswith(e[:-1].upper())) for e in extra)
+    if denied:
+        return f"environment variable {var} holds one of the proxy's own secrets and cannot be used by a stored model"
+    return None
+
+
+def _resolve_env(
+    params: dict[str, Any], env: Mapping[str, str], mode: str = "restricted", extra: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """``os.environ/NAME`` values, read from the proxy's environment when the deployment is built."""
     resolved = dict(params)
     for name, value in params.items():
         if isinstance(value, str) and value.startswith(ENV_PREFIX):
             var = value[len(ENV_PREFIX) :]
+            why = env_refused(var, mode, extra)
+            if why is not None:
+                raise invalid_request(f"'litellm_params.{name}': {why}", param=f"litellm_params.{name}")
             if var not in env:
                 raise invalid_request(
                     f"'litellm_params.{name}' refers to environment variable {var}, which is not set on this proxy",
@@ -143,9 +182,11 @@ class ModelStore:
         return record, self.build(record)
 
     def build(self, record: ModelRecord) -> Deployment:
-        entry = DeploymentConfig.model_validate(
-            {**record.entry(), "litellm_params": _resolve_env(record.params, self.runtime.env)}
+        gs = self.runtime.config.general_settings
+        params = _resolve_env(
+            record.params, self.runtime.env, gs.stored_models_env, tuple(gs.stored_models_env_denylist)
         )
+        entry = DeploymentConfig.model_validate({**record.entry(), "litellm_params": params})
         from proxyllm.server.deployments import StartupError
 
         source = self.runtime.config.source or "config"
@@ -198,6 +239,8 @@ class ModelStore:
                 result.pop(name, None)
             elif is_secret_name(name) and name in old and value == mask_value(old[name]):
                 continue
+            elif isinstance(value, str) and isinstance(old.get(name), str) and value == mask_url(old[name]):
+                continue  # a URL sent back as /model/info shows it: its hidden credentials are kept
             else:
                 result[name] = value
         return result

@@ -17,6 +17,8 @@ from proxyllm.ops.model_store import ModelStore
 
 log = logging.getLogger("proxyllm.models")
 RECONNECT_MAX = 30.0
+READ_TIMEOUT = 1.0  # seconds a pub/sub read waits; also how soon the listener sees that it must stop
+STOP_WAIT = 3.0  # seconds stop() waits for its tasks before leaving them behind
 
 
 class ModelSync:
@@ -28,9 +30,11 @@ class ModelSync:
         self._tasks: list[asyncio.Task[None]] = []
         self._publisher: Any = None  # a redis.asyncio.Redis once started with Redis
         self._publish_failed = False
+        self._stopping = False
         self.subscribed = asyncio.Event()
 
     async def start(self) -> None:
+        self._stopping = False
         self._tasks.append(asyncio.create_task(self._poll_forever()))
         if self.redis_url:
             import redis.asyncio as aioredis  # the Redis client loads only when Redis is configured
@@ -43,11 +47,16 @@ class ModelSync:
             self._tasks.append(asyncio.create_task(self._listen_forever()))
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        """Bounded: redis-py's reads may swallow a cancellation that races their own timeout, so the
+        loops also stop on ``_stopping`` and this never waits more than ``STOP_WAIT`` seconds."""
+        self._stopping = True
+        tasks = [task for task in self._tasks if not task.done()]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=STOP_WAIT)
+            if pending:
+                log.warning("model sync did not stop within %gs; leaving it behind", STOP_WAIT)
         self._tasks.clear()
         if self._publisher is not None:
             from redis.exceptions import RedisError
@@ -83,7 +92,7 @@ class ModelSync:
             log.warning("reloading models (%s) failed: %s", why, type(exc).__name__)
 
     async def _poll_forever(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.interval)
             await self._refresh("poll")
 
@@ -93,7 +102,7 @@ class ModelSync:
         from redis.exceptions import RedisError
 
         delay = 1.0
-        while True:
+        while not self._stopping:
             client = aioredis.Redis.from_url(self.redis_url, socket_connect_timeout=5.0, health_check_interval=30)
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
@@ -101,8 +110,9 @@ class ModelSync:
                 self.subscribed.set()
                 delay = 1.0
                 await self._refresh("subscribed")  # whatever changed while not listening
-                while True:
-                    message = await pubsub.get_message(timeout=5.0)
+                while not self._stopping:
+                    message = await pubsub.get_message(timeout=READ_TIMEOUT)
+                    _raise_if_cancelled()
                     if message is not None and message.get("type") == "message":
                         await self._refresh("announced")
             except (RedisError, OSError) as exc:
@@ -119,5 +129,14 @@ class ModelSync:
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
                 with contextlib.suppress(Exception):
                     await client.aclose()
+            if self._stopping:
+                return
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX)
+
+
+def _raise_if_cancelled() -> None:
+    """A cancellation a library call swallowed is still pending on the task: honour it now."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 
 from proxyllm.errors import ErrorKind, ProxyError, error_from_status, upstream_message
+from proxyllm.ops.masking import mask_text, mask_url
 
 ErrorMapper = Callable[[int, bytes, Mapping[str, str]], ProxyError]
 JSON_HEADERS = {"content-type": "application/json"}
@@ -48,11 +49,11 @@ def default_error(status: int, raw: bytes, headers: Mapping[str, str]) -> ProxyE
 
 
 def _transport_error(exc: BaseException, url: str) -> ProxyError:
-    target = url.split("?", 1)[0]
+    target = mask_url(url.split("?", 1)[0])
     if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
         return ProxyError(ErrorKind.TIMEOUT, f"upstream timed out: {target}")
     reason = type(exc).__name__
-    detail = str(exc).split("\n", 1)[0][:300]
+    detail = mask_text(str(exc).split("\n", 1)[0][:300])
     return ProxyError(ErrorKind.UPSTREAM_CONNECT, f"cannot reach upstream {target}: {reason} {detail}".strip())
 
 
@@ -103,7 +104,8 @@ class UpstreamHTTP:
                 return raw
         except ProxyError:
             raise
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+            # ValueError: a request aiohttp will not build (e.g. an api_key and credentials in the URL)
             raise _transport_error(exc, url) from None
 
     @asynccontextmanager
@@ -124,7 +126,7 @@ class UpstreamHTTP:
         """
         try:
             resp = await self.session.post(url, data=body, headers=headers, timeout=timeout, proxy=proxy)
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
             raise _transport_error(exc, url) from None
         try:
             if resp.status >= 400:

@@ -17,13 +17,16 @@ from proxyllm.core.types import Operation
 from proxyllm.observability import configure_logging, json_logs_wanted
 from proxyllm.observability.access import RequestLog
 from proxyllm.ops.allowlist import IPAllowlistMiddleware
-from proxyllm.server import errors
+from proxyllm.server import errors, openapi
 from proxyllm.server.asgi import LLMEndpoint
+from proxyllm.server.bodylimit import BodyLimitMiddleware
 from proxyllm.server.messages import CountTokensEndpoint, MessagesEndpoint
 from proxyllm.server.middleware import RequestIdMiddleware
 from proxyllm.server.routes import audit, customers, health, keys, models, models_admin, spend, stripe, teams, users
 from proxyllm.server.routes.metrics import router as metrics_router
 from proxyllm.server.runtime import Runtime
+from proxyllm.server.throttle import AuthThrottle
+from proxyllm.ui.routes import MAX_LOGIN_BODY
 from proxyllm.ui.routes import router as ui_router
 
 LLM_PATHS = {
@@ -62,6 +65,10 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     app = ProxyApp(title="proxyllm", version=__version__, lifespan=lifespan)
     app.state.runtime = runtime
+    gs = runtime.config.general_settings
+    runtime.auth.throttle = AuthThrottle(
+        limit=gs.auth_failure_limit, window=gs.auth_failure_window, state=runtime.shared_state
+    )
     endpoints: dict[str, Any] = {
         path: LLMEndpoint(runtime, operation) for operation, paths in LLM_PATHS.items() for path in paths
     }
@@ -80,6 +87,13 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(ui_router)
     app.add_route("/", lambda _: RedirectResponse("/ui"), methods=["GET", "HEAD"], include_in_schema=False)
     errors.install(app)
+    openapi.install(app)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        credentialed_limit=int(gs.max_admin_request_size_kb * 1024),
+        anonymous_limit=int(gs.max_unauthenticated_request_size_kb * 1024),
+        path_limits={"/ui/login": MAX_LOGIN_BODY, "/ui/logout": MAX_LOGIN_BODY},
+    )
     app.add_middleware(RequestIdMiddleware, skip_paths=frozenset(endpoints))
     # Outermost: a refused address gets its 403 before any other work.
     app.add_middleware(IPAllowlistMiddleware, allowed=runtime.ops.allowed, resolver=runtime.ops.resolver)

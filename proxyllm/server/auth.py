@@ -13,6 +13,7 @@ from proxyllm.core.context import Principal, RequestContext
 from proxyllm.core.hooks import Hook
 from proxyllm.errors import ErrorKind, ProxyError
 from proxyllm.ops.allowlist import check_key_client
+from proxyllm.server.throttle import AuthThrottle
 
 if TYPE_CHECKING:
     from proxyllm.accounts.cache import KeyCache
@@ -45,14 +46,25 @@ class Authenticator:
         self.master_key = master_key
         self.keys = keys
         self._master_bytes = master_key.encode() if master_key else b""
+        self.throttle = AuthThrottle()  # create_app replaces it with the configured, shared one
+
+    async def authenticate(self, key: str | None) -> Principal:
+        """The caller of ``key``; failures are counted and, past the limit, answered 429 before any lookup."""
+        if not self.master_key:
+            return OPEN
+        self.throttle.check(key)
+        try:
+            return await self._authenticate(key)
+        except ProxyError as error:
+            if key and error.kind is ErrorKind.AUTHENTICATION:
+                await self.throttle.failed(key)
+            raise
 
     @property
     def open(self) -> bool:
         return not self.master_key
 
-    async def authenticate(self, key: str | None) -> Principal:
-        if not self.master_key:
-            return OPEN
+    async def _authenticate(self, key: str | None) -> Principal:
         if not key:
             raise ProxyError(
                 ErrorKind.AUTHENTICATION,

@@ -19,6 +19,7 @@ from proxyllm.ui.session import (
     CSRF_COOKIE,
     CSRF_HEADER,
     SESSION_COOKIE,
+    Revocations,
     Session,
     SessionCodec,
     clear_cookie,
@@ -50,8 +51,20 @@ def _codec(request: Request) -> SessionCodec:
     return codec_for(request.app.state.runtime.auth.master_key)
 
 
-def current_session(request: Request) -> Session | None:
-    return _codec(request).open(request.cookies.get(SESSION_COOKIE))
+def _revocations(request: Request) -> Revocations:
+    revocations: Revocations | None = getattr(request.app.state, "ui_revocations", None)
+    if revocations is None:
+        revocations = Revocations(request.app.state.runtime.shared_state)
+        request.app.state.ui_revocations = revocations
+    return revocations
+
+
+async def current_session(request: Request) -> Session | None:
+    """The cookie's session, unless it was altered, expired or signed out (revoked on the server)."""
+    session = _codec(request).open(request.cookies.get(SESSION_COOKIE))
+    if session is not None and await _revocations(request).revoked(session):
+        return None
+    return session
 
 
 def check_csrf(request: Request, session: Session | None) -> None:
@@ -108,7 +121,7 @@ def _identity(principal: Principal, session: Session) -> dict[str, Any]:
 @router.get("/ui/session")
 async def session_info(request: Request, runtime: RuntimeDep) -> Response:
     """Who is signed in (re-checked against the key's current state) and the CSRF token to send."""
-    session = current_session(request)
+    session = await current_session(request)
     reason = None
     if session is not None:
         try:
@@ -151,7 +164,7 @@ async def _login_key(request: Request) -> str:
 
 @router.post("/ui/login")
 async def login(request: Request, runtime: RuntimeDep) -> Response:
-    check_csrf(request, current_session(request))
+    check_csrf(request, await current_session(request))
     key = await _login_key(request)
     address = request.client.host if request.client else None
     try:
@@ -159,7 +172,7 @@ async def login(request: Request, runtime: RuntimeDep) -> Response:
     except ProxyError as error:
         log.warning("dashboard sign-in refused from %s: %s", address, error.message)
         raise
-    session = Session(key=key, csrf=new_token(), issued_at=int(time.time()))
+    session = Session(key=key, csrf=new_token(), issued_at=int(time.time()), sid=new_token())
     role = "admin" if principal.is_admin else "customer"
     log.info("dashboard sign-in as %s (%s) from %s", role, principal.key_alias or principal.kind, address)
     response = _json(_identity(principal, session))
@@ -170,7 +183,10 @@ async def login(request: Request, runtime: RuntimeDep) -> Response:
 
 @router.post("/ui/logout")
 async def logout(request: Request) -> Response:
-    check_csrf(request, current_session(request))
+    session = await current_session(request)
+    check_csrf(request, session)
+    if session is not None:
+        await _revocations(request).revoke(session)
     token = new_token()
     response = _json({"signed_in": False, "reason": None, "csrf_token": token})
     clear_cookie(response, request, SESSION_COOKIE)
@@ -180,7 +196,7 @@ async def logout(request: Request) -> Response:
 
 @router.api_route("/ui/api/{path:path}", methods=["GET", "POST"])
 async def api(path: str, request: Request) -> Response:
-    session = current_session(request)
+    session = await current_session(request)
     if session is None:
         raise ProxyError(ErrorKind.AUTHENTICATION, "sign in to the dashboard first", code="not_signed_in")
     if request.method != "GET":

@@ -1,10 +1,14 @@
 """The dashboard's sign-in session and its CSRF token.
 
 The session is the signed-in key itself, sealed (AES-256-GCM) into an HttpOnly, SameSite=Strict
-cookie, with the session's CSRF token and its issue time. Nothing is kept on the server, so every
-replica opens the same cookie: the sealing key is derived (HKDF) from the master key, which also
-means that rotating the master key signs everyone out. Without a master key (an open proxy) the
-sealing key is random per process.
+cookie, with the session's CSRF token, its id and its issue time. Every replica opens the same cookie:
+the sealing key is derived (HKDF) from the master key, which also means that rotating the master key
+signs everyone out. Without a master key (an open proxy) the sealing key is random per process.
+
+Signing out revokes the session on the server: its id goes on a revocation list in the shared state
+(Redis when configured, so every replica honours it; else this process) until the session would have
+expired anyway. A session also ends when its key stops working (rotated, deleted, blocked, expired):
+every request re-checks the key.
 
 CSRF: a random token lives in a second cookie (HttpOnly too) and inside the sealed session; the page
 learns it from ``GET /ui/session`` (same-origin JSON) and sends it back as ``X-CSRF-Token`` on every
@@ -32,6 +36,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from starlette.requests import Request
 from starlette.responses import Response
 
+from proxyllm.state.base import SharedState
+
 SESSION_COOKIE = "proxyllm_session"
 CSRF_COOKIE = "proxyllm_csrf"
 CSRF_HEADER = "x-csrf-token"
@@ -56,6 +62,7 @@ class Session:
     key: str
     csrf: str
     issued_at: int
+    sid: str = ""
 
     def __repr__(self) -> str:  # never print the key
         return f"Session(issued_at={self.issued_at})"
@@ -66,7 +73,7 @@ class SessionCodec:
         self._aead = AESGCM(secret)
 
     def seal(self, session: Session) -> str:
-        payload = orjson.dumps({"k": session.key, "c": session.csrf, "t": session.issued_at})
+        payload = orjson.dumps({"k": session.key, "c": session.csrf, "t": session.issued_at, "s": session.sid})
         nonce = os.urandom(NONCE_BYTES)
         sealed = self._aead.encrypt(nonce, payload, CONTEXT)
         return base64.urlsafe_b64encode(nonce + sealed).decode("ascii").rstrip("=")
@@ -82,13 +89,33 @@ class SessionCodec:
             return None
         if not isinstance(data, dict):
             return None
-        key, csrf, issued = data.get("k"), data.get("c"), data.get("t")
+        key, csrf, issued, sid = data.get("k"), data.get("c"), data.get("t"), data.get("s")
         if not isinstance(key, str) or not isinstance(csrf, str) or not isinstance(issued, int):
+            return None
+        if not isinstance(sid, str) or not sid:  # from before server-side revocation: sign in again
             return None
         moment = time.time() if now is None else now
         if not issued <= moment + 60 or moment - issued > SESSION_TTL:
             return None
-        return Session(key, csrf, issued)
+        return Session(key, csrf, issued, sid)
+
+
+class Revocations:
+    """Sessions signed out before their time, shared by the replicas through ``state``."""
+
+    def __init__(self, state: SharedState) -> None:
+        self.state = state
+
+    @staticmethod
+    def _name(session: Session) -> str:
+        return f"ui-revoked:{session.sid}"
+
+    async def revoke(self, session: Session) -> None:
+        left = session.issued_at + SESSION_TTL + 120 - time.time()
+        await self.state.incr(self._name(session), 1, max(left, 60.0))
+
+    async def revoked(self, session: Session) -> bool:
+        return await self.state.incr(self._name(session), 0, SESSION_TTL) > 0
 
 
 @functools.lru_cache(maxsize=4)

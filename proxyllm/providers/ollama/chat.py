@@ -63,6 +63,8 @@ def to_ollama_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     tool_names: dict[str, str] = {}
     for i, msg in enumerate(messages):
         where = f"messages[{i}]"
+        if not isinstance(msg, dict) or not isinstance(msg.get("role"), str):
+            raise invalid_request("each message must be an object with a 'role'", param=where)
         role = msg["role"]
         text, images = split_content(msg.get("content"), where)
         item: dict[str, Any] = {"role": "system" if role == "developer" else role, "content": text}
@@ -70,10 +72,18 @@ def to_ollama_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             item["images"] = images
         calls = msg.get("tool_calls")
         if calls:
+            if not isinstance(calls, list):
+                raise invalid_request("tool_calls must be a list of tool calls", param=f"{where}.tool_calls")
             item["tool_calls"] = []
             for k, call in enumerate(calls):
-                fn = call.get("function") or {}
-                if call.get("id"):
+                fn = call.get("function") if isinstance(call, dict) else None
+                fn = {} if fn is None and isinstance(call, dict) else fn
+                if not isinstance(fn, dict) or not isinstance(fn.get("name", ""), str):
+                    raise invalid_request(
+                        "each tool call must be an object with a 'function' {name, arguments}",
+                        param=f"{where}.tool_calls[{k}]",
+                    )
+                if isinstance(call, dict) and isinstance(call.get("id"), str) and call["id"]:
                     tool_names[call["id"]] = fn.get("name", "")
                 item["tool_calls"].append(
                     {
@@ -84,7 +94,8 @@ def to_ollama_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     }
                 )
         if role == "tool":
-            name = tool_names.get(msg.get("tool_call_id", "")) or msg.get("name")
+            call_id = msg.get("tool_call_id")
+            name = (tool_names.get(call_id) if isinstance(call_id, str) else None) or msg.get("name")
             if name:
                 item["tool_name"] = name
         out.append(item)

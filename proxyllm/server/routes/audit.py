@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from proxyllm.ops import audit
+from proxyllm.server.bounds import MAX_PAGE
 from proxyllm.server.deps import Admin, RuntimeDep
 from proxyllm.server.routes.spend import _moment
 
@@ -24,7 +25,7 @@ async def audit_logs(
     client_ip: str | None = None,
     start_date: str | None = None,
     end_date: str | None = None,
-    page: int = Query(default=1, ge=1),
+    page: int = Query(default=1, ge=1, le=MAX_PAGE),
     page_size: int = Query(default=100, ge=1, le=1000),
 ) -> dict[str, Any]:
     since = _moment(start_date, "start_date")

@@ -18,6 +18,7 @@ from proxyllm.db.tables import Key, Team
 from proxyllm.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.ops import audit
 from proxyllm.ops.allowlist import check_key_metadata
+from proxyllm.server.bounds import MAX_PAGE
 from proxyllm.server.deps import Admin, Caller, RuntimeDep
 from proxyllm.server.runtime import Runtime
 
@@ -181,7 +182,7 @@ async def regenerate(
 async def list_keys(
     runtime: RuntimeDep,
     _: Admin,
-    page: int = Query(default=1, ge=1),
+    page: int = Query(default=1, ge=1, le=MAX_PAGE),
     size: int = Query(default=50, ge=1, le=500),
     user_id: str | None = None,
     team_id: str | None = None,

@@ -31,7 +31,7 @@ class ModelNew(BaseModel):
 class ModelUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str | None = None
+    id: str | None = Field(default=None, min_length=1, max_length=64)
     model_name: str | None = Field(default=None, min_length=1, max_length=255)
     litellm_params: dict[str, Any] | None = None
     model_info: dict[str, Any] | None = None
@@ -40,7 +40,7 @@ class ModelUpdate(BaseModel):
 class ModelDelete(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1, max_length=64)
 
 
 def _not_found(model_id: str) -> ProxyError:
@@ -123,6 +123,6 @@ async def model_delete(body: ModelDelete, request: Request, runtime: RuntimeDep,
 @router.get("/model/info")
 @router.get("/v1/model/info")
 async def model_info(
-    runtime: RuntimeDep, _: Admin, litellm_model_id: str | None = Query(default=None)
+    runtime: RuntimeDep, _: Admin, litellm_model_id: str | None = Query(default=None, max_length=64)
 ) -> dict[str, Any]:
     return {"data": runtime.ops.model_info(litellm_model_id)}

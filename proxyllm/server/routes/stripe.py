@@ -19,6 +19,7 @@ from proxyllm.billing.webhooks import process, verify
 from proxyllm.core.context import Principal
 from proxyllm.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.ops import audit
+from proxyllm.server.bounds import MAX_BIGINT, MAX_ID, MAX_MONEY
 from proxyllm.server.deps import Admin, Caller, RuntimeDep
 
 router = APIRouter(tags=["billing"])
@@ -45,20 +46,20 @@ def _exact(value: Any) -> Any:
 
 class TopupBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    amount: Decimal
-    success_url: str = Field(min_length=1)
-    cancel_url: str = Field(min_length=1)
-    account_type: str | None = None  # admin only
-    account_id: str | None = None  # admin only
+    amount: Decimal = Field(ge=-MAX_MONEY, le=MAX_MONEY, allow_inf_nan=False)
+    success_url: str = Field(min_length=1, max_length=2048)
+    cancel_url: str = Field(min_length=1, max_length=2048)
+    account_type: str | None = Field(default=None, max_length=MAX_ID)  # admin only
+    account_id: str | None = Field(default=None, max_length=MAX_ID)  # admin only
 
     _amount = field_validator("amount", mode="before")(_exact)
 
 
 class AdjustBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    account_id: str = Field(min_length=1)
-    account_type: str | None = None
-    amount: Decimal
+    account_id: str = Field(min_length=1, max_length=MAX_ID)
+    account_type: str | None = Field(default=None, max_length=MAX_ID)
+    amount: Decimal = Field(ge=-MAX_MONEY, le=MAX_MONEY, allow_inf_nan=False)
     reason: str = Field(min_length=1, max_length=500)
 
     _amount = field_validator("amount", mode="before")(_exact)
@@ -121,7 +122,7 @@ async def transactions(
     account_type: str | None = None,
     account_id: str | None = None,
     limit: int = Query(default=50, ge=1, le=500),
-    starting_after: int | None = None,
+    starting_after: int | None = Query(default=None, ge=0, le=MAX_BIGINT),
 ) -> dict[str, Any]:
     account = resolve_account(billing, caller, account_type, account_id)
     query = select(LedgerEntry).where(LedgerEntry.account_type == account[0], LedgerEntry.account_id == account[1])
@@ -146,7 +147,10 @@ async def transactions(
 
 @router.get("/stripe/balances")
 async def balances(
-    billing: BillingDep, _: Admin, limit: int = Query(default=100, ge=1, le=1000), offset: int = Query(default=0, ge=0)
+    billing: BillingDep,
+    _: Admin,
+    limit: int = Query(default=100, ge=1, le=1000),
+    offset: int = Query(default=0, ge=0, le=MAX_BIGINT),
 ) -> dict[str, Any]:
     async with billing.db.session() as session:
         rows = (
@@ -298,7 +302,9 @@ async def subscription(
 
 @router.get("/stripe/subscriptions")
 async def subscriptions(
-    billing: BillingDep, _: Admin, limit: int = Query(default=100, ge=1, le=1000)
+    billing: BillingDep,
+    _: Admin,
+    limit: int = Query(default=100, ge=1, le=1000),
 ) -> dict[str, Any]:
     async with billing.db.session() as session:
         rows = (

@@ -16,6 +16,7 @@ from proxyllm.billing.wiring import link_account
 from proxyllm.db.tables import Key, Team, TeamMember
 from proxyllm.errors import invalid_request
 from proxyllm.ops import audit
+from proxyllm.server.bounds import MAX_PAGE
 from proxyllm.server.deps import Admin, RuntimeDep
 
 router = APIRouter(tags=["teams"])
@@ -81,7 +82,7 @@ async def update_team(body: TeamUpdate, request: Request, runtime: RuntimeDep, c
 @router.post("/team/delete")
 async def delete_teams(body: TeamDelete, request: Request, runtime: RuntimeDep, caller: Admin) -> dict[str, Any]:
     async with runtime.db.session() as session:
-        teams = [await store.get_team(session, tid) for tid in body.team_ids]
+        teams = [await store.get_team(session, tid) for tid in dict.fromkeys(body.team_ids)]  # once each
         for team in teams:
             await audit.record(
                 session, request, caller, action="team.delete", target=team.team_id, before=team_view(team)
@@ -99,7 +100,10 @@ async def delete_teams(body: TeamDelete, request: Request, runtime: RuntimeDep, 
 
 @router.get("/team/list")
 async def list_teams(
-    runtime: RuntimeDep, _: Admin, page: int = Query(default=1, ge=1), page_size: int = Query(default=100, ge=1, le=500)
+    runtime: RuntimeDep,
+    _: Admin,
+    page: int = Query(default=1, ge=1, le=MAX_PAGE),
+    page_size: int = Query(default=100, ge=1, le=500),
 ) -> list[dict[str, Any]]:
     async with runtime.db.session() as session:
         rows, _total = await store.page_of(session, Team, Team.created_at.desc(), page, page_size)

@@ -18,6 +18,7 @@ from proxyllm.billing.wiring import link_account
 from proxyllm.db.tables import Key, TeamMember, User
 from proxyllm.errors import invalid_request
 from proxyllm.ops import audit
+from proxyllm.server.bounds import MAX_PAGE
 from proxyllm.server.deps import Admin, RuntimeDep
 
 router = APIRouter(tags=["users"])
@@ -94,7 +95,7 @@ async def update_user(body: UserUpdate, request: Request, runtime: RuntimeDep, c
 @router.post("/user/delete")
 async def delete_users(body: UserDelete, request: Request, runtime: RuntimeDep, caller: Admin) -> dict[str, Any]:
     async with runtime.db.session() as session:
-        users = [await store.get_user(session, uid) for uid in body.user_ids]
+        users = [await store.get_user(session, uid) for uid in dict.fromkeys(body.user_ids)]  # once each
         for user in users:
             await audit.record(
                 session, request, caller, action="user.delete", target=user.user_id, before=user_view(user)
@@ -112,7 +113,10 @@ async def delete_users(body: UserDelete, request: Request, runtime: RuntimeDep, 
 
 @router.get("/user/list")
 async def list_users(
-    runtime: RuntimeDep, _: Admin, page: int = Query(default=1, ge=1), page_size: int = Query(default=25, ge=1, le=500)
+    runtime: RuntimeDep,
+    _: Admin,
+    page: int = Query(default=1, ge=1, le=MAX_PAGE),
+    page_size: int = Query(default=25, ge=1, le=500),
 ) -> dict[str, Any]:
     async with runtime.db.session() as session:
         rows, total = await store.page_of(session, User, User.created_at.desc(), page, page_size)
