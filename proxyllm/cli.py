@@ -108,15 +108,12 @@ def migrate(config_path: str | None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    main()
-
-
 def import_litellm(config_path: str | None, source: str | None, *, dry_run: bool, salt_key: str | None) -> int:
     import asyncio
 
     from proxyllm.config import ConfigError, load_config
     from proxyllm.config.schema import ProxyConfig
+    from proxyllm.db.url import redact
     from proxyllm.ops.litellm_import import Importer, ImportError_, LiteLLMSource
     from proxyllm.server.deployments import StartupError
     from proxyllm.server.runtime import Runtime
@@ -143,6 +140,7 @@ def import_litellm(config_path: str | None, source: str | None, *, dry_run: bool
             except ImportError_ as exc:
                 print(f"proxyllm import-litellm: {exc}", file=sys.stderr)
                 return 1
+            print(f"into {runtime.db.describe()} from {redact(source)}")
             for line in summary.lines(dry_run=dry_run):
                 print(line)
             return 0
@@ -151,3 +149,7 @@ def import_litellm(config_path: str | None, source: str | None, *, dry_run: bool
             await runtime.http.close()
 
     return asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()
