@@ -49,6 +49,7 @@ class RunInfo:
     load_core: int
     machine: Sequence[str]
     notes: Sequence[str]
+    sustained: int | None = None
 
 
 def _num(value: float, digits: int = 0) -> str:
@@ -71,6 +72,7 @@ def table(direct: DirectFigures, servers: Sequence[ServerFigures], info: RunInfo
     head = [
         "server",
         f"req/s @c{c}",
+        f"p99 @c{c} (ms)",
         "p50 @c1 (ms)",
         "p99 @c1 (ms)",
         "added p50 vs direct (ms)",
@@ -82,6 +84,7 @@ def table(direct: DirectFigures, servers: Sequence[ServerFigures], info: RunInfo
         [
             "mock upstream, direct (nginx)",
             _num(direct.throughput.per_second),
+            _ms(direct.throughput.p99_ms),
             _ms(direct.latency.p50_ms),
             _ms(direct.latency.p99_ms),
             "-",
@@ -95,6 +98,7 @@ def table(direct: DirectFigures, servers: Sequence[ServerFigures], info: RunInfo
             [
                 s.name,
                 _num(s.throughput.per_second),
+                _ms(s.throughput.p99_ms),
                 _ms(s.latency.p50_ms),
                 _ms(s.latency.p99_ms),
                 _ms(s.latency.p50_ms - direct.latency.p50_ms),
@@ -112,6 +116,7 @@ def table(direct: DirectFigures, servers: Sequence[ServerFigures], info: RunInfo
             [
                 f"**{s.name} / {base.name}**",
                 _ratio(s.throughput.per_second, base.throughput.per_second),
+                _ratio(s.throughput.p99_ms, base.throughput.p99_ms),
                 _ratio(s.latency.p50_ms, base.latency.p50_ms),
                 _ratio(s.latency.p99_ms, base.latency.p99_ms),
                 _ratio(added, base_added),
@@ -183,7 +188,8 @@ def render(direct: DirectFigures, servers: Sequence[ServerFigures], info: RunInf
         f"on core {info.load_core}; one LiteLLM-format config.yaml for every server: master key, no `database_url`",
         f"- {info.duration:g} s per measurement after a warm-up; req/s at {info.connections} connections, "
         f"latency at 1 connection, streaming (`stream: true`, {STREAM_CHUNKS} chunks + usage + [DONE]) at "
-        f"{info.stream_connections} connections",
+        f"{info.stream_connections} connections"
+        + (f"; the req/s run lasts {info.sustained} s (a sustained load)" if info.sustained else ""),
         "- added p50 = server p50 - mock-direct p50; RSS = VmRSS of the server and its children after the load; "
         "start-up = spawn to the first 200 from /health/liveliness",
         *(f"- {note}" for note in info.notes),

@@ -55,6 +55,7 @@ class Plan:
     stream_connections: int
     server_core: int
     load_core: int
+    sustained: int | None = None  # seconds of the req/s @c50 run, when longer than the others
 
     def run(self, url: str, body: bytes, headers: dict[str, str], connections: int, duration: int) -> LoadResult:
         return run_wrk(self.wrk, Load(url, body, headers, connections, duration), core=self.load_core)
@@ -104,7 +105,7 @@ def measure_server(plan: Plan, scenario: Scenario, config: Path, workdir: Path) 
         plain, streamed = chat_body(MODEL, stream=False), chat_body(STREAM_MODEL, stream=True)
         plan.run(url, plain, headers, plan.connections, plan.warmup)
         plan.run(url, streamed, headers, plan.stream_connections, max(1, plan.warmup // 2))
-        throughput = plan.run(url, plain, headers, plan.connections, plan.duration)
+        throughput = plan.run(url, plain, headers, plan.connections, plan.sustained or plan.duration)
         latency = plan.run(url, plain, headers, 1, plan.duration)
         stream = plan.run(url, streamed, headers, plan.stream_connections, plan.duration)
         rss = server.process.rss_mb()
@@ -145,6 +146,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"comma-separated scenarios to run, of: {', '.join(SCENARIOS)} (default: {','.join(DEFAULT_SCENARIOS)})",
     )
     parser.add_argument("--connections", type=int, default=50, help="concurrency of the req/s runs (default 50)")
+    parser.add_argument(
+        "--sustained", type=int, default=None, help="seconds of the req/s run (e.g. 300 for a sustained load)"
+    )
     parser.add_argument("--stream-connections", type=int, default=50, help="concurrency of the streaming run")
     parser.add_argument("--server-core", type=int, default=0, help="core the server under test is pinned to")
     parser.add_argument("--load-core", type=int, default=1, help="core for wrk and the mock upstream")
@@ -180,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream_connections=args.stream_connections,
         server_core=args.server_core,
         load_core=args.load_core,
+        sustained=args.sustained,
     )
     start_load, date = load_average(), dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     with tempfile.TemporaryDirectory(prefix="bench-run-") as tmp:
@@ -205,6 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_core=plan.load_core,
         machine=machine_notes(tools, start_load),
         notes=[note for s in scenarios for note in s.notes],
+        sustained=plan.sustained,
     )
     text = render(direct, servers, info)
     print(text)
