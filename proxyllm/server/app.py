@@ -13,11 +13,10 @@ from starlette.routing import Route
 from proxyllm import __version__
 from proxyllm.config import ProxyConfig, load_config
 from proxyllm.core.types import Operation
+from proxyllm.frontends import llm_endpoints
 from proxyllm.observability import configure_logging, json_logs_wanted
 from proxyllm.ops.allowlist import IPAllowlistMiddleware
 from proxyllm.server import errors
-from proxyllm.server.asgi import LLMEndpoint
-from proxyllm.server.messages import CountTokensEndpoint, MessagesEndpoint
 from proxyllm.server.middleware import RequestIdMiddleware
 from proxyllm.server.routes import audit, customers, health, keys, models, models_admin, spend, stripe, teams, users
 from proxyllm.server.routes.metrics import router as metrics_router
@@ -60,11 +59,7 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     app = ProxyApp(title="proxyllm", version=__version__, lifespan=lifespan)
     app.state.runtime = runtime
-    endpoints: dict[str, Any] = {
-        path: LLMEndpoint(runtime, operation) for operation, paths in LLM_PATHS.items() for path in paths
-    }
-    endpoints["/v1/messages"] = MessagesEndpoint(runtime)
-    endpoints["/v1/messages/count_tokens"] = CountTokensEndpoint(runtime)
+    endpoints: dict[str, Any] = llm_endpoints(runtime, LLM_PATHS)
     for path, endpoint in endpoints.items():  # still routed, for the 405 on other methods
         app.router.routes.append(Route(path, endpoint, methods=["POST"], include_in_schema=False))
     app.hot = {

@@ -1,0 +1,28 @@
+"""Client APIs: each one parses its own wire format into the gateway's request and encodes the answer.
+
+``base.Frontend`` is what a client API is; ``endpoint.Endpoint`` is the one HTTP skeleton they all run
+on. OpenAI chat/completions/embeddings (``openai.py``), Anthropic Messages (``anthropic.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from proxyllm.core.types import Operation
+from proxyllm.frontends.anthropic import CountTokensFrontend, MessagesFrontend
+from proxyllm.frontends.endpoint import Endpoint
+from proxyllm.frontends.openai import OpenAIFrontend
+from proxyllm.server.runtime import Runtime
+
+
+def llm_endpoints(runtime: Runtime, openai_paths: Mapping[Operation, tuple[str, ...]]) -> dict[str, Any]:
+    """Every model endpoint by path: raw ASGI apps the application dispatches before its routing."""
+    endpoints: dict[str, Any] = {}
+    for operation, paths in openai_paths.items():
+        endpoint = Endpoint(runtime, OpenAIFrontend(operation))
+        for path in paths:
+            endpoints[path] = endpoint
+    endpoints["/v1/messages"] = Endpoint(runtime, MessagesFrontend(runtime.router))
+    endpoints["/v1/messages/count_tokens"] = Endpoint(runtime, CountTokensFrontend(runtime.router))
+    return endpoints
