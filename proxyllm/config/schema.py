@@ -135,6 +135,8 @@ class GeneralSettings(_Section):
     allowed_ips: list[str] | None = None
     trusted_proxies: list[str] = Field(default_factory=list)
     client_ip_header: str = Field(default="x-forwarded-for", min_length=1)
+    # Stored responses of /v1/responses: kept this many days (None: until deleted).
+    responses_retention_days: float | None = Field(default=30.0, gt=0)
 
 
 class ProxyConfig(BaseModel):

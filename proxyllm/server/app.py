@@ -13,7 +13,8 @@ from starlette.routing import Route
 from proxyllm import __version__
 from proxyllm.config import ProxyConfig, load_config
 from proxyllm.core.types import Operation
-from proxyllm.frontends import llm_endpoints
+from proxyllm.frontends import llm_endpoints, response_store
+from proxyllm.frontends.responses import routes as responses_routes
 from proxyllm.observability import configure_logging, json_logs_wanted
 from proxyllm.ops.allowlist import IPAllowlistMiddleware
 from proxyllm.server import errors
@@ -59,7 +60,8 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     app = ProxyApp(title="proxyllm", version=__version__, lifespan=lifespan)
     app.state.runtime = runtime
-    endpoints: dict[str, Any] = llm_endpoints(runtime, LLM_PATHS)
+    app.state.response_store = store = response_store(runtime)
+    endpoints: dict[str, Any] = llm_endpoints(runtime, LLM_PATHS, store)
     for path, endpoint in endpoints.items():  # still routed, for the 405 on other methods
         app.router.routes.append(Route(path, endpoint, methods=["POST"], include_in_schema=False))
     app.hot = {
@@ -70,6 +72,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(metrics_router)
     for module in (models, models_admin, keys, users, teams, spend, stripe, customers, audit):
         app.include_router(module.router)
+    app.include_router(responses_routes.router)
     app.include_router(ui_router)
     errors.install(app)
     app.add_middleware(RequestIdMiddleware, skip_paths=frozenset(endpoints))
