@@ -32,7 +32,12 @@ BAD: list[tuple[str, Any]] = [
     ("item id with spaces", {**OK, "input": [{"role": "user", "content": "x", "id": "a b"}]}),
     ("item_reference", {**OK, "input": [{"type": "item_reference", "id": "msg_1"}]}),
     ("tools not a list", {**OK, "tools": {}}),
-    ("web search tool", {**OK, "tools": [{"type": "web_search"}]}),
+    ("tool without a type", {**OK, "tools": [{"name": "f"}]}),
+    ("namespace without tools", {**OK, "tools": [{"type": "namespace", "name": "n"}]}),
+    (
+        "hosted tool in a namespace",
+        {**OK, "tools": [{"type": "namespace", "name": "n", "tools": [{"type": "web_search"}]}]},
+    ),
     ("function tool without name", {**OK, "tools": [{"type": "function"}]}),
     ("tool parameters a string", {**OK, "tools": [{"type": "function", "name": "f", "parameters": "x"}]}),
     ("tool_choice unknown", {**OK, "tool_choice": "sometimes"}),

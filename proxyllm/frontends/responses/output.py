@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
+
 from proxyllm.core.types import Usage
 from proxyllm.frontends.responses.request import ResponsesRequest, new_id
 
@@ -93,6 +95,31 @@ def function_call_item(call_id: str, name: str, arguments: str, item_id: str | N
     }
 
 
+def call_item(
+    request: ResponsesRequest, call_id: str, chat_name: str, arguments: str, item_id: str | None = None
+) -> dict[str, Any]:
+    """A chat tool call as the Responses item it stands for: a function call (namespaced or not) or a
+    custom tool call, whose free-form input travelled as ``{"input": ...}``."""
+    tool = request.tools.names.get(chat_name)
+    if tool is None:
+        return function_call_item(call_id, chat_name, arguments, item_id)
+    if tool.custom:
+        try:
+            value = orjson.loads(arguments).get("input") if arguments else ""
+        except (orjson.JSONDecodeError, AttributeError):
+            value = arguments
+        return {
+            "type": "custom_tool_call",
+            "id": item_id or new_id("ctc"),
+            "call_id": call_id,
+            "name": tool.name,
+            "input": value if isinstance(value, str) else arguments,
+            "status": "completed",
+            **({"namespace": tool.namespace} if tool.namespace else {}),
+        }
+    return {**function_call_item(call_id, tool.name, arguments, item_id), "namespace": tool.namespace}
+
+
 def finish(response: dict[str, Any], finish_reason: Any, usage: Usage | None) -> dict[str, Any]:
     """Set status, incomplete details and usage from the chat finish reason."""
     if finish_reason == "length":
@@ -141,7 +168,8 @@ def from_chat(request: ResponsesRequest, chat: Any, usage: Usage | None, *, mode
         if isinstance(function, dict):
             arguments = function.get("arguments")
             output.append(
-                function_call_item(
+                call_item(
+                    request,
                     str(call.get("id") or new_id("call")),
                     str(function.get("name") or ""),
                     arguments if isinstance(arguments, str) else "{}",

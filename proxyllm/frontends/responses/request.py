@@ -13,6 +13,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from proxyllm.errors import invalid_request
 
 MAX_ID = 128
@@ -75,6 +77,13 @@ class ResponsesRequest:
     input_items: list[dict[str, Any]]  # this request's own input, normalised, with ids
     history: list[dict[str, Any]] = field(default_factory=list)  # from previous_response_id
     response_id: str = field(default_factory=lambda: new_id("resp"))
+    _tools: ChatTools | None = None
+
+    @property
+    def tools(self) -> ChatTools:
+        if self._tools is None:
+            self._tools = chat_tools(self.body.get("tools") or [])
+        return self._tools
 
     @property
     def store(self) -> bool:
@@ -90,7 +99,7 @@ class ResponsesRequest:
         return request
 
     def chat(self) -> dict[str, Any]:
-        return chat_body(self.body, self.conversation())
+        return chat_body(self.body, self.conversation(), self.tools)
 
 
 def _keeps(item: dict[str, Any]) -> bool:
@@ -140,7 +149,7 @@ def parse_request(body: Any) -> ResponsesRequest:
         raise invalid_request("missing required field 'input'", param="input")
     items = normalise_input(raw_input if raw_input is not None else [])
     if body.get("tools") is not None:
-        chat_tools(body["tools"])  # checked now, translated later
+        chat_tools(body["tools"])  # checked now, translated once the conversation is known
     if body.get("tool_choice") is not None:
         chat_tool_choice(body["tool_choice"])
     return ResponsesRequest(body=body, input_items=items)
@@ -238,7 +247,7 @@ def _item(item: Any, where: str) -> dict[str, Any]:
             message["status"] = "completed"
         return message
     if kind == "function_call":
-        return {
+        call = {
             "type": "function_call",
             "id": _item_id(item, where) or new_id("fc"),
             "call_id": _string(item, "call_id", where),
@@ -246,14 +255,26 @@ def _item(item: Any, where: str) -> dict[str, Any]:
             "arguments": _string(item, "arguments", where),
             "status": "completed",
         }
-    if kind == "function_call_output":
+        namespace = _string(item, "namespace", where, required=False)
+        if namespace is not None:
+            call["namespace"] = namespace
+        return call
+    if kind == "custom_tool_call":
+        return {
+            "type": "custom_tool_call",
+            "id": _item_id(item, where) or new_id("ctc"),
+            "call_id": _string(item, "call_id", where),
+            "name": _string(item, "name", where),
+            "input": _string(item, "input", where),
+        }
+    if kind in ("function_call_output", "custom_tool_call_output"):
         output = item.get("output")
         if isinstance(output, list):
             output = "".join(_output_text(p, f"{where}.output") for p in output)
         if not isinstance(output, str):
             raise invalid_request(f"{where}.output must be a string or a list", param=f"{where}.output")
         return {
-            "type": "function_call_output",
+            "type": kind,
             "id": _item_id(item, where) or new_id("fco"),
             "call_id": _string(item, "call_id", where),
             "output": output,
@@ -315,26 +336,74 @@ def _output_text(part: Any, where: str) -> str:
 # -- the chat translation ----------------------------------------------------------------------
 
 
-def chat_tools(tools: list[Any]) -> list[dict[str, Any]]:
-    out = []
+SEPARATOR = "__"  # a namespaced tool's chat name: "<namespace>__<name>"
+CUSTOM_PARAMETERS = {
+    "type": "object",
+    "properties": {"input": {"type": "string", "description": "The tool's input, as free-form text."}},
+    "required": ["input"],
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ToolName:
+    """What a chat function name stands for in the Responses API."""
+
+    name: str
+    namespace: str | None = None
+    custom: bool = False  # a custom (free-form input) tool: called with {"input": "..."}
+
+
+@dataclass(slots=True)
+class ChatTools:
+    tools: list[dict[str, Any]]
+    names: dict[str, ToolName]  # chat name -> Responses tool, for namespaced and custom tools
+    dropped: list[str]  # hosted tools (web_search, ...) that a chat upstream cannot run
+
+
+def chat_tools(tools: list[Any]) -> ChatTools:
+    """Function, custom and namespaced tools as chat functions; hosted tools are left out."""
+    out = ChatTools([], {}, [])
     for i, tool in enumerate(tools):
         where = f"tools[{i}]"
-        if not isinstance(tool, dict):
-            raise invalid_request(f"{where} must be an object", param=where)
-        if tool.get("type") != "function":
-            kind = str(tool.get("type"))[:64]
-            raise invalid_request(
-                f"{where}: tools of type '{kind}' are not supported by this proxy; use function tools", param=where
-            )
-        name = tool.get("name")
-        if not isinstance(name, str) or not name:
-            raise invalid_request(f"{where}.name must be a string", param=f"{where}.name")
-        function: dict[str, Any] = {"name": name}
-        description = tool.get("description")
-        if description is not None:
-            if not isinstance(description, str):
-                raise invalid_request(f"{where}.description must be a string", param=f"{where}.description")
-            function["description"] = description
+        if not isinstance(tool, dict) or not isinstance(tool.get("type"), str):
+            raise invalid_request(f"{where} must be an object with a type", param=where)
+        kind = tool["type"]
+        if kind == "namespace":
+            namespace = _tool_name(tool, where)
+            inner = tool.get("tools")
+            if not isinstance(inner, list):
+                raise invalid_request(f"{where}.tools must be a list", param=f"{where}.tools")
+            for j, member in enumerate(inner):
+                _add_tool(out, member, f"{where}.tools[{j}]", namespace)
+        elif kind in ("function", "custom"):
+            _add_tool(out, tool, where, None)
+        else:
+            out.dropped.append(kind[:64])
+    return out
+
+
+def _tool_name(tool: dict[str, Any], where: str) -> str:
+    name = tool.get("name")
+    if not isinstance(name, str) or not name or len(name) > MAX_ID:
+        raise invalid_request(f"{where}.name must be a string of at most {MAX_ID} characters", param=f"{where}.name")
+    return name
+
+
+def _add_tool(out: ChatTools, tool: Any, where: str, namespace: str | None) -> None:
+    if not isinstance(tool, dict) or tool.get("type") not in ("function", "custom"):
+        raise invalid_request(f"{where} must be a function or custom tool", param=where)
+    name = _tool_name(tool, where)
+    chat_name = f"{namespace}{SEPARATOR}{name}" if namespace else name
+    function: dict[str, Any] = {"name": chat_name}
+    description = tool.get("description")
+    if description is not None:
+        if not isinstance(description, str):
+            raise invalid_request(f"{where}.description must be a string", param=f"{where}.description")
+        function["description"] = description
+    custom = tool["type"] == "custom"
+    if custom:
+        function["parameters"] = CUSTOM_PARAMETERS
+    else:
         parameters = tool.get("parameters")
         if parameters is not None:
             if not isinstance(parameters, dict):
@@ -342,8 +411,9 @@ def chat_tools(tools: list[Any]) -> list[dict[str, Any]]:
             function["parameters"] = parameters
         if isinstance(tool.get("strict"), bool):
             function["strict"] = tool["strict"]
-        out.append({"type": "function", "function": function})
-    return out
+    out.tools.append({"type": "function", "function": function})
+    if namespace or custom:
+        out.names[chat_name] = ToolName(name, namespace, custom)
 
 
 def chat_tool_choice(choice: str | dict[str, Any]) -> str | dict[str, Any]:
@@ -397,11 +467,17 @@ def chat_messages(instructions: str | None, items: list[dict[str, Any]]) -> list
             else:
                 content = [_chat_part(p) for p in parts]
             messages.append({"role": "system" if role == "developer" else role, "content": content})
-        elif kind == "function_call":
-            function = {"name": item["name"], "arguments": item["arguments"]}
-            call = {"id": item["call_id"], "type": "function", "function": function}
+        elif kind in ("function_call", "custom_tool_call"):
+            name = item["name"]
+            if item.get("namespace"):
+                name = f"{item['namespace']}{SEPARATOR}{name}"
+            if kind == "function_call":
+                arguments = item["arguments"]
+            else:
+                arguments = orjson.dumps({"input": item["input"]}).decode()
+            call = {"id": item["call_id"], "type": "function", "function": {"name": name, "arguments": arguments}}
             _assistant(messages).setdefault("tool_calls", []).append(call)
-        elif kind == "function_call_output":
+        elif kind in ("function_call_output", "custom_tool_call_output"):
             messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": item["output"]})
         # reasoning items carry nothing a chat upstream can take back
     if not messages:
@@ -424,17 +500,19 @@ def _chat_part(part: dict[str, Any]) -> dict[str, Any]:
     return {"type": "text", "text": part.get("text") or part.get("refusal") or ""}
 
 
-def chat_body(body: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
+def chat_body(body: dict[str, Any], items: list[dict[str, Any]], tools: ChatTools) -> dict[str, Any]:
     chat: dict[str, Any] = {"model": body["model"], "messages": chat_messages(body.get("instructions"), items)}
     if body.get("stream") is True:
         chat["stream"] = True
-    for name in ("temperature", "top_p", "parallel_tool_calls", "user"):
+    for name in ("temperature", "top_p", "user"):
         if body.get(name) is not None:
             chat[name] = body[name]
     if body.get("max_output_tokens") is not None:
         chat["max_tokens"] = body["max_output_tokens"]
-    if body.get("tools"):
-        chat["tools"] = chat_tools(body["tools"])
+    if tools.tools:
+        chat["tools"] = tools.tools
+        if body.get("parallel_tool_calls") is False:  # true is the default of both APIs: sent only when off
+            chat["parallel_tool_calls"] = False
         if body.get("tool_choice") is not None:
             chat["tool_choice"] = chat_tool_choice(body["tool_choice"])
     text = body.get("text") or {}

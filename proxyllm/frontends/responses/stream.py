@@ -21,8 +21,8 @@ import orjson
 from proxyllm.core.context import RequestContext
 from proxyllm.core.types import Usage
 from proxyllm.frontends.responses.output import (
+    call_item,
     finish,
-    function_call_item,
     message_item,
     reasoning_item,
     skeleton,
@@ -49,13 +49,14 @@ class _Text:
 
 
 class _Call:
-    __slots__ = ("arguments", "call_id", "index", "item_id", "name")
+    __slots__ = ("arguments", "call_id", "custom", "index", "item_id", "name")
 
     def __init__(self, index: int, call_id: str, name: str) -> None:
         self.index = index
         self.item_id = new_id("fc")
         self.call_id = call_id
-        self.name = name
+        self.name = name  # the chat name (see ``request.ToolName`` for namespaced and custom tools)
+        self.custom = False
         self.arguments: list[str] = []
 
 
@@ -219,25 +220,31 @@ class ResponsesStreamEncoder:
             name = str(function["name"]) if isinstance(function.get("name"), str) else ""
             call = self.calls[index] = _Call(len(self.output), call_id, name)
             self.output.append(None)
-            item = {**function_call_item(call.call_id, call.name, "", call.item_id), "status": "in_progress"}
+            item = {**call_item(self.request, call.call_id, call.name, "", call.item_id), "status": "in_progress"}
+            call.custom = item["type"] == "custom_tool_call"
             out.append(self._event("response.output_item.added", {"output_index": call.index, "item": item}))
         arguments = function.get("arguments")
         if isinstance(arguments, str) and arguments:
             call.arguments.append(arguments)
-            ids = {"item_id": call.item_id, "output_index": call.index}
-            out.append(self._event("response.function_call_arguments.delta", {**ids, "delta": arguments}))
+            if not call.custom:  # a custom tool's input is known once its JSON wrapper is complete
+                ids = {"item_id": call.item_id, "output_index": call.index}
+                out.append(self._event("response.function_call_arguments.delta", {**ids, "delta": arguments}))
         return out
 
     def _close_calls(self) -> list[bytes]:
         out = []
         for call in self.calls.values():
             arguments = "".join(call.arguments)
-            item = function_call_item(call.call_id, call.name, arguments, call.item_id)
+            item = call_item(self.request, call.call_id, call.name, arguments, call.item_id)
             self.output[call.index] = item
             ids = {"item_id": call.item_id, "output_index": call.index}
-            out.append(
-                self._event("response.function_call_arguments.done", {**ids, "arguments": arguments, "name": call.name})
-            )
+            if call.custom:
+                text = item["input"]
+                out.append(self._event("response.custom_tool_call_input.delta", {**ids, "delta": text}))
+                out.append(self._event("response.custom_tool_call_input.done", {**ids, "input": text}))
+            else:
+                done = {**ids, "arguments": arguments, "name": item["name"]}
+                out.append(self._event("response.function_call_arguments.done", done))
             out.append(self._event("response.output_item.done", {"output_index": call.index, "item": item}))
         self.calls.clear()
         return out
@@ -297,6 +304,8 @@ def replay(response: dict[str, Any]) -> list[bytes]:
             added["content"] = []
         if kind == "function_call":
             added["arguments"] = ""
+        if kind == "custom_tool_call":
+            added["input"] = ""
         event("response.output_item.added", {"output_index": index, "item": added})
         ids = {"item_id": item.get("id"), "output_index": index}
         if kind in ("message", "reasoning"):
@@ -315,6 +324,9 @@ def replay(response: dict[str, Any]) -> list[bytes]:
                     event("response.reasoning_text.delta", {**ids, "content_index": c, "delta": part["text"]})
                     event("response.reasoning_text.done", {**ids, "content_index": c, "text": part["text"]})
                 event("response.content_part.done", {**ids, "content_index": c, "part": part})
+        elif kind == "custom_tool_call":
+            event("response.custom_tool_call_input.delta", {**ids, "delta": item.get("input", "")})
+            event("response.custom_tool_call_input.done", {**ids, "input": item.get("input", "")})
         elif kind == "function_call":
             event("response.function_call_arguments.delta", {**ids, "delta": item.get("arguments", "")})
             event(
