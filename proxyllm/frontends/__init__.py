@@ -30,7 +30,7 @@ def llm_endpoints(
             endpoints[path] = endpoint
     endpoints["/v1/messages"] = Endpoint(runtime, MessagesFrontend(runtime.router))
     endpoints["/v1/messages/count_tokens"] = Endpoint(runtime, CountTokensFrontend(runtime.router))
-    responses = Endpoint(runtime, ResponsesFrontend(runtime.auth, response_store))
+    responses = Endpoint(runtime, ResponsesFrontend(runtime.auth, response_store, runtime.router))
     endpoints["/v1/responses"] = endpoints["/responses"] = responses
     return endpoints
 

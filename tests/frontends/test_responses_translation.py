@@ -126,3 +126,27 @@ def test_streamed_custom_tool_call() -> None:
 def test_only_hosted_tools_send_no_tools() -> None:
     chat = parse_request({"model": "m", "input": "hi", "tools": [{"type": "web_search"}], "tool_choice": "auto"}).chat()
     assert "tools" not in chat and "tool_choice" not in chat
+
+
+def test_truncation_auto_drops_oldest_items_and_call_pairs() -> None:
+    from proxyllm.core.pricing import estimate_prompt_tokens
+    from proxyllm.frontends.responses.request import truncate
+
+    old = "x" * 4000
+    request = parse_request(
+        {
+            "model": "m",
+            "truncation": "auto",
+            "input": [
+                {"role": "user", "content": old},
+                {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "c1", "output": old},
+                {"role": "user", "content": "newest"},
+            ],
+        }
+    )
+    assert truncate(request, 100, estimate_prompt_tokens) == 3
+    assert [m["content"] for m in request.chat()["messages"]] == ["newest"]
+    assert len(request.conversation()) == 4  # what is stored stays whole
+    whole = parse_request({"model": "m", "input": "short"})
+    assert truncate(whole, 100, estimate_prompt_tokens) == 0 and whole.sent is None

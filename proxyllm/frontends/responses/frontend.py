@@ -16,12 +16,14 @@ from typing import Any
 import orjson
 
 from proxyllm.core.context import RequestContext
+from proxyllm.core.pricing import estimate_prompt_tokens
 from proxyllm.core.requests import PROXY_FIELDS, apply_proxy_fields
+from proxyllm.core.router import Router
 from proxyllm.core.types import Operation
 from proxyllm.errors import invalid_request
 from proxyllm.frontends.base import Frontend, Incoming
 from proxyllm.frontends.responses.output import from_chat
-from proxyllm.frontends.responses.request import ResponsesRequest, parse_request
+from proxyllm.frontends.responses.request import ResponsesRequest, parse_request, truncate
 from proxyllm.frontends.responses.store import ResponseStore, owner_of
 from proxyllm.frontends.responses.stream import TERMINAL, ResponsesStreamEncoder, replay
 from proxyllm.providers.responses import NATIVE_RESPONSES
@@ -42,9 +44,10 @@ class ResponsesFrontend(Frontend):
     operation = Operation.RESPONSES
     translates = True
 
-    def __init__(self, auth: Authenticator, store: ResponseStore) -> None:
+    def __init__(self, auth: Authenticator, store: ResponseStore, router: Router) -> None:
         self.auth = auth
         self.store = store
+        self.router = router
 
     def context(self, incoming: Incoming) -> RequestContext:
         if not incoming.raw:
@@ -76,8 +79,19 @@ class ResponsesFrontend(Frontend):
             principal = await self.auth.authenticate(ctx.api_key)  # whose stored responses to look in
             stored = await self.store.get(owner_of(principal), previous)
             request.history = [*stored.conversation, *stored.response.get("output", [])]
+        if request.body.get("truncation") == "auto":
+            limit = self.context_window(ctx.model)
+            if limit is not None and truncate(request, limit, estimate_prompt_tokens):
+                ctx.response_headers["x-proxyllm-truncated"] = "true"
         ctx.body.update(request.chat())
         ctx.extra[NATIVE_RESPONSES] = request.native()
+
+    def context_window(self, model: str) -> int | None:
+        """The smallest ``max_input_tokens`` among the model's deployments (model_info), if any is set."""
+        group = self.router.find(model)
+        sizes = [d.model_info.get("max_input_tokens") for d in group.deployments] if group is not None else []
+        known = [size for size in sizes if isinstance(size, int) and size > 0]
+        return min(known) if known else None
 
     async def encode(self, ctx: RequestContext, body: bytes) -> tuple[bytes, bool]:
         request = request_of(ctx)

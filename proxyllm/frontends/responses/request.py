@@ -77,6 +77,7 @@ class ResponsesRequest:
     input_items: list[dict[str, Any]]  # this request's own input, normalised, with ids
     history: list[dict[str, Any]] = field(default_factory=list)  # from previous_response_id
     response_id: str = field(default_factory=lambda: new_id("resp"))
+    sent: list[dict[str, Any]] | None = None  # the conversation after ``truncation: auto``, if shortened
     _tools: ChatTools | None = None
 
     @property
@@ -95,11 +96,14 @@ class ResponsesRequest:
     def native(self) -> dict[str, Any]:
         """The request for an upstream that speaks Responses: the conversation inline, nothing stored."""
         request = {k: v for k, v in self.body.items() if k not in ("previous_response_id", "store", "background")}
-        request["input"] = [_for_upstream(item) for item in self.conversation() if _keeps(item)]
+        request["input"] = [_for_upstream(item) for item in self.upstream_items() if _keeps(item)]
         return request
 
     def chat(self) -> dict[str, Any]:
-        return chat_body(self.body, self.conversation(), self.tools)
+        return chat_body(self.body, self.upstream_items(), self.tools)
+
+    def upstream_items(self) -> list[dict[str, Any]]:
+        return self.sent if self.sent is not None else self.conversation()
 
 
 def _keeps(item: dict[str, Any]) -> bool:
@@ -524,3 +528,28 @@ def chat_body(body: dict[str, Any], items: list[dict[str, Any]], tools: ChatTool
     if effort is not None and effort != "none":
         chat["reasoning_effort"] = "low" if effort == "minimal" else "high" if effort == "xhigh" else effort
     return chat
+
+
+# -- truncation ------------------------------------------------------------------------------------
+
+
+def truncate(request: ResponsesRequest, limit: int, estimate: Any) -> int:
+    """``truncation: auto``: leave out the oldest conversation items until the chat request fits ``limit``
+    tokens (by ``estimate``), keeping the newest item. A function call goes together with its output,
+    so the chat messages stay valid. What is stored stays whole. Returns how many items were left out."""
+    items = request.conversation()
+    dropped = 0
+    while len(items) > 1 and estimate(chat_body(request.body, items, request.tools)) > limit:
+        first = items.pop(0)
+        dropped += 1
+        call_id = first.get("call_id") if first.get("type") in ("function_call", "custom_tool_call") else None
+        if call_id is not None:
+            kept = [i for i in items if not (i.get("call_id") == call_id and i["type"].endswith("_output"))]
+            dropped += len(items) - len(kept)
+            items = kept
+        while len(items) > 1 and items[0]["type"] in ("function_call_output", "custom_tool_call_output", "reasoning"):
+            items.pop(0)
+            dropped += 1
+    if dropped:
+        request.sent = items
+    return dropped
