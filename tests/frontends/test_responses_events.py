@@ -118,8 +118,14 @@ def test_replay_of_a_body_is_a_valid_sequence() -> None:
 def test_native_events_pass_through_unchanged() -> None:
     encoder = ResponsesStreamEncoder(parse_request({"model": "m", "input": "hi"}), model="m")
     created = b'event: response.created\ndata: {"type":"response.created","sequence_number":0,"response":{}}\n\n'
-    final = {"type": "response.completed", "sequence_number": 1, "response": {"id": "resp_x", "status": "completed"}}
+    final = {"type": "response.completed", "sequence_number": 2, "response": {"id": "resp_x", "status": "completed"}}
     done = b"event: response.completed\ndata: " + orjson.dumps(final) + b"\n\n"
+    delta = {"type": "response.output_text.delta", "sequence_number": 1, "delta": 'say "response.completed"'}
+    text = b"event: response.output_text.delta\ndata: " + orjson.dumps(delta) + b"\n\n"
     assert encoder.feed(created) == [created]
-    assert encoder.feed(done) == [done]
+    assert encoder.feed(text) == [text]  # a delta that merely mentions the final event's name
+    assert encoder.response is None
+    assert encoder.feed(done) == []  # the final event waits until the response may be stored
     assert encoder.response == final["response"]
+    ctx = RequestContext(request_id="r", operation=Operation.RESPONSES, body={"model": "m"})
+    assert encoder.finish(ctx) == [done]

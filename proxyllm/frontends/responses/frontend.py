@@ -138,30 +138,24 @@ class ResponsesFrontend(Frontend):
 class _Encoder:
     """The Responses stream encoder; the final event is held back until the response is stored."""
 
-    __slots__ = ("frontend", "held", "inner")
+    __slots__ = ("frontend", "inner")
 
     def __init__(self, frontend: ResponsesFrontend, ctx: RequestContext) -> None:
         self.frontend = frontend
         self.inner = ResponsesStreamEncoder(request_of(ctx), model=ctx.model)
-        self.held: bytes | None = None
 
     def feed(self, event: bytes) -> list[bytes]:
-        out = self.inner.feed(event)
-        if out and self.inner.native and any(t.encode() in out[-1] for t in TERMINAL):
-            self.held = out.pop()
-        return out
+        return self.inner.feed(event)
 
     async def finish(self, ctx: RequestContext) -> list[bytes]:
         tail = self.inner.finish(ctx)
-        held = self.held
         response = self.inner.response
         if response is not None:
-            if self.inner.native:
+            if self.inner.native and self.inner.held is not None:
                 response = ResponsesFrontend._native(request_of(ctx), response)
-                if held is not None:
-                    held = _rewrite_terminal(held, response)
+                tail = [_rewrite_terminal(self.inner.held, response)]
             await self.frontend.save(ctx, response)
-        return [*tail, held] if held is not None else tail
+        return tail
 
 
 def _rewrite_terminal(event: bytes, response: dict[str, Any]) -> bytes:
@@ -172,8 +166,8 @@ def _rewrite_terminal(event: bytes, response: dict[str, Any]) -> bytes:
             try:
                 data = orjson.loads(line[5:])
             except orjson.JSONDecodeError:
-                return event
-            if isinstance(data, dict):
+                continue
+            if isinstance(data, dict) and data.get("type") in TERMINAL:
                 data["response"] = response
                 lines[i] = b"data: " + orjson.dumps(data)
     return b"\n".join(lines) + b"\n\n"

@@ -76,6 +76,7 @@ class ResponsesStreamEncoder:
         self.finish_reason: Any = None
         self.usage: Usage | None = None
         self.failed = False
+        self.held: bytes | None = None  # an upstream's final event, held back until ``finish``
 
     # -- events --------------------------------------------------------------------------------
 
@@ -135,6 +136,8 @@ class ResponsesStreamEncoder:
                     continue
                 if isinstance(data, dict) and data.get("type") in TERMINAL and isinstance(data.get("response"), dict):
                     self.response = data["response"]
+                    self.held = event  # sent by ``finish``, once the response may be stored
+                    return []
         return [event]
 
     def _chunk(self, chunk: dict[str, Any]) -> list[bytes]:
@@ -271,7 +274,7 @@ class ResponsesStreamEncoder:
 
     def finish(self, ctx: RequestContext) -> list[bytes]:
         if self.native:
-            return []
+            return [self.held] if self.held is not None else []
         if self.failed:
             return []
         out = [] if self.started else self._start()
