@@ -150,6 +150,7 @@ class Endpoint:
         self.runtime = runtime
         self.frontend = frontend
         self.wanted = frontend.headers | {b"x-litellm-timeout"}
+        self.prepares = type(frontend).prepare is not Frontend.prepare  # skip a no-op await per request
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         started = time.perf_counter()
@@ -179,7 +180,8 @@ class Endpoint:
             timeout_value = wanted.get(b"x-litellm-timeout")
             if timeout_value is not None:
                 ctx.timeout = timeout_header(timeout_value)
-            await frontend.prepare(ctx)
+            if self.prepares:
+                await frontend.prepare(ctx)
             watch.start(receive)
             result = await gateway.call(ctx)
             if isinstance(result, bytes):

@@ -4,6 +4,7 @@ the Responses API (plain and streamed, with a function call when the last input 
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import orjson
@@ -137,7 +138,7 @@ class FakeOpenAI(FakeUpstream):
             "total_tokens": prompt + len(words),
         }
         base = {
-            "id": "resp_fakeupstream",
+            "id": f"resp_fake{uuid.uuid4().hex}",
             "object": "response",
             "created_at": int(time.time()),
             "model": body["model"],

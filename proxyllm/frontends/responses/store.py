@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import delete, or_, select
+from sqlalchemy.exc import IntegrityError
 
 from proxyllm.core.context import Principal
 from proxyllm.db.database import Database
@@ -77,8 +78,12 @@ class ResponseStore:
             created_at=now,
             expires_at=now + self.retention if self.retention else None,
         )
-        async with self.db.session() as session:
-            session.add(row)  # never replaces a row: an id taken already is an error, logged by the caller
+        try:
+            async with self.db.session() as session:
+                session.add(row)  # never replaces a row
+        except IntegrityError:  # e.g. a cached passthrough stream replayed with its upstream's id
+            log.warning("response %s is stored already; this copy is not stored", row.id)
+            return
         if self.retention and time.monotonic() - self._purged > PURGE_EVERY:
             self._purged = time.monotonic()
             await self.purge()
