@@ -41,6 +41,12 @@ def not_found(response_id: str) -> ProxyError:
     )
 
 
+def _column(value: Any, size: int) -> str:
+    """A string column's value: bounded, and without NUL (PostgreSQL's text refuses it). The JSON
+    columns need nothing: orjson writes control characters escaped."""
+    return str(value).replace("\x00", "")[:size]
+
+
 class Stored:
     __slots__ = ("conversation", "input_items", "response")
 
@@ -67,11 +73,11 @@ class ResponseStore:
         now = datetime.now(UTC)
         previous = response.get("previous_response_id")
         row = StoredResponse(
-            id=str(response["id"])[:160],
-            owner=owner,
-            model=str(response.get("model") or "")[:256],
-            status=str(response.get("status") or "")[:16],
-            previous_response_id=previous[:160] if isinstance(previous, str) else None,
+            id=_column(response["id"], 160),
+            owner=_column(owner, 80),
+            model=_column(response.get("model") or "", 256),
+            status=_column(response.get("status") or "", 16),
+            previous_response_id=_column(previous, 160) if isinstance(previous, str) else None,
             input_items=orjson.dumps(input_items).decode(),
             conversation=orjson.dumps(conversation).decode(),
             response=orjson.dumps(response).decode(),
