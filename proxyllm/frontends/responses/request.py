@@ -180,12 +180,12 @@ def _check_options(body: dict[str, Any]) -> None:
     include = body.get("include")
     if include is not None:
         for i, name in enumerate(include):
-            if name not in INCLUDABLE:
+            if not isinstance(name, str) or name not in INCLUDABLE:
                 raise invalid_request(f"include[{i}] is not a value 'include' accepts", param=f"include[{i}]")
     reasoning = body.get("reasoning")
     if reasoning is not None:
         effort = reasoning.get("effort")
-        if effort is not None and effort not in EFFORTS:
+        if effort is not None and (not isinstance(effort, str) or effort not in EFFORTS):
             raise invalid_request(
                 f"'reasoning.effort' must be one of {', '.join(sorted(EFFORTS))}", param="reasoning.effort"
             )
@@ -237,7 +237,7 @@ def _item(item: Any, where: str) -> dict[str, Any]:
     kind = item.get("type", "message")
     if kind == "message":
         role = item.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise invalid_request(f"{where}.role must be one of {', '.join(sorted(ROLES))}", param=f"{where}.role")
         content = item.get("content")
         if isinstance(content, str):
