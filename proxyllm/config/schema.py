@@ -147,6 +147,8 @@ class GeneralSettings(_Section):
     stored_models_env: str = Field(default="restricted", pattern="^(restricted|off|any)$")
     stored_models_env_denylist: list[str] = Field(default_factory=list)  # more names refused to stored models
     health_probe_cache_seconds: float = Field(default=10.0, ge=0)
+    # Stored responses of /v1/responses: kept this many days (None: until deleted).
+    responses_retention_days: float | None = Field(default=30.0, gt=0)
 
 
 class ProxyConfig(BaseModel):

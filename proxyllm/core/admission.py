@@ -232,6 +232,8 @@ def admit(
     limit = group_output_limit(group)
     requested = bound_output(body, limit)
     choices = bound_choices(body, ctx.operation) if ctx.operation is not Operation.EMBEDDING else 1
+    if ctx.operation is Operation.COUNT_TOKENS:  # counting input is free: nothing to bound or reserve
+        return Admission(0, True, 1, 0, ZERO)
     if ctx.operation is Operation.EMBEDDING:
         max_output, known = 0, True
     elif requested is not None:

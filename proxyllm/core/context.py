@@ -62,6 +62,7 @@ class RequestContext:
         "first_chunk_at",
         "group",
         "hooks_ran",
+        "local_answer",
         "mock_response",
         "model",
         "model_group",
@@ -111,6 +112,8 @@ class RequestContext:
         self.admission: Admission | None = None  # bounds and worst-case cost, by the admission step
         self.cached: Any = None  # a response from the cache (body bytes or a replaying stream)
         self.cache_hit = False
+        # An answer the client API already has (e.g. a token-count estimate): every hook runs, no upstream.
+        self.local_answer: bytes | None = None
         self.deployment: Deployment | None = None
         self.usage: Usage | None = None
         self.cost: Decimal | None = None

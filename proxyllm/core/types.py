@@ -10,6 +10,12 @@ class Operation(StrEnum):
     CHAT = "chat"
     COMPLETION = "completion"
     EMBEDDING = "embedding"
+    RESPONSES = "responses"  # the Responses API; chat-shaped for upstreams that only speak chat
+    COUNT_TOKENS = "count_tokens"  # Anthropic's /v1/messages/count_tokens
+
+
+# Operations whose gateway body is an OpenAI chat request (a Responses request is translated to one).
+CHAT_SHAPED = frozenset({Operation.CHAT, Operation.RESPONSES})
 
 
 @dataclass(slots=True)

@@ -20,6 +20,7 @@ from proxyllm.providers.base import register
 from proxyllm.providers.http import JSON_HEADERS, client_timeout
 from proxyllm.providers.openai import PATHS, OpenAIProvider
 from proxyllm.providers.openai_errors import openai_error
+from proxyllm.providers.responses import speaks_responses
 
 DEFAULT_API_VERSION = "2024-10-21"  # the latest GA data-plane version when this was written
 V1_VERSIONS = frozenset({"v1", "latest", "preview"})
@@ -35,6 +36,8 @@ def azure_url(dep: Deployment, operation: Operation) -> str:
         base = base if base.endswith("/openai/v1") else base.removesuffix("/openai") + "/openai/v1"
         return base + PATHS[operation]
     version = dep.api_version or DEFAULT_API_VERSION
+    if operation is Operation.RESPONSES:  # one endpoint per resource; the deployment is the body's model
+        return f"{base.removesuffix('/openai')}/openai/responses?api-version={version}"
     deployment = quote(dep.upstream_model, safe="")
     return f"{base.removesuffix('/openai')}/openai/deployments/{deployment}{PATHS[operation]}?api-version={version}"
 
@@ -52,6 +55,9 @@ class AzureProvider(OpenAIProvider):
             headers["api-key"] = dep.api_key
         headers.update(dep.extra_headers)
         return headers
+
+    def speaks_responses(self, dep: Deployment) -> bool:
+        return speaks_responses(dep, default=True)
 
     def url(self, dep: Deployment, operation: Operation) -> str:
         return azure_url(dep, operation)

@@ -19,6 +19,7 @@ from proxyllm.errors import ProxyError, invalid_request
 from proxyllm.providers.base import register
 from proxyllm.providers.openai import OpenAIProvider
 from proxyllm.providers.openai_errors import openai_error
+from proxyllm.providers.responses import speaks_responses
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +110,9 @@ class CompatProvider(OpenAIProvider):
     """The OpenAI adapter with one cloud's rules applied to the outgoing body."""
 
     cloud: ClassVar[Cloud]
+
+    def speaks_responses(self, dep: Deployment) -> bool:
+        return speaks_responses(dep, default=False)
 
     def body(self, dep: Deployment, ctx: RequestContext, *, stream: bool = False) -> bytes:
         return orjson.dumps(compat_body(self.cloud, dep, ctx, stream=stream))

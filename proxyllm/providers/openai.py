@@ -18,11 +18,13 @@ from proxyllm.errors import ErrorKind, ProxyError
 from proxyllm.providers.base import Provider, register
 from proxyllm.providers.http import bearer_headers, iter_line_batches
 from proxyllm.providers.openai_errors import openai_error
+from proxyllm.providers.responses import NATIVE_RESPONSES, native_complete, native_stream, speaks_responses
 
 PATHS = {
     Operation.CHAT: "/chat/completions",
     Operation.COMPLETION: "/completions",
     Operation.EMBEDDING: "/embeddings",
+    Operation.RESPONSES: "/responses",  # only for deployments that speak it (else translated to chat)
 }
 DONE = b"data: [DONE]\n\n"
 
@@ -55,6 +57,16 @@ class OpenAIProvider(Provider):
     def headers(self, dep: Deployment) -> dict[str, str]:
         return bearer_headers(dep.api_key, dep.extra_headers)
 
+    def speaks_responses(self, dep: Deployment) -> bool:
+        """OpenAI itself does; an OpenAI-compatible server only when its deployment says so."""
+        return speaks_responses(dep, default=dep.api_base == self.default_api_base)
+
+    def path_operation(self, dep: Deployment, ctx: RequestContext) -> Operation:
+        """The upstream endpoint to call: a Responses request goes to chat unless the upstream speaks it."""
+        if ctx.operation is Operation.RESPONSES and not (NATIVE_RESPONSES in ctx.extra and self.speaks_responses(dep)):
+            return Operation.CHAT
+        return ctx.operation
+
     def url(self, dep: Deployment, operation: Operation) -> str:
         return dep.api_base + PATHS[operation]
 
@@ -67,9 +79,20 @@ class OpenAIProvider(Provider):
         return upstream_body(dep, ctx, stream=stream)
 
     async def complete(self, dep: Deployment, ctx: RequestContext) -> bytes:
+        operation = self.path_operation(dep, ctx)
+        if operation is Operation.RESPONSES:
+            return await native_complete(
+                self.http,
+                dep,
+                ctx,
+                url=self.url(dep, operation),
+                headers=self.headers(dep),
+                timeout=self.call_timeout(dep, ctx),
+                on_error=self.map_error,
+            )
         raw = await self.http.request(
             "POST",
-            self.url(dep, ctx.operation),
+            self.url(dep, operation),
             body=self.body(dep, ctx),
             headers=self.headers(dep),
             timeout=self.call_timeout(dep, ctx),
@@ -79,10 +102,24 @@ class OpenAIProvider(Provider):
         ctx.usage = usage_of(raw)
         return raw
 
-    async def stream(self, dep: Deployment, ctx: RequestContext) -> AsyncGenerator[bytes, None]:
+    def stream(self, dep: Deployment, ctx: RequestContext) -> AsyncGenerator[bytes, None]:
+        operation = self.path_operation(dep, ctx)
+        if operation is Operation.RESPONSES:
+            return native_stream(
+                self.http,
+                dep,
+                ctx,
+                url=self.url(dep, operation),
+                headers=self.headers(dep),
+                timeout=self.stream_connect_timeout(dep, ctx),
+                on_error=self.map_error,
+            )
+        return self._stream(dep, ctx, operation)
+
+    async def _stream(self, dep: Deployment, ctx: RequestContext, operation: Operation) -> AsyncGenerator[bytes, None]:
         strip_usage = not ctx.client_wants_usage
         async with self.http.stream(
-            self.url(dep, ctx.operation),
+            self.url(dep, operation),
             body=self.body(dep, ctx, stream=True),
             headers=self.headers(dep),
             timeout=self.stream_connect_timeout(dep, ctx),

@@ -14,13 +14,13 @@ from starlette.routing import Route
 from proxyllm import __version__
 from proxyllm.config import ProxyConfig, load_config
 from proxyllm.core.types import Operation
+from proxyllm.frontends import llm_endpoints, response_store
+from proxyllm.frontends.responses import routes as responses_routes
 from proxyllm.observability import configure_logging, json_logs_wanted
 from proxyllm.observability.access import RequestLog
 from proxyllm.ops.allowlist import IPAllowlistMiddleware
 from proxyllm.server import errors, openapi
-from proxyllm.server.asgi import LLMEndpoint
 from proxyllm.server.bodylimit import BodyLimitMiddleware
-from proxyllm.server.messages import CountTokensEndpoint, MessagesEndpoint
 from proxyllm.server.middleware import RequestIdMiddleware
 from proxyllm.server.routes import audit, customers, health, keys, models, models_admin, spend, stripe, teams, users
 from proxyllm.server.routes.metrics import router as metrics_router
@@ -69,11 +69,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     runtime.auth.throttle = AuthThrottle(
         limit=gs.auth_failure_limit, window=gs.auth_failure_window, state=runtime.shared_state
     )
-    endpoints: dict[str, Any] = {
-        path: LLMEndpoint(runtime, operation) for operation, paths in LLM_PATHS.items() for path in paths
-    }
-    endpoints["/v1/messages"] = MessagesEndpoint(runtime)
-    endpoints["/v1/messages/count_tokens"] = CountTokensEndpoint(runtime)
+    app.state.response_store = store = response_store(runtime)
+    endpoints: dict[str, Any] = llm_endpoints(runtime, LLM_PATHS, store)
     for path, endpoint in endpoints.items():  # still routed, for the 405 on other methods
         app.router.routes.append(Route(path, endpoint, methods=["POST"], include_in_schema=False))
     app.hot = {  # RequestLog: a log line for responses the gateway does not log (observability/access.py)
@@ -84,6 +81,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(metrics_router)
     for module in (models, models_admin, keys, users, teams, spend, stripe, customers, audit):
         app.include_router(module.router)
+    app.include_router(responses_routes.router)
     app.include_router(ui_router)
     app.add_route("/", lambda _: RedirectResponse("/ui"), methods=["GET", "HEAD"], include_in_schema=False)
     errors.install(app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from proxyllm.config.schema import REQUEST_DEFAULT_PARAMS, DeploymentConfig, ProxyConfig
 from proxyllm.core import prices
@@ -170,10 +171,18 @@ class DeploymentFactory:
             proxy_url=proxy_for(api_base, params.proxy, self.env),
             extra_headers=dict(params.extra_headers or {}),
             request_defaults={k: v for k, v in extras.items() if k in REQUEST_DEFAULT_PARAMS},
-            model_info=entry.model_info.model_dump(exclude_none=True),
+            model_info=model_info(entry.model_info.model_dump(exclude_none=True), extras),
             region=extras["region_name"] if isinstance(extras.get("region_name"), str) else None,
             tags=frozenset(t for t in extras.get("tags") or () if isinstance(t, str)),
         )
+
+
+def model_info(info: dict[str, Any], params_extra: dict[str, Any]) -> dict[str, Any]:
+    """The deployment's model_info; ``supports_responses`` may also be given in litellm_params."""
+    flag = params_extra.get("supports_responses")
+    if isinstance(flag, bool) and "supports_responses" not in info:
+        info["supports_responses"] = flag
+    return info
 
 
 def _whole(value: object) -> int | None:

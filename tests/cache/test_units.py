@@ -31,7 +31,7 @@ async def test_streams_replay_event_by_event() -> None:
 def test_settings_follow_litellm() -> None:
     local = cache_settings(CacheParams(), shared_redis_url=None)
     assert local.kind == "local" and local.ttl == 600 and local.default_on
-    assert local.operations == {Operation.CHAT, Operation.COMPLETION, Operation.EMBEDDING}
+    assert local.operations == {Operation.CHAT, Operation.COMPLETION, Operation.EMBEDDING, Operation.RESPONSES}
     shared = cache_settings(CacheParams(), shared_redis_url="redis://r:6379/0")
     assert shared.kind == "redis" and shared.redis_url == "redis://r:6379/0"
     own = cache_settings(CacheParams(host="cache", port=6380, password="p w"), shared_redis_url="redis://r:6379/0")

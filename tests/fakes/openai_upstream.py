@@ -1,8 +1,10 @@
-"""An OpenAI-compatible upstream: chat (plain, streamed, tools), completions, embeddings, models."""
+"""An OpenAI-compatible upstream: chat (plain, streamed, tools), completions, embeddings, models, and
+the Responses API (plain and streamed, with a function call when the last input is a user message)."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import orjson
@@ -19,6 +21,7 @@ class FakeOpenAI(FakeUpstream):
         self.app.router.add_post("/v1/completions", self.completions)
         self.app.router.add_post("/v1/embeddings", self.embeddings)
         self.app.router.add_get("/v1/models", self.list_models)
+        self.app.router.add_post("/v1/responses", self.responses)
 
     @property
     def api_base(self) -> str:
@@ -121,3 +124,95 @@ class FakeOpenAI(FakeUpstream):
 
     async def list_models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": m, "object": "model"} for m in self.models]})
+
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        action, body = await self.take(request)
+        if action.status:
+            return self.error_response(action)
+        items = body["input"] if isinstance(body["input"], list) else [{"role": "user", "content": body["input"]}]
+        last = items[-1] if items else {}
+        wants_tool = bool(body.get("tools")) and last.get("type", "message") == "message" and last.get("role") == "user"
+        words = self.reply_text.split(" ")
+        prompt = sum(len(json_text(item).split()) for item in items) or 1
+        usage = {
+            "input_tokens": prompt,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": len(words),
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": prompt + len(words),
+        }
+        base = {
+            "id": f"resp_fake{uuid.uuid4().hex}",
+            "object": "response",
+            "created_at": int(time.time()),
+            "model": body["model"],
+            "status": "in_progress",
+            "output": [],
+            "parallel_tool_calls": True,
+            "tool_choice": body.get("tool_choice", "auto"),
+            "tools": body.get("tools") or [],
+            "store": body.get("store", True),
+            "text": body.get("text") or {"format": {"type": "text"}},
+            "usage": None,
+            "error": None,
+            "incomplete_details": None,
+            "instructions": body.get("instructions"),
+            "metadata": body.get("metadata") or {},
+        }
+        if wants_tool:
+            item: dict[str, Any] = {
+                "type": "function_call",
+                "id": "fc_fake",
+                "call_id": "call_1",
+                "name": body["tools"][0]["name"],
+                "arguments": '{"city": "Paris"}',
+                "status": "completed",
+            }
+        else:
+            part = {"type": "output_text", "text": self.reply_text, "annotations": []}
+            item = {"type": "message", "id": "msg_fake", "status": "completed", "role": "assistant", "content": [part]}
+        final = {**base, "status": "completed", "output": [item], "usage": usage}
+        if not body.get("stream"):
+            return web.json_response(final)
+        events: list[dict[str, Any]] = [
+            {"type": "response.created", "response": base},
+            {"type": "response.in_progress", "response": base},
+        ]
+        if wants_tool:
+            events.append({"type": "response.output_item.added", "output_index": 0, "item": {**item, "arguments": ""}})
+            for piece in ('{"city": ', '"Paris"}'):
+                events.append(
+                    {
+                        "type": "response.function_call_arguments.delta",
+                        "item_id": "fc_fake",
+                        "output_index": 0,
+                        "delta": piece,
+                    }
+                )
+            events.append(
+                {
+                    "type": "response.function_call_arguments.done",
+                    "item_id": "fc_fake",
+                    "output_index": 0,
+                    "arguments": item["arguments"],
+                }
+            )
+        else:
+            ids = {"item_id": "msg_fake", "output_index": 0, "content_index": 0}
+            events.append({"type": "response.output_item.added", "output_index": 0, "item": {**item, "content": []}})
+            events.append({"type": "response.content_part.added", **ids, "part": {**part, "text": ""}})
+            for i, word in enumerate(words):
+                events.append({"type": "response.output_text.delta", **ids, "delta": word if i == 0 else " " + word})
+            events.append({"type": "response.output_text.done", **ids, "text": self.reply_text})
+            events.append({"type": "response.content_part.done", **ids, "part": part})
+        events.append({"type": "response.output_item.done", "output_index": 0, "item": item})
+        events.append({"type": "response.completed", "response": final})
+        raw = [
+            b"event: " + e["type"].encode() + b"\ndata: " + orjson.dumps({**e, "sequence_number": n}) + b"\n\n"
+            for n, e in enumerate(events)
+        ]
+        return await self.stream_events(request, action, raw, "text/event-stream")
+
+
+def json_text(item: Any) -> str:
+    return orjson.dumps(item).decode()

@@ -37,7 +37,7 @@ async def test_restricted_key(proxy: ProxyServer) -> None:
     assert msg.content[0].text == "Hello from the fake upstream"  # type: ignore[union-attr]
     with pytest.raises(anthropic.AuthenticationError):  # 401 key_model_access_denied, as LiteLLM answers
         await client.messages.create(model="llama3", max_tokens=10, messages=HI)
-    with pytest.raises(anthropic.PermissionDeniedError) as info:
+    with pytest.raises(anthropic.AuthenticationError) as info:  # count_tokens goes through the same hooks
         await client.messages.count_tokens(model="llama3", messages=HI)
-    assert info.value.body["error"]["type"] == "permission_error"  # type: ignore[index]
+    assert info.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
     assert (await client.messages.count_tokens(model="gpt-fake", messages=HI)).input_tokens > 0

@@ -4,7 +4,8 @@ from alembic import context
 
 # every table on Base.metadata, for autogenerate
 import proxyllm.billing.tables
-import proxyllm.db.tables_ops  # noqa: F401
+import proxyllm.db.tables_ops
+import proxyllm.db.tables_responses  # noqa: F401
 from proxyllm.db.tables import Base
 
 connection = context.config.attributes.get("connection")

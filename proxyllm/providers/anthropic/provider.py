@@ -9,7 +9,7 @@ import orjson
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
-from proxyllm.core.types import Operation
+from proxyllm.core.types import CHAT_SHAPED, Operation
 from proxyllm.errors import ErrorKind, ProxyError
 from proxyllm.providers.anthropic import errors
 from proxyllm.providers.anthropic.common import API_VERSION, DEFAULT_MAX_TOKENS, usage_of
@@ -56,7 +56,7 @@ class AnthropicProvider(Provider):
     default_api_base = "https://api.anthropic.com"
     api_key_env = "ANTHROPIC_API_KEY"
     api_base_env = "ANTHROPIC_API_BASE"
-    operations = frozenset({Operation.CHAT})
+    operations = frozenset({Operation.CHAT, Operation.RESPONSES, Operation.COUNT_TOKENS})
 
     def headers(self, dep: Deployment, ctx: RequestContext | None = None) -> dict[str, str]:
         headers = {**JSON_HEADERS, "anthropic-version": API_VERSION}
@@ -91,7 +91,9 @@ class AnthropicProvider(Provider):
         return NATIVE_REQUEST not in ctx.extra and is_json_mode(ctx.body)
 
     async def complete(self, dep: Deployment, ctx: RequestContext) -> bytes:
-        if ctx.operation is not Operation.CHAT:
+        if ctx.operation is Operation.COUNT_TOKENS:
+            return await self.count_tokens(dep, ctx.extra[NATIVE_REQUEST], ctx.extra.get(NATIVE_BETA))
+        if ctx.operation not in CHAT_SHAPED:
             raise self.unsupported(dep, ctx)
         raw = await self.http.request(
             "POST",
@@ -110,7 +112,7 @@ class AnthropicProvider(Provider):
         return orjson.dumps(response)
 
     async def stream(self, dep: Deployment, ctx: RequestContext) -> AsyncGenerator[bytes, None]:
-        if ctx.operation is not Operation.CHAT:
+        if ctx.operation not in CHAT_SHAPED:
             raise self.unsupported(dep, ctx)
         encoder = ChunkEncoder(
             response_id=f"chatcmpl-{ctx.request_id}",

@@ -9,7 +9,7 @@ import orjson
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
-from proxyllm.core.types import Operation
+from proxyllm.core.types import CHAT_SHAPED, Operation
 from proxyllm.errors import ErrorKind, ProxyError
 from proxyllm.providers.base import Provider, register
 from proxyllm.providers.gemini import embed, errors
@@ -47,7 +47,7 @@ class GeminiProvider(Provider):
     default_api_base = "https://generativelanguage.googleapis.com"
     api_key_env = "GEMINI_API_KEY"
     api_base_env = "GEMINI_API_BASE"
-    operations = frozenset({Operation.CHAT, Operation.EMBEDDING})
+    operations = frozenset({Operation.CHAT, Operation.RESPONSES, Operation.EMBEDDING})
 
     @staticmethod
     def headers(dep: Deployment) -> dict[str, str]:
@@ -80,7 +80,7 @@ class GeminiProvider(Provider):
     async def complete(self, dep: Deployment, ctx: RequestContext) -> bytes:
         if ctx.operation is Operation.EMBEDDING:
             return await self._embed(dep, ctx)
-        if ctx.operation is not Operation.CHAT:
+        if ctx.operation not in CHAT_SHAPED:
             raise self.unsupported(dep, ctx)
         payload = generate_request(self._body(dep, ctx), dep.upstream_model, drop=self._drop(dep, ctx))
         data = await self._post(dep, ctx, "generateContent", payload)
@@ -99,7 +99,7 @@ class GeminiProvider(Provider):
         return orjson.dumps(embed.embed_response(data, model=ctx.model, encoding_format=fmt, usage=ctx.usage))
 
     async def stream(self, dep: Deployment, ctx: RequestContext) -> AsyncGenerator[bytes, None]:
-        if ctx.operation is not Operation.CHAT:
+        if ctx.operation not in CHAT_SHAPED:
             raise self.unsupported(dep, ctx)
         payload = generate_request(self._body(dep, ctx), dep.upstream_model, drop=self._drop(dep, ctx))
         encoder = ChunkEncoder(

@@ -9,11 +9,12 @@ import orjson
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
-from proxyllm.core.types import Operation
+from proxyllm.core.types import CHAT_SHAPED, Operation
 from proxyllm.errors import ErrorKind, ProxyError
 from proxyllm.providers.base import Provider, register
 from proxyllm.providers.http import bearer_headers, client_timeout, default_error, iter_line_batches
 from proxyllm.providers.ollama import chat, embed, generate
+from proxyllm.providers.responses import native_complete, native_stream, wants_native
 
 DONE = b"data: [DONE]\n\n"
 # How Ollama says a prompt does not fit the model's context (e.g. with truncate false, or embeddings).
@@ -90,6 +91,16 @@ class OllamaProvider(Provider):
         return chat.chat_response(data, model=ctx.model, response_id=rid, created=created)
 
     async def complete(self, dep: Deployment, ctx: RequestContext) -> bytes:
+        if wants_native(dep, ctx, default=False):  # Ollama >= 0.13.3 serves /v1/responses (stateless)
+            return await native_complete(
+                self.http,
+                dep,
+                ctx,
+                url=dep.api_base + "/v1/responses",
+                headers=bearer_headers(dep.api_key, dep.extra_headers),
+                timeout=self.call_timeout(dep, ctx),
+                on_error=self.map_error,
+            )
         path, payload = self._translate(dep, ctx, stream=False)
         raw = await self.http.request(
             "POST",
@@ -102,9 +113,22 @@ class OllamaProvider(Provider):
         )
         return orjson.dumps(self._response(ctx, _json(raw)))
 
-    async def stream(self, dep: Deployment, ctx: RequestContext) -> AsyncGenerator[bytes, None]:
+    def stream(self, dep: Deployment, ctx: RequestContext) -> AsyncGenerator[bytes, None]:
+        if wants_native(dep, ctx, default=False):
+            return native_stream(
+                self.http,
+                dep,
+                ctx,
+                url=dep.api_base + "/v1/responses",
+                headers=bearer_headers(dep.api_key, dep.extra_headers),
+                timeout=self.stream_connect_timeout(dep, ctx),
+                on_error=self.map_error,
+            )
+        return self._stream(dep, ctx)
+
+    async def _stream(self, dep: Deployment, ctx: RequestContext) -> AsyncGenerator[bytes, None]:
         path, payload = self._translate(dep, ctx, stream=True)
-        as_chat = ctx.operation is Operation.CHAT
+        as_chat = ctx.operation in CHAT_SHAPED
         encoder = chat.ChunkEncoder(
             response_id=f"{'chatcmpl' if as_chat else 'cmpl'}-{ctx.request_id}",
             model=ctx.model,

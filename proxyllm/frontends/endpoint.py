@@ -1,8 +1,9 @@
-"""The hot path: chat, completions and embeddings as raw ASGI endpoints.
+"""The one endpoint skeleton every client API runs on, as a raw ASGI app.
 
 Written for speed on purpose: headers are read straight from the ASGI scope, the body is parsed once
-with orjson, and responses are sent as bytes with no Response objects in between. A watcher on
-``receive`` notices a client that goes away and cancels the work, which closes the upstream request.
+with orjson (by the frontend), and responses are sent as bytes with no Response objects in between.
+A watcher on ``receive`` notices a client that goes away and cancels the work, which closes the
+upstream request. After-hooks run once the response is out (``Gateway.finish``).
 """
 
 from __future__ import annotations
@@ -17,16 +18,15 @@ from typing import Any
 from proxyllm.core.context import RequestContext
 from proxyllm.core.gateway import internal_error
 from proxyllm.core.pricing import format_cost
-from proxyllm.core.requests import apply_proxy_fields, parse_body, timeout_header
-from proxyllm.core.types import Operation
+from proxyllm.core.requests import timeout_header
 from proxyllm.errors import ErrorKind, ProxyError
+from proxyllm.frontends.base import Frontend, Incoming, StreamEncoder
 from proxyllm.server.auth import key_from_headers
 from proxyllm.server.runtime import Runtime
 
 log = logging.getLogger("proxyllm.http")
 
 Scope = dict[str, Any]
-Message = dict[str, Any]
 JSON = b"application/json"
 STREAM_HEADERS = [
     (b"content-type", b"text/event-stream"),
@@ -39,7 +39,7 @@ class ClientGone(Exception):
     """The client disconnected before its response was complete."""
 
 
-class _Watch:
+class Watch:
     """Cancels the request's task when the client disconnects before the response is finished."""
 
     __slots__ = ("disconnected", "finished", "task", "watcher")
@@ -128,61 +128,77 @@ def response_headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
     return headers
 
 
-async def send_bytes(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    headers.append((b"content-type", JSON))
+async def send_bytes(
+    send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]], content_type: bytes = JSON
+) -> None:
+    headers.append((b"content-type", content_type))
     headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_error(send: Any, err: ProxyError, headers: list[tuple[bytes, bytes]]) -> None:
+async def send_error(send: Any, err: ProxyError, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
     for name, value in err.response_headers().items():
         headers.append((name.encode(), value.encode()))
-    await send_bytes(send, err.status, err.body(), headers)
+    await send_bytes(send, err.status, body, headers)
 
 
-class LLMEndpoint:
-    """``POST`` endpoint for one operation; an ASGI app mounted as a plain Starlette route."""
+class Endpoint:
+    """``POST`` endpoint for one client API; an ASGI app mounted as a plain Starlette route."""
 
-    def __init__(self, runtime: Runtime, operation: Operation) -> None:
+    def __init__(self, runtime: Runtime, frontend: Frontend) -> None:
         self.runtime = runtime
-        self.operation = operation
+        self.frontend = frontend
+        self.wanted = frontend.headers | {b"x-litellm-timeout"}
+        self.prepares = type(frontend).prepare is not Frontend.prepare  # skip a no-op await per request
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         started = time.perf_counter()
         request_id = str(uuid.uuid4())
         raw_headers = scope["headers"]
         declared: int | None = None
-        timeout_value: str | None = None
+        wanted: dict[bytes, str] = {}
         for name, value in raw_headers:
             if name == b"content-length":
                 declared = int(value) if value.isdigit() else None
-            elif name == b"x-litellm-timeout":
-                timeout_value = value.decode("latin-1")
+            elif name in self.wanted:
+                wanted[name] = value.decode("latin-1")
+        frontend = self.frontend
         ctx: RequestContext | None = None
-        watch = _Watch()
+        watch = Watch()
         gateway = self.runtime.gateway
         try:
             raw = await read_body(receive, self.runtime.max_body_bytes, declared)
-            body = parse_body(raw, self.operation)
-            ctx = RequestContext(
-                request_id=request_id, operation=self.operation, body=body, api_key=key_from_headers(raw_headers)
+            incoming = Incoming(
+                raw=raw,
+                headers=wanted,
+                api_key=key_from_headers(raw_headers),
+                request_id=request_id,
+                started=started,
             )
-            ctx.started = started
-            apply_proxy_fields(ctx)
+            ctx = frontend.context(incoming)
+            timeout_value = wanted.get(b"x-litellm-timeout")
             if timeout_value is not None:
                 ctx.timeout = timeout_header(timeout_value)
+            if self.prepares:
+                await frontend.prepare(ctx)
             watch.start(receive)
             result = await gateway.call(ctx)
             if isinstance(result, bytes):
                 watch.stop()
-                await send_bytes(send, 200, result, response_headers(ctx))
+                body, as_events = (await frontend.encode(ctx, result)) if frontend.translates else (result, False)
+                if as_events:
+                    headers = response_headers(ctx) + STREAM_HEADERS
+                    await send({"type": "http.response.start", "status": 200, "headers": headers})
+                    await send({"type": "http.response.body", "body": body, "more_body": False})
+                else:
+                    await send_bytes(send, 200, body, response_headers(ctx))
             else:
-                await self._send_stream(send, ctx, result, watch)
+                await self._send_stream(send, ctx, result, frontend.stream_encoder(ctx), watch)
         except ProxyError as err:
             watch.stop()
             headers = response_headers(ctx) if ctx else [(b"x-litellm-call-id", request_id.encode())]
-            await send_error(send, err, headers)
+            await send_error(send, err, frontend.error_body(err, request_id), headers)
         except ClientGone:
             watch.stop()
         except asyncio.CancelledError:
@@ -192,21 +208,37 @@ class LLMEndpoint:
         except Exception:
             watch.stop()
             log.exception("unexpected error in request %s", request_id)
-            await send_error(send, internal_error(request_id), [(b"x-litellm-call-id", request_id.encode())])
+            failure = internal_error(request_id)
+            headers = [(b"x-litellm-call-id", request_id.encode())]
+            await send_error(send, failure, frontend.error_body(failure, request_id), headers)
         finally:
             watch.stop()
             if ctx is not None and ctx.hooks_ran:
                 await gateway.finish(ctx)
 
     @staticmethod
-    async def _send_stream(send: Any, ctx: RequestContext, events: AsyncGenerator[bytes, None], watch: _Watch) -> None:
+    async def _send_stream(
+        send: Any,
+        ctx: RequestContext,
+        events: AsyncGenerator[bytes, None],
+        encoder: StreamEncoder | None,
+        watch: Watch,
+    ) -> None:
         headers = response_headers(ctx)
         headers.extend(STREAM_HEADERS)
         try:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
-            async for event in events:
-                await send({"type": "http.response.body", "body": event, "more_body": True})
+            if encoder is None:  # bytes-through
+                async for event in events:
+                    await send({"type": "http.response.body", "body": event, "more_body": True})
+                tail = b""
+            else:
+                async for event in events:
+                    out = encoder.feed(event)
+                    if out:
+                        await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
+                tail = b"".join(await encoder.finish(ctx))
             watch.stop()
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await send({"type": "http.response.body", "body": tail, "more_body": False})
         finally:
             await events.aclose()

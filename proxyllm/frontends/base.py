@@ -1,0 +1,67 @@
+"""What a client API is: parse its request into the gateway's, encode the answer in its own format.
+
+A frontend is a small object. The shared endpoint (``endpoint.py``) does everything else: the body
+limit, the client-disconnect watch, the gateway call with its hooks, and the ``x-litellm-*`` headers.
+A frontend whose wire format is the gateway's own (OpenAI chat, completions, embeddings) leaves the
+answer alone (``translates`` is false and ``stream_encoder`` returns ``None``), so the hot path stays
+bytes in, bytes out. The others encode: ``encode`` for a body, a ``StreamEncoder`` for a stream;
+both are async at the end so that work such as storing the answer is done before its last byte goes
+out (a client that sends its next request at once then finds it).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from proxyllm.core.context import RequestContext
+from proxyllm.core.types import Operation
+from proxyllm.errors import ProxyError
+
+
+class Incoming:
+    """What the endpoint read from the HTTP request before the frontend parses it."""
+
+    __slots__ = ("api_key", "headers", "raw", "request_id", "started")
+
+    def __init__(
+        self, *, raw: bytes, headers: dict[bytes, str], api_key: str | None, request_id: str, started: float
+    ) -> None:
+        self.raw = raw
+        self.headers = headers  # only the names the frontend asked for (``Frontend.headers``)
+        self.api_key = api_key
+        self.request_id = request_id
+        self.started = started
+
+
+class StreamEncoder(Protocol):
+    """Turns the gateway's OpenAI SSE events into the client API's own events."""
+
+    def feed(self, event: bytes) -> list[bytes]: ...
+
+    async def finish(self, ctx: RequestContext) -> list[bytes]: ...
+
+
+class Frontend:
+    """One client API. Subclasses override what their wire format needs."""
+
+    operation: Operation = Operation.CHAT
+    translates = False  # False: the gateway's body is the answer, sent as is (``encode`` is not called)
+    headers: frozenset[bytes] = frozenset()  # request headers the frontend reads, lower-case
+
+    def context(self, incoming: Incoming) -> RequestContext:
+        """Parse and check the request; raise ProxyError (a 400) for anything wrong in it."""
+        raise NotImplementedError
+
+    async def prepare(self, ctx: RequestContext) -> None:
+        """Work that needs I/O before the gateway call (e.g. loading a stored conversation)."""
+
+    async def encode(self, ctx: RequestContext, body: bytes) -> tuple[bytes, bool]:
+        """The answer to send for a gateway body, and whether it is an event stream."""
+        return body, False
+
+    def stream_encoder(self, ctx: RequestContext) -> StreamEncoder | None:
+        """None: the gateway's events are the client's events (bytes-through)."""
+        return None
+
+    def error_body(self, err: ProxyError, request_id: str) -> bytes:
+        return err.body()
