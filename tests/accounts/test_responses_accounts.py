@@ -60,6 +60,6 @@ async def test_count_tokens_runs_through_the_hooks(proxy: ProxyServer, admin: ht
         assert counted.status_code == 200, counted.text
         assert counted.json()["estimated"] is True and counted.headers["x-proxyllm-token-count"] == "estimate"
         refused = await client.post("/v1/messages/count_tokens", json={**body, "model": "gpt-fake"})
-        assert refused.status_code == 403 and refused.json()["type"] == "error"
+        assert refused.status_code == 401 and refused.json()["type"] == "error"  # key_model_access_denied
     rows = await logs(admin, proxy, api_key=key["key"])
     assert [r["call_type"] for r in rows if r["status"] == "success"] == ["count_tokens"]

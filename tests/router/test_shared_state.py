@@ -157,7 +157,9 @@ async def test_usage_counters_are_shared(proxy_factory: Any, fakes: Any, redis_u
     await chat(client(one))
     await chat(client(two))
     await chat(client(two))
+    # Usage reaches the other replica within one sync interval (by design): wait until both have it.
     await eventually(lambda: status(one, only)["requests_this_minute"] == 4, timeout=2)
+    await eventually(lambda: status(two, only)["requests_this_minute"] == 4, timeout=2)
     with pytest.raises(openai.RateLimitError):
         await chat(client(one))
     with pytest.raises(openai.RateLimitError):
