@@ -63,7 +63,11 @@ class Deployment:
             "model": f"{self.provider.name}/{self.upstream_model}",
             "api_base": mask_url(self.api_base),
             "api_key": mask_secret(self.api_key),
-            **({"available": False, "reason": self.provider.reason()} if not self.provider.supported else {}),
+            **(
+                {"available": False, "reason": self.provider.reason()}
+                if not getattr(self.provider, "supported", True)
+                else {}
+            ),
         }
 
 

@@ -88,9 +88,9 @@ class Router:
     def set_deployments(self, deployments: list[Deployment]) -> None:
         """(Re)build the groups; a deployment keeping its id keeps its stats (and its cooldown)."""
         grouped: dict[str, list[DeploymentStats]] = {}
-        served = {d.model_name for d in deployments if d.provider.supported}
+        served = {d.model_name for d in deployments if getattr(d.provider, "supported", True)}
         for dep in deployments:
-            if not dep.provider.supported and dep.model_name in served:
+            if not getattr(dep.provider, "supported", True) and dep.model_name in served:
                 continue  # an unimplemented provider beside real ones is never picked (a lone one answers 501)
             grouped.setdefault(dep.model_name, []).append(self._stats_for(dep))
         self.groups = {name: ModelGroup(name, stats) for name, stats in grouped.items()}

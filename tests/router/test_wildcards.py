@@ -81,12 +81,10 @@ async def test_model_group_alias(proxy_factory: Any, fakes: Any) -> None:
     assert raw.headers["x-litellm-model-group"] == "gpt-fake"
 
 
-def test_wildcard_with_unknown_provider_is_a_startup_error() -> None:
-    from proxyllm.config.loader import parse_config
-    from proxyllm.server.deployments import StartupError
-    from proxyllm.server.runtime import Runtime
-
+async def test_wildcard_with_a_provider_proxyllm_lacks_loads_and_answers_501(proxy_factory: Any) -> None:
+    """As for any entry of such a provider: the config starts, the calls say why they cannot be served."""
     text = config([wildcard("x/*", "nosuch/*", "http://127.0.0.1:1")])
-    with pytest.raises(StartupError) as info:
-        Runtime(parse_config(text), env={})
-    assert "nosuch" in str(info.value)
+    proxy = await start(proxy_factory, text)
+    with pytest.raises(openai.APIStatusError) as info:
+        await chat(client(proxy), "x/anything")
+    assert info.value.status_code == 501 and "'nosuch'" in info.value.message
