@@ -191,10 +191,19 @@ class ModelStore:
 
         source = self.runtime.config.source or "config"
         try:
-            return self.runtime.build_deployment(entry)
+            dep = self.runtime.build_deployment(entry)
         except StartupError as exc:  # its message names a config file entry; say it plainly
             message = str(exc).removeprefix(f"{source}: model_list[0] (model_name {record.model_name!r}): ")
             raise invalid_request(message, param="litellm_params") from None
+        if not getattr(dep.provider, "supported", True):  # a config file may carry one; a new model may not
+            from proxyllm.providers import provider_names
+
+            raise invalid_request(
+                f"unknown provider '{dep.provider.name}' in litellm_params.model (implemented: "
+                f"{', '.join(provider_names())})",
+                param="litellm_params.model",
+            )
+        return dep
 
     def check_new_id(self, model_id: str) -> None:
         if model_id in self.config_ids:

@@ -86,13 +86,13 @@ def test_bad_config_names_file_entry_and_field(text: str, expected: str) -> None
     assert expected in str(info.value)
 
 
-def test_unknown_provider_is_a_startup_error() -> None:
+def test_a_provider_proxyllm_lacks_loads_as_unavailable(caplog: pytest.LogCaptureFixture) -> None:
+    """LiteLLM configs mix providers: start-up goes on, with one warning naming the provider."""
     config = parse_config("model_list:\n  - model_name: a\n    litellm_params: {model: nosuch/x}", source="c.yaml")
-    with pytest.raises(StartupError) as info:
-        Runtime(config, env={"DATABASE_URL": "sqlite:///:memory:"})
-    assert "c.yaml: model_list[0] (model_name 'a')" in str(info.value) and "unknown provider 'nosuch'" in str(
-        info.value
-    )
+    runtime = Runtime(config, env={"DATABASE_URL": "sqlite:///:memory:"})
+    (dep,) = runtime.router.deployments
+    assert dep.public_info()["available"] is False and "'nosuch'" in dep.public_info()["reason"]
+    assert "provider 'nosuch' is not implemented" in caplog.text
 
 
 def test_missing_file() -> None:
