@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from proxyllm.config.loader import WARNED_ENV, ConfigError, load_config, parse_config
-from proxyllm.server.deployments import StartupError
 from proxyllm.server.runtime import Runtime
 
 GOOD = """
