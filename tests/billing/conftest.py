@@ -226,23 +226,26 @@ async def ledger_invariant(proxy: ProxyServer) -> dict[tuple[str, str], Decimal]
     from proxyllm.billing.tables import BillingAccount, LedgerEntry
 
     async def check() -> dict[tuple[str, str], Decimal]:
-        async with proxy.runtime.db.session() as session:
-            accounts = (await session.execute(select(BillingAccount))).scalars().all()
-            sums = dict(
-                ((t, i), Decimal(s))
-                for t, i, s in (
-                    await session.execute(
-                        select(LedgerEntry.account_type, LedgerEntry.account_id, func.sum(LedgerEntry.amount)).group_by(
-                            LedgerEntry.account_type, LedgerEntry.account_id
-                        )
-                    )
-                ).all()
+        # One statement, so balances and entries come from one snapshot even while settlements commit.
+        entries = (
+            select(func.coalesce(func.sum(LedgerEntry.amount), 0))
+            .where(
+                LedgerEntry.account_type == BillingAccount.account_type,
+                LedgerEntry.account_id == BillingAccount.account_id,
             )
+            .scalar_subquery()
+        )
+        async with proxy.runtime.db.session() as session:
+            rows = (
+                await session.execute(
+                    select(BillingAccount.account_type, BillingAccount.account_id, BillingAccount.balance, entries)
+                )
+            ).all()
         result = {}
-        for account in accounts:
-            key = (account.account_type, account.account_id)
-            assert account.balance == sums.get(key, Decimal(0)), (key, account.balance, sums.get(key))
-            result[key] = account.balance
+        for kind, ident, balance, total in rows:
+            total = Decimal(total)  # typed as the Money column: already dollars
+            assert balance == total, ((kind, ident), balance, total)
+            result[(kind, ident)] = balance
         return result
 
     balances: dict[tuple[str, str], Decimal] = await asyncio.to_thread(run_in_proxy, proxy, check())
