@@ -31,6 +31,27 @@ class BillingAccount(Base):
     low_balance_threshold: Mapped[Decimal | None] = mapped_column(Money, default=None)
     low_balance_notified: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # What the account is charged (billing/prices.py): its rate card, else its own markup, else the defaults.
+    rate_card: Mapped[str | None] = mapped_column(String(64), default=None)
+    markup_percent: Mapped[Decimal | None] = mapped_column(Money, default=None)
+
+
+class RateCardPrice(Base):
+    """One model group's prices on a rate card (what a customer pays, not what the upstream costs)."""
+
+    __tablename__ = "rate_card_prices"
+
+    card: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_group: Mapped[str] = mapped_column(String(255), primary_key=True)
+    input_per_token: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+    output_per_token: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+    cached_input_per_token: Mapped[Decimal | None] = mapped_column(Money, default=None)  # None: the input price
+    per_request: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+    per_image: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+    per_second: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
 
 
 class LedgerEntry(Base):

@@ -41,6 +41,7 @@ import orjson
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.hooks import Hook
+from proxyllm.core.pricing import worst_case_seconds_cost
 from proxyllm.core.types import Operation
 from proxyllm.errors import invalid_request
 
@@ -81,6 +82,7 @@ class Admission:
     choices: int
     prompt_tokens: int  # upper estimate
     max_cost: Decimal  # worst case at the group's highest prices
+    max_price: Decimal | None = None  # worst case of what the customer is charged (billing/prices.py)
 
     def cap_output(self, ctx: RequestContext) -> None:
         """Send the assumed output limit upstream, so the answer cannot outgrow the reservation."""
@@ -219,6 +221,7 @@ def worst_case_cost(deployments: list[Deployment], prompt: int, output: int) -> 
             cost += dep.input_cost_per_token * prompt
         if dep.output_cost_per_token:
             cost += dep.output_cost_per_token * output
+        cost += worst_case_seconds_cost(dep)  # compute-time prices, for the longest a call may be charged
         if cost > worst:
             worst = cost
     return worst

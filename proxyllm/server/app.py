@@ -21,6 +21,7 @@ from proxyllm.server.messages import CountTokensEndpoint, MessagesEndpoint
 from proxyllm.server.middleware import RequestIdMiddleware
 from proxyllm.server.routes import audit, customers, health, keys, models, models_admin, spend, stripe, teams, users
 from proxyllm.server.routes.metrics import router as metrics_router
+from proxyllm.server.routes.pricing import router as pricing_router
 from proxyllm.server.runtime import Runtime
 from proxyllm.ui.routes import router as ui_router
 
@@ -75,6 +76,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(metrics_router)
     for module in (models, models_admin, keys, users, teams, spend, stripe, customers, audit):
         app.include_router(module.router)
+    app.include_router(pricing_router)  # customer prices: rate cards, markups
     app.include_router(ui_router)
     errors.install(app)
     app.add_middleware(RequestIdMiddleware, skip_paths=frozenset(endpoints))
