@@ -158,3 +158,57 @@ class Subscription(Base):
     )
 
     __table_args__ = (Index("ix_subscriptions_account", "account_type", "account_id"),)
+
+
+class Notification(Base):
+    """The durable outbox of notifications: one row per (event, target), sent in the background.
+
+    ``event_id`` is derived from what the event is about, so the same event is queued once however
+    often it is raised (a retried batch, two replicas); a delivered row is never sent again."""
+
+    __tablename__ = "notifications"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    target: Mapped[str] = mapped_column(String(500), primary_key=True)  # a webhook URL or mailto:address
+    type: Mapped[str] = mapped_column(String(64))
+    account_type: Mapped[str | None] = mapped_column(String(16), default=None)
+    account_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    payload: Mapped[str] = mapped_column(String)  # the JSON body, exactly as signed and sent
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500), default=None)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+    __table_args__ = (Index("ix_notifications_due", "status", "next_attempt_at"),)
+
+
+class AutoRecharge(Base):
+    """An account's automatic recharge: a saved card charged off-session when a settlement takes the
+    balance under ``threshold``, at most ``monthly_cap`` per calendar month (UTC).
+
+    ``attempt`` is the recharge in flight (also its Stripe idempotency key): it is set by one
+    conditional UPDATE (``attempt IS NULL AND charged + amount <= monthly_cap``), so however many
+    settlements on however many replicas see the low balance, one recharge starts; ``charged`` counts
+    what was started this ``period`` (a failed attempt gives its amount back)."""
+
+    __tablename__ = "auto_recharges"
+
+    account_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    threshold: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+    amount: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+    monthly_cap: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+    payment_method: Mapped[str | None] = mapped_column(String(255), default=None)
+    period: Mapped[str] = mapped_column(String(7), default="")  # YYYY-MM
+    charged: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+    attempt: Mapped[str | None] = mapped_column(String(64), default=None, unique=True)
+    attempt_amount: Mapped[Decimal | None] = mapped_column(Money, default=None)
+    attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)  # a sender's lease
+    payment_intent: Mapped[str | None] = mapped_column(String(255), default=None)
+    disabled_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )

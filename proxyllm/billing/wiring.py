@@ -63,6 +63,24 @@ def price_hooks(runtime: Runtime) -> list[Hook]:
     return [PriceHook(runtime.prices, runtime.billing)]
 
 
+def notification_hooks(runtime: Runtime) -> list[Hook]:
+    """Signed webhooks and email about balances, payments, budgets and subscriptions (billing/notify.py)."""
+    from proxyllm.billing.notify import Notifier, NotifyConfigError, NotifyHook, notify_settings
+
+    try:
+        settings = notify_settings(runtime.env)
+    except NotifyConfigError as exc:
+        from proxyllm.server.deployments import StartupError
+
+        raise StartupError(f"notifications: {exc}") from None
+    if not settings.enabled:
+        return []
+    notifier = Notifier(settings, runtime.db, writer=runtime.spend)
+    if runtime.billing is not None:
+        runtime.billing.ledger.notifier = notifier
+    return [NotifyHook(notifier)]
+
+
 def billing_charges(runtime: Runtime) -> list[Hook]:
     """Money reserved after the cache (a hit is never charged): prepaid credits."""
     billing = runtime.billing

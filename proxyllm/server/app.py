@@ -20,6 +20,7 @@ from proxyllm.server.asgi import LLMEndpoint
 from proxyllm.server.messages import CountTokensEndpoint, MessagesEndpoint
 from proxyllm.server.middleware import RequestIdMiddleware
 from proxyllm.server.routes import audit, customers, health, keys, models, models_admin, spend, stripe, teams, users
+from proxyllm.server.routes.billing_portal import router as billing_portal_router
 from proxyllm.server.routes.metrics import router as metrics_router
 from proxyllm.server.routes.pricing import router as pricing_router
 from proxyllm.server.runtime import Runtime
@@ -77,6 +78,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     for module in (models, models_admin, keys, users, teams, spend, stripe, customers, audit):
         app.include_router(module.router)
     app.include_router(pricing_router)  # customer prices: rate cards, markups
+    app.include_router(billing_portal_router)  # billing portal, auto-recharge, grants
     app.include_router(ui_router)
     errors.install(app)
     app.add_middleware(RequestIdMiddleware, skip_paths=frozenset(endpoints))

@@ -16,7 +16,13 @@ from proxyllm.accounts.invalidation import KeyInvalidations
 from proxyllm.accounts.records import ALL_MODELS
 from proxyllm.accounts.writer import SpendWriter
 from proxyllm.billing.prices import Prices
-from proxyllm.billing.wiring import billing_charges, billing_from_env, billing_gates, price_hooks
+from proxyllm.billing.wiring import (
+    billing_charges,
+    billing_from_env,
+    billing_gates,
+    notification_hooks,
+    price_hooks,
+)
 from proxyllm.cache.hook import CacheHook
 from proxyllm.cache.settings import cache_settings
 from proxyllm.config.schema import DeploymentConfig, ProxyConfig
@@ -149,6 +155,7 @@ class Runtime:
             SpendLogHook(self.spend),  # one spend row for every authenticated request, whatever its outcome
             AdmissionHook(self.router, default_output=default_output),  # model group, bounds, worst-case cost
             *price_hooks(self),  # the customer's price plan (rate card, markup) and worst-case price
+            *notification_hooks(self),  # signed webhooks / email; sees a budget's refusal below
             AccessHook(self.router),  # may this key (its user, its team) use the model?
             *(extra_hooks or []),
             *billing_gates(self),  # subscription state, Stripe customer link

@@ -41,9 +41,49 @@ def upgrade() -> None:
         _now("updated_at"),
         sa.PrimaryKeyConstraint("card", "model_group"),
     )
+    op.create_table(
+        "notifications",
+        sa.Column("event_id", sa.String(length=64), nullable=False),
+        sa.Column("target", sa.String(length=500), nullable=False),
+        sa.Column("type", sa.String(length=64), nullable=False),
+        sa.Column("account_type", sa.String(length=16), nullable=True),
+        sa.Column("account_id", sa.String(length=255), nullable=True),
+        sa.Column("payload", sa.String(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("last_error", sa.String(length=500), nullable=True),
+        _now("next_attempt_at"),
+        _now("created_at"),
+        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("event_id", "target"),
+    )
+    op.create_index("ix_notifications_due", "notifications", ["status", "next_attempt_at"])
+    op.create_table(
+        "auto_recharges",
+        sa.Column("account_type", sa.String(length=16), nullable=False),
+        sa.Column("account_id", sa.String(length=255), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("threshold", sa.BigInteger(), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("monthly_cap", sa.BigInteger(), nullable=False),
+        sa.Column("payment_method", sa.String(length=255), nullable=True),
+        sa.Column("period", sa.String(length=7), nullable=False),
+        sa.Column("charged", sa.BigInteger(), nullable=False),
+        sa.Column("attempt", sa.String(length=64), nullable=True),
+        sa.Column("attempt_amount", sa.BigInteger(), nullable=True),
+        sa.Column("attempt_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("payment_intent", sa.String(length=255), nullable=True),
+        sa.Column("disabled_reason", sa.String(length=500), nullable=True),
+        _now("updated_at"),
+        sa.PrimaryKeyConstraint("account_type", "account_id"),
+        sa.UniqueConstraint("attempt", name="uq_auto_recharges_attempt"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("auto_recharges")
+    op.drop_index("ix_notifications_due", table_name="notifications")
+    op.drop_table("notifications")
     op.drop_table("rate_card_prices")
     with op.batch_alter_table("billing_accounts") as batch:
         batch.drop_column("markup_percent")
