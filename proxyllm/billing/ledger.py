@@ -40,6 +40,7 @@ class Settlement:
     balance: Decimal
     crossed_low_balance: bool
     crossed_zero: bool = False  # this settlement used up the balance: requests are refused from now on
+    charged: Decimal = ZERO  # what this settlement took from the balance
 
 
 def money(amount: Decimal) -> Any:
@@ -193,7 +194,7 @@ class PrepaidLedger:
         crossed = bool(cost) and not notified and balance < limit <= balance + cost
         if crossed:
             await session.execute(update(BillingAccount).where(_where(account)).values(low_balance_notified=True))
-        return Settlement(balance, crossed, bool(cost) and balance <= 0 < balance + cost)
+        return Settlement(balance, crossed, bool(cost) and balance <= 0 < balance + cost, cost)
 
     async def settle_many(
         self, session: AsyncSession, items: list[tuple[AccountRef, str, Decimal]]
@@ -280,7 +281,8 @@ class PrepaidLedger:
             crossed = bool(charge) and not notified and balance < limit <= balance + charge
             if crossed:
                 await session.execute(update(BillingAccount).where(_where(account)).values(low_balance_notified=True))
-            results.append((account, Settlement(balance, crossed, bool(charge) and balance <= 0 < balance + charge)))
+            zero = bool(charge) and balance <= 0 < balance + charge
+            results.append((account, Settlement(balance, crossed, zero, charge)))
         return results
 
     async def settle(self, account: AccountRef, request_id: str, cost: Decimal) -> Settlement:

@@ -57,10 +57,13 @@ class Billing:
         self._task: asyncio.Task[None] | None = None
         # Run after each account's settlement, in its transaction (e.g. auto-recharge).
         self.settlement_hooks: list[Callable[[AsyncSession, AccountRef, Settlement], Awaitable[None]]] = []
+        from proxyllm.billing.grants import Grants
         from proxyllm.billing.recharge import Recharger
 
+        self.grants = Grants(db, self.ledger)
         self.recharger = Recharger(self)
-        self.settlement_hooks.append(self.recharger.on_settlement)
+        # Grants first (they are spent before paid credit), then the recharge that may follow.
+        self.settlement_hooks += [self.grants.on_settlement, self.recharger.on_settlement]
 
     # -- who pays ------------------------------------------------------------------------------
 
@@ -231,6 +234,10 @@ class Billing:
         while True:
             await asyncio.sleep(RETRY_INTERVAL)
             since += RETRY_INTERVAL
+            try:
+                await self.grants.expire_due()
+            except Exception as exc:
+                log.warning("grant expiry not done yet (%s); retrying", type(exc).__name__)
             if since >= RECONCILE_INTERVAL:
                 since = 0.0
                 with contextlib.suppress(Exception):

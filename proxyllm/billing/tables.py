@@ -212,3 +212,26 @@ class AutoRecharge(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+
+
+class CreditGrant(Base):
+    """Promotional credit: part of the balance, spent before paid credit (highest ``priority`` first,
+    then the soonest to expire); what is left at ``expires_at`` leaves the balance with a ledger entry."""
+
+    __tablename__ = "credit_grants"
+
+    grant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_type: Mapped[str] = mapped_column(String(16))
+    account_id: Mapped[str] = mapped_column(String(255))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    remaining: Mapped[Decimal] = mapped_column(Money)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    expired: Mapped[bool] = mapped_column(Boolean, default=False)
+    description: Mapped[str | None] = mapped_column(String(500), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        Index("ix_credit_grants_account", "account_type", "account_id"),
+        Index("ix_credit_grants_expiry", "expired", "expires_at"),
+    )

@@ -4,6 +4,7 @@ Every route acts on the caller's own billing account; the master key names any a
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,15 +12,17 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from proxyllm.billing.grants import grant_view
 from proxyllm.billing.recharge import ensure_row, metadata_of, recharge_view
 from proxyllm.billing.tables import AutoRecharge
 from proxyllm.errors import invalid_request
-from proxyllm.server.deps import Caller
+from proxyllm.server.deps import Admin, Caller
 from proxyllm.server.routes.stripe import BillingDep, resolve_account
 
 router = APIRouter(tags=["billing"])
 MAX_THRESHOLD = Decimal(1_000_000)
 MAX_CAP = Decimal(10_000_000)
+MAX_GRANT = Decimal(1_000_000)
 
 
 def _exact(value: Any) -> Any:
@@ -140,3 +143,57 @@ async def setup_intent(body: Account, billing: BillingDep, caller: Caller) -> di
     customer = await billing.customer_for(account)
     intent, secret = await billing.api.create_setup_intent(customer=customer, metadata=metadata_of(account))
     return {"setup_intent": intent, "client_secret": secret}
+
+
+# -- promotional credits ---------------------------------------------------------------------------
+
+
+class GrantBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    account_id: str = Field(min_length=1, max_length=255)
+    account_type: str | None = Field(default=None, max_length=16)
+    amount: Decimal
+    priority: int = Field(default=0, ge=-1000, le=1000)
+    expires_at: datetime | None = None
+    description: str | None = Field(default=None, max_length=500)
+
+    _exact = field_validator("amount", mode="before")(_exact)
+
+    @field_validator("amount")
+    @classmethod
+    def _positive(cls, value: Decimal) -> Decimal:
+        if not value.is_finite() or not 0 < value <= MAX_GRANT or value != value.quantize(Decimal("0.000001")):
+            raise ValueError(f"'amount' must be more than 0 and at most {MAX_GRANT}, with at most six decimals")
+        return value
+
+    @field_validator("description")
+    @classmethod
+    def _text(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("'description' must not contain NUL")
+        return value
+
+
+@router.post("/stripe/grants")
+async def give_grant(body: GrantBody, billing: BillingDep, caller: Admin) -> dict[str, Any]:
+    """Give an account promotional credit (spent before paid credit; what is left expires)."""
+    account = resolve_account(billing, caller, body.account_type, body.account_id)
+    expires = body.expires_at
+    if expires is not None:
+        expires = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
+        if expires <= datetime.now(UTC):
+            raise invalid_request("'expires_at' must be in the future", param="expires_at")
+    row = await billing.grants.give(
+        account, body.amount, priority=body.priority, expires_at=expires, description=body.description
+    )
+    return grant_view(row)
+
+
+@router.get("/stripe/grants")
+async def list_grants(
+    billing: BillingDep, caller: Caller, account_type: str | None = None, account_id: str | None = None
+) -> dict[str, Any]:
+    """The caller's promotional credits: amount, what is left, priority, expiry."""
+    account = resolve_account(billing, caller, account_type, account_id)
+    rows = await billing.grants.list(account)
+    return {"object": "list", "data": [grant_view(r) for r in rows]}

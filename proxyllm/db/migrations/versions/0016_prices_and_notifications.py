@@ -1,4 +1,4 @@
-"""Customer prices beside costs: spend logs' price, rate cards, per-account markups and rate cards.
+"""Reselling: spend logs' price, rate cards and markups, the notification outbox, auto-recharge, grants.
 
 Revision ID: 0016
 Revises: 0001
@@ -78,9 +78,26 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("account_type", "account_id"),
         sa.UniqueConstraint("attempt", name="uq_auto_recharges_attempt"),
     )
+    op.create_table(
+        "credit_grants",
+        sa.Column("grant_id", sa.String(length=64), nullable=False),
+        sa.Column("account_type", sa.String(length=16), nullable=False),
+        sa.Column("account_id", sa.String(length=255), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("remaining", sa.BigInteger(), nullable=False),
+        sa.Column("priority", sa.Integer(), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("expired", sa.Boolean(), nullable=False),
+        sa.Column("description", sa.String(length=500), nullable=True),
+        _now("created_at"),
+        sa.PrimaryKeyConstraint("grant_id"),
+    )
+    op.create_index("ix_credit_grants_account", "credit_grants", ["account_type", "account_id"])
+    op.create_index("ix_credit_grants_expiry", "credit_grants", ["expired", "expires_at"])
 
 
 def downgrade() -> None:
+    op.drop_table("credit_grants")
     op.drop_table("auto_recharges")
     op.drop_index("ix_notifications_due", table_name="notifications")
     op.drop_table("notifications")
