@@ -162,6 +162,11 @@ class Billing:
         self.check_topup_amount(amount)
         customer = await self.customer_for(account)
         metadata = {"proxyllm_account_type": account[0], "proxyllm_account_id": account[1]}
+        email = None
+        if account[0] == "user":
+            async with self.db.session() as session:
+                user = await session.get(User, account[1])
+                email = user.user_email if user is not None else None
         session_id, url = await self.api.create_checkout(
             customer=customer,
             amount=amount,
@@ -169,6 +174,7 @@ class Billing:
             success_url=success_url,
             cancel_url=cancel_url,
             metadata=metadata,
+            receipt_email=email,
         )
         async with self.db.session() as session:
             session.add(

@@ -100,7 +100,11 @@ class StripeAPI:
         success_url: str,
         cancel_url: str,
         metadata: dict[str, str],
+        receipt_email: str | None = None,
     ) -> tuple[str, str]:
+        payment: dict[str, Any] = {"metadata": metadata}
+        if receipt_email:
+            payment["receipt_email"] = receipt_email  # Stripe emails the receipt
         params: dict[str, Any] = {
             "mode": "payment",
             "customer": customer,
@@ -118,7 +122,7 @@ class StripeAPI:
                 }
             ],
             "metadata": metadata,
-            "payment_intent_data": {"metadata": metadata},
+            "payment_intent_data": payment,
         }
         try:
             session = await self.client.v1.checkout.sessions.create_async(params)  # type: ignore[arg-type]

@@ -4,7 +4,6 @@ balance; credited by the webhook; a decline or requires_action turns it off and 
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -229,4 +228,29 @@ async def test_auto_recharge_input_is_checked(start: Any, stripe_api: FakeStripe
         }
         resp = await deliver(admin, event("payment_intent.succeeded", evil))
         assert resp.status_code == 200 and resp.json()["result"].startswith("ignored: malformed")
-    assert Decimal(0) == Decimal(0)
+
+
+async def test_portal_session_and_receipt_email(start: Any, stripe_api: FakeStripe) -> None:
+    proxy = await start()
+    async with admin_client(proxy) as admin:
+        made = await admin.post("/user/new", json={"user_id": "portal-user", "user_email": "portal@example.com"})
+        key = made.json()["key"]
+        async with httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {key}"}) as customer:
+            resp = await customer.post("/stripe/portal", json={"return_url": "https://app.example/billing"})
+            assert resp.status_code == 200, resp.text
+            assert resp.json()["url"].startswith("https://billing.stripe.com/p/session/")
+            sent = stripe_api.portal_sessions[-1]
+            assert sent["return_url"] == "https://app.example/billing"
+            assert stripe_api.customers[-1]["email"] == "portal@example.com"
+            assert sent["customer"] == f"cus_{len(stripe_api.customers)}"
+            topup = await customer.post(
+                "/stripe/topup", json={"amount": 10, "success_url": "https://x/ok", "cancel_url": "https://x/no"}
+            )
+            assert topup.status_code == 200, topup.text
+            assert stripe_api.sessions[-1]["payment_intent_data[receipt_email]"] == "portal@example.com"
+            card = await customer.post(
+                "/stripe/auto_recharge/card", json={"success_url": "https://x/ok", "cancel_url": "https://x/no"}
+            )
+            assert card.status_code == 200, card.text
+            assert stripe_api.sessions[-1]["mode"] == "setup"
+            assert stripe_api.sessions[-1]["setup_intent_data[metadata][proxyllm_account_id]"] == "portal-user"

@@ -92,6 +92,7 @@ async def get_auto_recharge(
 
 
 @router.put("/stripe/auto_recharge")
+@router.post("/stripe/auto_recharge")  # the same, for clients (and the dashboard's bridge) without PUT
 async def put_auto_recharge(body: RechargeBody, billing: BillingDep, caller: Caller) -> dict[str, Any]:
     """Threshold, amount and monthly cap; ``enabled`` needs a saved card."""
     account = resolve_account(billing, caller, body.account_type, body.account_id)
