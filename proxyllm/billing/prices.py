@@ -19,6 +19,8 @@ upper bound on what a request can be charged. Prices are exact decimals rounded 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import re
 import time
@@ -42,11 +44,14 @@ if TYPE_CHECKING:
     from proxyllm.billing.service import Billing
     from proxyllm.core.deployment import Deployment
 
+log = logging.getLogger("proxyllm.billing.prices")
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 MARKUP_MIN = Decimal(-100)  # a discount of 100% is free; below that would pay the customer
 MARKUP_MAX = Decimal(100_000)
 PLAN_TTL = 30.0  # seconds an account's pricing is cached on a replica
+PLAN_TIMEOUT = 2.0  # seconds a request waits for its account's pricing to load
+MAX_PLANS = 50_000  # cached accounts (end-user ids come from requests: the cache must not grow forever)
 CARD_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 IMAGE_PART_TYPES = ("image_url", "image", "input_image")
 
@@ -235,7 +240,16 @@ class Prices:
         hit = self._plans.get(account)
         if hit is not None and hit[0] > now:
             return hit[1]
-        plan = await self.load(account)
+        try:
+            async with asyncio.timeout(PLAN_TIMEOUT):
+                plan = await self.load(account)
+        except Exception as exc:  # a slow or absent database: the last known plan, else the defaults
+            log.warning(
+                "pricing of %s %s not loaded (%s); using the last known", account[0], account[1], type(exc).__name__
+            )
+            return hit[1] if hit is not None else self.default
+        if len(self._plans) >= MAX_PLANS:
+            self._plans.clear()
         self._plans[account] = (now + self.ttl, plan)
         return plan
 
