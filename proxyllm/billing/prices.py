@@ -10,6 +10,8 @@ A request's price comes from, in order:
    (``PROXYLLM_MARKUP_PERCENT``);
 3. else (no markup anywhere) the cost itself.
 
+An account with no rate card and no markup of its own (a user, an end user) takes its team's.
+
 The prepaid ledger, the meters (``STRIPE_METER_VALUE=cost``) and the spend logs' ``price`` use the price;
 LiteLLM's ``spend`` fields stay the cost. The worst-case price (``Admission.max_price``) is computed
 the same way from the admission step's bounds and is what prepaid credit reserves, so it is still an
@@ -225,37 +227,41 @@ class Prices:
         self.markup = markup
         self.ttl = ttl
         self.default = PricePlan(global_markup=markup)
-        self._plans: dict[AccountRef, tuple[float, PricePlan]] = {}
+        # (account, its team when the account is a user or an end user) -> (expiry, plan)
+        self._plans: dict[tuple[AccountRef, str | None], tuple[float, PricePlan]] = {}
 
     def forget(self, account: AccountRef | None = None) -> None:
-        if account is None:
+        if account is None or account[0] == "team":  # a team's pricing is its members' fallback
             self._plans.clear()
         else:
-            self._plans.pop(account, None)
+            for cached in [c for c in self._plans if c[0] == account]:
+                self._plans.pop(cached, None)
 
-    async def plan_for(self, account: AccountRef | None) -> PricePlan:
+    async def plan_for(self, account: AccountRef | None, team: str | None = None) -> PricePlan:
+        """The account's plan; an account with no pricing of its own takes its team's (``team``)."""
         if account is None:
             return self.default
         now = time.monotonic()
-        hit = self._plans.get(account)
+        key = (account, team if account[0] != "team" else None)
+        hit = self._plans.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
         try:
             async with asyncio.timeout(PLAN_TIMEOUT):
-                plan = await self.load(account)
+                plan = await self.load(account, key[1])
         except Exception as exc:  # a slow or absent database: the last known plan, else the defaults
-            log.warning(
-                "pricing of %s %s not loaded (%s); using the last known", account[0], account[1], type(exc).__name__
-            )
+            log.warning("pricing of %s %s not loaded (%s)", account[0], account[1], type(exc).__name__)
             return hit[1] if hit is not None else self.default
         if len(self._plans) >= MAX_PLANS:
             self._plans.clear()
-        self._plans[account] = (now + self.ttl, plan)
+        self._plans[key] = (now + self.ttl, plan)
         return plan
 
-    async def load(self, account: AccountRef) -> PricePlan:
+    async def load(self, account: AccountRef, team: str | None = None) -> PricePlan:
         async with self.db.session() as session:
             row = await session.get(BillingAccount, account)
+            if (row is None or (row.rate_card is None and row.markup_percent is None)) and team:
+                row = await session.get(BillingAccount, ("team", team))
             if row is None or (row.rate_card is None and row.markup_percent is None):
                 return self.default
             rates: dict[str, Rates] = {}
@@ -285,7 +291,8 @@ class PriceHook(Hook):
                 account = self.billing.account_of_request(ctx)
             except ProxyError:
                 account = None  # refused later by the billing hooks that need an account
-        plan = await self.prices.plan_for(account)
+        team = principal.team_id if principal is not None else None
+        plan = await self.prices.plan_for(account, team)
         ctx.extra["price_plan"] = plan
         if ctx.admission is not None and ctx.group is not None:
             ctx.admission.max_price = worst_case_price(plan, ctx)

@@ -278,3 +278,18 @@ async def test_compute_time_price_from_ollama_durations(
         refused_at = Decimal("0.18")
         await fund(admin, "gpu", str(refused_at - 1 + expected - Decimal("0.000001")))
         assert (await chat(proxy, key, model, max_tokens=10)).status_code == 402
+
+
+async def test_a_team_markup_prices_its_members(start: Any) -> None:
+    proxy = await start()
+    async with admin_client(proxy) as admin:
+        assert (await admin.post("/team/new", json={"team_id": "resellers"})).status_code == 200
+        made = await admin.post("/key/generate", json={"user_id": "member", "team_id": "resellers"})
+        assert made.status_code == 200, made.text
+        await fund(admin, "member", "1")
+        team = await admin.post(
+            "/billing/pricing", json={"account_type": "team", "account_id": "resellers", "markup_percent": "25"}
+        )
+        assert team.status_code == 200, team.text
+        assert (await chat(proxy, made.json()["key"], max_tokens=10)).status_code == 200
+        assert await usage_amounts(admin, "member") == [-COST * Decimal("1.25")]
