@@ -9,6 +9,7 @@ from typing import Any
 from proxyllm.accounts.ledger import reserve, settle
 from proxyllm.accounts.records import KeyAuth
 from proxyllm.accounts.writer import SpendWriter
+from proxyllm.billing.prices import request_price
 from proxyllm.core.context import RequestContext
 from proxyllm.core.hooks import Hook
 from proxyllm.core.router import Router
@@ -159,7 +160,8 @@ def spend_row(ctx: RequestContext) -> dict[str, Any]:
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "spend": ctx.cost or ZERO,
+        "spend": ctx.cost or ZERO,  # LiteLLM's field: the operator's cost
+        "price": request_price(ctx),  # what the customer is charged (billing/prices.py)
         "start_time": datetime.fromtimestamp(ctx.started_wall, UTC),
         "end_time": datetime.now(UTC),
         "ttft_ms": ttft,

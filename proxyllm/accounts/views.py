@@ -86,7 +86,8 @@ def spend_view(row: SpendLog) -> dict[str, Any]:
         "prompt_tokens": row.prompt_tokens,
         "completion_tokens": row.completion_tokens,
         "total_tokens": row.total_tokens,
-        "spend": money(row.spend),
+        "spend": money(row.spend),  # the operator's cost (LiteLLM's field)
+        "price": money(row.price if row.price is not None else row.spend),  # what the customer was charged
         "startTime": when(row.start_time),
         "endTime": when(row.end_time),
         "ttft_ms": row.ttft_ms,

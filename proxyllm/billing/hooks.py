@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
+from proxyllm.billing.prices import request_price
 from proxyllm.billing.service import Billing
 from proxyllm.core.context import RequestContext
 from proxyllm.core.hooks import Hook
@@ -16,7 +17,8 @@ RESERVE_TIMEOUT = 2.0
 
 
 class PrepaidHook(Hook):
-    """Admins (master key) are not charged; every virtual key is charged to its billing account.
+    """Admins (master key) are not charged; every virtual key is charged to its billing account, at the
+    customer's price (billing/prices.py): the worst-case price is reserved, the real price settled.
 
     Retries and fallbacks happen inside one gateway call, so a request is reserved and settled once.
     """
@@ -36,7 +38,8 @@ class PrepaidHook(Hook):
         admission.cap_output(ctx)  # the answer may not outgrow what is reserved
         try:
             async with asyncio.timeout(self.timeout):
-                await self.billing.ledger.reserve(account, admission.max_cost, ctx.request_id)
+                worst = admission.max_cost if admission.max_price is None else admission.max_price
+                await self.billing.ledger.reserve(account, worst, ctx.request_id)
         except TimeoutError:
             # The statement may still have run: release whatever it held (a settlement of zero).
             self.billing.queue_settlement(account, ctx.request_id, ZERO)
@@ -46,7 +49,7 @@ class PrepaidHook(Hook):
     async def after_call(self, ctx: RequestContext) -> None:
         account = ctx.extra.get("prepaid_account")
         if account is not None:
-            self.billing.queue_settlement(account, ctx.request_id, ctx.cost or ZERO)
+            self.billing.queue_settlement(account, ctx.request_id, request_price(ctx))
 
     async def start(self) -> None:
         await self.billing.start()

@@ -14,13 +14,16 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proxyllm.billing.tables import BillingAccount, LedgerEntry, Reservation
+
+if TYPE_CHECKING:
+    from proxyllm.billing.notify import Notifier
 from proxyllm.db.database import Database
 from proxyllm.db.hot import UniqueViolation
 from proxyllm.db.types import Money, to_units
@@ -36,6 +39,8 @@ SETTLE_CHUNK = 1000  # request ids per IN (...) list
 class Settlement:
     balance: Decimal
     crossed_low_balance: bool
+    crossed_zero: bool = False  # this settlement used up the balance: requests are refused from now on
+    charged: Decimal = ZERO  # what this settlement took from the balance
 
 
 def money(amount: Decimal) -> Any:
@@ -75,6 +80,7 @@ class PrepaidLedger:
         self.currency = currency
         self.low_balance_threshold = low_balance_threshold
         self.reservation_ttl = reservation_ttl
+        self.notifier: Notifier | None = None  # set when notifications are configured (billing/notify.py)
 
     async def ensure_account(self, session: AsyncSession, account: AccountRef) -> None:
         dialect = sqlite if self.db.sqlite else postgresql
@@ -229,7 +235,8 @@ class PrepaidLedger:
             crossed = bool(charge) and not notified and balance < limit <= balance + charge
             if crossed:
                 await session.execute(update(BillingAccount).where(_where(account)).values(low_balance_notified=True))
-            results.append((account, Settlement(balance, crossed)))
+            zero = bool(charge) and balance <= 0 < balance + charge
+            results.append((account, Settlement(balance, crossed, zero, charge)))
         return results
 
     # -- money in and out ----------------------------------------------------------------------
@@ -255,7 +262,7 @@ class PrepaidLedger:
         if await self._exists(session, kind, reference):
             return None
         values: dict[str, Any] = {"balance": BillingAccount.balance + money(amount)}
-        if kind == "topup":
+        if kind in ("topup", "auto_recharge"):
             values["total_topups"] = BillingAccount.total_topups + money(amount)
         balance = (
             await session.execute(
@@ -277,6 +284,16 @@ class PrepaidLedger:
         )
         await session.flush()  # the unique constraint backs the check above under a race
         log.info("ledger %s %s %s: %s (balance %s)", kind, account[0], account[1], amount, balance)
+        if kind == "topup" and self.notifier is not None:
+            from proxyllm.billing.notify import TOPUP_CREDITED
+
+            await self.notifier.emit(
+                session,
+                TOPUP_CREDITED,
+                about=reference,
+                account=account,
+                data={"amount": amount, "balance": Decimal(balance), "currency": self.currency, "reference": reference},
+            )
         return Decimal(balance)
 
     async def adjust(self, session: AsyncSession, account: AccountRef, amount: Decimal, reason: str) -> Decimal:

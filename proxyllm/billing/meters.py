@@ -15,13 +15,14 @@ import logging
 import random
 import time
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP
 from typing import Any
 
 import stripe
 from sqlalchemy import select, update
 
 from proxyllm.accounts.writer import SpendWriter
+from proxyllm.billing.prices import request_price
 from proxyllm.billing.service import Billing
 from proxyllm.billing.tables import MeterEvent
 from proxyllm.core.background import cancel
@@ -41,7 +42,7 @@ def meter_rows(billing: Billing, ctx: RequestContext, account: tuple[str, str], 
     usage = ctx.usage
     model = {"model": ctx.model_group}
     if settings.meter_value == "cost":
-        units = (ctx.cost or Decimal(0)) * settings.meter_cost_unit
+        units = request_price(ctx) * settings.meter_cost_unit  # what the customer is charged
         values = [("", int(units.to_integral_value(rounding=ROUND_HALF_UP)), model)]
     elif usage is None:
         return []

@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 
-from proxyllm.billing.ledger import AccountRef, PrepaidLedger
+from proxyllm.billing.ledger import AccountRef, PrepaidLedger, Settlement
 from proxyllm.billing.settings import BillingSettings
 from proxyllm.billing.tables import BillingAccount, Topup
 from proxyllm.core.background import cancel
@@ -53,6 +55,15 @@ class Billing:
         self._customers: dict[AccountRef, tuple[float, str | None]] = {}
         self.subscription_cache: dict[AccountRef, tuple[float, tuple[bool, str]]] = {}
         self._task: asyncio.Task[None] | None = None
+        # Run after each account's settlement, in its transaction (e.g. auto-recharge).
+        self.settlement_hooks: list[Callable[[AsyncSession, AccountRef, Settlement], Awaitable[None]]] = []
+        from proxyllm.billing.grants import Grants
+        from proxyllm.billing.recharge import Recharger
+
+        self.grants = Grants(db, self.ledger)
+        self.recharger = Recharger(self)
+        # Grants first (they are spent before paid credit), then the recharge that may follow.
+        self.settlement_hooks += [self.grants.on_settlement, self.recharger.on_settlement]
 
     # -- who pays ------------------------------------------------------------------------------
 
@@ -151,6 +162,11 @@ class Billing:
         self.check_topup_amount(amount)
         customer = await self.customer_for(account)
         metadata = {"proxyllm_account_type": account[0], "proxyllm_account_id": account[1]}
+        email = None
+        if account[0] == "user":
+            async with self.db.session() as session:
+                user = await session.get(User, account[1])
+                email = user.user_email if user is not None else None
         session_id, url = await self.api.create_checkout(
             customer=customer,
             amount=amount,
@@ -158,6 +174,7 @@ class Billing:
             success_url=success_url,
             cancel_url=cancel_url,
             metadata=metadata,
+            receipt_email=email,
         )
         async with self.db.session() as session:
             session.add(
@@ -201,12 +218,32 @@ class Billing:
                 from proxyllm.billing.metrics import LOW_BALANCE
 
                 LOW_BALANCE.labels(account_type=account[0]).inc()
+            await self._after_settlement(session, account, result)
+
+    async def _after_settlement(self, session: AsyncSession, account: AccountRef, result: Settlement) -> None:
+        """Notifications (and hooks such as auto-recharge) in the settlement's own transaction."""
+        notifier = self.ledger.notifier
+        if notifier is not None and (result.crossed_low_balance or result.crossed_zero):
+            from proxyllm.billing.notify import BALANCE_LOW, BALANCE_ZERO
+
+            episode = uuid.uuid4().hex  # the crossing is seen once, under the account row's lock
+            data = {"balance": result.balance, "currency": self.settings.currency}
+            if result.crossed_low_balance:
+                await notifier.emit(session, BALANCE_LOW, about=episode, account=account, data=data)
+            if result.crossed_zero:
+                await notifier.emit(session, BALANCE_ZERO, about=episode, account=account, data=data)
+        for hook in self.settlement_hooks:
+            await hook(session, account, result)
 
     async def _upkeep(self) -> None:
         since = 0.0
         while True:
             await asyncio.sleep(RETRY_INTERVAL)
             since += RETRY_INTERVAL
+            try:
+                await self.grants.expire_due()
+            except Exception as exc:
+                log.warning("grant expiry not done yet (%s); retrying", type(exc).__name__)
             if since >= RECONCILE_INTERVAL:
                 since = 0.0
                 with contextlib.suppress(Exception):
@@ -215,7 +252,9 @@ class Billing:
     async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._upkeep(), name="billing-upkeep")
+            await self.recharger.start()
 
     async def stop(self) -> None:
         await cancel(self._task)
         self._task = None
+        await self.recharger.stop()

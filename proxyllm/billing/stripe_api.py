@@ -100,7 +100,11 @@ class StripeAPI:
         success_url: str,
         cancel_url: str,
         metadata: dict[str, str],
+        receipt_email: str | None = None,
     ) -> tuple[str, str]:
+        payment: dict[str, Any] = {"metadata": metadata}
+        if receipt_email:
+            payment["receipt_email"] = receipt_email  # Stripe emails the receipt
         params: dict[str, Any] = {
             "mode": "payment",
             "customer": customer,
@@ -118,10 +122,79 @@ class StripeAPI:
                 }
             ],
             "metadata": metadata,
-            "payment_intent_data": {"metadata": metadata},
+            "payment_intent_data": payment,
         }
         try:
             session = await self.client.v1.checkout.sessions.create_async(params)  # type: ignore[arg-type]
         except stripe.StripeError as error:
             raise stripe_failure(error) from None
         return str(session.id), str(session.url)
+
+    # -- saved cards, off-session payments, the billing portal (billing/recharge.py, routes/billing_portal.py)
+
+    async def create_setup_checkout(
+        self, *, customer: str, currency: str, success_url: str, cancel_url: str, metadata: dict[str, str]
+    ) -> tuple[str, str]:
+        """A Checkout Session that only saves a card for later off-session payments."""
+        params: dict[str, Any] = {
+            "mode": "setup",
+            "customer": customer,
+            "currency": currency,
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "metadata": metadata,
+            "setup_intent_data": {"metadata": metadata},
+        }
+        try:
+            session = await self.client.v1.checkout.sessions.create_async(params)  # type: ignore[arg-type]
+        except stripe.StripeError as error:
+            raise stripe_failure(error) from None
+        return str(session.id), str(session.url)
+
+    async def create_setup_intent(self, *, customer: str, metadata: dict[str, str]) -> tuple[str, str]:
+        """A SetupIntent (for Stripe.js / Elements): its id and client secret."""
+        params: dict[str, Any] = {"customer": customer, "usage": "off_session", "metadata": metadata}
+        try:
+            intent = await self.client.v1.setup_intents.create_async(params)  # type: ignore[arg-type]
+        except stripe.StripeError as error:
+            raise stripe_failure(error) from None
+        return str(intent.id), str(intent.client_secret)
+
+    async def charge_off_session(
+        self,
+        *,
+        customer: str,
+        payment_method: str,
+        amount: Decimal,
+        currency: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+        receipt_email: str | None,
+    ) -> tuple[str, str]:
+        """Create and confirm an off-session PaymentIntent: (id, status). A decline raises
+        ``stripe.CardError``; the same idempotency key never creates a second PaymentIntent."""
+        params: dict[str, Any] = {
+            "amount": to_minor_units(amount),
+            "currency": currency,
+            "customer": customer,
+            "payment_method": payment_method,
+            "off_session": True,
+            "confirm": True,
+            "metadata": metadata,
+            "description": "API credits (automatic recharge)",
+        }
+        if receipt_email:
+            params["receipt_email"] = receipt_email
+        intent = await self.client.v1.payment_intents.create_async(
+            params,  # type: ignore[arg-type]
+            {"idempotency_key": idempotency_key},
+        )
+        return str(intent.id), str(intent.status)
+
+    async def create_portal_session(self, *, customer: str, return_url: str) -> str:
+        params: dict[str, Any] = {"customer": customer, "return_url": return_url}
+        try:
+            session = await self.client.v1.billing_portal.sessions.create_async(params)  # type: ignore[arg-type]
+        except stripe.StripeError as error:
+            raise stripe_failure(error) from None
+        return str(session.url)

@@ -79,6 +79,16 @@ async def subscription_changed(
             last_event_at=created,
         )
         session.add(row)
+    if row.status != status and ledger.notifier is not None:
+        from proxyllm.billing.notify import SUBSCRIPTION_CHANGED
+
+        await ledger.notifier.emit(
+            session,
+            SUBSCRIPTION_CHANGED,
+            about=f"{obj['id']}:{status}:{created}",
+            account=account,
+            data={"subscription_id": obj["id"], "status": status, "previous_status": row.status},
+        )
     if status == "past_due" and (row.status != "past_due" or row.past_due_since is None):
         row.past_due_since = created
     elif status != "past_due":

@@ -31,6 +31,27 @@ class BillingAccount(Base):
     low_balance_threshold: Mapped[Decimal | None] = mapped_column(Money, default=None)
     low_balance_notified: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # What the account is charged (billing/prices.py): its rate card, else its own markup, else the defaults.
+    rate_card: Mapped[str | None] = mapped_column(String(64), default=None)
+    markup_percent: Mapped[Decimal | None] = mapped_column(Money, default=None)
+
+
+class RateCardPrice(Base):
+    """One model group's prices on a rate card (what a customer pays, not what the upstream costs)."""
+
+    __tablename__ = "rate_card_prices"
+
+    card: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_group: Mapped[str] = mapped_column(String(255), primary_key=True)
+    input_per_token: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+    output_per_token: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+    cached_input_per_token: Mapped[Decimal | None] = mapped_column(Money, default=None)  # None: the input price
+    per_request: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+    per_image: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+    per_second: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
 
 
 class LedgerEntry(Base):
@@ -137,3 +158,80 @@ class Subscription(Base):
     )
 
     __table_args__ = (Index("ix_subscriptions_account", "account_type", "account_id"),)
+
+
+class Notification(Base):
+    """The durable outbox of notifications: one row per (event, target), sent in the background.
+
+    ``event_id`` is derived from what the event is about, so the same event is queued once however
+    often it is raised (a retried batch, two replicas); a delivered row is never sent again."""
+
+    __tablename__ = "notifications"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    target: Mapped[str] = mapped_column(String(500), primary_key=True)  # a webhook URL or mailto:address
+    type: Mapped[str] = mapped_column(String(64))
+    account_type: Mapped[str | None] = mapped_column(String(16), default=None)
+    account_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    payload: Mapped[str] = mapped_column(String)  # the JSON body, exactly as signed and sent
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500), default=None)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+    __table_args__ = (Index("ix_notifications_due", "status", "next_attempt_at"),)
+
+
+class AutoRecharge(Base):
+    """An account's automatic recharge: a saved card charged off-session when a settlement takes the
+    balance under ``threshold``, at most ``monthly_cap`` per calendar month (UTC).
+
+    ``attempt`` is the recharge in flight (also its Stripe idempotency key): it is set by one
+    conditional UPDATE (``attempt IS NULL AND charged + amount <= monthly_cap``), so however many
+    settlements on however many replicas see the low balance, one recharge starts; ``charged`` counts
+    what was started this ``period`` (a failed attempt gives its amount back)."""
+
+    __tablename__ = "auto_recharges"
+
+    account_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    threshold: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+    amount: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+    monthly_cap: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+    payment_method: Mapped[str | None] = mapped_column(String(255), default=None)
+    period: Mapped[str] = mapped_column(String(7), default="")  # YYYY-MM
+    charged: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+    attempt: Mapped[str | None] = mapped_column(String(64), default=None, unique=True)
+    attempt_amount: Mapped[Decimal | None] = mapped_column(Money, default=None)
+    attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)  # a sender's lease
+    payment_intent: Mapped[str | None] = mapped_column(String(255), default=None)
+    disabled_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class CreditGrant(Base):
+    """Promotional credit: part of the balance, spent before paid credit (highest ``priority`` first,
+    then the soonest to expire); what is left at ``expires_at`` leaves the balance with a ledger entry."""
+
+    __tablename__ = "credit_grants"
+
+    grant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_type: Mapped[str] = mapped_column(String(16))
+    account_id: Mapped[str] = mapped_column(String(255))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    remaining: Mapped[Decimal] = mapped_column(Money)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    expired: Mapped[bool] = mapped_column(Boolean, default=False)
+    description: Mapped[str | None] = mapped_column(String(500), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        Index("ix_credit_grants_account", "account_type", "account_id"),
+        Index("ix_credit_grants_expiry", "expired", "expires_at"),
+    )

@@ -303,3 +303,14 @@ async def process(
             result = f"ignored: malformed event ({why})"
     log.info("Stripe event %s (%s): %s", event["id"], event_type, result)
     return {"received": True, "result": result}
+
+
+def _register_recharge_handlers() -> None:
+    """Automatic recharge's events (billing/recharge.py builds on this module's field checks)."""
+    from proxyllm.billing.recharge import HANDLERS as RECHARGE_HANDLERS
+
+    for name, handler in RECHARGE_HANDLERS.items():
+        HANDLERS.setdefault(name, handler)
+
+
+_register_recharge_handlers()

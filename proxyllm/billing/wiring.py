@@ -44,6 +44,43 @@ def billing_gates(runtime: Runtime) -> list[Hook]:
     return hooks
 
 
+def price_hooks(runtime: Runtime) -> list[Hook]:
+    """Customer prices (rate cards, markups), resolved right after the admission step: only when a
+    markup is configured or billing is on (otherwise the price is the cost and nothing runs)."""
+    from proxyllm.billing.prices import PriceConfigError, PriceHook, Prices, check_group_markups, global_markup
+
+    try:
+        markup = global_markup(runtime.env)
+        check_group_markups(runtime.deployments)
+    except PriceConfigError as exc:
+        from proxyllm.server.deployments import StartupError
+
+        raise StartupError(f"billing: {exc}") from None
+    has_group_markup = any(d.model_info.get("markup_percent") is not None for d in runtime.deployments)
+    runtime.prices = Prices(runtime.db, markup=markup)
+    if runtime.billing is None and markup is None and not has_group_markup:
+        return []
+    return [PriceHook(runtime.prices, runtime.billing)]
+
+
+def notification_hooks(runtime: Runtime) -> list[Hook]:
+    """Signed webhooks and email about balances, payments, budgets and subscriptions (billing/notify.py)."""
+    from proxyllm.billing.notify import Notifier, NotifyConfigError, NotifyHook, notify_settings
+
+    try:
+        settings = notify_settings(runtime.env)
+    except NotifyConfigError as exc:
+        from proxyllm.server.deployments import StartupError
+
+        raise StartupError(f"notifications: {exc}") from None
+    if not settings.enabled:
+        return []
+    notifier = Notifier(settings, runtime.db, writer=runtime.spend)
+    if runtime.billing is not None:
+        runtime.billing.ledger.notifier = notifier
+    return [NotifyHook(notifier)]
+
+
 def billing_charges(runtime: Runtime) -> list[Hook]:
     """Money reserved after the cache (a hit is never charged): prepaid credits."""
     billing = runtime.billing

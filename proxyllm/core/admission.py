@@ -41,6 +41,7 @@ import orjson
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.hooks import Hook
+from proxyllm.core.pricing import worst_case_seconds_cost
 from proxyllm.core.types import Operation
 from proxyllm.errors import invalid_request
 
@@ -81,6 +82,7 @@ class Admission:
     choices: int
     prompt_tokens: int  # upper estimate
     max_cost: Decimal  # worst case at the group's highest prices
+    max_price: Decimal | None = None  # worst case of what the customer is charged (billing/prices.py)
 
     def cap_output(self, ctx: RequestContext) -> None:
         """Send the assumed output limit upstream, so the answer cannot outgrow the reservation."""
@@ -219,6 +221,7 @@ def worst_case_cost(deployments: list[Deployment], prompt: int, output: int) -> 
             cost += dep.input_cost_per_token * prompt
         if dep.output_cost_per_token:
             cost += dep.output_cost_per_token * output
+        cost += worst_case_seconds_cost(dep)  # compute-time prices, for the longest a call may be charged
         if cost > worst:
             worst = cost
     return worst
@@ -233,7 +236,7 @@ def admit(
     requested = bound_output(body, limit)
     choices = bound_choices(body, ctx.operation) if ctx.operation is not Operation.EMBEDDING else 1
     if ctx.operation is Operation.COUNT_TOKENS:  # counting input is free: nothing to bound or reserve
-        return Admission(0, True, 1, 0, ZERO)
+        return Admission(0, True, 1, 0, ZERO, ZERO)
     if ctx.operation is Operation.EMBEDDING:
         max_output, known = 0, True
     elif requested is not None:

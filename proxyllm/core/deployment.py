@@ -36,6 +36,10 @@ class Deployment:
     tpm: int | None = None
     input_cost_per_token: Decimal | None = None
     output_cost_per_token: Decimal | None = None
+    input_cost_per_second: Decimal | None = None  # compute-time prices (LiteLLM's names)
+    output_cost_per_second: Decimal | None = None
+    compute_time: str = "sum"  # Ollama's seconds: "sum" of its phases, or "total" (total_duration)
+    exclude_load_time: bool = False  # a cold start (load_duration) is not charged
     drop_params: bool | None = None
     proxy_url: str | None = None  # e.g. tailscaled's HTTP proxy for tailnet hosts
     extra_headers: dict[str, str] = field(default_factory=dict)

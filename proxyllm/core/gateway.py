@@ -80,7 +80,7 @@ class Gateway:
         if ctx.usage is None and ctx.operation.value != "embedding" and ctx.output_chunks:
             # No usage from upstream (e.g. a stream cut short): one event is about one token.
             ctx.usage = Usage(estimate_prompt_tokens(ctx.body), ctx.output_chunks, estimated=True)
-        ctx.cost = call_cost(dep, ctx.usage)
+        ctx.cost = call_cost(dep, ctx.usage, time.perf_counter() - ctx.started)
 
     async def finish(self, ctx: RequestContext) -> None:
         """Run after-hooks in reverse order for every hook whose before-hook ran."""

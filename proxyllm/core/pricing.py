@@ -1,4 +1,18 @@
-"""What a call cost, in exact decimal dollars (never a float)."""
+"""What a call cost, in exact decimal dollars (never a float).
+
+Token prices (``input_cost_per_token`` / ``output_cost_per_token``) and compute-time prices
+(``input_cost_per_second`` / ``output_cost_per_second``, LiteLLM's names) add up. The seconds come
+from the upstream's own durations when it reports them (Ollama: ``load_duration``,
+``prompt_eval_duration``, ``eval_duration``, ``total_duration``), else from the wall time of the call
+(both prices then apply to it, as LiteLLM does). A deployment chooses how Ollama's durations count:
+
+- ``compute_time: sum`` (default): input seconds = load + prompt evaluation, output seconds = evaluation;
+- ``compute_time: total``: input seconds = ``total_duration`` - evaluation, output seconds = evaluation
+  (so the server's own overhead is charged too);
+
+and ``exclude_load_time: true`` leaves a cold start's model load out. The seconds charged are at most
+``seconds_bound`` (the deployment's longest timeout), which is what the admission step reserves.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +23,41 @@ from proxyllm.core.deployment import Deployment
 from proxyllm.core.types import Usage
 
 ZERO = Decimal(0)
+NANO = Decimal(10**9)
+COMPUTE_TIME_MODES = ("sum", "total")
 
 
-def call_cost(dep: Deployment, usage: Usage | None) -> Decimal:
+def seconds_bound(dep: Deployment) -> Decimal:
+    """The most seconds one call to ``dep`` is charged for."""
+    return Decimal(repr(max(dep.timeout, dep.stream_timeout)))
+
+
+def wall_seconds(seconds: float) -> Decimal:
+    """A measured duration as exact milliseconds."""
+    return Decimal(int(max(seconds, 0.0) * 1000)) / 1000
+
+
+def compute_seconds(dep: Deployment, usage: Usage | None, wall: float) -> tuple[Decimal, Decimal]:
+    """(input seconds, output seconds) of one call, each at most ``seconds_bound``."""
+    compute = usage.compute if usage is not None else None
+    bound = seconds_bound(dep)
+    if compute is None:
+        seconds = min(wall_seconds(wall), bound)
+        return seconds, seconds
+    load = 0 if dep.exclude_load_time else compute.load_ns
+    if dep.compute_time == "total" and compute.total_ns:
+        overhead = compute.load_ns if dep.exclude_load_time else 0
+        inp = max(compute.total_ns - compute.eval_ns - overhead, 0)
+    else:
+        inp = load + compute.prompt_eval_ns
+    return min(Decimal(inp) / NANO, bound), min(Decimal(compute.eval_ns) / NANO, bound)
+
+
+def priced_per_second(dep: Deployment) -> bool:
+    return bool(dep.input_cost_per_second or dep.output_cost_per_second)
+
+
+def call_cost(dep: Deployment, usage: Usage | None, wall: float = 0.0) -> Decimal:
     if usage is None:
         return ZERO
     cost = ZERO
@@ -19,7 +65,46 @@ def call_cost(dep: Deployment, usage: Usage | None) -> Decimal:
         cost += dep.input_cost_per_token * usage.prompt_tokens
     if dep.output_cost_per_token:
         cost += dep.output_cost_per_token * usage.completion_tokens
+    if priced_per_second(dep):
+        inp, out = compute_seconds(dep, usage, wall)
+        cost += (dep.input_cost_per_second or ZERO) * inp + (dep.output_cost_per_second or ZERO) * out
     return cost
+
+
+def worst_case_seconds_cost(dep: Deployment) -> Decimal:
+    """The most a call's compute time can cost (added to the token worst case by the admission step)."""
+    if not priced_per_second(dep):
+        return ZERO
+    return ((dep.input_cost_per_second or ZERO) + (dep.output_cost_per_second or ZERO)) * seconds_bound(dep)
+
+
+def compute_settings(extras: dict[str, Any], where: str) -> dict[str, Any]:
+    """The compute-time fields of a deployment's ``litellm_params`` (extra keys), checked."""
+    found: dict[str, Any] = {}
+    for name in ("input_cost_per_second", "output_cost_per_second"):
+        raw = extras.get(name)
+        if raw is None:
+            continue
+        if isinstance(raw, bool) or not isinstance(raw, int | float | str | Decimal):
+            raise ValueError(f"{where}: litellm_params.{name} must be a number")
+        try:
+            value = Decimal(repr(raw)) if isinstance(raw, float) else Decimal(raw)
+        except ArithmeticError:
+            raise ValueError(f"{where}: litellm_params.{name} must be a number, got {raw!r}") from None
+        if not value.is_finite() or value < 0:
+            raise ValueError(f"{where}: litellm_params.{name} must be a number of at least 0")
+        found[name] = value
+    mode = extras.get("compute_time")
+    if mode is not None:
+        if mode not in COMPUTE_TIME_MODES:
+            raise ValueError(f"{where}: litellm_params.compute_time must be 'sum' or 'total', got {mode!r}")
+        found["compute_time"] = mode
+    exclude = extras.get("exclude_load_time")
+    if exclude is not None:
+        if type(exclude) is not bool:
+            raise ValueError(f"{where}: litellm_params.exclude_load_time must be true or false")
+        found["exclude_load_time"] = exclude
+    return found
 
 
 def format_cost(cost: Decimal) -> str:

@@ -18,11 +18,23 @@ class Operation(StrEnum):
 CHAT_SHAPED = frozenset({Operation.CHAT, Operation.RESPONSES})
 
 
+@dataclass(frozen=True, slots=True)
+class ComputeTime:
+    """Where an upstream's time went, in nanoseconds, as a self-hosted server reports it (Ollama)."""
+
+    load_ns: int = 0  # loading the model into memory (a cold start)
+    prompt_eval_ns: int = 0
+    eval_ns: int = 0
+    total_ns: int = 0
+
+
 @dataclass(slots=True)
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     estimated: bool = False  # counted by the proxy because the upstream reported none
+    cached_tokens: int = 0  # of the prompt tokens, read from a prompt cache
+    compute: ComputeTime | None = None  # reported upstream durations, for per-second prices
 
     @property
     def total_tokens(self) -> int:
@@ -36,7 +48,10 @@ class Usage:
         completion = data.get("completion_tokens") or 0
         if not isinstance(prompt, int) or not isinstance(completion, int):
             return None
-        return cls(prompt, completion)
+        details = data.get("prompt_tokens_details")
+        cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+        cached = cached if type(cached) is int and 0 < cached <= prompt else 0
+        return cls(prompt, completion, cached_tokens=cached)
 
     def as_openai(self) -> dict[str, int]:
         return {

@@ -102,7 +102,8 @@ class SpendLog(Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     total_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    spend: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    spend: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))  # the operator's cost (LiteLLM's field)
+    price: Mapped[Decimal | None] = mapped_column(Money, default=None)  # what the customer is charged
     start_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     end_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ttft_ms: Mapped[int | None] = mapped_column(Integer, default=None)

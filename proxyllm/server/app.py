@@ -23,7 +23,9 @@ from proxyllm.server import errors, openapi
 from proxyllm.server.bodylimit import BodyLimitMiddleware
 from proxyllm.server.middleware import RequestIdMiddleware
 from proxyllm.server.routes import audit, customers, health, keys, models, models_admin, spend, stripe, teams, users
+from proxyllm.server.routes.billing_portal import router as billing_portal_router
 from proxyllm.server.routes.metrics import router as metrics_router
+from proxyllm.server.routes.pricing import router as pricing_router
 from proxyllm.server.runtime import Runtime
 from proxyllm.server.throttle import AuthThrottle
 from proxyllm.ui.routes import MAX_LOGIN_BODY
@@ -82,6 +84,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     for module in (models, models_admin, keys, users, teams, spend, stripe, customers, audit):
         app.include_router(module.router)
     app.include_router(responses_routes.router)
+    app.include_router(pricing_router)  # customer prices: rate cards, markups
+    app.include_router(billing_portal_router)  # billing portal, auto-recharge, grants
     app.include_router(ui_router)
     app.add_route("/", lambda _: RedirectResponse("/ui"), methods=["GET", "HEAD"], include_in_schema=False)
     errors.install(app)

@@ -9,6 +9,7 @@ from typing import Any
 from proxyllm.config.schema import REQUEST_DEFAULT_PARAMS, DeploymentConfig, ProxyConfig
 from proxyllm.core import prices
 from proxyllm.core.deployment import DEFAULT_TIMEOUT, Deployment, deployment_id
+from proxyllm.core.pricing import compute_settings
 from proxyllm.core.router import RouterPolicy
 from proxyllm.core.routing.policy import parse_retry_policy
 from proxyllm.core.routing.strategies import strategy_for
@@ -148,6 +149,10 @@ class DeploymentFactory:
             listed = prices.lookup(provider.name, entry.model_info.base_model or upstream_model)
             if listed is not None:
                 input_price, output_price = listed
+        try:
+            compute = compute_settings(extras, where)
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
         raw_params = params.model_dump(mode="json", exclude_none=True)
         return Deployment(
             id=entry.model_info.id or deployment_id(entry.model_name, raw_params),
@@ -174,6 +179,7 @@ class DeploymentFactory:
             model_info=model_info(entry.model_info.model_dump(exclude_none=True), extras),
             region=extras["region_name"] if isinstance(extras.get("region_name"), str) else None,
             tags=frozenset(t for t in extras.get("tags") or () if isinstance(t, str)),
+            **compute,
         )
 
 

@@ -15,7 +15,14 @@ from proxyllm.accounts.hooks import AccessHook, BudgetHook, SpendLogHook
 from proxyllm.accounts.invalidation import KeyInvalidations
 from proxyllm.accounts.records import ALL_MODELS
 from proxyllm.accounts.writer import SpendWriter
-from proxyllm.billing.wiring import billing_charges, billing_from_env, billing_gates
+from proxyllm.billing.prices import Prices
+from proxyllm.billing.wiring import (
+    billing_charges,
+    billing_from_env,
+    billing_gates,
+    notification_hooks,
+    price_hooks,
+)
 from proxyllm.cache.hook import CacheHook
 from proxyllm.cache.settings import cache_settings
 from proxyllm.config.schema import DeploymentConfig, ProxyConfig
@@ -121,6 +128,7 @@ class Runtime:
         master_key = config.general_settings.master_key or env.get("LITELLM_MASTER_KEY") or None
         self.auth = Authenticator(master_key, self.keys)
         self.billing = billing_from_env(env, self.db)
+        self.prices: Prices | None = None  # customer prices (billing/prices.py), set by price_hooks
         # Limits, budgets and key-cache invalidations are shared by the replicas through Redis when configured.
         self.scripts = Scripts(self.shared_state)
         KeyInvalidations(self.keys, self.scripts)
@@ -149,6 +157,8 @@ class Runtime:
             AuthHook(self.auth),  # who is calling
             SpendLogHook(self.spend),  # one spend row for every authenticated request, whatever its outcome
             AdmissionHook(self.router, default_output=default_output),  # model group, bounds, worst-case cost
+            *price_hooks(self),  # the customer's price plan (rate card, markup) and worst-case price
+            *notification_hooks(self),  # signed webhooks / email; sees a budget's refusal below
             AccessHook(self.router),  # may this key (its user, its team) use the model?
             *(extra_hooks or []),
             *billing_gates(self),  # subscription state, Stripe customer link

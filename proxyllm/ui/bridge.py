@@ -35,6 +35,8 @@ READS = frozenset(
         "/stripe/meter-events",
         "/stripe/subscription",
         "/stripe/subscriptions",
+        "/stripe/auto_recharge",
+        "/stripe/grants",
     }
 )
 WRITES = frozenset(
@@ -55,6 +57,9 @@ WRITES = frozenset(
         "/team/member_delete",
         "/stripe/topup",
         "/stripe/balance/adjust",
+        "/stripe/portal",
+        "/stripe/auto_recharge",
+        "/stripe/auto_recharge/card",
     }
 )
 ALLOWED = {"GET": READS, "POST": WRITES}

@@ -49,6 +49,16 @@ class FakeStripe:
         router.post(f"{STRIPE}/v1/billing/meter_events").mock(side_effect=self._meter_event)
         router.post(f"{STRIPE}/v2/billing/meter_event_session").mock(side_effect=self._meter_session)
         router.post(f"{STRIPE}/v2/billing/meter_event_stream").mock(side_effect=self._meter_stream)
+        # Saved cards, off-session payments and the billing portal.
+        self.payment_intents: list[dict[str, Any]] = []  # created ones, in order
+        self.payment_attempts = 0  # calls, including replays of an idempotency key
+        self.payment_outcome = "succeeded"  # succeeded | declined | requires_action
+        self._idempotent: dict[str, httpx.Response] = {}
+        self.setup_intents: list[dict[str, Any]] = []
+        self.portal_sessions: list[dict[str, Any]] = []
+        router.post(f"{STRIPE}/v1/payment_intents").mock(side_effect=self._payment_intent)
+        router.post(f"{STRIPE}/v1/setup_intents").mock(side_effect=self._setup_intent)
+        router.post(f"{STRIPE}/v1/billing_portal/sessions").mock(side_effect=self._portal)
         router.route(host="127.0.0.1").pass_through()
 
     def _get_customer(self, request: httpx.Request, cid: str) -> httpx.Response:
@@ -105,6 +115,72 @@ class FakeStripe:
         self.stream_batches.append((request.headers.get("authorization", ""), body["events"]))
         return httpx.Response(200, json={})
 
+    def _payment_intent(self, request: httpx.Request) -> httpx.Response:
+        self.payment_attempts += 1
+        key = request.headers.get("idempotency-key")
+        if key and key in self._idempotent:
+            return self._idempotent[key]  # Stripe replays the first answer for a repeated key
+        form = dict(httpx.QueryParams(request.content.decode()))
+        assert form["off_session"] == "true" and form["confirm"] == "true", form
+        pid = f"pi_{uuid.uuid4().hex[:14]}"
+        metadata = {k[len("metadata[") : -1]: v for k, v in form.items() if k.startswith("metadata[")}
+        intent = {
+            "id": pid,
+            "object": "payment_intent",
+            "amount": int(form["amount"]),
+            "currency": form["currency"],
+            "customer": form["customer"],
+            "payment_method": form["payment_method"],
+            "metadata": metadata,
+            "receipt_email": form.get("receipt_email"),
+            "idempotency_key": key,
+        }
+        if self.payment_outcome == "declined":
+            response = httpx.Response(
+                402,
+                json={
+                    "error": {
+                        "type": "card_error",
+                        "code": "card_declined",
+                        "decline_code": "insufficient_funds",
+                        "message": "Your card has insufficient funds.",
+                        "payment_intent": {**intent, "status": "requires_payment_method"},
+                    }
+                },
+            )
+        else:
+            status = "requires_action" if self.payment_outcome == "requires_action" else "succeeded"
+            intent["status"] = status
+            intent["amount_received"] = intent["amount"] if status == "succeeded" else 0
+            response = httpx.Response(200, json=intent)
+        self.payment_intents.append(intent)
+        if key:
+            self._idempotent[key] = response
+        return response
+
+    def _setup_intent(self, request: httpx.Request) -> httpx.Response:
+        form = dict(httpx.QueryParams(request.content.decode()))
+        self.setup_intents.append(form)
+        sid = f"seti_{uuid.uuid4().hex[:12]}"
+        return httpx.Response(
+            200,
+            json={"id": sid, "object": "setup_intent", "client_secret": f"{sid}_secret_x", "usage": form["usage"]},
+        )
+
+    def _portal(self, request: httpx.Request) -> httpx.Response:
+        form = dict(httpx.QueryParams(request.content.decode()))
+        self.portal_sessions.append(form)
+        return httpx.Response(
+            200,
+            json={
+                "id": f"bps_{uuid.uuid4().hex[:10]}",
+                "object": "billing_portal.session",
+                "customer": form["customer"],
+                "return_url": form["return_url"],
+                "url": f"https://billing.stripe.com/p/session/test_{uuid.uuid4().hex[:10]}",
+            },
+        )
+
     def _customer(self, request: httpx.Request) -> httpx.Response:
         form = dict(httpx.QueryParams(request.content.decode()))
         self.customers.append(form)
@@ -119,7 +195,7 @@ class FakeStripe:
             json={
                 "id": sid,
                 "object": "checkout.session",
-                "mode": "payment",
+                "mode": form.get("mode", "payment"),
                 "url": f"https://checkout.stripe.com/c/pay/{sid}",
             },
         )

@@ -16,6 +16,7 @@ class FakeOllama(FakeUpstream):
     def __init__(self, models: tuple[str, ...] = ("llama3:latest", "qwen3:8b", "nomic-embed-text:latest")):
         super().__init__()
         self.models = models
+        self.durations: dict[str, int] = {}  # overrides of the final answer's durations (nanoseconds)
         self.app.router.add_post("/api/chat", self.chat)
         self.app.router.add_post("/api/generate", self.generate)
         self.app.router.add_post("/api/embed", self.embed)
@@ -41,6 +42,7 @@ class FakeOllama(FakeUpstream):
             "prompt_eval_count": 7,
             "eval_count": count,
             "eval_duration": 500,
+            **self.durations,
         }
 
     async def chat(self, request: web.Request) -> web.StreamResponse:

@@ -53,6 +53,9 @@ class FakeStripeUpstream:
         self.app.router.add_post("/v1/checkout/sessions", self._create_session)
         self.app.router.add_get("/c/pay/{id}", self._checkout_page)
         self.app.router.add_post("/c/pay/{id}", self._pay)
+        self.portal_sessions: dict[str, dict[str, Any]] = {}
+        self.app.router.add_post("/v1/billing_portal/sessions", self._create_portal)
+        self.app.router.add_get("/p/session/{id}", self._portal_page)
 
     @property
     def url(self) -> str:
@@ -105,8 +108,9 @@ class FakeStripeUpstream:
         if not self._authorized(request):
             return _error(401, "Invalid API Key provided")
         form = {k: str(v) for k, v in (await request.post()).items()}
+        setup = form.get("mode") == "setup"
         try:
-            amount = int(form["line_items[0][price_data][unit_amount]"])
+            amount = 0 if setup else int(form["line_items[0][price_data][unit_amount]"])
         except (KeyError, ValueError):
             return _error(400, "Missing required param: line_items[0][price_data][unit_amount].")
         for required in ("success_url", "cancel_url", "customer"):
@@ -118,7 +122,7 @@ class FakeStripeUpstream:
             "object": "checkout.session",
             "mode": form.get("mode", "payment"),
             "amount_total": amount,
-            "currency": form.get("line_items[0][price_data][currency]", "usd"),
+            "currency": form.get("line_items[0][price_data][currency]") or form.get("currency", "usd"),
             "customer": form["customer"],
             "client_reference_id": form.get("client_reference_id"),
             "metadata": _metadata(form),
@@ -128,6 +132,9 @@ class FakeStripeUpstream:
             "cancel_url": form["cancel_url"],
             "url": f"{self.checkout_base}/c/pay/{session_id}",
         }
+        if setup:
+            prefix = "setup_intent_data[metadata]["
+            session["setup_metadata"] = {k[len(prefix) : -1]: v for k, v in form.items() if k.startswith(prefix)}
         self.sessions[session_id] = session
         return web.json_response(session)
 
@@ -137,6 +144,14 @@ class FakeStripeUpstream:
         session = self.sessions.get(request.match_info["id"])
         if session is None:
             return web.Response(status=404, text="no such checkout session")
+        if session["mode"] == "setup":
+            title = "<title>Fake Stripe Checkout</title>"
+            head = f'<!doctype html><html lang="en"><head><meta charset="utf-8">{title}</head>'
+            page = f"""{head}
+<body><main><h1>Fake Stripe Checkout</h1><p>Save a card for future payments.</p>
+<form method="post"><button type="submit">Save card</button></form>
+<p><a href="{html.escape(session["cancel_url"])}">Cancel and go back</a></p></main></body></html>"""
+            return web.Response(text=page, content_type="text/html")
         amount = f"{session['amount_total'] / 100:.2f} {session['currency'].upper()}"
         page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Fake Stripe Checkout</title></head>
 <body><main><h1>Fake Stripe Checkout</h1><p>Pay <strong id="amount">{html.escape(amount)}</strong> for API credits.</p>
@@ -154,6 +169,52 @@ class FakeStripeUpstream:
             "data": {"object": {**payment, "payment_status": "paid", "payment_intent": session["payment_intent"]}},
         }
 
+    def setup_event(self, session: dict[str, Any]) -> dict[str, Any]:
+        """A setup-mode session's card is saved: ``setup_intent.succeeded`` with the intent's metadata."""
+        return {
+            "id": f"evt_{uuid.uuid4().hex[:16]}",
+            "object": "event",
+            "type": "setup_intent.succeeded",
+            "created": int(time.time()),
+            "data": {
+                "object": {
+                    "id": f"seti_{uuid.uuid4().hex[:16]}",
+                    "object": "setup_intent",
+                    "status": "succeeded",
+                    "customer": session["customer"],
+                    "payment_method": f"pm_{uuid.uuid4().hex[:12]}",
+                    "metadata": session.get("setup_metadata", {}),
+                }
+            },
+        }
+
+    async def _create_portal(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return _error(401, "Invalid API Key provided")
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        for required in ("customer", "return_url"):
+            if not form.get(required):
+                return _error(400, f"Missing required param: {required}.")
+        portal_id = f"bps_{uuid.uuid4().hex[:16]}"
+        portal = {
+            "id": portal_id,
+            "object": "billing_portal.session",
+            "customer": form["customer"],
+            "return_url": form["return_url"],
+            "url": f"{self.checkout_base}/p/session/{portal_id}",
+        }
+        self.portal_sessions[portal_id] = portal
+        return web.json_response(portal)
+
+    async def _portal_page(self, request: web.Request) -> web.Response:
+        portal = self.portal_sessions.get(request.match_info["id"])
+        if portal is None:
+            return web.Response(status=404, text="no such portal session")
+        page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Fake Billing Portal</title></head>
+<body><main><h1>Fake Stripe Billing Portal</h1><p>Invoices and payment methods of {html.escape(portal["customer"])}.</p>
+<p><a href="{html.escape(portal["return_url"])}">Return to the proxy</a></p></main></body></html>"""
+        return web.Response(text=page, content_type="text/html")
+
     async def _pay(self, request: web.Request) -> web.StreamResponse:
         session = self.sessions.get(request.match_info["id"])
         if session is None:
@@ -162,7 +223,8 @@ class FakeStripeUpstream:
             return web.Response(status=500, text="the fake has no webhook_url to notify")
         session.setdefault("payment_intent", f"pi_{uuid.uuid4().hex[:16]}")
         session.update(payment_status="paid", status="complete")
-        payload = orjson.dumps(self.completed_event(session))
+        done = self.setup_event(session) if session["mode"] == "setup" else self.completed_event(session)
+        payload = orjson.dumps(done)
         headers = {
             "stripe-signature": stripe_signature(payload, self.webhook_secret),
             "content-type": "application/json",

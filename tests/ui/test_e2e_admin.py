@@ -130,6 +130,8 @@ async def test_admin_creates_funds_uses_and_blocks_a_key(
     await page.get_by_role("img", name="Spend per day").wait_for()
     await page.get_by_role("img", name="Top keys").wait_for()
     assert "e2e-key" in await page.get_by_role("img", name="Top keys").inner_html()
+    margins = page.get_by_role("region", name="Cost, revenue and margin per day and model")
+    await margins.get_by_role("row").filter(has_text="gpt-fake").wait_for()
     await screenshot(page, "admin-spend")
 
     await page.get_by_role("link", name="Billing").click()

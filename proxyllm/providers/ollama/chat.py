@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from proxyllm.core.types import Usage
+from proxyllm.core.types import ComputeTime, Usage
 from proxyllm.errors import invalid_request
 from proxyllm.providers.ollama.options import COMMON, base_request, check_n, finish_reason
 from proxyllm.providers.params import drop_unsupported
@@ -143,8 +143,24 @@ def chat_request(body: dict[str, Any], model: str, *, drop: bool, stream: bool) 
     return req
 
 
+def _nanoseconds(data: dict[str, Any], name: str) -> int:
+    value = data.get(name)
+    return value if type(value) is int and 0 <= value < 10**15 else 0  # under about 11 days
+
+
+def compute_of(data: dict[str, Any]) -> ComputeTime | None:
+    """Ollama's durations (nanoseconds) from a final answer or the last stream chunk, when it sent any."""
+    found = ComputeTime(
+        load_ns=_nanoseconds(data, "load_duration"),
+        prompt_eval_ns=_nanoseconds(data, "prompt_eval_duration"),
+        eval_ns=_nanoseconds(data, "eval_duration"),
+        total_ns=_nanoseconds(data, "total_duration"),
+    )
+    return found if found != ComputeTime() else None
+
+
 def usage_of(data: dict[str, Any]) -> Usage:
-    return Usage(int(data.get("prompt_eval_count") or 0), int(data.get("eval_count") or 0))
+    return Usage(int(data.get("prompt_eval_count") or 0), int(data.get("eval_count") or 0), compute=compute_of(data))
 
 
 def openai_tool_calls(calls: list[dict[str, Any]], start: int = 0) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from proxyllm.core.types import Usage
 from proxyllm.errors import invalid_request
+from proxyllm.providers.ollama.chat import compute_of
 from proxyllm.providers.params import drop_unsupported
 
 SUPPORTED = frozenset({"model", "input", "encoding_format", "dimensions", "user", "truncate", "keep_alive", "options"})
@@ -53,4 +54,4 @@ def embed_response(data: dict[str, Any], *, model: str, encoding_format: str | N
 
 
 def usage_of(data: dict[str, Any]) -> Usage:
-    return Usage(int(data.get("prompt_eval_count") or 0), 0)
+    return Usage(int(data.get("prompt_eval_count") or 0), 0, compute=compute_of(data))

@@ -10,7 +10,7 @@ from typing import Any
 
 from proxyllm.core.types import Usage
 from proxyllm.errors import invalid_request
-from proxyllm.providers.ollama.chat import ChunkEncoder, split_content
+from proxyllm.providers.ollama.chat import ChunkEncoder, compute_of, split_content
 from proxyllm.providers.ollama.options import COMMON, base_request, check_n, finish_reason
 from proxyllm.providers.params import drop_unsupported
 
@@ -64,7 +64,7 @@ def chat_as_generate_request(body: dict[str, Any], model: str, *, drop: bool, st
 
 
 def usage_of(data: dict[str, Any]) -> Usage:
-    return Usage(int(data.get("prompt_eval_count") or 0), int(data.get("eval_count") or 0))
+    return Usage(int(data.get("prompt_eval_count") or 0), int(data.get("eval_count") or 0), compute=compute_of(data))
 
 
 def completion_response(data: dict[str, Any], *, model: str, response_id: str, created: int) -> dict[str, Any]:

@@ -75,6 +75,10 @@ async def global_spend(runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
     return {"spend": money(Decimal(total)), "max_budget": None}
 
 
+def _dollars(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(value or 0)
+
+
 @router.get("/global/spend/report")
 async def spend_report(
     runtime: RuntimeDep,
@@ -90,6 +94,7 @@ async def spend_report(
             day.label("day"),
             column.label("group"),
             func.sum(SpendLog.spend).label("spend"),
+            func.sum(func.coalesce(SpendLog.price, SpendLog.spend)).label("revenue"),
             func.sum(SpendLog.total_tokens).label("tokens"),
             func.count().label("requests"),
         )
@@ -105,17 +110,26 @@ async def spend_report(
     async with runtime.db.session() as session:
         for row in (await session.execute(query)).mappings():
             label = str(row["day"])
-            entry = days.setdefault(label, {"group_by_day": label, "total_spend": Decimal(0), f"{group_by}s": []})
-            spend = row["spend"] if isinstance(row["spend"], Decimal) else Decimal(row["spend"] or 0)
+            entry = days.setdefault(
+                label,
+                {"group_by_day": label, "total_spend": Decimal(0), "total_revenue": Decimal(0), f"{group_by}s": []},
+            )
+            spend, revenue = _dollars(row["spend"]), _dollars(row["revenue"])
             entry["total_spend"] += spend
+            entry["total_revenue"] += revenue
             entry[f"{group_by}s"].append(
                 {
                     group_by: row["group"],
-                    "total_spend": money(spend),
+                    "total_spend": money(spend),  # LiteLLM's field: the operator's cost
+                    "total_cost": money(spend),
+                    "total_revenue": money(revenue),  # what customers were charged
+                    "margin": money(revenue - spend),
                     "total_tokens": int(row["tokens"] or 0),
                     "requests": row["requests"],
                 }
             )
     for entry in days.values():
-        entry["total_spend"] = money(entry["total_spend"])
+        cost, revenue = entry["total_spend"], entry["total_revenue"]
+        entry["total_spend"], entry["total_cost"] = money(cost), money(cost)
+        entry["total_revenue"], entry["total_margin"] = money(revenue), money(revenue - cost)
     return list(days.values())

@@ -8,7 +8,8 @@ import { section, stat } from "./common.js";
 
 const KINDS = {
   topup: "Top-up", usage: "Usage", adjustment: "Adjustment", refund: "Refund", dispute: "Dispute",
-  topup_failed: "Failed top-up", reversal: "Reversal",
+  topup_failed: "Failed top-up", reversal: "Reversal", auto_recharge: "Automatic recharge",
+  grant: "Promotional credit", grant_expiry: "Promotional credit expired",
 };
 
 export function kindLabel(kind) {

@@ -6,6 +6,7 @@ import { h, clear, errorNotice, field, fill, loading, notice, submitting } from 
 import { decimalText, money } from "../format.js";
 import { pageHead, section } from "./common.js";
 import { balanceCards, customerSubscriptionSection, ledgerTable, lowBalanceWarning } from "./billing_common.js";
+import { autoRechargeSection, grantsSection, portalSection } from "./customer_selfservice.js";
 
 const PRESETS = ["10", "25", "50", "100"];
 
@@ -72,7 +73,7 @@ export async function renderCustomerBilling(main, ctx) {
   fill(top, lowBalanceWarning(account), balanceCards(account));
 
   const ledger = h("div", {}, loading("Loading transactions…"));
-  main.append(h("div", { class: "section" }, topupForm(account)), section("Transactions", ledger));
+  main.append(h("div", { class: "section grid" }, topupForm(account), portalSection()), section("Transactions", ledger));
 
   let rows = [];
   let table = null;
@@ -99,6 +100,10 @@ export async function renderCustomerBilling(main, ctx) {
     }
   }
   await loadPage();
+  if (!ctx.alive()) return;
+  main.append(await autoRechargeSection(account.currency, ctx));
+  if (!ctx.alive()) return;
+  main.append(await grantsSection(account.currency));
 
   const subscription = await customerSubscriptionSection();
   if (subscription && ctx.alive()) main.append(subscription);

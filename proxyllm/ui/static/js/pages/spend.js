@@ -20,8 +20,9 @@ function totalsByGroup(report, group) {
   for (const entry of report) {
     for (const row of entry[`${group}s`] || []) {
       const name = row[group] ?? "";
-      const t = totals.get(name) || { spend: 0, tokens: 0, requests: 0 };
+      const t = totals.get(name) || { spend: 0, revenue: 0, tokens: 0, requests: 0 };
       t.spend += row.total_spend || 0;
+      t.revenue += row.total_revenue ?? row.total_spend ?? 0;
       t.tokens += row.total_tokens || 0;
       t.requests += row.requests || 0;
       totals.set(name, t);
@@ -42,8 +43,10 @@ export async function renderSpend(main, ctx) {
   const daily = h("div", { class: "grid-2" });
   const tops = h("div", { class: "grid-2" });
   const recent = h("div");
+  const margins = h("div");
   main.append(h("div", { class: "toolbar", role: "group", "aria-label": "Filters" }, period, breakdown, only),
-    message, cards, section("Per day", daily), section("Top spenders", tops), section("Recent requests", recent));
+    message, cards, section("Per day", daily), section("Top spenders", tops),
+    section("Cost, revenue and margin", margins), section("Recent requests", recent));
 
   let data = null;
   const select = (f) => f.querySelector("select");
@@ -120,6 +123,35 @@ export async function renderSpend(main, ctx) {
     }));
   }
 
+  // What upstreams cost the operator, what customers were charged (rate cards, markups), the difference.
+  function drawMargins() {
+    const group = select(breakdown).value;
+    const name = labeller(group);
+    const rows = [];
+    for (const entry of data.reports[group]) {
+      for (const row of entry[`${group}s`] || []) {
+        const cost = row.total_cost ?? row.total_spend ?? 0;
+        const revenue = row.total_revenue ?? cost;
+        rows.push({ id: `${entry.group_by_day}:${row[group] ?? ""}`, day: entry.group_by_day, name: name(row[group]),
+          cost, revenue, margin: revenue - cost, requests: row.requests || 0 });
+      }
+    }
+    fill(margins, dataTable({
+      caption: `Cost, revenue and margin per day and ${GROUPS[group].toLowerCase()}`, pageSize: 15, rows,
+      sort: { key: "day", dir: "desc" },
+      empty: empty("No requests in this period.", "Revenue is what customers are charged: their rate card, else a markup on the cost."),
+      columns: [
+        { key: "day", label: "Day", render: (r) => day(r.day) },
+        { key: "name", label: GROUPS[group] },
+        { key: "cost", label: "Cost", numeric: true, render: (r) => money(r.cost) },
+        { key: "revenue", label: "Revenue", numeric: true, render: (r) => money(r.revenue) },
+        { key: "margin", label: "Margin", numeric: true,
+          render: (r) => `${money(r.margin)}${r.revenue ? ` (${Math.round((r.margin / r.revenue) * 100)}%)` : ""}` },
+        { key: "requests", label: "Requests", numeric: true, render: (r) => number(r.requests) },
+      ],
+    }));
+  }
+
   function drawRecent() {
     fill(recent, dataTable({
       caption: "Recent requests", pageSize: 15, rows: data.logs, sort: { key: "startTime", dir: "desc" },
@@ -131,6 +163,7 @@ export async function renderSpend(main, ctx) {
         { key: "team_id", label: "Team" },
         { key: "total_tokens", label: "Tokens", numeric: true, render: (r) => number(r.total_tokens) },
         { key: "spend", label: "Cost", numeric: true, render: (r) => money(r.spend) },
+        { key: "price", label: "Charged", numeric: true, render: (r) => money(r.price ?? r.spend) },
         { key: "status", label: "Status", render: (r) => (r.status === "success" ? "OK" : h("span", { class: "badge danger" }, r.status)) },
       ],
     }));
@@ -152,6 +185,7 @@ export async function renderSpend(main, ctx) {
       data = { reports: { model, key, team }, keys: new Map(keyList.keys.map((k) => [k.token, k])), logs };
       clear(message);
       draw();
+      drawMargins();
       drawRecent();
     } catch (error) {
       fill(message, errorNotice(error, "Spend could not be loaded"));
@@ -159,7 +193,7 @@ export async function renderSpend(main, ctx) {
   }
 
   select(period).addEventListener("change", load);
-  select(breakdown).addEventListener("change", () => { select(only).value = ""; if (data) draw(); });
+  select(breakdown).addEventListener("change", () => { select(only).value = ""; if (data) { draw(); drawMargins(); } });
   select(only).addEventListener("change", () => data && draw());
   await load();
 }
