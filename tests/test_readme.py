@@ -178,9 +178,13 @@ async def test_the_readme_journeys_run_as_written(
         (row,) = logs
         assert row["model_group"] == "llama3" and float(row["spend"]) > 0
 
-        # The OpenAI SDK example
-        (sdk,) = blocks("python")
-        sdk = sdk.replace("http://localhost:4000/v1", url + "/v1").replace('"sk-..."', f'"{MASTER}"')
+        # The OpenAI SDK example, then the Responses API one (it goes on with the same client)
+        chat_example, responses_example = blocks("python")
+        sdk = (
+            (chat_example + "\n" + responses_example)
+            .replace("http://localhost:4000/v1", url + "/v1")
+            .replace('"sk-..."', f'"{MASTER}"')
+        )
         result = await asyncio.to_thread(
             subprocess.run, [sys.executable, "-c", sdk], capture_output=True, text=True, timeout=60, env=env
         )

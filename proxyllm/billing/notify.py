@@ -47,6 +47,7 @@ from proxyllm.core.context import RequestContext
 from proxyllm.core.hooks import Hook
 from proxyllm.db.database import Database
 from proxyllm.db.tables import User
+from proxyllm.errors import ErrorKind
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -423,7 +424,7 @@ class NotifyHook(Hook):
     async def after_call(self, ctx: RequestContext) -> None:
         error = ctx.error
         principal = ctx.principal
-        if error is None or error.code != "budget_exceeded" or principal is None:
+        if error is None or error.kind is not ErrorKind.BUDGET_EXCEEDED or principal is None:
             return
         day = datetime.now(UTC).date().isoformat()
         who = principal.key_hash or principal.user_id or principal.team_id or "unknown"

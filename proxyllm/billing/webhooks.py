@@ -283,7 +283,7 @@ async def process(
 ) -> dict[str, Any]:
     """Apply an event once: its id and its effects commit together."""
     event_type = str(event.get("type"))[:100].replace("\x00", "")
-    handler = (extra or {}).get(event_type) or HANDLERS.get(event_type)
+    handler = (extra or {}).get(event_type) or HANDLERS.get(event_type) or recharge_handler(event_type)
     obj = event["data"].get("object") or {}
     created = event.get("created")
     async with db.session() as session:
@@ -305,12 +305,9 @@ async def process(
     return {"received": True, "result": result}
 
 
-def _register_recharge_handlers() -> None:
-    """Automatic recharge's events (billing/recharge.py builds on this module's field checks)."""
+def recharge_handler(event_type: str) -> Handler | None:
+    """Automatic recharge's events (billing/recharge.py builds on this module's field checks, so it is
+    looked up when an event arrives, not when either module is imported)."""
     from proxyllm.billing.recharge import HANDLERS as RECHARGE_HANDLERS
 
-    for name, handler in RECHARGE_HANDLERS.items():
-        HANDLERS.setdefault(name, handler)
-
-
-_register_recharge_handlers()
+    return RECHARGE_HANDLERS.get(event_type)

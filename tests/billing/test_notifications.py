@@ -247,7 +247,7 @@ async def test_budget_reached_and_switched_off_types(start: Any, receiver: Recei
             await settled(admin, "budgeted")
             for _ in range(3):
                 refused = await client.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI})
-                assert refused.status_code == 400 and refused.json()["error"]["code"] == "budget_exceeded"
+                assert refused.status_code == 400 and refused.json()["error"]["type"] == "budget_exceeded"
     await wait_for(lambda: "budget.reached" in receiver.delivered())
     await asyncio.sleep(1.5)
     delivered = receiver.delivered()
