@@ -99,7 +99,7 @@ class Runtime:
         self.http = UpstreamHTTP()
         self.factory = DeploymentFactory(config, env, self.http)
         entries = list(enumerate(config.model_list))
-        self.deployments = [self.build_deployment(d, i) for i, d in entries if "*" not in d.model_name]
+        self.deployments = self._build_all([(i, d) for i, d in entries if "*" not in d.model_name])
         rs, gs = config.router_settings, config.general_settings
         self.shared_state = shared_state(
             redis_url(url=rs.redis_url, host=rs.redis_host, port=rs.redis_port, password=rs.redis_password, env=env),
@@ -201,6 +201,21 @@ class Runtime:
         except ValueError as exc:
             raise StartupError(f"{self.config.source or 'config'}: litellm_settings.{exc}") from None
         return [CacheHook(settings, self.router)]
+
+    def _build_all(self, entries: list[tuple[int, DeploymentConfig]]) -> list[Deployment]:
+        """Every deployment of the config, or one StartupError that names every entry at fault."""
+        built: list[Deployment] = []
+        problems: list[str] = []
+        for index, entry in entries:
+            try:
+                built.append(self.build_deployment(entry, index))
+            except StartupError as exc:
+                problems.append(str(exc))
+        if len(problems) == 1:
+            raise StartupError(problems[0])
+        if problems:
+            raise StartupError(f"{len(problems)} problems in model_list:\n  " + "\n  ".join(problems))
+        return built
 
     def provider(self, name: str) -> Provider:
         return self.factory.provider(name)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from proxyllm.config.loader import WARNED_ENV, ConfigError, load_config, parse_config
+from proxyllm.server.deployments import StartupError
 from proxyllm.server.runtime import Runtime
 
 GOOD = """
@@ -182,3 +183,20 @@ def test_cli_start_up_prints_each_warning_once_and_every_error(tmp_path: Path) -
     for name in ("NOPE_ONE", "NOPE_TWO", "NOPE_THREE"):
         assert f"environment variable {name}, which is not set" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_every_bad_model_entry_is_reported_in_one_start() -> None:
+    text = """
+model_list:
+  - model_name: a
+    litellm_params: {model: azure/x}
+  - model_name: ok
+    litellm_params: {model: openai/gpt-4o-mini, api_base: "http://127.0.0.1:1"}
+  - model_name: b
+    litellm_params: {model: azure/y}
+"""
+    with pytest.raises(StartupError) as info:
+        Runtime(parse_config(text, source="c.yaml"), env={"DATABASE_URL": "sqlite:///:memory:"})
+    message = str(info.value)
+    assert message.startswith("2 problems in model_list")
+    assert "model_list[0] (model_name 'a')" in message and "model_list[2] (model_name 'b')" in message
