@@ -33,7 +33,7 @@ true upper bound on what the answer can cost.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -75,14 +75,34 @@ def default_max_output_tokens(env: Any = os.environ) -> int:
 
 @dataclass(slots=True)
 class Admission:
-    """What the admission step decided about one request."""
+    """What the admission step decided about one request.
+
+    The bounds are checked for every request; the prompt walk and the worst-case cost are computed
+    only when a hook that holds money asks for them (a master-key call never does)."""
 
     max_output_tokens: int  # per choice
     output_limit_known: bool  # the request or the model bounds the output (no need to send a limit upstream)
     choices: int
-    prompt_tokens: int  # upper estimate
-    max_cost: Decimal  # worst case at the group's highest prices
+    bodies: list[dict[str, Any]] = field(default_factory=list)  # the request, and with each fallback's fields
+    deployments: list[Deployment] = field(default_factory=list)  # every deployment that may answer
     max_price: Decimal | None = None  # worst case of what the customer is charged (billing/prices.py)
+    _prompt: int | None = None
+    _cost: Decimal | None = None
+
+    @property
+    def prompt_tokens(self) -> int:
+        """An upper estimate of the prompt's tokens (the largest of the request's bodies)."""
+        if self._prompt is None:
+            self._prompt = max((prompt_tokens_max(body) for body in self.bodies), default=0)
+        return self._prompt
+
+    @property
+    def max_cost(self) -> Decimal:
+        """The worst case at the highest prices of the deployments that may answer."""
+        if self._cost is None:
+            output = self.max_output_tokens * self.choices
+            self._cost = worst_case_cost(self.deployments, self.prompt_tokens, output)
+        return self._cost
 
     def cap_output(self, ctx: RequestContext) -> None:
         """Send the assumed output limit upstream, so the answer cannot outgrow the reservation."""
@@ -236,7 +256,7 @@ def admit(
     requested = bound_output(body, limit)
     choices = bound_choices(body, ctx.operation) if ctx.operation is not Operation.EMBEDDING else 1
     if ctx.operation is Operation.COUNT_TOKENS:  # counting input is free: nothing to bound or reserve
-        return Admission(0, True, 1, 0, ZERO, ZERO)
+        return Admission(0, True, 1, max_price=ZERO)
     if ctx.operation is Operation.EMBEDDING:
         max_output, known = 0, True
     elif requested is not None:
@@ -245,14 +265,12 @@ def admit(
         max_output, known = limit, True
     else:
         max_output, known = default_output, False
-    prompt = prompt_tokens_max(body)
-    for overrides in (ctx.fallback_overrides or {}).values():  # a fallback object may bring its own messages
-        prompt = max(prompt, prompt_tokens_max({**body, **overrides}))
+    bodies = [body]  # a fallback object may bring its own messages
+    bodies += [{**body, **overrides} for overrides in (ctx.fallback_overrides or {}).values()]
     deployments = group.deployments
     if also:
         deployments = [*deployments, *(d for g in also for d in g.deployments)]
-    cost = worst_case_cost(deployments, prompt, max_output * choices)
-    return Admission(max_output, known, choices, prompt, cost)
+    return Admission(max_output, known, choices, bodies, deployments)
 
 
 class AdmissionHook(Hook):

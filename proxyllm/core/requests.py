@@ -99,13 +99,18 @@ def _describe(types: tuple[type, ...]) -> str:
     return " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
 
 
-def parse_body(raw: bytes, operation: Operation) -> dict[str, Any]:
+def load_json(raw: bytes) -> Any:
+    """A request body as JSON, or a 400 saying why it is not (every client API parses with this)."""
     if not raw:
         raise invalid_request("the request body is empty; send a JSON object")
     try:
-        body = orjson.loads(raw)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise invalid_request(f"the request body is not valid JSON: {exc}") from None
+
+
+def parse_body(raw: bytes, operation: Operation) -> dict[str, Any]:
+    body = load_json(raw)
     if not isinstance(body, dict):
         raise invalid_request("the request body must be a JSON object")
     for name in REQUIRED[operation]:

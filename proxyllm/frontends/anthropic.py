@@ -14,10 +14,10 @@ from typing import Any
 import orjson
 
 from proxyllm.core.context import RequestContext
-from proxyllm.core.requests import PROXY_FIELDS, apply_proxy_fields
+from proxyllm.core.requests import PROXY_FIELDS, apply_proxy_fields, load_json
 from proxyllm.core.router import Router
 from proxyllm.core.types import Operation
-from proxyllm.errors import ProxyError, invalid_request
+from proxyllm.errors import ProxyError
 from proxyllm.frontends.base import Frontend, Incoming, StreamEncoder
 from proxyllm.providers.anthropic.errors import anthropic_error_body
 from proxyllm.providers.anthropic.messages_request import check_request, estimate_input_tokens, openai_request
@@ -31,13 +31,7 @@ BETA = b"anthropic-beta"
 
 
 def parse_native(raw: bytes) -> dict[str, Any]:
-    if not raw:
-        raise invalid_request("the request body is empty; send a JSON object")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise invalid_request(f"the request body is not valid JSON: {exc}") from None
-    return check_request(body)
+    return check_request(load_json(raw))
 
 
 def message_id(ctx: RequestContext) -> str:

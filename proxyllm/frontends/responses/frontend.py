@@ -17,7 +17,7 @@ import orjson
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.pricing import estimate_prompt_tokens
-from proxyllm.core.requests import PROXY_FIELDS, apply_proxy_fields
+from proxyllm.core.requests import PROXY_FIELDS, apply_proxy_fields, load_json
 from proxyllm.core.router import Router
 from proxyllm.core.types import Operation
 from proxyllm.errors import invalid_request
@@ -50,12 +50,7 @@ class ResponsesFrontend(Frontend):
         self.router = router
 
     def context(self, incoming: Incoming) -> RequestContext:
-        if not incoming.raw:
-            raise invalid_request("the request body is empty; send a JSON object")
-        try:
-            body = orjson.loads(incoming.raw)
-        except orjson.JSONDecodeError as exc:
-            raise invalid_request(f"the request body is not valid JSON: {exc}") from None
+        body = load_json(incoming.raw)
         if not isinstance(body, dict):
             raise invalid_request("the request body must be a JSON object")
         proxy_opts = {k: body.pop(k) for k in NATIVE_PROXY_FIELDS if k in body}
