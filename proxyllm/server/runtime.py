@@ -138,6 +138,8 @@ class Runtime:
             queued_rows=lambda: self.spend.queued_rows,
         )
         self.spend.on_dead_letter = self.metrics.dead_letter
+        if self.billing is not None:
+            self.billing.on_low_balance = self.metrics.low_balance
         limits = RateLimitHook(
             SharedLimiter(self.scripts),
             self.router,
