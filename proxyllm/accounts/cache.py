@@ -18,9 +18,9 @@ from typing import Any
 from proxyllm.accounts.ledger import Account, AccountId
 from proxyllm.accounts.records import KeyAuth
 from proxyllm.accounts.store import aware
+from proxyllm.core.errors import ProxyError
 from proxyllm.db.database import Database, DatabaseUnavailable
 from proxyllm.db.tables import Key, Team, User
-from proxyllm.errors import ProxyError
 
 log = logging.getLogger("proxyllm.keys")
 

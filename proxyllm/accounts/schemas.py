@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from proxyllm.accounts.durations import check_duration
-from proxyllm.server.bounds import MAX_ID, MAX_INT32, MAX_KEY, MAX_LIST, MAX_MONEY
+from proxyllm.core.bounds import MAX_ID, MAX_INT32, MAX_KEY, MAX_LIST, MAX_MONEY
 
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
 Text = Annotated[str, Field(max_length=MAX_ID)]

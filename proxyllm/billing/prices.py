@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from proxyllm.billing.tables import BillingAccount, RateCardPrice
 from proxyllm.core.context import RequestContext
+from proxyllm.core.errors import ProxyError
 from proxyllm.core.hooks import Hook
 from proxyllm.core.pricing import compute_seconds, seconds_bound
 from proxyllm.db.database import Database
+from proxyllm.db.tables_billing import BillingAccount, RateCardPrice
 from proxyllm.db.types import QUANTUM
-from proxyllm.errors import ProxyError
 
 if TYPE_CHECKING:
     from proxyllm.billing.ledger import AccountRef
@@ -139,6 +139,9 @@ class PricePlan:
         found = group_markup(dep) if dep is not None else None
         return found if found is not None else self.global_markup
 
+    def price(self, ctx: RequestContext) -> Decimal:
+        return price_of(self, ctx)
+
 
 def count_images(body: dict[str, Any]) -> int:
     """Images the request sends (message parts and Ollama's ``images``)."""
@@ -207,16 +210,6 @@ def worst_case_price(plan: PricePlan, ctx: RequestContext) -> Decimal:
         if rates.per_second and group.deployments:
             price += rates.per_second * max(seconds_bound(dep) for dep in group.deployments)
     return price.quantize(QUANTUM, rounding=ROUND_CEILING)
-
-
-def request_price(ctx: RequestContext) -> Decimal:
-    """The price of a finished request (computed once; the cost when no plan was resolved)."""
-    found = ctx.extra.get("price")
-    if found is None:
-        plan = ctx.extra.get("price_plan")
-        found = price_of(plan, ctx) if plan is not None else (ctx.cost or ZERO)
-        ctx.extra["price"] = found
-    return Decimal(found)
 
 
 class Prices:
@@ -293,7 +286,7 @@ class PriceHook(Hook):
                 account = None  # refused later by the billing hooks that need an account
         team = principal.team_id if principal is not None else None
         plan = await self.prices.plan_for(account, team)
-        ctx.extra["price_plan"] = plan
+        ctx.price_plan = plan
         if ctx.admission is not None and ctx.group is not None:
             ctx.admission.max_price = worst_case_price(plan, ctx)
 

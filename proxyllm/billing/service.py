@@ -15,12 +15,12 @@ from sqlalchemy import update
 
 from proxyllm.billing.ledger import AccountRef, PrepaidLedger, Settlement
 from proxyllm.billing.settings import BillingSettings
-from proxyllm.billing.tables import BillingAccount, Topup
 from proxyllm.core.background import cancel
 from proxyllm.core.context import Principal, RequestContext
+from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.db.database import Database
 from proxyllm.db.tables import Team, User
-from proxyllm.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.db.tables_billing import BillingAccount, Topup
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession

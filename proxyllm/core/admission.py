@@ -40,10 +40,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from proxyllm.core.context import RequestContext
+from proxyllm.core.errors import invalid_request
 from proxyllm.core.hooks import Hook
 from proxyllm.core.pricing import worst_case_seconds_cost
 from proxyllm.core.types import Operation
-from proxyllm.errors import invalid_request
 
 if TYPE_CHECKING:
     from proxyllm.core.deployment import Deployment

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 if TYPE_CHECKING:
-    from proxyllm.providers.base import Provider
+    from proxyllm.core.provider import Provider
 
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -52,13 +52,13 @@ class Deployment:
 
     def describe(self) -> str:
         """For logs: the address without the credentials it may carry."""
-        from proxyllm.ops.masking import mask_url
+        from proxyllm.core.masking import mask_url
 
         return f"{self.provider.name}/{self.upstream_model} at {mask_url(self.api_base)} (id {self.id})"
 
     def public_info(self) -> dict[str, Any]:
         """What an admin may see about this deployment: never the key, nor credentials in the URL."""
-        from proxyllm.ops.masking import mask_url
+        from proxyllm.core.masking import mask_url
 
         return {
             "model_name": self.model_name,

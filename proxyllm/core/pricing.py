@@ -17,10 +17,13 @@ and ``exclude_load_time: true`` leaves a cold start's model load out. The second
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.types import Usage
+
+if TYPE_CHECKING:
+    from proxyllm.core.context import RequestContext
 
 ZERO = Decimal(0)
 NANO = Decimal(10**9)
@@ -130,3 +133,12 @@ def estimate_prompt_tokens(body: dict[str, Any]) -> int:
         elif isinstance(value, list):
             chars += sum(len(v) if isinstance(v, str) else 4 for v in value)
     return chars // 3 + 1
+
+
+def request_price(ctx: RequestContext) -> Decimal:
+    """What the customer is charged for a finished request: its price plan's answer (computed once), else
+    the cost."""
+    if ctx.price is None:
+        plan = ctx.price_plan
+        ctx.price = plan.price(ctx) if plan is not None else (ctx.cost or ZERO)
+    return ctx.price

@@ -11,9 +11,9 @@ from typing import Any
 import orjson
 
 from proxyllm.core.context import RequestContext
+from proxyllm.core.errors import invalid_request
 from proxyllm.core.mock import MAX_MOCK_CHARS
 from proxyllm.core.types import Operation
-from proxyllm.errors import invalid_request
 
 NUM = (int, float)
 _TYPE_NAMES = {

@@ -33,6 +33,8 @@ from typing import Any, TypeVar
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
+from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.core.memory_state import MemoryState
 from proxyllm.core.routing.cooldowns import COUNTED_KINDS, MARKS, RATE_LIMITED, Cooldowns
 from proxyllm.core.routing.fallbacks import NO_FALLBACK_KINDS, fallbacks_after, final_error
 from proxyllm.core.routing.groups import ModelGroup, estimate_prompt_tokens, max_input_tokens
@@ -41,8 +43,7 @@ from proxyllm.core.routing.stats import DeploymentStats, minute_of
 from proxyllm.core.routing.strategies import UsageBased, strategy_for
 from proxyllm.core.routing.usage import UsageSync
 from proxyllm.core.routing.wildcards import WildcardRoute, Wildcards
-from proxyllm.errors import ErrorKind, ProxyError
-from proxyllm.state import MemoryState, SharedState
+from proxyllm.core.shared_state import SharedState
 
 __all__ = ["ModelGroup", "Router", "RouterPolicy"]
 

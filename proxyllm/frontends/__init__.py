@@ -12,15 +12,15 @@ from typing import Any
 
 from proxyllm.core.types import Operation
 from proxyllm.frontends.anthropic import CountTokensFrontend, MessagesFrontend
+from proxyllm.frontends.base import Services
 from proxyllm.frontends.endpoint import Endpoint
 from proxyllm.frontends.openai import OpenAIFrontend
 from proxyllm.frontends.responses.frontend import ResponsesFrontend
 from proxyllm.frontends.responses.store import ResponseStore
-from proxyllm.server.runtime import Runtime
 
 
 def llm_endpoints(
-    runtime: Runtime, openai_paths: Mapping[Operation, tuple[str, ...]], response_store: ResponseStore
+    runtime: Services, openai_paths: Mapping[Operation, tuple[str, ...]], response_store: ResponseStore
 ) -> dict[str, Any]:
     """Every model endpoint by path: raw ASGI apps the application dispatches before its routing."""
     endpoints: dict[str, Any] = {}
@@ -33,7 +33,3 @@ def llm_endpoints(
     responses = Endpoint(runtime, ResponsesFrontend(runtime.auth, response_store, runtime.router))
     endpoints["/v1/responses"] = endpoints["/responses"] = responses
     return endpoints
-
-
-def response_store(runtime: Runtime) -> ResponseStore:
-    return ResponseStore(runtime.db, runtime.config.general_settings.responses_retention_days)

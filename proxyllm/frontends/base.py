@@ -11,11 +11,32 @@ out (a client that sends its next request at once then finds it).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from proxyllm.core.context import RequestContext
+from proxyllm.core.errors import ProxyError
 from proxyllm.core.types import Operation
-from proxyllm.errors import ProxyError
+
+if TYPE_CHECKING:
+    from proxyllm.accounts.auth import Authenticator
+    from proxyllm.core.gateway import Gateway
+    from proxyllm.core.router import Router
+
+
+class Services(Protocol):
+    """What the client APIs are built from (the server's runtime provides them)."""
+
+    @property
+    def gateway(self) -> Gateway: ...
+
+    @property
+    def router(self) -> Router: ...
+
+    @property
+    def auth(self) -> Authenticator: ...
+
+    @property
+    def max_body_bytes(self) -> int: ...
 
 
 class Incoming:

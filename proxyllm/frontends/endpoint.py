@@ -15,14 +15,13 @@ import uuid
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from proxyllm.accounts.auth import key_from_headers
 from proxyllm.core.context import RequestContext
+from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.core.gateway import internal_error
 from proxyllm.core.pricing import format_cost
 from proxyllm.core.requests import timeout_header
-from proxyllm.errors import ErrorKind, ProxyError
-from proxyllm.frontends.base import Frontend, Incoming, StreamEncoder
-from proxyllm.server.auth import key_from_headers
-from proxyllm.server.runtime import Runtime
+from proxyllm.frontends.base import Frontend, Incoming, Services, StreamEncoder
 
 log = logging.getLogger("proxyllm.http")
 
@@ -146,7 +145,7 @@ async def send_error(send: Any, err: ProxyError, body: bytes, headers: list[tupl
 class Endpoint:
     """``POST`` endpoint for one client API; an ASGI app mounted as a plain Starlette route."""
 
-    def __init__(self, runtime: Runtime, frontend: Frontend) -> None:
+    def __init__(self, runtime: Services, frontend: Frontend) -> None:
         self.runtime = runtime
         self.frontend = frontend
         self.wanted = frontend.headers | {b"x-litellm-timeout"}

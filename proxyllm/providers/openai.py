@@ -13,10 +13,10 @@ import orjson
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
+from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.core.provider import Provider, register
 from proxyllm.core.types import Operation, Usage
-from proxyllm.errors import ErrorKind, ProxyError
-from proxyllm.providers.base import Provider, register
-from proxyllm.providers.http import bearer_headers, iter_line_batches
+from proxyllm.core.upstream_http import bearer_headers, iter_line_batches
 from proxyllm.providers.openai_errors import openai_error
 from proxyllm.providers.responses import NATIVE_RESPONSES, native_complete, native_stream, speaks_responses
 
@@ -152,7 +152,7 @@ class OpenAIProvider(Provider):
         raise ProxyError(ErrorKind.UPSTREAM_CONNECT, "upstream stream ended without [DONE]")
 
     async def list_models(self, api_base: str, api_key: str | None) -> list[str]:
-        from proxyllm.providers.http import client_timeout
+        from proxyllm.core.upstream_http import client_timeout
 
         raw = await self.http.request(
             "GET", api_base + "/models", headers=bearer_headers(api_key), timeout=client_timeout(10, 5)

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from proxyllm.accounts.auth import key_from_headers
 from proxyllm.core.context import Principal
-from proxyllm.errors import ErrorKind, ProxyError
-from proxyllm.server.auth import key_from_headers
+from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.server.runtime import Runtime
 
 

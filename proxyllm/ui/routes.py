@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from proxyllm.accounts.auth import Authenticator
 from proxyllm.core.context import Principal
-from proxyllm.errors import ErrorKind, ProxyError, invalid_request
-from proxyllm.server.deps import RuntimeDep
+from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.ui import bridge
 from proxyllm.ui.assets import Asset, assets, shell
 from proxyllm.ui.session import (
@@ -30,6 +30,14 @@ from proxyllm.ui.session import (
 )
 
 log = logging.getLogger("proxyllm.ui")
+
+
+def _authenticator(request: Request) -> Authenticator:
+    auth: Authenticator = request.app.state.runtime.auth
+    return auth
+
+
+AuthDep = Annotated[Authenticator, Depends(_authenticator)]
 router = APIRouter(include_in_schema=False)
 
 # Paths the single-page app renders; each serves the same shell.
@@ -119,13 +127,13 @@ def _identity(principal: Principal, session: Session) -> dict[str, Any]:
 
 
 @router.get("/ui/session")
-async def session_info(request: Request, runtime: RuntimeDep) -> Response:
+async def session_info(request: Request, auth: AuthDep) -> Response:
     """Who is signed in (re-checked against the key's current state) and the CSRF token to send."""
     session = await current_session(request)
     reason = None
     if session is not None:
         try:
-            return _json(_identity(await runtime.auth.authenticate(session.key), session))
+            return _json(_identity(await auth.authenticate(session.key), session))
         except ProxyError as error:
             if error.kind is not ErrorKind.AUTHENTICATION and error.kind is not ErrorKind.PERMISSION:
                 raise
@@ -163,12 +171,12 @@ async def _login_key(request: Request) -> str:
 
 
 @router.post("/ui/login")
-async def login(request: Request, runtime: RuntimeDep) -> Response:
+async def login(request: Request, auth: AuthDep) -> Response:
     check_csrf(request, await current_session(request))
     key = await _login_key(request)
     address = request.client.host if request.client else None
     try:
-        principal = await runtime.auth.authenticate(key)
+        principal = await auth.authenticate(key)
     except ProxyError as error:
         log.warning("dashboard sign-in refused from %s: %s", address, error.message)
         raise

@@ -9,10 +9,10 @@ import orjson
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
+from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.core.provider import Provider, register
 from proxyllm.core.types import CHAT_SHAPED, Operation
-from proxyllm.errors import ErrorKind, ProxyError
-from proxyllm.providers.base import Provider, register
-from proxyllm.providers.http import bearer_headers, client_timeout, default_error, iter_line_batches
+from proxyllm.core.upstream_http import bearer_headers, client_timeout, default_error, iter_line_batches
 from proxyllm.providers.ollama import chat, embed, generate
 from proxyllm.providers.responses import native_complete, native_stream, wants_native
 

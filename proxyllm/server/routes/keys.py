@@ -13,12 +13,12 @@ from proxyllm.accounts.keys import check_custom_key, generate_key, hash_key, mas
 from proxyllm.accounts.records import ALL_MODELS
 from proxyllm.accounts.schemas import KeyDelete, KeyGenerate, KeyRef, KeyUpdate, set_fields
 from proxyllm.accounts.views import key_view
+from proxyllm.core.bounds import MAX_PAGE
+from proxyllm.core.clients import check_key_metadata
 from proxyllm.core.context import Principal
+from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.db.tables import Key, Team
-from proxyllm.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.ops import audit
-from proxyllm.ops.allowlist import check_key_metadata
-from proxyllm.server.bounds import MAX_PAGE
 from proxyllm.server.deps import Admin, Caller, RuntimeDep
 from proxyllm.server.runtime import Runtime
 

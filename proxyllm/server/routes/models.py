@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from proxyllm.core.context import Principal
-from proxyllm.errors import ErrorKind, ProxyError
+from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.server.deps import Caller, RuntimeDep
 
 router = APIRouter(tags=["models"])

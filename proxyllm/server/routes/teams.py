@@ -12,11 +12,11 @@ from sqlalchemy import update as sql_update
 from proxyllm.accounts import store
 from proxyllm.accounts.schemas import MemberAdd, MemberDelete, TeamDelete, TeamNew, TeamUpdate, set_fields
 from proxyllm.accounts.views import key_view, team_view
-from proxyllm.billing.wiring import link_account
+from proxyllm.core.bounds import MAX_PAGE
+from proxyllm.core.errors import invalid_request
 from proxyllm.db.tables import Key, Team, TeamMember
-from proxyllm.errors import invalid_request
 from proxyllm.ops import audit
-from proxyllm.server.bounds import MAX_PAGE
+from proxyllm.server.billing_wiring import link_account
 from proxyllm.server.deps import Admin, RuntimeDep
 
 router = APIRouter(tags=["teams"])

@@ -14,11 +14,11 @@ from proxyllm.accounts import store
 from proxyllm.accounts.keys import generate_key, hash_key, mask_key
 from proxyllm.accounts.schemas import UserDelete, UserNew, UserUpdate, set_fields
 from proxyllm.accounts.views import key_view, user_view
-from proxyllm.billing.wiring import link_account
+from proxyllm.core.bounds import MAX_PAGE
+from proxyllm.core.errors import invalid_request
 from proxyllm.db.tables import Key, TeamMember, User
-from proxyllm.errors import invalid_request
 from proxyllm.ops import audit
-from proxyllm.server.bounds import MAX_PAGE
+from proxyllm.server.billing_wiring import link_account
 from proxyllm.server.deps import Admin, RuntimeDep
 
 router = APIRouter(tags=["users"])

@@ -13,9 +13,9 @@ import aiohttp
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
+from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.core.types import Operation
-from proxyllm.errors import ErrorKind, ProxyError
-from proxyllm.providers.http import UpstreamHTTP, client_timeout, default_error
+from proxyllm.core.upstream_http import UpstreamHTTP, client_timeout, default_error
 
 
 class Provider:
