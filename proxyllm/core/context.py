@@ -7,7 +7,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from proxyllm.core.types import Operation, Usage
+from proxyllm.core.types import Operation, Units, Usage
 
 if TYPE_CHECKING:
     from proxyllm.core.admission import Admission
@@ -81,6 +81,7 @@ class RequestContext:
         "stream",
         "tags",
         "timeout",
+        "units_bound",
         "upstream_seconds",
         "upstream_wait",
         "usage",
@@ -136,3 +137,4 @@ class RequestContext:
         self.mock_response: str | None = None  # LiteLLM's mock_response: answer this text, call no upstream
         self.fallback_overrides: dict[str, dict[str, Any]] | None = None  # per fallback model: fields it changes
         self.hooks_ran = 0
+        self.units_bound: Units | None = None  # a media request's most images/characters/seconds/searches

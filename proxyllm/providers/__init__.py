@@ -1,6 +1,6 @@
 """Provider adapters. Importing this package registers every adapter with the registry."""
 
-from proxyllm.providers import anthropic, azure, compat, gemini, ollama, openai
+from proxyllm.providers import anthropic, azure, compat, gemini, ollama, openai, rerank
 from proxyllm.providers.base import Provider, provider_class, provider_names, register
 
 __all__ = [
@@ -14,4 +14,5 @@ __all__ = [
     "provider_class",
     "provider_names",
     "register",
+    "rerank",
 ]
