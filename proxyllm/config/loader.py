@@ -225,9 +225,19 @@ def _known(model: type[BaseModel]) -> set[str]:
     return names
 
 
-# Read from litellm_params' extra keys: per-second (core/pricing.py) and per-unit (core/units.py) prices.
+# Read from litellm_params' extra keys (server/deployments.py): per-second and per-unit prices, tags, ...
 PRICE_PARAMS = frozenset(
-    {"input_cost_per_second", "output_cost_per_second", "compute_time", "exclude_load_time", *UNIT_PRICES}
+    {
+        "input_cost_per_second",
+        "output_cost_per_second",
+        "compute_time",
+        "exclude_load_time",
+        "tags",
+        "region_name",
+        "num_retries",
+        "supports_responses",
+        *UNIT_PRICES,
+    }
 )
 
 
