@@ -136,6 +136,7 @@ class KeyCache:
             team=self.account("team", team.team_id, team) if team else None,
             metadata=dict(key.metadata_ or {}),
             tags=list(key.tags or []),
+            model_aliases=team_aliases(team),
         )
 
     async def _read(self, token: str) -> tuple[Key, User | None, Team | None] | None:
@@ -162,6 +163,14 @@ class KeyCache:
         account.rpm_limit = row.rpm_limit
         account.max_parallel_requests = row.max_parallel_requests
         return account
+
+
+def team_aliases(team: Team | None) -> dict[str, str]:
+    """The team's ``model_aliases`` (LiteLLM's team model aliases), kept in its metadata."""
+    found = (team.metadata_ or {}).get("model_aliases") if team is not None else None
+    if not isinstance(found, dict):
+        return {}
+    return {k: v for k, v in found.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:

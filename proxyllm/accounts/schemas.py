@@ -119,6 +119,8 @@ class Member(_Body):
 class TeamFields(_Limits):
     team_alias: Text | None = None
     stripe_customer_id: Text | None = None
+    # LiteLLM's team model aliases: alias -> model group, for the team's keys (kept in the team's metadata)
+    model_aliases: dict[Id, Id] | None = Field(default=None, max_length=MAX_LIST)
 
 
 class TeamNew(TeamFields):

@@ -40,7 +40,7 @@ def not_found(what: str, ident: str, param: str) -> ProxyError:
 
 
 # Key fields without a column of their own: they live in the key's metadata (where LiteLLM puts them too).
-METADATA_FIELDS = ("model_rpm_limit", "model_tpm_limit", "allowed_cache_controls")
+METADATA_FIELDS = ("model_rpm_limit", "model_tpm_limit", "allowed_cache_controls", "model_aliases")
 
 
 def apply_fields(row: Any, fields: dict[str, Any]) -> None:

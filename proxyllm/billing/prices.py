@@ -27,7 +27,7 @@ import os
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -179,7 +179,12 @@ def price_of(plan: PricePlan, ctx: RequestContext) -> Decimal:
     usage = ctx.usage
     if dep is None or (usage is None and not ctx.output_chunks):
         return ZERO  # nothing was served: a rate card charges for service, not for refusals
-    price = rates.per_request + rates.per_image * count_images(ctx.body)
+    units = usage.units if usage is not None else None
+    images = count_images(ctx.body) + (units.images_in + units.images_out if units is not None else 0)
+    price = rates.per_request + rates.per_image * images
+    if units is not None and units.audio_seconds is not None:  # a transcription: per second of audio
+        price += rates.per_second * units.audio_seconds
+        rates = replace(rates, per_second=ZERO)
     if usage is not None:
         cached = min(usage.cached_tokens, usage.prompt_tokens)
         cached_rate = rates.input_per_token if rates.cached_input_per_token is None else rates.cached_input_per_token
@@ -205,7 +210,11 @@ def worst_case_price(plan: PricePlan, ctx: RequestContext) -> Decimal:
     else:
         input_rate = max(rates.input_per_token, rates.cached_input_per_token or ZERO)
         output = admission.max_output_tokens * admission.choices
-        price = rates.per_request + rates.per_image * count_images(ctx.body)
+        units = admission.units
+        images = count_images(ctx.body) + (units.images_in + units.images_out if units is not None else 0)
+        price = rates.per_request + rates.per_image * images
+        if units is not None and units.audio_seconds is not None:
+            price += rates.per_second * units.audio_seconds
         price += input_rate * admission.prompt_tokens + rates.output_per_token * output
         if rates.per_second and group.deployments:
             price += rates.per_second * max(seconds_bound(dep) for dep in group.deployments)

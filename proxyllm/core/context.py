@@ -8,7 +8,7 @@ from contextvars import ContextVar
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
-from proxyllm.core.types import Operation, Usage
+from proxyllm.core.types import Operation, Units, Usage
 
 
 class PricePlan(Protocol):
@@ -94,6 +94,7 @@ class RequestContext:
         "stream",
         "tags",
         "timeout",
+        "units_bound",
         "upstream_seconds",
         "upstream_wait",
         "usage",
@@ -151,3 +152,4 @@ class RequestContext:
         self.mock_response: str | None = None  # LiteLLM's mock_response: answer this text, call no upstream
         self.fallback_overrides: dict[str, dict[str, Any]] | None = None  # per fallback model: fields it changes
         self.hooks_ran = 0
+        self.units_bound: Units | None = None  # a media request's most images/characters/seconds/searches

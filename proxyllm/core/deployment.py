@@ -40,6 +40,7 @@ class Deployment:
     output_cost_per_second: Decimal | None = None
     compute_time: str = "sum"  # Ollama's seconds: "sum" of its phases, or "total" (total_duration)
     exclude_load_time: bool = False  # a cold start (load_duration) is not charged
+    unit_prices: dict[str, Decimal] = field(default_factory=dict)  # per image/character/query (core/units.py)
     drop_params: bool | None = None
     proxy_url: str | None = None  # e.g. tailscaled's HTTP proxy for tailnet hosts
     extra_headers: dict[str, str] = field(default_factory=dict)

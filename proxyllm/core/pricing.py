@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.types import Usage
+from proxyllm.core.units import audio_cost, unit_cost
 
 if TYPE_CHECKING:
     from proxyllm.core.context import RequestContext
@@ -68,6 +69,11 @@ def call_cost(dep: Deployment, usage: Usage | None, wall: float = 0.0) -> Decima
         cost += dep.input_cost_per_token * usage.prompt_tokens
     if dep.output_cost_per_token:
         cost += dep.output_cost_per_token * usage.completion_tokens
+    units = usage.units
+    if units is not None:
+        cost += unit_cost(dep, units)
+        if units.audio_seconds is not None:  # a transcription: the audio's seconds, not the call's
+            return cost + audio_cost(dep, units.audio_seconds)
     if priced_per_second(dep):
         inp, out = compute_seconds(dep, usage, wall)
         cost += (dep.input_cost_per_second or ZERO) * inp + (dep.output_cost_per_second or ZERO) * out

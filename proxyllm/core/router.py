@@ -284,6 +284,7 @@ class Router:
         if (
             tried is None
             and not (group.tagged and self.policy.tag_filtering)
+            and not group.mixed_operations
             and not group.limited
             and not (group.input_limited and self.policy.pre_call_checks)
             and (not self.cooldowns.active or not self.cooldowns.any_cooling(time.monotonic()))
@@ -302,6 +303,8 @@ class Router:
         members = group.stats
         if group.tagged and self.policy.tag_filtering:
             members = self._tagged(ctx, group)
+        if group.mixed_operations:  # only the deployments whose provider serves this operation
+            members = [s for s in members if ctx.operation in s.dep.provider.operations]
         for stats in members:
             if self.cooldowns.cooling(stats, now):
                 cooling.append(stats)

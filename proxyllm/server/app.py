@@ -15,7 +15,7 @@ from proxyllm import __version__
 from proxyllm.accounts.throttle import AuthThrottle
 from proxyllm.config import ProxyConfig, load_config
 from proxyllm.core.types import Operation
-from proxyllm.frontends import llm_endpoints
+from proxyllm.frontends import azure, llm_endpoints
 from proxyllm.frontends.responses import routes as responses_routes
 from proxyllm.frontends.responses.store import ResponseStore
 from proxyllm.observability import configure_logging, json_logs_wanted
@@ -51,6 +51,8 @@ class ProxyApp(FastAPI):
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             endpoint = self.hot.get(scope["path"])
+            if endpoint is None and scope["path"].startswith(azure.PREFIX):  # Azure's path form
+                endpoint = self.hot.get(azure.route_of(scope["path"]))
             if endpoint is not None:
                 await endpoint(scope, receive, send)
                 return

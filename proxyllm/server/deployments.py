@@ -17,6 +17,7 @@ from proxyllm.core.router import RouterPolicy
 from proxyllm.core.routing.policy import parse_retry_policy
 from proxyllm.core.routing.strategies import strategy_for
 from proxyllm.core.routing.wildcards import WildcardRoute
+from proxyllm.core.units import unit_settings
 from proxyllm.core.upstream_http import UpstreamHTTP
 from proxyllm.providers.unsupported import UnsupportedProvider
 from proxyllm.tailnet import proxy_for
@@ -148,6 +149,7 @@ class DeploymentFactory:
                 input_price, output_price = listed
         try:
             compute = compute_settings(extras, where)
+            unit_prices = unit_settings(extras, entry.model_info.model_dump(exclude_none=True), where)
         except ValueError as exc:
             raise StartupError(str(exc)) from None
         raw_params = params.model_dump(mode="json", exclude_none=True)
@@ -176,6 +178,7 @@ class DeploymentFactory:
             model_info=model_info(entry.model_info.model_dump(exclude_none=True), extras),
             region=extras["region_name"] if isinstance(extras.get("region_name"), str) else None,
             tags=frozenset(t for t in extras.get("tags") or () if isinstance(t, str)),
+            unit_prices=unit_prices,
             **compute,
         )
 
