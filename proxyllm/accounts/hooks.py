@@ -46,7 +46,7 @@ class AccessHook(Hook):
         """Fallbacks named in the request are models too: a key may not reach others through them.
 
         (Fallbacks in the config are the operator's choice and are not checked.)"""
-        options = ctx.extra.get("request_options") or {}
+        options = ctx.options or {}
         names = [
             *(ctx.request_fallbacks or []),
             *(options.get("context_window_fallbacks") or []),
