@@ -17,6 +17,7 @@ import orjson
 
 from proxyllm.core.context import RequestContext
 from proxyllm.providers.anthropic.provider import NATIVE_REQUEST
+from proxyllm.providers.ollama.native import native_of
 
 IGNORED = frozenset({"model", "stream", "stream_options", "user"})
 
@@ -29,4 +30,7 @@ def request_digest(ctx: RequestContext, group: str) -> str:
     native = ctx.extra.get(NATIVE_REQUEST)
     if native is not None:  # an Anthropic Messages request carries more than its OpenAI translation
         material["native"] = {k: v for k, v in native.items() if k not in IGNORED}
+    ollama = native_of(ctx)
+    if ollama is not None:  # an Ollama client's request: its Ollama-only fields, and an answer in its format
+        material["ollama"] = [ollama.path, {k: v for k, v in ollama.body.items() if k not in IGNORED}]
     return hashlib.sha256(orjson.dumps(material, option=orjson.OPT_SORT_KEYS)).hexdigest()

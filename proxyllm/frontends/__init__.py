@@ -2,7 +2,7 @@
 
 ``base.Frontend`` is what a client API is; ``endpoint.Endpoint`` is the one HTTP skeleton they all run
 on. OpenAI chat/completions/embeddings (``openai.py``), Anthropic Messages (``anthropic.py``), the
-OpenAI Responses API (``responses/``).
+OpenAI Responses API (``responses/``), Ollama's API (``ollama/``).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 from proxyllm.core.types import Operation
 from proxyllm.frontends.anthropic import CountTokensFrontend, MessagesFrontend
 from proxyllm.frontends.endpoint import Endpoint
+from proxyllm.frontends.ollama.frontend import ollama_endpoints
 from proxyllm.frontends.openai import OpenAIFrontend
 from proxyllm.frontends.responses.frontend import ResponsesFrontend
 from proxyllm.frontends.responses.store import ResponseStore
@@ -32,6 +33,8 @@ def llm_endpoints(
     endpoints["/v1/messages/count_tokens"] = Endpoint(runtime, CountTokensFrontend(runtime.router))
     responses = Endpoint(runtime, ResponsesFrontend(runtime.auth, response_store, runtime.router))
     endpoints["/v1/responses"] = endpoints["/responses"] = responses
+    for path, frontend in ollama_endpoints().items():  # Ollama's API (frontends/ollama/)
+        endpoints[path] = Endpoint(runtime, frontend)
     return endpoints
 
 

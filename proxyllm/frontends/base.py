@@ -47,6 +47,7 @@ class Frontend:
     operation: Operation = Operation.CHAT
     translates = False  # False: the gateway's body is the answer, sent as is (``encode`` is not called)
     headers: frozenset[bytes] = frozenset()  # request headers the frontend reads, lower-case
+    stream_type = b"text/event-stream"  # the content type of a streamed answer (Ollama's: NDJSON)
 
     def context(self, incoming: Incoming) -> RequestContext:
         """Parse and check the request; raise ProxyError (a 400) for anything wrong in it."""
