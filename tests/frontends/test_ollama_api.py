@@ -312,3 +312,31 @@ async def test_ps(proxy: ProxyServer) -> None:
     assert [m.model for m in running.models] == ["llama3", "llama3-generate"]
     key = await new_key(proxy, models=["llama3", "gpt-fake"])
     assert [m.model for m in (await client(proxy, key).ps()).models] == ["llama3"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_cache_keeps_ollama_answers_apart(
+    proxy_factory: Any, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama, stream: bool
+) -> None:
+    """A cached bytes-through Ollama answer is replayed to Ollama clients only, never to OpenAI ones."""
+    extra = "litellm_settings:\n  cache: true\n  cache_params: {type: local}\n"
+    config = standard_config(openai_upstream.api_base, ollama_upstream.url, extra)
+    proxy: ProxyServer = await asyncio.to_thread(proxy_factory, config)
+    c = client(proxy)
+
+    async def ask() -> str:
+        if stream:
+            return "".join(
+                [p.message.content or "" async for p in await c.chat(model="llama3", messages=HI, stream=True)]
+            )
+        return (await c.chat(model="llama3", messages=HI, stream=False)).message.content or ""
+
+    first = await ask()
+    calls = len(ollama_upstream.requests)
+    assert await ask() == first == "Hello from the fake upstream"
+    assert len(ollama_upstream.requests) == calls  # the second answer came from the cache
+    async with httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {MASTER_KEY}"}) as h:
+        openai_shaped = await h.post("/v1/chat/completions", json={"model": "llama3", "messages": HI, "stream": stream})
+    assert openai_shaped.status_code == 200
+    assert len(ollama_upstream.requests) == calls + 1  # not the Ollama client's cached answer
+    assert ("data: " in openai_shaped.text) if stream else openai_shaped.json()["object"] == "chat.completion"

@@ -50,6 +50,8 @@ class OllamaStreamEncoder:
     def feed(self, event: bytes) -> list[bytes]:
         if event[:1] == b"{":  # NDJSON from an Ollama upstream
             self.native = True
+            if event.endswith(b"\n\n"):  # replayed from the cache, which ends each event with a blank line
+                event = event.rstrip(b"\n") + b"\n"
             return [event]
         out: list[bytes] = []
         for block in event.split(b"\n\n"):
