@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -48,6 +49,16 @@ async def _close_sdk_clients(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[N
     yield
     for client in made:
         await client.close()
+
+
+@pytest.fixture
+def clock() -> Iterator[ModuleType]:
+    """The proxy's clock (proxyllm/core/clock.py): ``clock.advance(seconds)`` instead of sleeping. The
+    in-process proxies read it too; it is set back when the test ends."""
+    from proxyllm.core import clock
+
+    yield clock
+    clock.reset()
 
 
 @pytest.fixture(scope="session")

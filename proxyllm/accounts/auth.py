@@ -5,11 +5,11 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from proxyllm.accounts.keys import hash_key
 from proxyllm.accounts.throttle import AuthThrottle
+from proxyllm.core import clock
 from proxyllm.core.clients import check_key_client
 from proxyllm.core.context import Principal, RequestContext
 from proxyllm.core.errors import ErrorKind, ProxyError
@@ -83,7 +83,7 @@ class Authenticator:
             raise refused("this API key was deleted")
         if record.key.blocked:
             raise refused("this API key is blocked")
-        if record.expires is not None and record.expires <= datetime.now(UTC):
+        if record.expires is not None and record.expires <= clock.now():
             raise refused(f"this API key expired at {record.expires.isoformat()}")
         if record.team is not None and record.team.blocked:
             raise refused(f"team '{record.team.id}' of this API key is blocked")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from proxyllm.accounts.ledger import Account, AccountId
 from proxyllm.accounts.records import KeyAuth
 from proxyllm.accounts.store import aware
+from proxyllm.core import clock
 from proxyllm.core.errors import ProxyError
 from proxyllm.db.database import Database, DatabaseUnavailable
 from proxyllm.db.tables import Key, Team, User
@@ -64,7 +64,7 @@ class KeyCache:
 
     async def get(self, token: str) -> KeyAuth | None:
         entry = self._entries.get(token)
-        now = time.monotonic()
+        now = clock.monotonic()
         if entry is not None:
             fresh_until, record = entry
             if now < fresh_until:
@@ -95,7 +95,7 @@ class KeyCache:
             except TimeoutError:
                 raise DatabaseUnavailable(f"no answer within {self.load_timeout:g}s") from None
             if self._loading.get(token) is asyncio.current_task():  # not invalidated while loading
-                self._entries[token] = (time.monotonic() + (self.ttl if record else self.negative_ttl), record)
+                self._entries[token] = (clock.monotonic() + (self.ttl if record else self.negative_ttl), record)
             return record
         finally:
             if self._loading.get(token) is asyncio.current_task():

@@ -13,10 +13,11 @@ account is reloaded.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 from proxyllm.accounts.durations import next_reset
+from proxyllm.core import clock
 from proxyllm.core.errors import ErrorKind, ProxyError
 
 ZERO = Decimal(0)
@@ -81,7 +82,7 @@ def _plain(amount: Decimal | None) -> str:
 
 def reserve(accounts: list[Account], amount: Decimal, now: datetime | None = None) -> Reservation:
     """Reserve ``amount`` on every account, or on none (all-or-nothing; no await in between)."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     for account in accounts:
         account.roll_over(now)
         limit = account.max_budget

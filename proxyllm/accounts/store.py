@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proxyllm.accounts.durations import next_reset
+from proxyllm.core import clock
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.db.tables import Key, Team, TeamMember, User
 
@@ -25,7 +26,7 @@ BUDGET_FIELDS = (
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 def aware(value: datetime | None) -> datetime | None:

@@ -21,9 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -34,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from proxyllm.accounts.durations import next_reset
 from proxyllm.accounts.ledger import AccountId
 from proxyllm.accounts.store import aware
+from proxyllm.core import clock
 from proxyllm.core.background import cancel
 from proxyllm.db.database import Database, DatabaseUnavailable, is_unavailable
 from proxyllm.db.spool import Item, Spool
@@ -155,7 +154,7 @@ class SpendWriter:
             if left:
                 self._requeue(left)
                 if self.failing_since is None:
-                    self.failing_since = time.monotonic()
+                    self.failing_since = clock.monotonic()
                     log.warning("spend not written yet (database unavailable); %d items queued, retrying", len(left))
                 return False
             if self.failing_since is not None:
@@ -287,7 +286,7 @@ class SpendWriter:
 
     async def reset_budgets(self) -> int:
         """Zero the spend of every account whose budget period ended; safe on several replicas."""
-        moment = datetime.now(UTC)
+        moment = clock.now()
         count = 0
         async with self.db.session() as session:
             for table, pk in TABLES.values():

@@ -10,15 +10,15 @@ credit after. When a grant expires, what is left of it leaves the balance (ledge
 from __future__ import annotations
 
 import logging
-import time
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select, update
 
 from proxyllm.billing.ledger import AccountRef, PrepaidLedger, Settlement, money
+from proxyllm.core import clock
 from proxyllm.db.tables_billing import BillingAccount, CreditGrant
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ class Grants:
         """Spend the account's grants first: what was charged comes off their ``remaining``."""
         if result.charged <= 0 or account not in self.holders:
             return
-        now = datetime.now(UTC)
+        now = clock.now()
         query = (
             select(CreditGrant.grant_id, CreditGrant.remaining)
             .where(*_active(account, now))
@@ -149,13 +149,13 @@ class Grants:
                 .distinct()
             )
             self.holders = {(t, i) for t, i in rows.all()}
-        self._refreshed = time.monotonic()
+        self._refreshed = clock.monotonic()
 
     async def expire_due(self) -> int:
         """Expire grants whose time has come: each once, its unspent rest debited from the balance."""
-        if time.monotonic() - self._refreshed >= REFRESH:
+        if clock.monotonic() - self._refreshed >= REFRESH:
             await self.refresh()
-        now = datetime.now(UTC)
+        now = clock.now()
         async with self.db.session() as session:
             due = (
                 (

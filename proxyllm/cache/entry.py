@@ -6,9 +6,9 @@ of a complete stream, replayed as a stream, one event at a time.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncGenerator
 
+from proxyllm.core import clock
 from proxyllm.core.types import Usage
 
 BODY = b"b"
@@ -25,7 +25,7 @@ class Entry:
         self.created = created  # wall-clock seconds (replicas share entries)
 
     def age(self) -> float:
-        return time.time() - self.created
+        return clock.time() - self.created
 
     def replay(self) -> AsyncGenerator[bytes, None]:
         return replay(self.data)
@@ -33,7 +33,7 @@ class Entry:
 
 def encode(kind: bytes, data: bytes, usage: Usage | None) -> bytes:
     prompt, completion = (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
-    return b"%s %d %d %d\n" % (kind, int(time.time() * 1000), prompt, completion) + data
+    return b"%s %d %d %d\n" % (kind, int(clock.time() * 1000), prompt, completion) + data
 
 
 def decode(raw: bytes) -> Entry | None:

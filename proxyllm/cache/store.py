@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
+
+from proxyllm.core import clock
 
 log = logging.getLogger("proxyllm.cache")
 
@@ -37,7 +38,7 @@ class LocalStore(CacheStore):
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry[0] <= time.monotonic():
+        if entry[0] <= clock.monotonic():
             del self._entries[key]
             return None
         self._entries.move_to_end(key)
@@ -45,7 +46,7 @@ class LocalStore(CacheStore):
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
         entries = self._entries
-        entries[key] = (time.monotonic() + ttl, value)
+        entries[key] = (clock.monotonic() + ttl, value)
         entries.move_to_end(key)
         while len(entries) > self.max_entries:
             entries.popitem(last=False)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 
+from proxyllm.core import clock
 from proxyllm.core.shared_state import MarkEvent, SharedState
 
 # Expired counters are dropped in passing; a full sweep runs once this many keys exist.
@@ -20,10 +20,10 @@ class MemoryState(SharedState):
         self._marks: dict[str, dict[str, tuple[float, str]]] = {}
 
     async def incr(self, key: str, amount: int, ttl: float) -> int:
-        return self._incr(key, amount, ttl, time.monotonic())
+        return self._incr(key, amount, ttl, clock.monotonic())
 
     async def incr_many(self, deltas: Mapping[str, int], ttl: float) -> dict[str, int]:
-        now = time.monotonic()
+        now = clock.monotonic()
         return {key: self._incr(key, amount, ttl, now) for key, amount in deltas.items()}
 
     def _incr(self, key: str, amount: int, ttl: float, now: float) -> int:
@@ -45,7 +45,7 @@ class MemoryState(SharedState):
         self._counters.pop(key, None)
 
     async def mark(self, group: str, member: str, seconds: float, value: str) -> None:
-        self._marks.setdefault(group, {})[member] = (time.monotonic() + seconds, value)
+        self._marks.setdefault(group, {})[member] = (clock.monotonic() + seconds, value)
         self._deliver(MarkEvent(group, member, seconds, value))
 
     async def unmark(self, group: str, member: str) -> None:
@@ -53,7 +53,7 @@ class MemoryState(SharedState):
         self._deliver(MarkEvent(group, member, 0.0, ""))
 
     async def marks(self, group: str) -> dict[str, tuple[float, str]]:
-        now = time.monotonic()
+        now = clock.monotonic()
         live = {m: (until - now, value) for m, (until, value) in self._marks.get(group, {}).items() if until > now}
         self._marks[group] = {m: (now + left, value) for m, (left, value) in live.items()}
         return live

@@ -31,6 +31,7 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
+from proxyllm.core import clock
 from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.errors import ErrorKind, ProxyError
@@ -223,7 +224,7 @@ class Router:
         self, ctx: RequestContext, group: ModelGroup, attempt: Callable[[Deployment], Awaitable[T]], stream: bool
     ) -> T:
         tried: set[str] | None = None
-        minute = minute_of(time.time())
+        minute = minute_of(clock.time())
         n = 0
         while True:
             stats = self._pick(ctx, group, tried)
@@ -287,14 +288,14 @@ class Router:
             and not group.mixed_operations
             and not group.limited
             and not (group.input_limited and self.policy.pre_call_checks)
-            and (not self.cooldowns.active or not self.cooldowns.any_cooling(time.monotonic()))
+            and (not self.cooldowns.active or not self.cooldowns.any_cooling(clock.monotonic()))
         ):
             return self.strategy.pick(group, group.stats, ctx, self.rng)
         return self.strategy.pick(group, self._candidates(ctx, group, tried), ctx, self.rng)
 
     def _candidates(self, ctx: RequestContext, group: ModelGroup, tried: set[str] | None) -> list[DeploymentStats]:
-        now = time.monotonic()
-        wall = time.time()
+        now = clock.monotonic()
+        wall = clock.time()
         minute = minute_of(wall)
         prompt = estimate_prompt_tokens(ctx.body) if group.input_limited and self.policy.pre_call_checks else None
         available: list[DeploymentStats] = []
@@ -384,7 +385,7 @@ class Router:
         )
 
     def _untried_left(self, group: ModelGroup, tried: set[str]) -> bool:
-        now = time.monotonic()
+        now = clock.monotonic()
         return any(s.dep.id not in tried and not self.cooldowns.cooling(s, now) for s in group.stats)
 
     # -- outcomes ----------------------------------------------------------------------------
@@ -476,8 +477,8 @@ class Router:
         stats = self.stats.get(dep.id)
         if stats is None:
             return {"state": "unknown"}
-        now = time.monotonic()
-        minute = minute_of(time.time())
+        now = clock.monotonic()
+        minute = minute_of(clock.time())
         cooling = self.cooldowns.cooling(stats, now)
         return {
             "state": "cooldown" if cooling else "available",

@@ -7,10 +7,10 @@ between, so concurrent requests of one process can never pass a limit together.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from proxyllm.core.clock import time as wall_time
 from proxyllm.limits.rules import PARALLEL, RPM, TPM, Rule
 
 WINDOW = 60  # seconds: limits are per clock minute
@@ -63,7 +63,7 @@ class Grant:
 
 
 class LocalLimiter:
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = wall_time) -> None:
         self.clock = clock
         self.counters: dict[str, Counter] = {}
 

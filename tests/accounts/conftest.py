@@ -5,12 +5,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import openai
 import pytest
 
 from tests.conftest import MASTER_KEY, ProxyServer, standard_config
 from tests.fakes.ollama_upstream import FakeOllama
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.helpers import new_key, sdk  # noqa: F401  (re-exported for the tests here)
 
 
 @pytest.fixture
@@ -32,17 +32,6 @@ async def admin(proxy: ProxyServer) -> AsyncIterator[httpx.AsyncClient]:
         base_url=proxy.url, timeout=30, headers={"authorization": f"Bearer {MASTER_KEY}"}
     ) as client:
         yield client
-
-
-def sdk(proxy: ProxyServer, key: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=key, max_retries=0)
-
-
-async def new_key(admin: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
-    resp = await admin.post("/key/generate", json=fields)
-    assert resp.status_code == 200, resp.text
-    data: dict[str, Any] = resp.json()
-    return data
 
 
 HI = [{"role": "user", "content": "hi"}]

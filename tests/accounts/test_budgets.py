@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
+from types import ModuleType
 
 import httpx
 import openai
@@ -100,18 +101,18 @@ async def test_failed_request_releases_its_reservation(
     assert await flushed_spend(proxy, key["token"]) == COST * 3
 
 
-async def test_budget_duration_resets_spend(proxy: ProxyServer, admin: httpx.AsyncClient) -> None:
+async def test_budget_duration_resets_spend(proxy: ProxyServer, admin: httpx.AsyncClient, clock: ModuleType) -> None:
     key = await new_key(admin, max_budget=str(COST), budget_duration="2s")
     client = sdk(proxy, key["key"])
     await client.chat.completions.create(model="gpt-fake", messages=HI, max_tokens=5)
     with pytest.raises(openai.BadRequestError):
         await client.chat.completions.create(model="gpt-fake", messages=HI, max_tokens=5)
-    await asyncio.sleep(2.2)
+    clock.advance(2.2)
     await client.chat.completions.create(model="gpt-fake", messages=HI, max_tokens=5)
 
     async def reset() -> int:
         await proxy.runtime.spend.flush()
-        await asyncio.sleep(2.1)  # the next period ends too
+        clock.advance(2.1)  # the next period ends too
         return await proxy.runtime.spend.reset_budgets()
 
     assert await asyncio.to_thread(run_in_proxy, proxy, reset()) >= 1

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -106,7 +107,9 @@ async def test_sigterm_under_load_loses_no_spend(
     assert await count_rows(database_url) == answered
 
 
-async def test_database_outage(proxy_factory: Any, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama) -> None:
+async def test_database_outage(
+    proxy_factory: Any, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama, clock: ModuleType
+) -> None:
     async with fresh_postgres_database() as url:
         host_port = url.split("@", 1)[1].split("/", 1)[0]
         forwarder = TcpForwarder(host_port.split(":")[0], int(host_port.split(":")[1]))
@@ -124,7 +127,7 @@ async def test_database_outage(proxy_factory: Any, openai_upstream: FakeOpenAI, 
             await client.chat.completions.create(model="gpt-fake", messages=HI)
 
             await forwarder.cut()
-            await asyncio.sleep(0.7)  # the cached key entry is now past its TTL
+            clock.advance(0.7)  # the cached key entry is now past its TTL
             for _ in range(3):
                 await client.chat.completions.create(model="gpt-fake", messages=HI)
             assert (await admin.get("/health/liveliness")).status_code == 200

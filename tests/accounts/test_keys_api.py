@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from types import ModuleType
 
 import httpx
 import openai
@@ -79,12 +80,12 @@ async def test_block_unblock_regenerate_delete(proxy: ProxyServer, admin: httpx.
     assert "deleted" in info.value.message
 
 
-async def test_unknown_and_expired_keys(proxy: ProxyServer, admin: httpx.AsyncClient) -> None:
+async def test_unknown_and_expired_keys(proxy: ProxyServer, admin: httpx.AsyncClient, clock: ModuleType) -> None:
     with pytest.raises(openai.AuthenticationError) as info:
         await sdk(proxy, "sk-not-a-real-key-at-all").chat.completions.create(model="gpt-fake", messages=HI)
     assert "no such key" in info.value.message
     short = await new_key(admin, duration="1s")
-    await asyncio.sleep(1.2)
+    clock.advance(1.2)
     with pytest.raises(openai.AuthenticationError) as info:
         await sdk(proxy, short["key"]).chat.completions.create(model="gpt-fake", messages=HI)
     assert "expired" in info.value.message

@@ -24,13 +24,10 @@ from tests.conftest import ProxyServer, run_in_proxy
 from tests.fakes.base import Action
 from tests.fakes.ollama_upstream import FakeOllama
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.helpers import sdk
 
 HI = [{"role": "user", "content": "hi"}]
 COST = Decimal("0.000011")  # the fake's 1 prompt + 5 completion tokens on gpt-fake
-
-
-def sdk(proxy: ProxyServer, key: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=key, max_retries=0)
 
 
 async def test_concurrent_requests_never_overspend(

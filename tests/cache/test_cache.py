@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -116,7 +117,7 @@ async def test_what_does_not_change_the_answer_shares_it(
 
 
 async def test_no_cache_no_store_ttl_and_s_maxage(
-    proxy: ProxyServer, http: httpx.AsyncClient, openai_upstream: FakeOpenAI
+    proxy: ProxyServer, http: httpx.AsyncClient, openai_upstream: FakeOpenAI, clock: ModuleType
 ) -> None:
     await chat(http)
     fresh = await chat(http, cache={"no-cache": True})
@@ -130,24 +131,26 @@ async def test_no_cache_no_store_ttl_and_s_maxage(
     m = [{"role": "user", "content": "short lived"}]
     await chat(http, messages=m, cache={"ttl": 1})
     assert "x-litellm-cache-key" in (await chat(http, messages=m)).headers
-    await asyncio.sleep(1.2)
+    clock.advance(1.2)
     assert "x-litellm-cache-key" not in (await chat(http, messages=m)).headers
     assert len(openai_upstream.requests) == 6
 
     m = [{"role": "user", "content": "aging"}]
     await chat(http, messages=m)
-    await asyncio.sleep(1.1)
+    clock.advance(1.1)
     assert "x-litellm-cache-key" not in (await chat(http, messages=m, cache={"s-maxage": 1})).headers
     assert len(openai_upstream.requests) == 8
     assert "x-litellm-cache-key" in (await chat(http, messages=m, cache={"s-maxage": 60})).headers
 
 
-async def test_configured_ttl(proxy_factory: Any, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama) -> None:
+async def test_configured_ttl(
+    proxy_factory: Any, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama, clock: ModuleType
+) -> None:
     proxy = await start(proxy_factory, cache_config(openai_upstream, ollama_upstream, ttl=1))
     async with httpx.AsyncClient(base_url=proxy.url, headers=AUTH, timeout=30) as http:
         await chat(http)
         assert "x-litellm-cache-key" in (await chat(http)).headers
-        await asyncio.sleep(1.2)
+        clock.advance(1.2)
         assert "x-litellm-cache-key" not in (await chat(http)).headers
 
 

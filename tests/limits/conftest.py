@@ -7,6 +7,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ import yaml
 from tests.conftest import MASTER_KEY, ProxyServer
 from tests.fakes.ollama_upstream import FakeOllama
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.helpers import eventually, new_key, sdk  # noqa: F401  (re-exported for the tests here)
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -95,22 +97,17 @@ async def admin_for() -> AsyncIterator[Any]:
         await client.aclose()
 
 
-async def new_key(admin: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
-    resp = await admin.post("/key/generate", json=fields)
-    assert resp.status_code == 200, resp.text
-    data: dict[str, Any] = resp.json()
-    return data
-
-
-def sdk(proxy: ProxyServer, key: str, **kwargs: Any) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=key, max_retries=0, **kwargs)
-
-
-async def away_from_minute_end(margin: float = 8.0) -> None:
-    """Limits count per clock minute: start a burst early enough in a minute that it fits in it."""
-    left = 60 - time.time() % 60
+async def away_from_minute_end(margin: float = 8.0, clock: ModuleType | None = None) -> None:
+    """Limits count per clock minute: start a burst early enough in a minute that it fits in it. With the
+    proxy's clock (limits kept in this process), time is moved to the next minute instead of waited for;
+    limits kept in Redis follow Redis's clock, so those tests wait."""
+    now = clock.time() if clock is not None else time.time()
+    left = 60 - now % 60
     if left < margin:
-        await asyncio.sleep(left + 0.2)
+        if clock is not None:
+            clock.advance(left + 0.2)
+        else:
+            await asyncio.sleep(left + 0.2)
 
 
 async def chat_status(client: openai.AsyncOpenAI, model: str = "gpt-fake", **kwargs: Any) -> int:
@@ -120,11 +117,3 @@ async def chat_status(client: openai.AsyncOpenAI, model: str = "gpt-fake", **kwa
     except openai.APIStatusError as exc:
         return exc.status_code
     return 200
-
-
-async def eventually(check: Any, timeout: float = 5.0, interval: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)

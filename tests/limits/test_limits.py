@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -41,13 +42,18 @@ async def proxy(proxy_factory: Any, openai_upstream: FakeOpenAI, ollama_upstream
 
 
 async def test_rpm_limit_is_exact_under_concurrency(
-    database_url: str, proxy_factory: Any, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama, admin_for: Any
+    database_url: str,
+    proxy_factory: Any,
+    openai_upstream: FakeOpenAI,
+    ollama_upstream: FakeOllama,
+    admin_for: Any,
+    clock: ModuleType,
 ) -> None:
     proxy = await start(
         proxy_factory, limits_config(openai_upstream, ollama_upstream), env={"DATABASE_URL": database_url}
     )
     key = await new_key(admin_for(proxy), rpm_limit=5, key_alias="five-a-minute")
-    await away_from_minute_end()
+    await away_from_minute_end(clock=clock)
     responses = await asyncio.gather(*(post_chat(proxy, key["key"]) for _ in range(20)))
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [200] * 5 + [429] * 15
@@ -64,11 +70,11 @@ async def test_rpm_limit_is_exact_under_concurrency(
     assert remaining == [0, 1, 2, 3, 4]
 
 
-async def test_success_headers_show_the_tightest_limits(proxy: ProxyServer, admin_for: Any) -> None:
+async def test_success_headers_show_the_tightest_limits(proxy: ProxyServer, admin_for: Any, clock: ModuleType) -> None:
     admin = admin_for(proxy)
     await admin.post("/user/new", json={"user_id": "u-headers", "rpm_limit": 3})
     key = await new_key(admin, user_id="u-headers", rpm_limit=10, tpm_limit=1000, max_parallel_requests=4)
-    await away_from_minute_end()
+    await away_from_minute_end(clock=clock)
     resp = await post_chat(proxy, key["key"])
     assert resp.status_code == 200
     assert resp.headers["x-ratelimit-limit-requests"] == "3"  # the user's limit is the tighter one
@@ -83,7 +89,9 @@ async def test_success_headers_show_the_tightest_limits(proxy: ProxyServer, admi
 
 
 async def test_parallel_limit_is_exact_and_slots_come_back(
-    proxy: ProxyServer, admin_for: Any, openai_upstream: FakeOpenAI
+    proxy: ProxyServer,
+    admin_for: Any,
+    openai_upstream: FakeOpenAI,
 ) -> None:
     key = await new_key(admin_for(proxy), max_parallel_requests=2)
     openai_upstream.delay = 0.5
@@ -98,7 +106,9 @@ async def test_parallel_limit_is_exact_and_slots_come_back(
 
 
 async def test_slots_are_freed_after_upstream_errors_timeouts_and_disconnects(
-    proxy: ProxyServer, admin_for: Any, openai_upstream: FakeOpenAI
+    proxy: ProxyServer,
+    admin_for: Any,
+    openai_upstream: FakeOpenAI,
 ) -> None:
     key = await new_key(admin_for(proxy), max_parallel_requests=1)
     counter = f"key:{key['token']}"
@@ -130,11 +140,11 @@ async def test_slots_are_freed_after_upstream_errors_timeouts_and_disconnects(
     assert (await post_chat(proxy, key["key"])).status_code == 200
 
 
-async def test_tpm_limit_counts_tokens_when_calls_end(proxy: ProxyServer, admin_for: Any) -> None:
+async def test_tpm_limit_counts_tokens_when_calls_end(proxy: ProxyServer, admin_for: Any, clock: ModuleType) -> None:
     # The fake answers 1 prompt + 5 completion tokens.
     key = await new_key(admin_for(proxy), tpm_limit=10)
     counters = limiter_of(proxy).limiter.local.counters
-    await away_from_minute_end()
+    await away_from_minute_end(clock=clock)
     first = await post_chat(proxy, key["key"])
     assert first.status_code == 200 and first.headers["x-ratelimit-remaining-tokens"] == "10"
     await eventually(lambda: counters[f"key:{key['token']}"].tokens == 6)
@@ -149,12 +159,15 @@ async def test_tpm_limit_counts_tokens_when_calls_end(proxy: ProxyServer, admin_
 
 
 async def test_user_and_team_limits_span_their_keys(
-    proxy: ProxyServer, admin_for: Any, openai_upstream: FakeOpenAI
+    proxy: ProxyServer,
+    admin_for: Any,
+    openai_upstream: FakeOpenAI,
+    clock: ModuleType,
 ) -> None:
     admin = admin_for(proxy)
     assert (await admin.post("/user/new", json={"user_id": "u-rpm", "rpm_limit": 2})).status_code == 200
     k1, k2 = await new_key(admin, user_id="u-rpm"), await new_key(admin, user_id="u-rpm")
-    await away_from_minute_end()
+    await away_from_minute_end(clock=clock)
     assert (await post_chat(proxy, k1["key"])).status_code == 200
     assert (await post_chat(proxy, k2["key"])).status_code == 200
     refused = await post_chat(proxy, k1["key"])
@@ -168,12 +181,12 @@ async def test_user_and_team_limits_span_their_keys(
     assert "team 't-par'" in next(r for r in results if r.status_code == 429).json()["error"]["message"]
 
 
-async def test_model_limits_on_a_key(proxy: ProxyServer, admin_for: Any) -> None:
+async def test_model_limits_on_a_key(proxy: ProxyServer, admin_for: Any, clock: ModuleType) -> None:
     admin = admin_for(proxy)
     key = await new_key(admin, key_alias="per-model", model_rpm_limit={"gpt-fake": 1})
     info = (await admin.get("/key/info", params={"key": key["token"]})).json()["info"]
     assert info["metadata"]["model_rpm_limit"] == {"gpt-fake": 1}
-    await away_from_minute_end()
+    await away_from_minute_end(clock=clock)
     first = await post_chat(proxy, key["key"])
     assert first.status_code == 200
     assert first.headers["x-litellm-key-remaining-requests-gpt-fake"] == "0"

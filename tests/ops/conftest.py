@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -16,6 +15,7 @@ import yaml
 
 from tests.conftest import MASTER_KEY, ProxyServer, run_in_proxy, service_missing
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.helpers import eventually  # noqa: F401  (re-exported for the tests here)
 
 SALT_KEY = "salt-for-tests-0123456789abcdef"
 UPSTREAM_SECRET = "sk-upstream-db-secret-7f3a9c"  # what a stored model's api_key is: must never show in clear
@@ -73,16 +73,6 @@ async def chat(proxy: ProxyServer, model: str, key: str = MASTER_KEY) -> httpx.R
             json={"model": model, "messages": HI},
             headers={"authorization": f"Bearer {key}"},
         )
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 6.0, interval: float = 0.05) -> float:
-    """Wait until ``check`` holds; returns how long it took."""
-    started = time.monotonic()
-    while not await check():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(interval)
-    return time.monotonic() - started
 
 
 def serves(proxy: ProxyServer, model: str) -> Callable[[], Awaitable[bool]]:

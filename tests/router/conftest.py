@@ -15,6 +15,7 @@ import yaml
 from tests.conftest import MASTER_KEY, ProxyServer
 from tests.fakes.ollama_upstream import FakeOllama
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.helpers import eventually  # noqa: F401  (re-exported for the tests here)
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -113,14 +114,6 @@ async def fresh_minute(needed: float = 10.0) -> None:
 async def chat(c: openai.AsyncOpenAI, model: str = "m", **kwargs: Any) -> Any:
     """A chat call that returns the raw response, so headers can be checked too."""
     return await c.chat.completions.with_raw_response.create(model=model, messages=HI, **kwargs)
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 5.0, interval: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)
 
 
 def dep_id(proxy: ProxyServer, fake: FakeOpenAI | FakeOllama) -> str:

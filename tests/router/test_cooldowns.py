@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
+from types import ModuleType
 from typing import Any
 
 import openai
@@ -13,7 +13,9 @@ from tests.fakes.base import Action
 from tests.router.conftest import chat, client, config, deployment, eventually, start, status
 
 
-async def test_cooldown_after_allowed_fails_and_back_after_cooldown_time(proxy_factory: Any, fakes: Any) -> None:
+async def test_cooldown_after_allowed_fails_and_back_after_cooldown_time(
+    proxy_factory: Any, fakes: Any, clock: ModuleType
+) -> None:
     bad, good = await fakes(2)
     bad.failure_rate = 1.0
     text = config([deployment("m", bad), deployment("m", good)], router={"allowed_fails": 2, "cooldown_time": 1})
@@ -29,7 +31,7 @@ async def test_cooldown_after_allowed_fails_and_back_after_cooldown_time(proxy_f
     assert state["state"] == "cooldown" and state["cooldown"]["reason"] == "failing"
 
     bad.failure_rate = 0.0
-    await asyncio.sleep(1.1)
+    clock.advance(1.1)
     for _ in range(20):
         await chat(c)
     assert len(bad.requests) >= 5, "after cooldown_time the deployment is back in rotation"

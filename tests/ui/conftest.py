@@ -20,6 +20,7 @@ from tests.conftest import MASTER_KEY, ProxyServer, service_missing, standard_co
 from tests.fakes.ollama_upstream import FakeOllama
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.stripe_upstream import FakeStripeUpstream
+from tests.helpers import eventually  # noqa: F401  (re-exported for the tests here)
 
 CHROMIUM = os.environ.get("PROXYLLM_CHROMIUM", "/usr/bin/chromium")
 HAVE_CHROMIUM = os.path.isfile(CHROMIUM)
@@ -153,15 +154,3 @@ async def chat(base_url: str, key: str) -> httpx.Response:
             headers={"authorization": f"Bearer {key}"},
             json={"model": "gpt-fake", "messages": [{"role": "user", "content": "hello"}]},
         )
-
-
-async def eventually(check: Any, timeout: float = 15.0) -> Any:
-    """Poll an async check until it returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.2)

@@ -16,10 +16,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from proxyllm.core import clock
 from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.core.routing.policy import RouterPolicy
 from proxyllm.core.routing.stats import FAIL_WINDOW, DeploymentStats
@@ -83,7 +83,7 @@ class Cooldowns:
         """Count a failed call; start a cooldown when the deployment has failed too often."""
         if self.policy.disable_cooldowns:
             return
-        now = time.monotonic()
+        now = clock.monotonic()
         if stats.cool_until > now:
             return  # already out: late failures of calls sent before the cooldown change nothing
         if err.kind is ErrorKind.RATE_LIMIT and others:
@@ -98,9 +98,9 @@ class Cooldowns:
     async def _count_shared(self, stats: DeploymentStats, detail: str) -> None:
         key = f"fails:{stats.dep.id}"
         total = await self.state.incr(key, 1, FAIL_WINDOW)
-        if total >= max(1, self.policy.allowed_fails) and not self.cooling(stats, time.monotonic()):
+        if total >= max(1, self.policy.allowed_fails) and not self.cooling(stats, clock.monotonic()):
             await self.state.delete(key)
-            if not self.cooling(stats, time.monotonic()):
+            if not self.cooling(stats, clock.monotonic()):
                 self.start(stats, self.policy.cooldown_time, FAILING, detail=f"{detail} (failures across replicas)")
 
     # -- starting and ending -----------------------------------------------------------------
@@ -108,7 +108,7 @@ class Cooldowns:
     def start(
         self, stats: DeploymentStats, seconds: float, reason: str, *, detail: str = "", announce: bool = True
     ) -> None:
-        until = time.monotonic() + seconds
+        until = clock.monotonic() + seconds
         if until <= stats.cool_until:
             return
         stats.cool_until = until
@@ -147,7 +147,7 @@ class Cooldowns:
         self._apply(stats, event.seconds, event.value)
 
     def _apply(self, stats: DeploymentStats, seconds: float, reason: str) -> None:
-        until = time.monotonic() + seconds
+        until = clock.monotonic() + seconds
         if until > stats.cool_until + 0.05:  # our own announcement comes back a moment later: not news
             stats.cool_until = until
             stats.cool_reason = reason

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from proxyllm.core import clock
 from proxyllm.core.background import cancel
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.errors import ProxyError
@@ -76,7 +76,7 @@ class HealthChecker:
             await asyncio.sleep(min(self.recheck, self.interval))
 
     async def run_once(self, *, everything: bool = False) -> None:
-        now = time.monotonic()
+        now = clock.monotonic()
         due = [
             d
             for d in self.router.deployments
@@ -89,7 +89,7 @@ class HealthChecker:
             error = await probe(dep, self.timeout)
         stats = self.router.stats.get(dep.id)
         wait = self.interval if error is None else self.recheck
-        self.results[dep.id] = ProbeResult(error, time.time(), time.monotonic() + wait)
+        self.results[dep.id] = ProbeResult(error, clock.time(), clock.monotonic() + wait)
         if stats is None:
             return
         if error is None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import bisect
 import random
-import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from proxyllm.core import clock
 from proxyllm.core.context import RequestContext
 from proxyllm.core.routing.stats import DeploymentStats, minute_of
 
@@ -114,7 +114,7 @@ class UsageBased(Strategy):
     def pick(
         self, group: ModelGroup, candidates: Sequence[DeploymentStats], ctx: RequestContext, rng: random.Random
     ) -> DeploymentStats:
-        minute = minute_of(time.time())
+        minute = minute_of(clock.time())
         return lowest(candidates, lambda s: s.tokens_in(minute), rng)
 
 

@@ -9,9 +9,9 @@ other replicas send within one interval (0.2 s by default).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 
+from proxyllm.core import clock
 from proxyllm.core.routing.stats import DeploymentStats, minute_of
 from proxyllm.core.shared_state import SharedState
 
@@ -30,7 +30,7 @@ class UsageSync:
         return self.track_all or stats.dep.rpm is not None or stats.dep.tpm is not None
 
     async def flush(self) -> None:
-        minute = minute_of(time.time())
+        minute = minute_of(clock.time())
         deltas: dict[str, int] = {}
         sent: list[tuple[DeploymentStats, int, int, str]] = []
         for stats in self.stats():
