@@ -3,7 +3,8 @@
 A Messages request is translated to an OpenAI chat request and runs through the same gateway call as
 ``/v1/chat/completions`` (auth, hooks, router retries and fallbacks, cost); the answer — a body or a
 stream — is translated back to Anthropic's format, event names included. Anthropic deployments get
-the client's own request (see ``providers/anthropic/provider.py``), so nothing is lost on the way out.
+the client's own request (see ``providers/anthropic/provider.py``), so nothing is lost on the way out,
+and their answer comes back byte for byte (``providers/anthropic/passthrough.py``).
 Errors are answered in Anthropic's shape: ``{"type": "error", "error": {"type", "message"}}``.
 """
 
@@ -54,17 +55,28 @@ class _AnthropicFrontend(Frontend):
 
 
 class _Encoder:
-    """The Anthropic stream encoder, fed the gateway's OpenAI events."""
+    """The Anthropic stream encoder, fed the gateway's events.
 
-    __slots__ = ("inner",)
+    An Anthropic deployment's events (they start with ``event:``) are already the client's: relayed as
+    they are. The gateway's OpenAI chunks (any other upstream, and the proxy's own error event) are
+    translated. Telling them apart by their bytes keeps a replay from the response cache right too.
+    """
+
+    __slots__ = ("inner", "native")
 
     def __init__(self, inner: AnthropicStreamEncoder) -> None:
         self.inner = inner
+        self.native = False
 
     def feed(self, event: bytes) -> list[bytes]:
+        if event.startswith(b"event:"):
+            self.native = True
+            return [event]
         return self.inner.feed(event)
 
     async def finish(self, ctx: RequestContext) -> list[bytes]:
+        if self.native:
+            return []
         return self.inner.finish(ctx.usage.as_openai() if ctx.usage else None)
 
 
@@ -89,7 +101,12 @@ class MessagesFrontend(_AnthropicFrontend):
     translates = True
 
     async def encode(self, ctx: RequestContext, body: bytes) -> tuple[bytes, bool]:
-        message = anthropic_message(orjson.loads(body), message_id=message_id(ctx), model=ctx.model)
+        data = orjson.loads(body)
+        if isinstance(data, dict) and data.get("type") == "message":  # an Anthropic deployment's own answer
+            if ctx.stream:
+                return b"".join(message_events(data)), True
+            return body, False
+        message = anthropic_message(data, message_id=message_id(ctx), model=ctx.model)
         if ctx.stream:
             return b"".join(message_events(message)), True
         return orjson.dumps(message), False
