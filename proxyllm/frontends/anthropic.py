@@ -18,8 +18,10 @@ from proxyllm.core.context import RequestContext
 from proxyllm.core.errors import ProxyError
 from proxyllm.core.requests import PROXY_FIELDS, apply_proxy_fields, load_json
 from proxyllm.core.router import Router
+from proxyllm.core.routing.groups import ModelGroup
 from proxyllm.core.types import Operation
 from proxyllm.frontends.base import Frontend, Incoming, StreamEncoder
+from proxyllm.frontends.reasoning import keep_reasoning
 from proxyllm.providers.anthropic.errors import anthropic_error_body
 from proxyllm.providers.anthropic.messages_request import check_request, estimate_input_tokens, openai_request
 from proxyllm.providers.anthropic.messages_response import anthropic_message
@@ -35,6 +37,10 @@ def parse_native(raw: bytes) -> dict[str, Any]:
     return check_request(load_json(raw))
 
 
+def anthropic_group(group: ModelGroup | None) -> bool:
+    return group is not None and all(isinstance(d.provider, AnthropicProvider) for d in group.deployments)
+
+
 def message_id(ctx: RequestContext) -> str:
     return "msg_" + ctx.request_id.replace("-", "")
 
@@ -47,8 +53,7 @@ class _AnthropicFrontend(Frontend):
 
     def anthropic_only(self, model: str) -> bool:
         """True when the model exists and every one of its deployments is Anthropic."""
-        group = self.router.find(model)
-        return group is not None and all(isinstance(d.provider, AnthropicProvider) for d in group.deployments)
+        return anthropic_group(self.router.find(model))
 
     def error_body(self, err: ProxyError, request_id: str) -> bytes:
         return anthropic_error_body(err, request_id)
@@ -86,7 +91,10 @@ class MessagesFrontend(_AnthropicFrontend):
     def context(self, incoming: Incoming) -> RequestContext:
         native = parse_native(incoming.raw)
         proxy_opts = {k: native.pop(k) for k in NATIVE_PROXY_FIELDS if k in native}
-        body = {**openai_request(native, strict=not self.anthropic_only(native["model"])), **proxy_opts}
+        group = self.router.find(native["model"])
+        body = openai_request(native, strict=not anthropic_group(group))
+        keep_reasoning(body, native, group)
+        body.update(proxy_opts)
         ctx = RequestContext(
             request_id=incoming.request_id, operation=Operation.CHAT, body=body, api_key=incoming.api_key
         )

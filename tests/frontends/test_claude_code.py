@@ -120,6 +120,8 @@ model_list:
     litellm_params:
       model: ollama_chat/llama3
       api_base: {ollama}
+    model_info:
+      supports_reasoning: true  # Claude Code's adaptive thinking becomes Ollama's think
   - model_name: claude-sonnet
     litellm_params:
       model: anthropic/claude-fake-4
