@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from proxyllm.core.admission import group_output_limit
 from proxyllm.core.context import RequestContext
 from proxyllm.core.errors import ProxyError
 from proxyllm.core.requests import PROXY_FIELDS, apply_proxy_fields, load_json
@@ -92,6 +93,9 @@ class MessagesFrontend(_AnthropicFrontend):
         native = parse_native(incoming.raw)
         proxy_opts = {k: native.pop(k) for k in NATIVE_PROXY_FIELDS if k in native}
         group = self.router.find(native["model"])
+        limit = group_output_limit(group) if group is not None else None
+        if limit is not None and native.get("max_tokens", 0) > limit:
+            native["max_tokens"] = limit  # Claude Code asks for 32,000 whatever the model: the model's limit
         body = openai_request(native, strict=not anthropic_group(group))
         keep_reasoning(body, native, group)
         body.update(proxy_opts)

@@ -31,6 +31,9 @@ model_list:
     model_info: {{supports_reasoning: true}}
   - model_name: llama3
     litellm_params: {{model: ollama_chat/llama3, api_base: "{ollama_upstream.url}"}}
+  - model_name: llama-small
+    litellm_params: {{model: ollama_chat/llama3, api_base: "{ollama_upstream.url}"}}
+    model_info: {{max_output_tokens: 1000}}
 general_settings:
   master_key: {MASTER_KEY}
 """
@@ -93,3 +96,12 @@ async def test_count_tokens_for_a_non_anthropic_model_is_an_estimate(proxy: Prox
         resp = await c.post("/v1/messages/count_tokens?beta=true", json=body, headers=HEADERS)
     assert resp.status_code == 200, resp.text
     assert resp.json()["input_tokens"] > 1000 and resp.headers["x-proxyllm-token-count"] == "estimate"
+
+
+async def test_max_tokens_above_the_models_limit_is_the_limit(proxy: ProxyServer, ollama_upstream: FakeOllama) -> None:
+    body = claude_code_request("llama-small", stream=False)
+    assert body["max_tokens"] == 32000
+    async with httpx.AsyncClient(base_url=proxy.url, timeout=30) as c:
+        resp = await c.post("/v1/messages", json=body, headers=HEADERS)
+    assert resp.status_code == 200, resp.text
+    assert ollama_upstream.requests[-1].body["options"]["num_predict"] == 1000

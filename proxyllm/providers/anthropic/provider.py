@@ -77,7 +77,7 @@ class AnthropicProvider(Provider):
         native = ctx.extra.get(NATIVE_REQUEST)
         if isinstance(native, dict):
             req = {**native, "model": dep.upstream_model, "stream": stream}
-            req.setdefault("max_tokens", default_max_tokens(dep))
+            req.setdefault("max_tokens", ctx.body.get("max_tokens") or default_max_tokens(dep))
             if not stream:
                 del req["stream"]
             return req
