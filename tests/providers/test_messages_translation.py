@@ -153,6 +153,12 @@ def test_mid_conversation_system_stays_in_place() -> None:
     ]
 
 
+def test_tool_search_results_are_left_out() -> None:
+    result = {"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "tool_reference", "tool_name": "Grep"}]}
+    body = {"model": "m", "messages": [{"role": "user", "content": [result]}]}
+    assert openai_request(check_request(body))["messages"] == [{"role": "tool", "tool_call_id": "t1", "content": ""}]
+
+
 def test_server_tool_history_is_left_out() -> None:
     assistant = [
         {"type": "thinking", "thinking": "search it", "signature": "sig"},

@@ -21,7 +21,8 @@ from proxyllm.providers.anthropic.messages_checks import check_request
 EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
 # Blocks of the upstream's own server tools (web search, code execution, MCP, ...) in earlier turns:
 # what they found is in the text the model wrote after them, so they are left out for other upstreams.
-SERVER_BLOCKS = frozenset({"server_tool_use", "mcp_tool_use", "mcp_tool_result", "container_upload"})
+# ``tool_reference`` (tool search results) names tools that other upstreams get with the rest anyway.
+SERVER_BLOCKS = frozenset({"server_tool_use", "mcp_tool_use", "mcp_tool_result", "container_upload", "tool_reference"})
 __all__ = ["check_request", "estimate_input_tokens", "openai_request"]
 
 
@@ -60,7 +61,7 @@ def _tool_result(block: dict[str, Any], where: str, strict: bool) -> tuple[dict[
             texts.append(str(part.get("text", "")))
         elif kind == "image":
             images.append(_image_part(part, f"{where}.content[{j}]"))
-        else:
+        elif not _dropped(kind):
             _unsupported(kind, f"{where}.content[{j}]", strict)
     text = content if isinstance(content, str) else "".join(texts)
     if block.get("is_error") and text:
