@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import MASTER_KEY, ProxyServer
+from tests.conftest import MASTER_KEY, ProxyServer, run_in_proxy
 from tests.fakes.anthropic_upstream import API_KEY, FakeAnthropic, sse
 from tests.fakes.ollama_upstream import FakeOllama
 from tests.limits.conftest import eventually
@@ -274,3 +274,26 @@ async def test_refused_requests_are_anthropic_shaped_and_logged(
         assert line["status"] == 400 and line["error"] == "invalid_request"
         assert line["error_message"] == data["error"]["message"]
         assert line["path"] == path.split("?")[0]
+
+
+async def test_cache_priced_cost_in_spend_logs_and_marked_up_price(
+    proxy_factory: Any, anthropic_upstream: FakeAnthropic, ollama_upstream: FakeOllama, database_url: str
+) -> None:
+    text = config(anthropic_upstream.url, ollama_upstream.url)
+    env = {"ANTHROPIC_API_KEY": API_KEY, "DATABASE_URL": database_url, "PROXYLLM_MARKUP_PERCENT": "50"}
+    proxy: ProxyServer = await asyncio.to_thread(proxy_factory, text, env=env)
+    admin = {"authorization": f"Bearer {MASTER_KEY}"}
+    anthropic_upstream.raw_stream = [*HEAD, *BLOCKS, *TAIL]
+    body = {"model": "claude", "max_tokens": 1000, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    async with httpx.AsyncClient(base_url=proxy.url, timeout=30) as c:
+        key = (await c.post("/key/generate", json={"key_alias": "claude-code"}, headers=admin)).json()["key"]
+        resp = await c.post("/v1/messages?beta=true", json=body, headers={**HEADERS, "x-api-key": key})
+        assert resp.status_code == 200 and resp.content == b"".join(anthropic_upstream.raw_stream)
+        call_id = resp.headers["x-litellm-call-id"]
+        await asyncio.to_thread(run_in_proxy, proxy, proxy.runtime.spend.flush())
+        rows = (await c.get("/spend/logs", params={"request_id": call_id}, headers=admin)).json()
+    (row,) = rows
+    cost = 20 * PRICES["in"] + 100 * PRICES["read"] + 10 * PRICES["write"] + 7 * PRICES["out"]
+    assert (row["prompt_tokens"], row["completion_tokens"], row["key_alias"]) == (130, 7, "claude-code")
+    assert Decimal(repr(row["spend"])) == cost
+    assert Decimal(repr(row["price"])) == cost * Decimal("1.5")

@@ -116,6 +116,10 @@ def test_whole_message_as_events() -> None:
             "metadata.user_id",
         ),
         ({"model": "m", "stop_sequences": [1], "messages": [{"role": "user", "content": "x"}]}, "stop_sequences"),
+        (
+            {"model": "m", "tool_choice": {"type": "tool", "name": {}}, "messages": [{"role": "user", "content": "x"}]},
+            "tool_choice.name",
+        ),
         ({"model": "", "messages": [{"role": "user", "content": "x"}]}, "model"),
         (
             {"model": "m", "system": [{"type": "text", "text": 5}], "messages": [{"role": "user", "content": "x"}]},

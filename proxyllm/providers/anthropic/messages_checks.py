@@ -141,8 +141,11 @@ def check_request(body: Any) -> dict[str, Any]:
     if body.get("tools"):
         _tools(body["tools"])
     choice = body.get("tool_choice")
-    if choice is not None and not isinstance(choice.get("type"), str):
-        raise invalid_request("tool_choice.type must be a string", param="tool_choice.type")
+    if choice is not None:
+        if not isinstance(choice.get("type"), str):
+            raise invalid_request("tool_choice.type must be a string", param="tool_choice.type")
+        if choice.get("name") is not None:
+            _name(choice["name"], "tool_choice.name")
     user = (body.get("metadata") or {}).get("user_id")
     if user is not None and (not isinstance(user, str) or len(user) > MAX_USER_ID):
         raise invalid_request(
