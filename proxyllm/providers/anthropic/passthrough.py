@@ -4,7 +4,8 @@ When a ``/v1/messages`` request is served by an Anthropic deployment, nothing is
 back: thinking and redacted thinking with their signatures, citations, server tool blocks, cache
 usage and any event type Anthropic adds later reach the client exactly as Anthropic sent them. Each
 ``data:`` line is still read, for three things: the usage (``message_start`` carries the input and
-cache tokens, ``message_delta`` the output tokens), the end (``message_stop``) and an ``error`` event.
+cache tokens, ``message_delta`` the output tokens), the end (``message_stop``) and an ``error`` event;
+the content deltas, nearly all of a stream, are told apart by their ``event:`` line and not parsed.
 
 ``message_start`` and ``ping`` are held back until the first content block starts, so an error that
 Anthropic reports before any content (an overload right after ``message_start``) is raised as a
@@ -24,6 +25,8 @@ from proxyllm.providers.anthropic.common import usage_of
 from proxyllm.providers.anthropic.errors import error_from_body
 
 HELD = (b"message_start", b"ping")
+# Events whose data the proxy needs; content deltas (nearly all of a stream) are relayed unparsed.
+READ = frozenset({b"message_start", b"message_delta", b"message_stop", b"error"})
 
 
 def _data(line: bytes) -> dict[str, Any]:
@@ -57,10 +60,12 @@ class NativeStream:
         if not self.lines:
             return []
         event = b"".join(self.lines) + line
-        kind = b""
-        for part in self.lines:
-            if part.startswith(b"data:"):
-                kind = self._read(_data(part))
+        named = self.lines[0][6:].strip() if self.lines[0].startswith(b"event:") else None
+        kind = named or b""
+        if named is None or named in READ:
+            for part in self.lines:
+                if part.startswith(b"data:"):
+                    kind = self._read(_data(part))
         self.lines = []
         if not self.started and kind in HELD:
             self.held.append(event)
