@@ -7,12 +7,14 @@ import asyncio
 import copy
 from typing import Any
 
+import anthropic
 import httpx
 import orjson
 import pytest
+from aiohttp import web
 
 from tests.conftest import MASTER_KEY, ProxyServer
-from tests.fakes.ollama_upstream import FakeOllama
+from tests.fakes.ollama_upstream import STAMP, FakeOllama
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.frontends.test_claude_code_requests import FIRST, RECORDED
 
@@ -105,3 +107,59 @@ async def test_max_tokens_above_the_models_limit_is_the_limit(proxy: ProxyServer
         resp = await c.post("/v1/messages", json=body, headers=HEADERS)
     assert resp.status_code == 200, resp.text
     assert ollama_upstream.requests[-1].body["options"]["num_predict"] == 1000
+
+
+class ThinkingOllama(FakeOllama):
+    """/api/chat of a thinking model: with ``think``, the reasoning comes first, in ``message.thinking``."""
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        action, body = await self.take(request)
+        final = {**self._final(body, 3), "message": {"role": "assistant", "content": ""}}
+        thinking = (
+            {"role": "assistant", "content": "", "thinking": "Two and two make four."} if body.get("think") else None
+        )
+        answer = {"role": "assistant", "content": "Four."}
+        if not body.get("stream", True):
+            return web.json_response(
+                {**final, "message": {**answer, **({"thinking": thinking["thinking"]} if thinking else {})}}
+            )
+        lines = [
+            {"model": body["model"], "created_at": STAMP, "done": False, "message": m} for m in (thinking, answer) if m
+        ]
+        raw = [orjson.dumps(line) + b"\n" for line in [*lines, final]]
+        return await self.stream_events(request, action, raw, "application/x-ndjson")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_ollama_thinking_comes_back_as_thinking_blocks(proxy_factory: Any, stream: bool) -> None:
+    fake = ThinkingOllama()
+    await fake.start()
+    try:
+        text = f"""
+model_list:
+  - model_name: qwen3
+    litellm_params: {{model: ollama_chat/qwen3, api_base: "{fake.url}"}}
+    model_info: {{supports_reasoning: true}}
+general_settings:
+  master_key: {MASTER_KEY}
+"""
+        proxy: ProxyServer = await asyncio.to_thread(proxy_factory, text)
+        client = anthropic.AsyncAnthropic(base_url=proxy.url, api_key=MASTER_KEY, max_retries=0)
+        request: dict[str, Any] = {
+            "model": "qwen3",
+            "max_tokens": 1000,
+            "thinking": {"type": "adaptive"},
+            "messages": [{"role": "user", "content": "2+2?"}],
+        }
+        if stream:
+            async with client.messages.stream(**request) as events:
+                message = await events.get_final_message()
+        else:
+            message = await client.messages.create(**request)
+        await client.close()
+    finally:
+        await fake.stop()
+    assert fake.requests[-1].body["think"] is True
+    assert [b.type for b in message.content] == ["thinking", "text"]
+    assert message.content[0].thinking == "Two and two make four."  # type: ignore[union-attr]
+    assert message.content[1].text == "Four."  # type: ignore[union-attr]
