@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from proxyllm.errors import ProxyError
+from proxyllm.core.errors import ProxyError
 from proxyllm.providers.anthropic.messages_request import check_request, estimate_input_tokens, openai_request
 from proxyllm.providers.gemini.request import generate_request
 from proxyllm.providers.ollama.chat import chat_request

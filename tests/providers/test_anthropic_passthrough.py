@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.core.types import Usage
-from proxyllm.errors import ErrorKind, ProxyError
 from proxyllm.providers.anthropic.passthrough import NativeStream
 from tests.providers.test_e2e_messages_passthrough import BLOCKS, HEAD, TAIL
 

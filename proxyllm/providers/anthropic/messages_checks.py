@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from proxyllm.errors import invalid_request
+from proxyllm.core.errors import invalid_request
 
 FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "model": (str,),

@@ -19,8 +19,8 @@ from typing import Any
 
 import orjson
 
+from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.core.types import Usage
-from proxyllm.errors import ErrorKind, ProxyError
 from proxyllm.providers.anthropic.common import usage_of
 from proxyllm.providers.anthropic.errors import error_from_body
 
