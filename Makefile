@@ -40,13 +40,20 @@ run: $(RUNTIME_STAMP)
 	$(BIN)/proxyllm $(if $(CONFIG),--config $(CONFIG),)
 
 ## The dashboard's browser tests drive Debian's Chromium (installed here when missing and we are root);
-## the Codex CLI test runs @openai/codex from .codex-npm (installed here when npm exists).
+## the Codex CLI test runs @openai/codex from .codex-npm, the Claude Code test @anthropic-ai/claude-code
+## from .claude-npm (installed here when npm exists).
 CODEX_VERSION ?= 0.171.0
+CLAUDE_CODE_VERSION ?= 2.1.332
 test-deps:
 	@if command -v npm >/dev/null 2>&1 && [ ! -x .codex-npm/node_modules/.bin/codex ]; then \
 	  echo "installing @openai/codex $(CODEX_VERSION) for the Codex CLI test"; \
 	  npm install --silent --no-audit --no-fund --prefix .codex-npm @openai/codex@$(CODEX_VERSION) >/dev/null \
 	    || echo "could not install @openai/codex; its test will be skipped"; \
+	fi
+	@if command -v npm >/dev/null 2>&1 && [ ! -x .claude-npm/node_modules/.bin/claude ]; then \
+	  echo "installing @anthropic-ai/claude-code $(CLAUDE_CODE_VERSION) for the Claude Code test"; \
+	  npm install --silent --no-audit --no-fund --prefix .claude-npm @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) \
+	    >/dev/null || echo "could not install @anthropic-ai/claude-code; its test will be skipped"; \
 	fi
 	@if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	  echo "installing chromium for the dashboard tests"; \

@@ -167,7 +167,7 @@ async def test_errors_in_anthropic_shape(client: anthropic.AsyncAnthropic, opena
         await client.messages.create(model="nope", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
     assert missing.value.body["type"] == "error"  # type: ignore[index]
     with pytest.raises(anthropic.BadRequestError) as bad:
-        await client.messages.create(model="llama3", max_tokens=10, messages=[{"role": "system", "content": "x"}])  # type: ignore[typeddict-item]
+        await client.messages.create(model="llama3", max_tokens=10, messages=[{"role": "robot", "content": "x"}])  # type: ignore[typeddict-item]
     assert "role" in bad.value.message
     openai_upstream.fail(400, "temperature is out of range")
     with pytest.raises(anthropic.BadRequestError) as upstream:

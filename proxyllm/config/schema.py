@@ -34,6 +34,8 @@ class LitellmParams(_Section):
     tpm: int | None = Field(default=None, ge=0)
     input_cost_per_token: Decimal | None = Field(default=None, ge=0)
     output_cost_per_token: Decimal | None = Field(default=None, ge=0)
+    cache_read_input_token_cost: Decimal | None = Field(default=None, ge=0)
+    cache_creation_input_token_cost: Decimal | None = Field(default=None, ge=0)
     drop_params: bool | None = None
     proxy: str | bool | None = None
     extra_headers: dict[str, str] | None = None
@@ -50,6 +52,9 @@ class ModelInfo(_Section):
     id: str | None = None
     mode: str | None = None
     base_model: str | None = None
+    # LiteLLM also takes the prompt-cache prices here (litellm_params wins when both are set)
+    cache_read_input_token_cost: Decimal | None = Field(default=None, ge=0)
+    cache_creation_input_token_cost: Decimal | None = Field(default=None, ge=0)
 
 
 class DeploymentConfig(BaseModel):

@@ -42,7 +42,7 @@ import orjson
 from proxyllm.core.context import RequestContext
 from proxyllm.core.errors import invalid_request
 from proxyllm.core.hooks import Hook
-from proxyllm.core.pricing import worst_case_seconds_cost
+from proxyllm.core.pricing import max_input_price, worst_case_seconds_cost
 from proxyllm.core.types import MEDIA, Operation, Units
 from proxyllm.core.units import audio_cost, unit_cost
 
@@ -246,8 +246,9 @@ def worst_case_cost(deployments: list[Deployment], prompt: int, output: int, uni
     worst = ZERO
     for dep in deployments:
         cost = ZERO
-        if dep.input_cost_per_token:
-            cost += dep.input_cost_per_token * prompt
+        input_price = max_input_price(dep)
+        if input_price:
+            cost += input_price * prompt
         if dep.output_cost_per_token:
             cost += dep.output_cost_per_token * output
         if units is not None:

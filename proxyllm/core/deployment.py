@@ -36,6 +36,8 @@ class Deployment:
     tpm: int | None = None
     input_cost_per_token: Decimal | None = None
     output_cost_per_token: Decimal | None = None
+    cache_read_input_token_cost: Decimal | None = None  # prompt tokens read from a prompt cache
+    cache_creation_input_token_cost: Decimal | None = None  # prompt tokens written to a prompt cache
     input_cost_per_second: Decimal | None = None  # compute-time prices (LiteLLM's names)
     output_cost_per_second: Decimal | None = None
     compute_time: str = "sum"  # Ollama's seconds: "sum" of its phases, or "total" (total_duration)

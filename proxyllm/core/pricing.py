@@ -1,5 +1,10 @@
 """What a call cost, in exact decimal dollars (never a float).
 
+Prompt tokens read from or written to a provider's prompt cache (Anthropic ``cache_read_input_tokens`` /
+``cache_creation_input_tokens``, OpenAI ``prompt_tokens_details.cached_tokens``, Gemini
+``cachedContentTokenCount``) cost ``cache_read_input_token_cost`` / ``cache_creation_input_token_cost``
+when the deployment (or the bundled price table) has them, else the input price.
+
 Token prices (``input_cost_per_token`` / ``output_cost_per_token``) and compute-time prices
 (``input_cost_per_second`` / ``output_cost_per_second``, LiteLLM's names) add up. The seconds come
 from the upstream's own durations when it reports them (Ollama: ``load_duration``,
@@ -61,12 +66,32 @@ def priced_per_second(dep: Deployment) -> bool:
     return bool(dep.input_cost_per_second or dep.output_cost_per_second)
 
 
+def input_cost(dep: Deployment, usage: Usage) -> Decimal:
+    """The prompt's cost: tokens read from or written to a prompt cache at their own prices when the
+    deployment has them (``cache_read_input_token_cost`` / ``cache_creation_input_token_cost``), every
+    other prompt token at ``input_cost_per_token``."""
+    base = dep.input_cost_per_token or ZERO
+    read_price, creation_price = dep.cache_read_input_token_cost, dep.cache_creation_input_token_cost
+    prompt = usage.prompt_tokens
+    read = min(usage.cached_tokens, prompt) if read_price is not None else 0
+    created = min(usage.cache_creation_tokens, prompt - read) if creation_price is not None else 0
+    cost = base * (prompt - read - created) if base else ZERO
+    if read:
+        cost += (read_price or ZERO) * read
+    if created:
+        cost += (creation_price or ZERO) * created
+    return cost
+
+
+def max_input_price(dep: Deployment) -> Decimal:
+    """The most one prompt token can cost (writing to a prompt cache may cost more than reading input)."""
+    return max(dep.input_cost_per_token or ZERO, dep.cache_creation_input_token_cost or ZERO)
+
+
 def call_cost(dep: Deployment, usage: Usage | None, wall: float = 0.0) -> Decimal:
     if usage is None:
         return ZERO
-    cost = ZERO
-    if dep.input_cost_per_token:
-        cost += dep.input_cost_per_token * usage.prompt_tokens
+    cost = input_cost(dep, usage)
     if dep.output_cost_per_token:
         cost += dep.output_cost_per_token * usage.completion_tokens
     units = usage.units

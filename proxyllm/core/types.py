@@ -57,6 +57,7 @@ class Usage:
     completion_tokens: int = 0
     estimated: bool = False  # counted by the proxy because the upstream reported none
     cached_tokens: int = 0  # of the prompt tokens, read from a prompt cache
+    cache_creation_tokens: int = 0  # of the prompt tokens, written to a prompt cache (Anthropic)
     compute: ComputeTime | None = None  # reported upstream durations, for per-second prices
     units: Units | None = None  # images, characters, audio seconds, search units (media operations)
 
@@ -75,7 +76,9 @@ class Usage:
         details = data.get("prompt_tokens_details")
         cached = details.get("cached_tokens") if isinstance(details, dict) else 0
         cached = cached if type(cached) is int and 0 < cached <= prompt else 0
-        return cls(prompt, completion, cached_tokens=cached)
+        created = data.get("cache_creation_input_tokens")  # LiteLLM's field, for Anthropic-backed servers
+        created = created if type(created) is int and 0 < created <= prompt - cached else 0
+        return cls(prompt, completion, cached_tokens=cached, cache_creation_tokens=created)
 
     def as_openai(self) -> dict[str, int]:
         return {

@@ -3,7 +3,8 @@
 A Messages request is translated to an OpenAI chat request and runs through the same gateway call as
 ``/v1/chat/completions`` (auth, hooks, router retries and fallbacks, cost); the answer — a body or a
 stream — is translated back to Anthropic's format, event names included. Anthropic deployments get
-the client's own request (see ``providers/anthropic/provider.py``), so nothing is lost on the way out.
+the client's own request (see ``providers/anthropic/provider.py``), so nothing is lost on the way out,
+and their answer comes back byte for byte (``providers/anthropic/passthrough.py``).
 Errors are answered in Anthropic's shape: ``{"type": "error", "error": {"type", "message"}}``.
 """
 
@@ -13,12 +14,15 @@ from typing import Any
 
 import orjson
 
+from proxyllm.core.admission import group_output_limit
 from proxyllm.core.context import NativeRequest, RequestContext
 from proxyllm.core.errors import ProxyError
 from proxyllm.core.requests import PROXY_FIELDS, apply_proxy_fields, load_json
 from proxyllm.core.router import Router
+from proxyllm.core.routing.groups import ModelGroup
 from proxyllm.core.types import Operation
 from proxyllm.frontends.base import Frontend, Incoming, StreamEncoder
+from proxyllm.frontends.reasoning import keep_reasoning
 from proxyllm.providers.anthropic.errors import anthropic_error_body
 from proxyllm.providers.anthropic.messages_request import check_request, estimate_input_tokens, openai_request
 from proxyllm.providers.anthropic.messages_response import anthropic_message
@@ -34,6 +38,10 @@ def parse_native(raw: bytes) -> dict[str, Any]:
     return check_request(load_json(raw))
 
 
+def anthropic_group(group: ModelGroup | None) -> bool:
+    return group is not None and all(isinstance(d.provider, AnthropicProvider) for d in group.deployments)
+
+
 def message_id(ctx: RequestContext) -> str:
     return "msg_" + ctx.request_id.replace("-", "")
 
@@ -46,25 +54,35 @@ class _AnthropicFrontend(Frontend):
 
     def anthropic_only(self, model: str) -> bool:
         """True when the model exists and every one of its deployments is Anthropic."""
-        group = self.router.find(model)
-        return group is not None and all(isinstance(d.provider, AnthropicProvider) for d in group.deployments)
+        return anthropic_group(self.router.find(model))
 
     def error_body(self, err: ProxyError, request_id: str) -> bytes:
         return anthropic_error_body(err, request_id)
 
 
 class _Encoder:
-    """The Anthropic stream encoder, fed the gateway's OpenAI events."""
+    """The Anthropic stream encoder, fed the gateway's events.
 
-    __slots__ = ("inner",)
+    An Anthropic deployment's events (they start with ``event:``) are already the client's: relayed as
+    they are. The gateway's OpenAI chunks (any other upstream, and the proxy's own error event) are
+    translated. Telling them apart by their bytes keeps a replay from the response cache right too.
+    """
+
+    __slots__ = ("inner", "native")
 
     def __init__(self, inner: AnthropicStreamEncoder) -> None:
         self.inner = inner
+        self.native = False
 
     def feed(self, event: bytes) -> list[bytes]:
+        if event.startswith(b"event:"):
+            self.native = True
+            return [event]
         return self.inner.feed(event)
 
     async def finish(self, ctx: RequestContext) -> list[bytes]:
+        if self.native:
+            return []
         return self.inner.finish(ctx.usage.as_openai() if ctx.usage else None)
 
 
@@ -74,7 +92,13 @@ class MessagesFrontend(_AnthropicFrontend):
     def context(self, incoming: Incoming) -> RequestContext:
         native = parse_native(incoming.raw)
         proxy_opts = {k: native.pop(k) for k in NATIVE_PROXY_FIELDS if k in native}
-        body = {**openai_request(native, strict=not self.anthropic_only(native["model"])), **proxy_opts}
+        group = self.router.find(native["model"])
+        limit = group_output_limit(group) if group is not None else None
+        if limit is not None and native.get("max_tokens", 0) > limit:
+            native["max_tokens"] = limit  # Claude Code asks for 32,000 whatever the model: the model's limit
+        body = openai_request(native, strict=not anthropic_group(group))
+        keep_reasoning(body, native, group)
+        body.update(proxy_opts)
         ctx = RequestContext(
             request_id=incoming.request_id, operation=Operation.CHAT, body=body, api_key=incoming.api_key
         )
@@ -86,7 +110,12 @@ class MessagesFrontend(_AnthropicFrontend):
     translates = True
 
     async def encode(self, ctx: RequestContext, body: bytes) -> tuple[bytes, bool]:
-        message = anthropic_message(orjson.loads(body), message_id=message_id(ctx), model=ctx.model)
+        data = orjson.loads(body)
+        if isinstance(data, dict) and data.get("type") == "message":  # an Anthropic deployment's own answer
+            if ctx.stream:
+                return b"".join(message_events(data)), True
+            return body, False
+        message = anthropic_message(data, message_id=message_id(ctx), model=ctx.model)
         if ctx.stream:
             return b"".join(message_events(message)), True
         return orjson.dumps(message), False

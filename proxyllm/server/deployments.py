@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 import proxyllm.providers  # noqa: F401  (every adapter registers itself)
@@ -143,10 +144,17 @@ class DeploymentFactory:
         timeout = params.timeout or rs.timeout or ls.request_timeout or DEFAULT_TIMEOUT
         extras = params.model_extra or {}
         input_price, output_price = params.input_cost_per_token, params.output_cost_per_token
+        info = entry.model_info
+        cache_read = _first(params.cache_read_input_token_cost, info.cache_read_input_token_cost)
+        cache_creation = _first(params.cache_creation_input_token_cost, info.cache_creation_input_token_cost)
         if input_price is None and output_price is None:
-            listed = prices.lookup(provider.name, entry.model_info.base_model or upstream_model)
+            listed_name = info.base_model or upstream_model
+            listed = prices.lookup(provider.name, listed_name)
             if listed is not None:
                 input_price, output_price = listed
+                listed_cache = prices.lookup_cache(provider.name, listed_name) or (None, None)
+                cache_read = _first(cache_read, listed_cache[0])
+                cache_creation = _first(cache_creation, listed_cache[1])
         try:
             compute = compute_settings(extras, where)
             unit_prices = unit_settings(extras, entry.model_info.model_dump(exclude_none=True), where)
@@ -171,6 +179,8 @@ class DeploymentFactory:
             tpm=params.tpm,
             input_cost_per_token=input_price,
             output_cost_per_token=output_price,
+            cache_read_input_token_cost=cache_read,
+            cache_creation_input_token_cost=cache_creation,
             drop_params=params.drop_params if params.drop_params is not None else ls.drop_params,
             proxy_url=proxy_for(api_base, params.proxy, self.env),
             extra_headers=dict(params.extra_headers or {}),
@@ -189,6 +199,10 @@ def model_info(info: dict[str, Any], params_extra: dict[str, Any]) -> dict[str, 
     if isinstance(flag, bool) and "supports_responses" not in info:
         info["supports_responses"] = flag
     return info
+
+
+def _first(*values: Decimal | None) -> Decimal | None:
+    return next((v for v in values if v is not None), None)
 
 
 def _whole(value: object) -> int | None:

@@ -29,9 +29,14 @@ class FakeAnthropic(FakeUpstream):
     def __init__(self, models: tuple[str, ...] = ("claude-fake-4", "claude-fake-haiku")) -> None:
         super().__init__()
         self.models = models
+        self.raw_stream: list[bytes] | None = None  # streamed as they are instead of the built events
         self.app.router.add_post("/v1/messages", self.messages)
         self.app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
         self.app.router.add_get("/v1/models", self.list_models)
+
+    def reset(self) -> None:
+        super().reset()
+        self.raw_stream = None
 
     def error_body(self, status: int, message: str) -> Any:
         return {"type": "error", "error": {"type": ERROR_TYPES.get(status, "api_error"), "message": message}}
@@ -48,8 +53,11 @@ class FakeAnthropic(FakeUpstream):
 
     def _content(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         blocks: list[dict[str, Any]] = []
-        if (body.get("thinking") or {}).get("type") == "enabled":
+        thinking = (body.get("thinking") or {}).get("type")
+        if thinking in ("enabled", "adaptive"):
             blocks.append({"type": "thinking", "thinking": "Let me think.", "signature": "sig-fake-123"})
+        if thinking == "adaptive":
+            blocks.append({"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4a"})
         last = body["messages"][-1]
         answered = isinstance(last["content"], list) and any(b.get("type") == "tool_result" for b in last["content"])
         tools = body.get("tools") or []
@@ -96,6 +104,8 @@ class FakeAnthropic(FakeUpstream):
         }
         if not body.get("stream"):
             return web.json_response(message)
+        if self.raw_stream is not None:
+            return await self.stream_events(request, action, self.raw_stream, "text/event-stream")
         start_usage = {**message["usage"], "output_tokens": 1}
         events = [
             sse(
@@ -143,6 +153,10 @@ class FakeAnthropic(FakeUpstream):
                 {"type": "signature_delta", "signature": block["signature"]},
             ):
                 out.append(sse("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
+        else:  # redacted_thinking and other whole blocks
+            out.append(
+                sse("content_block_start", {"type": "content_block_start", "index": index, "content_block": block})
+            )
         out.append(sse("content_block_stop", {"type": "content_block_stop", "index": index}))
         return out
 

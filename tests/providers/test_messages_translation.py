@@ -79,7 +79,52 @@ def test_whole_message_as_events() -> None:
     [
         ({"messages": [{"role": "user", "content": "x"}]}, "model"),
         ({"model": "m", "messages": []}, "messages"),
-        ({"model": "m", "messages": [{"role": "system", "content": "x"}]}, "messages[0].role"),
+        ({"model": "m", "messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
+        ({"model": "m", "messages": [{"role": "user", "content": ["x"]}]}, "messages[0].content[0]"),
+        ({"model": "m", "max_tokens": 0, "messages": [{"role": "user", "content": "x"}]}, "max_tokens"),
+        ({"model": "m", "max_tokens": -5, "messages": [{"role": "user", "content": "x"}]}, "max_tokens"),
+        ({"model": "m", "max_tokens": 2**40, "messages": [{"role": "user", "content": "x"}]}, "max_tokens"),
+        ({"model": "m", "temperature": 9.5, "messages": [{"role": "user", "content": "x"}]}, "temperature"),
+        ({"model": "m", "top_p": True, "messages": [{"role": "user", "content": "x"}]}, "top_p"),
+        (
+            {"model": "m", "thinking": {"type": "sometimes"}, "messages": [{"role": "user", "content": "x"}]},
+            "thinking.type",
+        ),
+        (
+            {
+                "model": "m",
+                "thinking": {"type": "enabled", "budget_tokens": -1},
+                "messages": [{"role": "user", "content": "x"}],
+            },
+            "thinking.budget_tokens",
+        ),
+        (
+            {"model": "m", "tools": [{"name": "x" * 300}], "messages": [{"role": "user", "content": "x"}]},
+            "tools[0].name",
+        ),
+        (
+            {"model": "m", "tools": [{"name": "a\x00b"}], "messages": [{"role": "user", "content": "x"}]},
+            "tools[0].name",
+        ),
+        ({"model": "m", "tools": ["bash"], "messages": [{"role": "user", "content": "x"}]}, "tools[0]"),
+        (
+            {"model": "m", "context_management": [], "messages": [{"role": "user", "content": "x"}]},
+            "context_management",
+        ),
+        (
+            {"model": "m", "metadata": {"user_id": 7}, "messages": [{"role": "user", "content": "x"}]},
+            "metadata.user_id",
+        ),
+        ({"model": "m", "stop_sequences": [1], "messages": [{"role": "user", "content": "x"}]}, "stop_sequences"),
+        (
+            {"model": "m", "tool_choice": {"type": "tool", "name": {}}, "messages": [{"role": "user", "content": "x"}]},
+            "tool_choice.name",
+        ),
+        ({"model": "", "messages": [{"role": "user", "content": "x"}]}, "model"),
+        (
+            {"model": "m", "system": [{"type": "text", "text": 5}], "messages": [{"role": "user", "content": "x"}]},
+            "system[0].text",
+        ),
         ({"model": "m", "messages": [{"role": "user", "content": 3}]}, "messages[0].content"),
         ({"model": "m", "max_tokens": "9", "messages": [{"role": "user", "content": "x"}]}, "max_tokens"),
     ],
@@ -88,6 +133,61 @@ def test_bad_requests_name_the_field(body: dict[str, Any], param: str) -> None:
     with pytest.raises(ProxyError) as info:
         check_request(body)
     assert info.value.kind is ErrorKind.INVALID_REQUEST and info.value.param == param
+
+
+def test_mid_conversation_system_stays_in_place() -> None:
+    body = {
+        "model": "m",
+        "system": [{"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "system", "content": [{"type": "text", "text": "Reminder: be brief."}]},
+            {"role": "assistant", "content": "hello"},
+            {"role": "system", "content": "Now in plan mode."},
+            {"role": "user", "content": "go"},
+        ],
+    }
+    assert [(m["role"], m["content"]) for m in openai_request(check_request(body))["messages"]] == [
+        ("system", "You are Claude Code."),
+        ("user", "hi"),
+        ("system", "Reminder: be brief."),
+        ("assistant", "hello"),
+        ("system", "Now in plan mode."),
+        ("user", "go"),
+    ]
+
+
+def test_tool_search_results_are_left_out() -> None:
+    result = {"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "tool_reference", "tool_name": "Grep"}]}
+    body = {"model": "m", "messages": [{"role": "user", "content": [result]}]}
+    assert openai_request(check_request(body))["messages"] == [{"role": "tool", "tool_call_id": "t1", "content": ""}]
+
+
+def test_server_tool_history_is_left_out() -> None:
+    assistant = [
+        {"type": "thinking", "thinking": "search it", "signature": "sig"},
+        {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "x"}},
+        {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []},
+        {"type": "text", "text": "Found it."},
+    ]
+    body = {"model": "m", "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": assistant}]}
+    assert openai_request(check_request(body))["messages"][1] == {"role": "assistant", "content": "Found it."}
+
+
+@pytest.mark.parametrize(
+    ("thinking", "output_config", "effort"),
+    [
+        ({"type": "adaptive"}, {}, "medium"),
+        ({"type": "enabled", "budget_tokens": 1024}, {}, "low"),
+        ({"type": "enabled", "budget_tokens": 31999}, {}, "high"),
+        ({"type": "disabled"}, {}, None),
+        ({"type": "adaptive"}, {"effort": "low"}, "low"),
+    ],
+)
+def test_thinking_becomes_reasoning_effort(thinking: Any, output_config: Any, effort: str | None) -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "x"}], "thinking": thinking}
+    body["output_config"] = output_config
+    assert openai_request(check_request(body)).get("reasoning_effort") == effort
 
 
 def test_blocks_only_anthropic_can_take() -> None:
@@ -101,8 +201,7 @@ def test_blocks_only_anthropic_can_take() -> None:
         "messages": [{"role": "user", "content": "x"}],
         "tools": [{"type": "web_search_20250305", "name": "web_search"}],
     }
-    with pytest.raises(ProxyError, match="web_search"):
-        openai_request(server_tool)
+    assert "tools" not in openai_request(server_tool), "server tools are left out for other upstreams, not refused"
     assert "tools" not in openai_request(server_tool, strict=False)
 
 

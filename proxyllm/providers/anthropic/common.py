@@ -44,16 +44,16 @@ def stop_reason(finish: Any) -> str:
 
 def _int(data: dict[str, Any], key: str) -> int:
     value = data.get(key)
-    return value if isinstance(value, int) else 0
+    return value if type(value) is int and value > 0 else 0
 
 
 def usage_of(data: Any) -> Usage:
     """Anthropic usage -> proxy Usage: prompt tokens count every input token, cached or not."""
     if not isinstance(data, dict):
         return Usage()
-    prompt = _int(data, "input_tokens") + _int(data, "cache_read_input_tokens")
-    prompt += _int(data, "cache_creation_input_tokens")
-    return Usage(prompt, _int(data, "output_tokens"))
+    read, created = _int(data, "cache_read_input_tokens"), _int(data, "cache_creation_input_tokens")
+    prompt = _int(data, "input_tokens") + read + created
+    return Usage(prompt, _int(data, "output_tokens"), cached_tokens=read, cache_creation_tokens=created)
 
 
 def openai_usage(data: Any) -> dict[str, Any]:

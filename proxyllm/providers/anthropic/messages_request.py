@@ -1,8 +1,13 @@
 """Anthropic Messages request -> OpenAI chat request, for ``/v1/messages`` on any model (pure).
 
-``strict`` decides what happens to blocks the OpenAI form cannot carry (PDF documents, server tools,
-...): refused with a 400 when the model may be served by a non-Anthropic upstream, skipped when every
-deployment is Anthropic (the Anthropic provider then sends the client's own request).
+``strict`` decides what happens to content the OpenAI form cannot carry (PDF documents, ...): refused
+with a 400 when the model may be served by a non-Anthropic upstream, skipped when every deployment is
+Anthropic (the Anthropic provider then sends the client's own request). What another upstream cannot
+honour but the conversation does not depend on is always left out, never refused: server tool
+definitions (``web_search`` ...) and their result blocks, earlier thinking blocks, ``cache_control``,
+``context_management``, ``input_examples``. A ``system`` turn in ``messages`` becomes a system
+message at that place; ``thinking`` and ``output_config.effort`` become ``reasoning_effort`` (which
+each provider maps to its own: Ollama ``think``, Gemini's thinking budget, Anthropic's thinking).
 """
 
 from __future__ import annotations
@@ -11,47 +16,19 @@ from typing import Any
 
 from proxyllm.core.errors import invalid_request
 from proxyllm.providers.anthropic.common import dumps, image_url
+from proxyllm.providers.anthropic.messages_checks import check_request
 
-FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "model": (str,),
-    "messages": (list,),
-    "max_tokens": (int,),
-    "system": (str, list),
-    "stream": (bool,),
-    "stop_sequences": (list,),
-    "temperature": (int, float),
-    "top_p": (int, float),
-    "top_k": (int,),
-    "tools": (list,),
-    "tool_choice": (dict,),
-    "thinking": (dict,),
-    "metadata": (dict,),
-    "output_config": (dict,),
-}
 EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
-ROLES = ("user", "assistant")
+# Blocks of the upstream's own server tools (web search, code execution, MCP, ...) in earlier turns:
+# what they found is in the text the model wrote after them, so they are left out for other upstreams.
+# ``tool_reference`` (tool search results) names tools that other upstreams get with the rest anyway.
+SERVER_BLOCKS = frozenset({"server_tool_use", "mcp_tool_use", "mcp_tool_result", "container_upload", "tool_reference"})
+__all__ = ["check_request", "estimate_input_tokens", "openai_request"]
 
 
-def check_request(body: Any) -> dict[str, Any]:
-    """Types and required fields of an Anthropic request; a 400 naming the field otherwise."""
-    if not isinstance(body, dict):
-        raise invalid_request("the request body must be a JSON object")
-    for name in ("model", "messages"):
-        if body.get(name) is None:
-            raise invalid_request(f"missing required field '{name}'", param=name)
-    for key, types in FIELD_TYPES.items():
-        value = body.get(key)
-        if value is not None and type(value) not in types:
-            kinds = " or ".join(t.__name__ for t in types)
-            raise invalid_request(f"'{key}' must be of type {kinds}", param=key)
-    if not body["messages"]:
-        raise invalid_request("'messages' must contain at least one message", param="messages")
-    for i, msg in enumerate(body["messages"]):
-        if not isinstance(msg, dict) or msg.get("role") not in ROLES:
-            raise invalid_request(f"messages[{i}].role must be 'user' or 'assistant'", param=f"messages[{i}].role")
-        if not isinstance(msg.get("content"), str | list):
-            raise invalid_request(f"messages[{i}].content must be a string or a list", param=f"messages[{i}].content")
-    return body
+def _dropped(kind: Any) -> bool:
+    """Blocks no other upstream can take and that are left out rather than refused."""
+    return kind in SERVER_BLOCKS or (isinstance(kind, str) and kind.endswith("_tool_result") and kind != "tool_result")
 
 
 def _unsupported(kind: Any, where: str, strict: bool) -> None:
@@ -84,7 +61,7 @@ def _tool_result(block: dict[str, Any], where: str, strict: bool) -> tuple[dict[
             texts.append(str(part.get("text", "")))
         elif kind == "image":
             images.append(_image_part(part, f"{where}.content[{j}]"))
-        else:
+        elif not _dropped(kind):
             _unsupported(kind, f"{where}.content[{j}]", strict)
     text = content if isinstance(content, str) else "".join(texts)
     if block.get("is_error") and text:
@@ -110,7 +87,7 @@ def _user_messages(content: Any, where: str, strict: bool) -> list[dict[str, Any
             parts.extend(images)
         elif kind == "document" and isinstance(block.get("source"), dict) and block["source"].get("type") == "text":
             parts.append({"type": "text", "text": str(block["source"].get("data", ""))})
-        else:
+        elif not _dropped(kind):
             _unsupported(kind, at, strict)
     out = tool_messages  # tool results must directly follow the assistant's tool calls
     if parts:
@@ -136,7 +113,7 @@ def _assistant_message(content: Any, where: str, strict: bool) -> dict[str, Any]
                     "function": {"name": str(block.get("name") or ""), "arguments": dumps(block.get("input") or {})},
                 }
             )
-        elif kind not in ("thinking", "redacted_thinking"):  # earlier reasoning is not sent back
+        elif kind not in ("thinking", "redacted_thinking") and not _dropped(kind):  # earlier reasoning is not sent back
             _unsupported(kind, f"{where}.content[{j}]", strict)
     if not texts and not calls:
         return None
@@ -146,14 +123,13 @@ def _assistant_message(content: Any, where: str, strict: bool) -> dict[str, Any]
     return message
 
 
-def _tools(tools: list[Any], strict: bool) -> list[dict[str, Any]]:
+def _tools(tools: list[Any]) -> list[dict[str, Any]]:
     out = []
     for k, tool in enumerate(tools):
         if not isinstance(tool, dict) or not tool.get("name"):
             raise invalid_request("every tool needs a name", param=f"tools[{k}]")
         if tool.get("type") not in (None, "custom"):
-            _unsupported(tool.get("type"), f"tools[{k}]", strict)  # server tools (web search, bash, ...)
-            continue
+            continue  # server tools (web search, bash, ...) run at Anthropic only: left out for other upstreams
         fn: dict[str, Any] = {"name": tool["name"], "parameters": tool.get("input_schema") or {"type": "object"}}
         if tool.get("description"):
             fn["description"] = tool["description"]
@@ -207,7 +183,11 @@ def openai_request(body: dict[str, Any], *, strict: bool = True) -> dict[str, An
         messages.append({"role": "system", "content": system})
     for i, msg in enumerate(body["messages"]):
         where = f"messages[{i}]"
-        if msg["role"] == "user":
+        if msg["role"] == "system":  # a mid-conversation system turn, kept in its place
+            text = _text(msg["content"])
+            if text:
+                messages.append({"role": "system", "content": text})
+        elif msg["role"] == "user":
             messages.extend(_user_messages(msg["content"], where, strict))
         else:
             assistant = _assistant_message(msg["content"], where, strict)
@@ -224,7 +204,7 @@ def openai_request(body: dict[str, Any], *, strict: bool = True) -> dict[str, An
     user = (body.get("metadata") or {}).get("user_id")
     if isinstance(user, str) and user:
         req["user"] = user
-    tools = _tools(body.get("tools") or [], strict)
+    tools = _tools(body.get("tools") or [])
     if tools:
         req["tools"] = tools
         choice = body.get("tool_choice")

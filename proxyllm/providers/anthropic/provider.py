@@ -15,6 +15,7 @@ from proxyllm.core.types import CHAT_SHAPED, Operation
 from proxyllm.core.upstream_http import JSON_HEADERS, client_timeout, iter_lines
 from proxyllm.providers.anthropic import errors
 from proxyllm.providers.anthropic.common import API_VERSION, DEFAULT_MAX_TOKENS, usage_of
+from proxyllm.providers.anthropic.passthrough import NativeStream
 from proxyllm.providers.anthropic.request import is_json_mode, messages_request
 from proxyllm.providers.anthropic.response import chat_response
 from proxyllm.providers.anthropic.stream import StreamTranslator
@@ -75,7 +76,7 @@ class AnthropicProvider(Provider):
         native = ctx.native
         if native is not None and native.api == API:
             req = {**native.body, "model": dep.upstream_model, "stream": stream}
-            req.setdefault("max_tokens", default_max_tokens(dep))
+            req.setdefault("max_tokens", ctx.body.get("max_tokens") or default_max_tokens(dep))
             if not stream:
                 del req["stream"]
             return req
@@ -84,6 +85,11 @@ class AnthropicProvider(Provider):
         return messages_request(
             body, dep.upstream_model, drop=drop, stream=stream, default_max_tokens=default_max_tokens(dep)
         )
+
+    @staticmethod
+    def native_answer(ctx: RequestContext) -> bool:
+        """True when the client speaks Anthropic's format too (``/v1/messages``): its answer is relayed as is."""
+        return ctx.operation is Operation.CHAT and ctx.native is not None and ctx.native.api == API
 
     def _json_mode(self, ctx: RequestContext) -> bool:
         return (ctx.native is None or ctx.native.api != API) and is_json_mode(ctx.body)
@@ -108,6 +114,9 @@ class AnthropicProvider(Provider):
         data = _json(raw)
         if data.get("type") == "error":
             raise errors.error_from_body(data, status=None)
+        if self.native_answer(ctx):
+            ctx.usage = usage_of(data.get("usage"))
+            return raw
         response = chat_response(data, model=ctx.model, created=int(ctx.started_wall), json_mode=self._json_mode(ctx))
         ctx.usage = usage_of(data.get("usage"))
         return orjson.dumps(response)
@@ -115,6 +124,10 @@ class AnthropicProvider(Provider):
     async def stream(self, dep: Deployment, ctx: RequestContext) -> AsyncGenerator[bytes, None]:
         if ctx.operation not in CHAT_SHAPED:
             raise self.unsupported(dep, ctx)
+        if self.native_answer(ctx):
+            async for event in self._native_stream(dep, ctx):
+                yield event
+            return
         encoder = ChunkEncoder(
             response_id=f"chatcmpl-{ctx.request_id}",
             model=ctx.model,
@@ -142,6 +155,31 @@ class AnthropicProvider(Provider):
                         yield usage_event(ctx, translator.openai_usage())
                     yield DONE
                     return
+        raise ProxyError(ErrorKind.UPSTREAM_CONNECT, "Anthropic stream ended before message_stop")
+
+    async def _native_stream(self, dep: Deployment, ctx: RequestContext) -> AsyncGenerator[bytes, None]:
+        """Anthropic's events, byte for byte, for an Anthropic client (see ``passthrough.py``)."""
+        native = NativeStream()
+        async with self.http.stream(
+            messages_url(dep.api_base),
+            body=orjson.dumps(self.payload(dep, ctx, stream=True)),
+            headers=self.headers(dep, ctx),
+            timeout=self.stream_connect_timeout(dep, ctx),
+            proxy=dep.proxy_url,
+            on_error=self.map_error,
+        ) as resp:
+            async for line in iter_lines(resp):
+                for event in native.feed(line):
+                    ctx.output_chunks += 1
+                    yield event
+                if native.done:
+                    ctx.usage = native.usage
+                    return
+            for event in native.tail():
+                yield event
+            if native.done:
+                ctx.usage = native.usage
+                return
         raise ProxyError(ErrorKind.UPSTREAM_CONNECT, "Anthropic stream ended before message_stop")
 
     async def count_tokens(self, dep: Deployment, request: dict[str, Any], beta: str | None = None) -> bytes:

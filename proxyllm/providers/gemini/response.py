@@ -41,7 +41,9 @@ def usage_of(data: Any) -> Usage:
     if not isinstance(meta, dict):
         return Usage()
     prompt = _count(meta, "promptTokenCount") + _count(meta, "toolUsePromptTokenCount")
-    return Usage(prompt, _count(meta, "candidatesTokenCount") + _count(meta, "thoughtsTokenCount"))
+    cached = min(_count(meta, "cachedContentTokenCount"), prompt)  # part of promptTokenCount
+    completion = _count(meta, "candidatesTokenCount") + _count(meta, "thoughtsTokenCount")
+    return Usage(prompt, completion, cached_tokens=cached)
 
 
 def openai_usage(data: Any) -> dict[str, Any]:
