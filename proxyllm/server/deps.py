@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from proxyllm.admin.actors import actor_of
+from proxyllm.admin.permissions import Actor, Own, grant
 from proxyllm.core.context import Principal
-from proxyllm.errors import ErrorKind, ProxyError
 from proxyllm.server.auth import key_from_headers
 from proxyllm.server.runtime import Runtime
 
@@ -27,10 +28,23 @@ async def authenticated(request: Request, runtime: RuntimeDep) -> Principal:
 Caller = Annotated[Principal, Depends(authenticated)]
 
 
-async def admin(caller: Caller) -> Principal:
-    if not caller.is_admin:
-        raise ProxyError(ErrorKind.PERMISSION, "only the master key may call this endpoint", code="not_admin")
-    return caller
+async def admin_actor(request: Request, caller: Caller, runtime: RuntimeDep) -> Actor:
+    """The caller with what the permission table (admin/permissions.py) grants it on this route; 403
+    when its role may not call the route. Routes that grant ownership check it through ``Actor``."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None) or request.scope["path"]
+    return grant(await actor_of(caller, runtime.db), request.method, path)
+
+
+AdminActor = Annotated[Actor, Depends(admin_actor)]
+
+
+async def admin(actor: AdminActor) -> Principal:
+    """For routes that act on everything: the table's rule, and a role that may act on any object
+    (routes whose rule grants ownership either use ``AdminActor`` or show a key only its own)."""
+    if Own.ANY not in actor.granted and not actor.shows_own:
+        raise actor.refuse("objects it does not own")
+    return actor.principal
 
 
 Admin = Annotated[Principal, Depends(admin)]
