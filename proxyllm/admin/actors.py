@@ -26,7 +26,7 @@ async def actor_of(principal: Principal, db: Database) -> Actor:
                 rows = await session.execute(
                     select(TeamMember.team_id, TeamMember.role).where(TeamMember.user_id == principal.user_id)
                 )
-                teams = {team_id: member_role for team_id, member_role in rows.tuples()}
+                teams = {team_id: member_role for team_id, member_role in rows.all()}
     return Actor(
         principal=principal,
         role=role,

@@ -21,7 +21,7 @@ async def members_of(session: AsyncSession, team_id: str) -> list[dict[str, Any]
         .where(TeamMember.team_id == team_id)
         .order_by(TeamMember.user_id)
     )
-    return [{"user_id": uid, "user_email": email, "role": role} for uid, role, email in rows.tuples()]
+    return [{"user_id": uid, "user_email": email, "role": role} for uid, role, email in rows.all()]
 
 
 async def find_user(session: AsyncSession, ref: MemberRef) -> User | None:
