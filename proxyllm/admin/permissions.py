@@ -146,7 +146,6 @@ class Actor:
     teams: Mapping[str, str] = field(default_factory=dict)  # team_id -> the user's role in it
     granted: frozenset[Own] = ANY
     route: str = ""
-    shows_own: bool = False  # the route itself shows a key only what is its own (EVERY_KEY_READ)
 
     @property
     def sees_everything(self) -> bool:
@@ -233,5 +232,4 @@ def grant(actor: Actor, method: str, route: str) -> Actor:
         teams=actor.teams,
         granted=granted,
         route=label,
-        shows_own=rule is EVERY_KEY_READ,
     )

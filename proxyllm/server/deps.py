@@ -40,9 +40,9 @@ AdminActor = Annotated[Actor, Depends(admin_actor)]
 
 
 async def admin(actor: AdminActor) -> Principal:
-    """For routes that act on everything: the table's rule, and a role that may act on any object
-    (routes whose rule grants ownership either use ``AdminActor`` or show a key only its own)."""
-    if Own.ANY not in actor.granted and not actor.shows_own:
+    """For routes that act on everything: the table's rule, and a role that may act on any object.
+    A route whose rule grants less (ownership, or "its own models") takes ``AdminActor`` and checks."""
+    if Own.ANY not in actor.granted:
         raise actor.refuse("objects it does not own")
     return actor.principal
 
