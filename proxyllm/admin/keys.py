@@ -43,6 +43,13 @@ async def _check_owner(session: AsyncSession, body: KeyGenerate | KeyUpdate) -> 
         await store.ensure_user(session, body.user_id)
 
 
+def _check_assignable(actor: Actor, user_id: str | None, current: str | None = None) -> None:
+    """A key made or changed by a non-admin belongs to no one else than before, or to the caller's own
+    user: a team admin cannot hand out (or take) a key of another user, which could be an admin."""
+    if not actor.sees_everything and user_id not in (None, actor.user_id, current):
+        raise actor.refuse(f"a key of user '{user_id}' (its keys belong to its own user)")
+
+
 def _key_fields(body: KeyGenerate | KeyUpdate) -> dict[str, Any]:
     return set_fields(body, "key", "duration")
 
@@ -56,6 +63,7 @@ async def generate(runtime: Runtime, request: HTTPConnection, actor: Actor, body
     _check_input(runtime, body)
     if not actor.sees_everything and body.user_id is None:
         body.user_id = actor.user_id  # a user's own key, as LiteLLM does for internal users
+    _check_assignable(actor, body.user_id)
     actor.require(actor.owns_key(None, body.user_id, body.team_id), f"a key of user '{body.user_id}'")
     raw = check_custom_key(body.key) if body.key else generate_key()
     token = hash_key(raw)
@@ -106,6 +114,9 @@ async def update(runtime: Runtime, request: HTTPConnection, actor: Actor, body: 
         before = key_view(key)
         fields = _key_fields(body)
         user_id, team_id = fields.get("user_id", key.user_id), fields.get("team_id", key.team_id)
+        _check_assignable(actor, user_id, key.user_id)
+        if "blocked" in fields and not actor.sees_everything:
+            raise actor.refuse("'blocked' (only a proxy admin blocks and unblocks keys)")
         actor.require(actor.owns_key(None, user_id, team_id), f"a key of user '{user_id}' and team '{team_id}'")
         await _check_owner(session, body)
         await store.check_alias_free(session, body.key_alias, token)
@@ -168,6 +179,9 @@ async def regenerate(runtime: Runtime, request: HTTPConnection, actor: Actor, ta
     async with unit_of_work(runtime, request, actor) as unit:
         session = unit.session
         row = await _owned_key(session, actor, old)
+        if not actor.sees_everything and row.user_id not in (None, actor.user_id):
+            # a new raw key of another user (perhaps an admin) is not a team admin's to take
+            raise actor.refuse(f"a key of user '{row.user_id}' (it regenerates keys of its own user)")
         before = key_view(row)
         fields = {c.key: getattr(row, c.key) for c in Key.__mapper__.column_attrs}
         await session.delete(row)
