@@ -10,9 +10,12 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from proxyllm.admin.actors import actor_of
+from proxyllm.admin.permissions import Role
 from proxyllm.core.context import Principal
 from proxyllm.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.server.deps import RuntimeDep
+from proxyllm.server.runtime import Runtime
 from proxyllm.ui import bridge
 from proxyllm.ui.assets import Asset, assets, shell
 from proxyllm.ui.session import (
@@ -107,10 +110,17 @@ async def static(name: str, request: Request) -> Response:
     return _asset(request, asset, "no-cache")
 
 
-def _identity(principal: Principal, session: Session) -> dict[str, Any]:
+async def _role(runtime: Runtime, principal: Principal) -> str:
+    """"admin" for the master key and keys of proxy_admin users (admin/permissions.py), else "customer"."""
+    if principal.is_admin:
+        return "admin"
+    return "admin" if (await actor_of(principal, runtime.db)).role is Role.PROXY_ADMIN else "customer"
+
+
+def _identity(principal: Principal, session: Session, role: str) -> dict[str, Any]:
     return {
         "signed_in": True,
-        "role": "admin" if principal.is_admin else "customer",
+        "role": role,
         "key_alias": principal.key_alias,
         "user_id": principal.user_id,
         "team_id": principal.team_id,
@@ -125,7 +135,8 @@ async def session_info(request: Request, runtime: RuntimeDep) -> Response:
     reason = None
     if session is not None:
         try:
-            return _json(_identity(await runtime.auth.authenticate(session.key), session))
+            principal = await runtime.auth.authenticate(session.key)
+            return _json(_identity(principal, session, await _role(runtime, principal)))
         except ProxyError as error:
             if error.kind is not ErrorKind.AUTHENTICATION and error.kind is not ErrorKind.PERMISSION:
                 raise
@@ -173,9 +184,9 @@ async def login(request: Request, runtime: RuntimeDep) -> Response:
         log.warning("dashboard sign-in refused from %s: %s", address, error.message)
         raise
     session = Session(key=key, csrf=new_token(), issued_at=int(time.time()), sid=new_token())
-    role = "admin" if principal.is_admin else "customer"
+    role = await _role(runtime, principal)
     log.info("dashboard sign-in as %s (%s) from %s", role, principal.key_alias or principal.kind, address)
-    response = _json(_identity(principal, session))
+    response = _json(_identity(principal, session, role))
     set_cookie(response, request, SESSION_COOKIE, _codec(request).seal(session))
     set_cookie(response, request, CSRF_COOKIE, session.csrf)
     return response
