@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     from proxyllm.config import ConfigError, load_config
-    from proxyllm.server.deployments import StartupError
+    from proxyllm.core.errors import StartupError
 
     if args.command == "migrate":
         raise SystemExit(migrate(args.config))
@@ -113,9 +113,9 @@ def import_litellm(config_path: str | None, source: str | None, *, dry_run: bool
 
     from proxyllm.config import ConfigError, load_config
     from proxyllm.config.schema import ProxyConfig
+    from proxyllm.core.errors import StartupError
     from proxyllm.db.url import redact
     from proxyllm.ops.litellm_import import Importer, ImportError_, LiteLLMSource
-    from proxyllm.server.deployments import StartupError
     from proxyllm.server.runtime import Runtime
 
     if not source:

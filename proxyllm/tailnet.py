@@ -26,7 +26,7 @@ import orjson
 
 if TYPE_CHECKING:
     from proxyllm.core.deployment import Deployment
-    from proxyllm.providers.http import UpstreamHTTP
+    from proxyllm.core.upstream_http import UpstreamHTTP
 
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
 CHECK_NAME = "tailnet"

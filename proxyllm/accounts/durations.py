@@ -6,7 +6,7 @@ import calendar
 import re
 from datetime import datetime, timedelta
 
-from proxyllm.errors import invalid_request
+from proxyllm.core.errors import invalid_request
 
 PATTERN = re.compile(r"^(\d+)(s|m|h|d|mo)$")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -6,15 +6,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from proxyllm.accounts.ledger import reserve, settle
 from proxyllm.accounts.records import KeyAuth
 from proxyllm.accounts.writer import SpendWriter
-from proxyllm.billing.prices import request_price
 from proxyllm.core.context import RequestContext
+from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.core.hooks import Hook
+from proxyllm.core.pricing import request_price
 from proxyllm.core.router import Router
-from proxyllm.errors import ErrorKind, ProxyError, invalid_request
-from proxyllm.limits.budgets import SharedBudgets
 
 ZERO = Decimal(0)
 
@@ -63,44 +61,6 @@ class AccessHook(Hook):
                 error = access_denied(auth, name, target.name if target else None, groups)
                 error.param = "fallbacks"
                 raise error
-
-
-class BudgetHook(Hook):
-    """Reserves the request's worst-case cost (from the admission step) on its budgets, settles the real one."""
-
-    name = "budgets"
-
-    def __init__(self, writer: SpendWriter, *, shared: SharedBudgets | None = None) -> None:
-        self.writer = writer
-        self.shared = shared  # reservations across replicas (Redis), on top of this process's
-
-    async def before_call(self, ctx: RequestContext) -> None:
-        auth = key_auth(ctx)
-        admission = ctx.admission
-        if auth is None or admission is None:
-            return
-        accounts = auth.accounts
-        if any(a.max_budget is not None for a in accounts):
-            admission.cap_output(ctx)  # money is at stake: the answer may not outgrow the reservation
-        reservation = reserve(accounts, admission.max_cost)
-        if self.shared is not None and self.shared.needed(ctx):
-            try:
-                await self.shared.reserve(reservation, ctx)
-            except BaseException:
-                settle(reservation, ZERO)
-                raise
-        ctx.extra["reservation"] = reservation
-
-    async def after_call(self, ctx: RequestContext) -> None:
-        reservation = ctx.extra.get("reservation")
-        if reservation is None:
-            return
-        cost = ctx.cost or ZERO
-        settle(reservation, cost)
-        if self.shared is not None:
-            await self.shared.settle(ctx, cost)
-        if cost:
-            self.writer.add_charge([a.key for a in reservation.accounts], cost)
 
 
 def access_denied(

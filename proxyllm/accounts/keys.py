@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from proxyllm.errors import invalid_request
+from proxyllm.core.errors import invalid_request
 
 PREFIX = "sk-"
 

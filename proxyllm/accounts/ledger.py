@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from proxyllm.accounts.durations import next_reset
-from proxyllm.errors import ErrorKind, ProxyError
+from proxyllm.core.errors import ErrorKind, ProxyError
 
 ZERO = Decimal(0)
 AccountId = tuple[str, str]  # (kind, id): ("key", hash) | ("user", id) | ("team", id)

@@ -23,6 +23,7 @@ class KeyAuth:
     team: Account | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
+    model_aliases: dict[str, str] = field(default_factory=dict)  # its team's: alias -> model group
 
     @property
     def accounts(self) -> list[Account]:

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from proxyllm.accounts.durations import check_duration
-from proxyllm.server.bounds import MAX_ID, MAX_INT32, MAX_KEY, MAX_LIST, MAX_MONEY
+from proxyllm.core.bounds import MAX_ID, MAX_INT32, MAX_KEY, MAX_LIST, MAX_MONEY
 
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
 Text = Annotated[str, Field(max_length=MAX_ID)]
@@ -66,7 +66,7 @@ class KeyFields(_Limits):
     model_rpm_limit: dict[str, Count] | None = None
     model_tpm_limit: dict[str, Count] | None = None
     allowed_cache_controls: list[Text] | None = Field(default=None, max_length=MAX_LIST)
-    aliases: dict[Text, Text] | None = Field(default=None, max_length=MAX_LIST)  # model name -> model name
+    aliases: dict[Id, Id] | None = Field(default=None, max_length=MAX_LIST)  # model name -> model group
 
     @field_validator("duration")
     @classmethod
@@ -151,8 +151,8 @@ class Member(MemberRef):
 class TeamFields(_Limits):
     team_alias: Text | None = None
     stripe_customer_id: Text | None = None
-    # Kept in the team's metadata (see TEAM_METADATA_FIELDS).
-    model_aliases: dict[Text, Text] | None = Field(default=None, max_length=MAX_LIST)
+    # Kept in the team's metadata (see TEAM_METADATA_FIELDS); model_aliases apply to the team's keys.
+    model_aliases: dict[Id, Id] | None = Field(default=None, max_length=MAX_LIST)
     tags: list[Text] | None = Field(default=None, max_length=MAX_LIST)
     team_member_permissions: list[Text] | None = Field(default=None, max_length=MAX_LIST)
     organization_id: Text | None = None

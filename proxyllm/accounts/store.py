@@ -11,8 +11,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proxyllm.accounts.durations import next_reset
+from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.db.tables import Key, Team, TeamMember, User
-from proxyllm.errors import ErrorKind, ProxyError, invalid_request
 
 BUDGET_FIELDS = (
     "max_budget",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
@@ -15,13 +15,10 @@ from proxyllm.accounts.records import ALL_MODELS
 from proxyllm.accounts.schemas import KeyDelete, KeyGenerate, KeyUpdate, set_fields
 from proxyllm.accounts.views import key_view
 from proxyllm.admin.permissions import Actor
-from proxyllm.admin.unit import unit_of_work
+from proxyllm.admin.unit import AdminParts, unit_of_work
+from proxyllm.core.clients import check_key_metadata
+from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.db.tables import Key, Team
-from proxyllm.errors import ErrorKind, ProxyError, invalid_request
-from proxyllm.ops.allowlist import check_key_metadata
-
-if TYPE_CHECKING:
-    from proxyllm.server.runtime import Runtime
 
 
 async def _check_owner(session: AsyncSession, body: KeyGenerate | KeyUpdate) -> None:
@@ -54,20 +51,21 @@ def _key_fields(body: KeyGenerate | KeyUpdate) -> dict[str, Any]:
     return set_fields(body, "key", "duration")
 
 
-def _check_input(runtime: Runtime, body: KeyGenerate | KeyUpdate) -> None:
-    runtime.check_models(body.models)
+def _check_input(parts: AdminParts, body: KeyGenerate | KeyUpdate) -> None:
+    parts.check_models(body.models, "models")
+    parts.check_models(list((body.aliases or {}).values()), "aliases")
     check_key_metadata(body.metadata)
 
 
-async def generate(runtime: Runtime, request: HTTPConnection, actor: Actor, body: KeyGenerate) -> dict[str, Any]:
-    _check_input(runtime, body)
+async def generate(parts: AdminParts, request: HTTPConnection, actor: Actor, body: KeyGenerate) -> dict[str, Any]:
+    _check_input(parts, body)
     if not actor.sees_everything and body.user_id is None:
         body.user_id = actor.user_id  # a user's own key, as LiteLLM does for internal users
     _check_assignable(actor, body.user_id)
     actor.require(actor.owns_key(None, body.user_id, body.team_id), f"a key of user '{body.user_id}'")
     raw = check_custom_key(body.key) if body.key else generate_key()
     token = hash_key(raw)
-    async with unit_of_work(runtime, request, actor) as unit:
+    async with unit_of_work(parts, request, actor) as unit:
         session = unit.session
         await _check_owner(session, body)
         await store.check_alias_free(session, body.key_alias)
@@ -94,21 +92,21 @@ async def _owned_key(session: AsyncSession, actor: Actor, token: str) -> Key:
     return key
 
 
-async def info(runtime: Runtime, actor: Actor, key: str | None) -> dict[str, Any]:
+async def info(parts: AdminParts, actor: Actor, key: str | None) -> dict[str, Any]:
     if key is None:
         if actor.key_hash is None:
             raise invalid_request("pass ?key=<key or its hash>", param="key")
         key = actor.key_hash  # a key reads itself
     token = token_of(key)
-    async with runtime.db.session() as session:
+    async with parts.db.session() as session:
         row = await _owned_key(session, actor, token)
         return {"key": token, "info": key_view(row)}
 
 
-async def update(runtime: Runtime, request: HTTPConnection, actor: Actor, body: KeyUpdate) -> dict[str, Any]:
-    _check_input(runtime, body)
+async def update(parts: AdminParts, request: HTTPConnection, actor: Actor, body: KeyUpdate) -> dict[str, Any]:
+    _check_input(parts, body)
     token = token_of(body.key)
-    async with unit_of_work(runtime, request, actor) as unit:
+    async with unit_of_work(parts, request, actor) as unit:
         session = unit.session
         key = await _owned_key(session, actor, token)
         before = key_view(key)
@@ -134,10 +132,10 @@ async def update(runtime: Runtime, request: HTTPConnection, actor: Actor, body: 
 
 
 async def set_blocked(
-    runtime: Runtime, request: HTTPConnection, actor: Actor, raw: str, blocked: bool
+    parts: AdminParts, request: HTTPConnection, actor: Actor, raw: str, blocked: bool
 ) -> dict[str, Any]:
     token = token_of(raw)
-    async with unit_of_work(runtime, request, actor) as unit:
+    async with unit_of_work(parts, request, actor) as unit:
         key = await _owned_key(unit.session, actor, token)
         before = key_view(key)
         key.blocked = blocked
@@ -149,11 +147,11 @@ async def set_blocked(
     return view
 
 
-async def delete(runtime: Runtime, request: HTTPConnection, actor: Actor, body: KeyDelete) -> dict[str, Any]:
+async def delete(parts: AdminParts, request: HTTPConnection, actor: Actor, body: KeyDelete) -> dict[str, Any]:
     if not body.keys and not body.key_aliases:
         raise invalid_request("pass 'keys' (keys or their hashes) or 'key_aliases'", param="keys")
     deleted: list[str] = []
-    async with unit_of_work(runtime, request, actor) as unit:
+    async with unit_of_work(parts, request, actor) as unit:
         session = unit.session
         rows = [await _owned_key(session, actor, token_of(k)) for k in body.keys or ()]
         for alias in body.key_aliases or ():
@@ -173,10 +171,10 @@ async def delete(runtime: Runtime, request: HTTPConnection, actor: Actor, body: 
     return {"deleted_keys": deleted}
 
 
-async def regenerate(runtime: Runtime, request: HTTPConnection, actor: Actor, target: str) -> dict[str, Any]:
+async def regenerate(parts: AdminParts, request: HTTPConnection, actor: Actor, target: str) -> dict[str, Any]:
     old = token_of(target)
     raw = generate_key()
-    async with unit_of_work(runtime, request, actor) as unit:
+    async with unit_of_work(parts, request, actor) as unit:
         session = unit.session
         row = await _owned_key(session, actor, old)
         if not actor.sees_everything and row.user_id not in (None, actor.user_id):

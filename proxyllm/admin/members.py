@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proxyllm.accounts import store
 from proxyllm.accounts.schemas import MemberRef
+from proxyllm.core.errors import invalid_request
 from proxyllm.db.tables import TeamMember, User
-from proxyllm.errors import invalid_request
 
 
 async def members_of(session: AsyncSession, team_id: str) -> list[dict[str, Any]]:

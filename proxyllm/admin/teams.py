@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import update as sql_update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,12 +24,9 @@ from proxyllm.accounts.schemas import (
 from proxyllm.accounts.views import key_view, team_view, user_view
 from proxyllm.admin.members import members_of, resolve_existing, resolve_or_create
 from proxyllm.admin.permissions import Actor
-from proxyllm.admin.unit import Unit, unit_of_work
+from proxyllm.admin.unit import AdminParts, Unit, unit_of_work
+from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.db.tables import Key, Team, TeamMember
-from proxyllm.errors import ErrorKind, ProxyError, invalid_request
-
-if TYPE_CHECKING:
-    from proxyllm.server.runtime import Runtime
 
 # What a team's own admin may change on it; budgets, limits, models and billing stay the proxy admin's.
 TEAM_ADMIN_FIELDS = frozenset({"team_id", "team_alias", "metadata", "model_aliases", "tags"})
@@ -60,10 +57,11 @@ async def _add_members(unit: Unit, team_id: str, members: list[Member]) -> list[
     return added
 
 
-async def new_team(runtime: Runtime, request: HTTPConnection, actor: Actor, body: TeamNew) -> dict[str, Any]:
-    runtime.check_models(body.models)
+async def new_team(parts: AdminParts, request: HTTPConnection, actor: Actor, body: TeamNew) -> dict[str, Any]:
+    parts.check_models(body.models, "models")
+    parts.check_models(list((body.model_aliases or {}).values()), "model_aliases")
     team_id = body.team_id or str(uuid.uuid4())
-    async with unit_of_work(runtime, request, actor) as unit:
+    async with unit_of_work(parts, request, actor) as unit:
         session = unit.session
         if await session.get(Team, team_id) is not None:
             raise invalid_request(f"team '{team_id}' already exists", param="team_id")
@@ -79,23 +77,24 @@ async def new_team(runtime: Runtime, request: HTTPConnection, actor: Actor, body
     return view
 
 
-async def info(runtime: Runtime, actor: Actor, team_id: str) -> dict[str, Any]:
+async def info(parts: AdminParts, actor: Actor, team_id: str) -> dict[str, Any]:
     actor.require(actor.owns_team(team_id), f"team '{team_id}'")
-    async with runtime.db.session() as session:
+    async with parts.db.session() as session:
         team = await store.get_team(session, team_id)
         keys = (await store.list_keys(session, page=1, size=1000, user_id=None, team_id=team_id, alias=None))[0]
         return {"team_id": team_id, "team_info": await _team_object(session, team), "keys": [key_view(k) for k in keys]}
 
 
-async def update_team(runtime: Runtime, request: HTTPConnection, actor: Actor, body: TeamUpdate) -> dict[str, Any]:
-    runtime.check_models(body.models)
+async def update_team(parts: AdminParts, request: HTTPConnection, actor: Actor, body: TeamUpdate) -> dict[str, Any]:
+    parts.check_models(body.models, "models")
+    parts.check_models(list((body.model_aliases or {}).values()), "model_aliases")
     actor.require(actor.owns_team(body.team_id), f"team '{body.team_id}'")
     fields = set_fields(body, "team_id")
     if not actor.sees_everything:
         refused = sorted(set(fields) - TEAM_ADMIN_FIELDS)
         if refused:
             raise actor.refuse(f"the fields {refused} (a team admin changes only {sorted(TEAM_ADMIN_FIELDS)})")
-    async with unit_of_work(runtime, request, actor) as unit:
+    async with unit_of_work(parts, request, actor) as unit:
         team = await store.get_team(unit.session, body.team_id)  # a missing team: 404, nothing linked
         await unit.link_billing(("team", body.team_id), body.stripe_customer_id)
         before = team_view(team)
@@ -108,8 +107,8 @@ async def update_team(runtime: Runtime, request: HTTPConnection, actor: Actor, b
     return {"team_id": body.team_id, "data": view}
 
 
-async def delete_teams(runtime: Runtime, request: HTTPConnection, actor: Actor, body: TeamDelete) -> dict[str, Any]:
-    async with unit_of_work(runtime, request, actor) as unit:
+async def delete_teams(parts: AdminParts, request: HTTPConnection, actor: Actor, body: TeamDelete) -> dict[str, Any]:
+    async with unit_of_work(parts, request, actor) as unit:
         session = unit.session
         teams = [await store.get_team(session, tid) for tid in dict.fromkeys(body.team_ids)]  # once each
         for team in teams:
@@ -125,10 +124,10 @@ async def delete_teams(runtime: Runtime, request: HTTPConnection, actor: Actor, 
     return {"deleted_teams": body.team_ids}
 
 
-async def member_add(runtime: Runtime, request: HTTPConnection, actor: Actor, body: MemberAdd) -> dict[str, Any]:
+async def member_add(parts: AdminParts, request: HTTPConnection, actor: Actor, body: MemberAdd) -> dict[str, Any]:
     actor.require(actor.owns_team(body.team_id), f"team '{body.team_id}'")
     members = body.member if isinstance(body.member, list) else [body.member]
-    async with unit_of_work(runtime, request, actor) as unit:
+    async with unit_of_work(parts, request, actor) as unit:
         session = unit.session
         team = await store.get_team(session, body.team_id)
         before = {"members_with_roles": await members_of(session, body.team_id)}
@@ -153,9 +152,9 @@ async def _membership(session: AsyncSession, team_id: str, body: MemberUpdate | 
     return member
 
 
-async def member_update(runtime: Runtime, request: HTTPConnection, actor: Actor, body: MemberUpdate) -> dict[str, Any]:
+async def member_update(parts: AdminParts, request: HTTPConnection, actor: Actor, body: MemberUpdate) -> dict[str, Any]:
     actor.require(actor.owns_team(body.team_id), f"team '{body.team_id}'")
-    async with unit_of_work(runtime, request, actor) as unit:
+    async with unit_of_work(parts, request, actor) as unit:
         session = unit.session
         await store.get_team(session, body.team_id)
         member = await _membership(session, body.team_id, body)
@@ -169,9 +168,9 @@ async def member_update(runtime: Runtime, request: HTTPConnection, actor: Actor,
     return {"team_id": body.team_id, "user_id": user.user_id, "user_email": user.user_email, "role": after["role"]}
 
 
-async def member_delete(runtime: Runtime, request: HTTPConnection, actor: Actor, body: MemberDelete) -> dict[str, Any]:
+async def member_delete(parts: AdminParts, request: HTTPConnection, actor: Actor, body: MemberDelete) -> dict[str, Any]:
     actor.require(actor.owns_team(body.team_id), f"team '{body.team_id}'")
-    async with unit_of_work(runtime, request, actor) as unit:
+    async with unit_of_work(parts, request, actor) as unit:
         session = unit.session
         await store.get_team(session, body.team_id)
         before = {"members_with_roles": await members_of(session, body.team_id)}

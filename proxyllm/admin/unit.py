@@ -5,25 +5,37 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
+from proxyllm.accounts.cache import KeyCache
 from proxyllm.admin.permissions import Actor
-from proxyllm.errors import invalid_request
+from proxyllm.billing.service import Billing
+from proxyllm.core.errors import invalid_request
+from proxyllm.db.database import Database
 from proxyllm.ops import audit
 
-if TYPE_CHECKING:
-    from proxyllm.server.runtime import Runtime
+
+@dataclass(slots=True, frozen=True)
+class AdminParts:
+    """What the admin services use of the proxy: the database, the key cache, billing (when on), and
+    the check that every model named is one the proxy serves."""
+
+    db: Database
+    keys: KeyCache
+    billing: Billing | None
+    check_models: Callable[[list[str] | None, str], None]
 
 
 class Unit:
     """The open transaction of one admin call, and what to do once it has committed."""
 
-    def __init__(self, runtime: Runtime, request: HTTPConnection | None, actor: Actor, session: AsyncSession) -> None:
-        self.runtime = runtime
+    def __init__(self, parts: AdminParts, request: HTTPConnection | None, actor: Actor, session: AsyncSession) -> None:
+        self.parts = parts
         self.request = request
         self.actor = actor
         self.session = session
@@ -55,7 +67,7 @@ class Unit:
 
     async def link_billing(self, account: tuple[str, str], customer_id: str | None) -> None:
         """Link the account's billing to an existing Stripe customer, in this transaction."""
-        billing = self.runtime.billing
+        billing = self.parts.billing
         if customer_id is None or billing is None:
             return
         if not await billing.api.retrieve_customer(customer_id):
@@ -65,7 +77,7 @@ class Unit:
         self.after_commit(lambda: billing.forget(account))
 
     def _committed(self) -> None:
-        keys = self.runtime.keys
+        keys = self.parts.keys
         if self._everything:
             keys.invalidate()
         else:
@@ -76,12 +88,12 @@ class Unit:
 
 
 @asynccontextmanager
-async def unit_of_work(runtime: Runtime, request: HTTPConnection | None, actor: Actor) -> AsyncIterator[Unit]:
+async def unit_of_work(parts: AdminParts, request: HTTPConnection | None, actor: Actor) -> AsyncIterator[Unit]:
     """``async with unit_of_work(...) as unit``: commits on success; a unique-key race (a concurrent call
     created the same record) is a 400 naming the conflict, never a 500."""
     try:
-        async with runtime.db.session() as session:
-            unit = Unit(runtime, request, actor, session)
+        async with parts.db.session() as session:
+            unit = Unit(parts, request, actor, session)
             yield unit
     except IntegrityError:
         raise invalid_request(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
@@ -18,21 +18,18 @@ from proxyllm.accounts.schemas import UserDelete, UserNew, UserUpdate, set_field
 from proxyllm.accounts.views import key_view, team_view, user_view
 from proxyllm.admin.members import members_of
 from proxyllm.admin.permissions import Actor
-from proxyllm.admin.unit import unit_of_work
+from proxyllm.admin.unit import AdminParts, unit_of_work
+from proxyllm.core.errors import invalid_request
 from proxyllm.db.tables import Key, Team, TeamMember, User
-from proxyllm.errors import invalid_request
-
-if TYPE_CHECKING:
-    from proxyllm.server.runtime import Runtime
 
 
-async def new_user(runtime: Runtime, request: HTTPConnection, actor: Actor, body: UserNew) -> dict[str, Any]:
-    runtime.check_models(body.models)
+async def new_user(parts: AdminParts, request: HTTPConnection, actor: Actor, body: UserNew) -> dict[str, Any]:
+    parts.check_models(body.models, "models")
     user_id = body.user_id or str(uuid.uuid4())
     teams = list(dict.fromkeys([*([body.team_id] if body.team_id else []), *(body.teams or [])]))
     raw: str | None = None
     expires: datetime | None = None
-    async with unit_of_work(runtime, request, actor) as unit:
+    async with unit_of_work(parts, request, actor) as unit:
         session = unit.session
         if await session.get(User, user_id) is not None:
             raise invalid_request(f"user '{user_id}' already exists", param="user_id")
@@ -87,12 +84,12 @@ async def teams_of(session: AsyncSession, user_id: str) -> list[dict[str, Any]]:
     return out
 
 
-async def info(runtime: Runtime, actor: Actor, user_id: str | None) -> dict[str, Any]:
+async def info(parts: AdminParts, actor: Actor, user_id: str | None) -> dict[str, Any]:
     user_id = user_id or actor.user_id
     if user_id is None:
         raise invalid_request("pass ?user_id=", param="user_id")
     actor.require(actor.owns_user(user_id), f"user '{user_id}'")
-    async with runtime.db.session() as session:
+    async with parts.db.session() as session:
         user = await store.get_user(session, user_id)
         keys = await store.user_keys(session, user_id)
         return {
@@ -103,9 +100,9 @@ async def info(runtime: Runtime, actor: Actor, user_id: str | None) -> dict[str,
         }
 
 
-async def update_user(runtime: Runtime, request: HTTPConnection, actor: Actor, body: UserUpdate) -> dict[str, Any]:
-    runtime.check_models(body.models)
-    async with unit_of_work(runtime, request, actor) as unit:
+async def update_user(parts: AdminParts, request: HTTPConnection, actor: Actor, body: UserUpdate) -> dict[str, Any]:
+    parts.check_models(body.models, "models")
+    async with unit_of_work(parts, request, actor) as unit:
         user = await store.get_user(unit.session, body.user_id)  # a missing user: 404, nothing linked
         await unit.link_billing(("user", body.user_id), body.stripe_customer_id)
         before = user_view(user)
@@ -118,8 +115,8 @@ async def update_user(runtime: Runtime, request: HTTPConnection, actor: Actor, b
     return {**view, "data": view}
 
 
-async def delete_users(runtime: Runtime, request: HTTPConnection, actor: Actor, body: UserDelete) -> dict[str, Any]:
-    async with unit_of_work(runtime, request, actor) as unit:
+async def delete_users(parts: AdminParts, request: HTTPConnection, actor: Actor, body: UserDelete) -> dict[str, Any]:
+    async with unit_of_work(parts, request, actor) as unit:
         session = unit.session
         users = [await store.get_user(session, uid) for uid in dict.fromkeys(body.user_ids)]  # once each
         for user in users:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import or_, select, update
 
 from proxyllm.billing.ledger import AccountRef, PrepaidLedger, Settlement, money
-from proxyllm.billing.tables import BillingAccount, CreditGrant
+from proxyllm.db.tables_billing import BillingAccount, CreditGrant
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-from proxyllm.billing.prices import request_price
 from proxyllm.billing.service import Billing
 from proxyllm.core.context import RequestContext
 from proxyllm.core.hooks import Hook
+from proxyllm.core.pricing import request_price
 from proxyllm.db.database import DatabaseUnavailable
 
 ZERO = Decimal(0)

@@ -20,14 +20,14 @@ from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from proxyllm.billing.tables import BillingAccount, LedgerEntry, Reservation
+from proxyllm.db.tables_billing import BillingAccount, LedgerEntry, Reservation
 
 if TYPE_CHECKING:
     from proxyllm.billing.notify import Notifier
+from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.db.database import Database
 from proxyllm.db.hot import UniqueViolation
 from proxyllm.db.types import Money, to_units
-from proxyllm.errors import ErrorKind, ProxyError
 
 log = logging.getLogger("proxyllm.billing")
 ZERO = Decimal(0)

@@ -22,13 +22,13 @@ import stripe
 from sqlalchemy import select, update
 
 from proxyllm.accounts.writer import SpendWriter
-from proxyllm.billing.prices import request_price
 from proxyllm.billing.service import Billing
-from proxyllm.billing.tables import MeterEvent
 from proxyllm.core.background import cancel
 from proxyllm.core.context import RequestContext
+from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.core.hooks import Hook
-from proxyllm.errors import ErrorKind, ProxyError
+from proxyllm.core.pricing import request_price
+from proxyllm.db.tables_billing import MeterEvent
 
 log = logging.getLogger("proxyllm.billing.meters")
 STRIPE_WINDOW = 35 * 86400

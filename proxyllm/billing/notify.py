@@ -41,13 +41,13 @@ import orjson
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from proxyllm.billing.tables import Notification
 from proxyllm.core.background import cancel
 from proxyllm.core.context import RequestContext
+from proxyllm.core.errors import ErrorKind
 from proxyllm.core.hooks import Hook
 from proxyllm.db.database import Database
 from proxyllm.db.tables import User
-from proxyllm.errors import ErrorKind
+from proxyllm.db.tables_billing import Notification
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession

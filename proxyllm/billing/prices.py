@@ -27,19 +27,19 @@ import os
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from proxyllm.billing.tables import BillingAccount, RateCardPrice
 from proxyllm.core.context import RequestContext
+from proxyllm.core.errors import ProxyError
 from proxyllm.core.hooks import Hook
 from proxyllm.core.pricing import compute_seconds, seconds_bound
 from proxyllm.db.database import Database
+from proxyllm.db.tables_billing import BillingAccount, RateCardPrice
 from proxyllm.db.types import QUANTUM
-from proxyllm.errors import ProxyError
 
 if TYPE_CHECKING:
     from proxyllm.billing.ledger import AccountRef
@@ -139,6 +139,9 @@ class PricePlan:
         found = group_markup(dep) if dep is not None else None
         return found if found is not None else self.global_markup
 
+    def price(self, ctx: RequestContext) -> Decimal:
+        return price_of(self, ctx)
+
 
 def count_images(body: dict[str, Any]) -> int:
     """Images the request sends (message parts and Ollama's ``images``)."""
@@ -176,7 +179,12 @@ def price_of(plan: PricePlan, ctx: RequestContext) -> Decimal:
     usage = ctx.usage
     if dep is None or (usage is None and not ctx.output_chunks):
         return ZERO  # nothing was served: a rate card charges for service, not for refusals
-    price = rates.per_request + rates.per_image * count_images(ctx.body)
+    units = usage.units if usage is not None else None
+    images = count_images(ctx.body) + (units.images_in + units.images_out if units is not None else 0)
+    price = rates.per_request + rates.per_image * images
+    if units is not None and units.audio_seconds is not None:  # a transcription: per second of audio
+        price += rates.per_second * units.audio_seconds
+        rates = replace(rates, per_second=ZERO)
     if usage is not None:
         cached = min(usage.cached_tokens, usage.prompt_tokens)
         cached_rate = rates.input_per_token if rates.cached_input_per_token is None else rates.cached_input_per_token
@@ -202,21 +210,15 @@ def worst_case_price(plan: PricePlan, ctx: RequestContext) -> Decimal:
     else:
         input_rate = max(rates.input_per_token, rates.cached_input_per_token or ZERO)
         output = admission.max_output_tokens * admission.choices
-        price = rates.per_request + rates.per_image * count_images(ctx.body)
+        units = admission.units
+        images = count_images(ctx.body) + (units.images_in + units.images_out if units is not None else 0)
+        price = rates.per_request + rates.per_image * images
+        if units is not None and units.audio_seconds is not None:
+            price += rates.per_second * units.audio_seconds
         price += input_rate * admission.prompt_tokens + rates.output_per_token * output
         if rates.per_second and group.deployments:
             price += rates.per_second * max(seconds_bound(dep) for dep in group.deployments)
     return price.quantize(QUANTUM, rounding=ROUND_CEILING)
-
-
-def request_price(ctx: RequestContext) -> Decimal:
-    """The price of a finished request (computed once; the cost when no plan was resolved)."""
-    found = ctx.extra.get("price")
-    if found is None:
-        plan = ctx.extra.get("price_plan")
-        found = price_of(plan, ctx) if plan is not None else (ctx.cost or ZERO)
-        ctx.extra["price"] = found
-    return Decimal(found)
 
 
 class Prices:
@@ -293,7 +295,7 @@ class PriceHook(Hook):
                 account = None  # refused later by the billing hooks that need an account
         team = principal.team_id if principal is not None else None
         plan = await self.prices.plan_for(account, team)
-        ctx.extra["price_plan"] = plan
+        ctx.price_plan = plan
         if ctx.admission is not None and ctx.group is not None:
             ctx.admission.max_price = worst_case_price(plan, ctx)
 

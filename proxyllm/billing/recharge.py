@@ -29,10 +29,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from proxyllm.billing.amounts import from_minor_units
 from proxyllm.billing.ledger import AccountRef, PrepaidLedger, Settlement, money
 from proxyllm.billing.notify import RECHARGE_FAILED, RECHARGE_SUCCEEDED
-from proxyllm.billing.tables import AutoRecharge
 from proxyllm.billing.webhooks import Malformed, minor_units, text_field
 from proxyllm.core.background import cancel
 from proxyllm.db.tables import User
+from proxyllm.db.tables_billing import AutoRecharge
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession

@@ -15,12 +15,12 @@ from sqlalchemy import update
 
 from proxyllm.billing.ledger import AccountRef, PrepaidLedger, Settlement
 from proxyllm.billing.settings import BillingSettings
-from proxyllm.billing.tables import BillingAccount, Topup
 from proxyllm.core.background import cancel
 from proxyllm.core.context import Principal, RequestContext
+from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.db.database import Database
 from proxyllm.db.tables import Team, User
-from proxyllm.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.db.tables_billing import BillingAccount, Topup
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,6 +44,7 @@ class Billing:
 
             api = StripeAPI(settings)
         self.api = api
+        self.on_low_balance: Callable[[str], None] | None = None  # the metrics' counter (set by the runtime)
         self.ledger = PrepaidLedger(
             db,
             currency=settings.currency,
@@ -215,9 +216,8 @@ class Billing:
         for account, result in await self.ledger.settle_many(session, batch):
             if result.crossed_low_balance:
                 log.warning("low balance: %s %s is at %s (below its threshold)", account[0], account[1], result.balance)
-                from proxyllm.billing.metrics import LOW_BALANCE
-
-                LOW_BALANCE.labels(account_type=account[0]).inc()
+                if self.on_low_balance is not None:
+                    self.on_low_balance(account[0])
             await self._after_settlement(session, account, result)
 
     async def _after_settlement(self, session: AsyncSession, account: AccountRef, result: Settlement) -> None:

@@ -10,7 +10,7 @@ import stripe
 
 from proxyllm.billing.amounts import to_minor_units
 from proxyllm.billing.settings import BillingSettings
-from proxyllm.errors import ErrorKind, ProxyError
+from proxyllm.core.errors import ErrorKind, ProxyError
 
 log = logging.getLogger("proxyllm.billing")
 

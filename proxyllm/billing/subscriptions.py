@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proxyllm.billing.ledger import AccountRef, PrepaidLedger
 from proxyllm.billing.service import Billing
-from proxyllm.billing.tables import BillingAccount, Subscription
 from proxyllm.core.context import RequestContext
+from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.core.hooks import Hook
 from proxyllm.db.tables import Team, User
-from proxyllm.errors import ErrorKind, ProxyError
+from proxyllm.db.tables_billing import BillingAccount, Subscription
 
 log = logging.getLogger("proxyllm.billing.subscriptions")
 GOOD = ("active", "trialing")

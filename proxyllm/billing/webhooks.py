@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proxyllm.billing.amounts import from_minor_units
 from proxyllm.billing.ledger import AccountRef, PrepaidLedger
-from proxyllm.billing.tables import BillingAccount, StripeEvent, Topup
+from proxyllm.core.errors import invalid_request
 from proxyllm.db.database import Database
-from proxyllm.errors import invalid_request
+from proxyllm.db.tables_billing import BillingAccount, StripeEvent, Topup
 
 log = logging.getLogger("proxyllm.billing.webhook")
 TOLERANCE = 300  # seconds a signature's timestamp may be off, in either direction

@@ -25,9 +25,9 @@ from proxyllm.cache.keys import request_digest
 from proxyllm.cache.settings import CacheSettings
 from proxyllm.cache.store import CacheStore, LocalStore
 from proxyllm.core.context import RequestContext
+from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.core.hooks import Hook
 from proxyllm.core.router import Router
-from proxyllm.errors import ErrorKind, ProxyError, invalid_request
 
 log = logging.getLogger("proxyllm.cache")
 MAX_ENTRY_BYTES = 4 * 1024 * 1024

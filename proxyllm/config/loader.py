@@ -33,6 +33,7 @@ from proxyllm.config.schema import (
     ProxyConfig,
     RouterSettings,
 )
+from proxyllm.core.units import UNIT_PRICES
 
 log = logging.getLogger("proxyllm.config")
 
@@ -224,6 +225,22 @@ def _known(model: type[BaseModel]) -> set[str]:
     return names
 
 
+# Read from litellm_params' extra keys (server/deployments.py): per-second and per-unit prices, tags, ...
+PRICE_PARAMS = frozenset(
+    {
+        "input_cost_per_second",
+        "output_cost_per_second",
+        "compute_time",
+        "exclude_load_time",
+        "tags",
+        "region_name",
+        "num_retries",
+        "supports_responses",
+        *UNIT_PRICES,
+    }
+)
+
+
 def unknown_key_warnings(raw: dict[str, Any]) -> list[str]:
     """One line per key no part of proxyllm reads, with the known key it is closest to, if any."""
     out: list[str] = []
@@ -250,5 +267,10 @@ def unknown_key_warnings(raw: dict[str, Any]) -> list[str]:
             continue
         check(entry, _known(DeploymentConfig), ("model_list", i))
         params_known = _known(LitellmParams)
-        check(entry.get("litellm_params"), params_known, ("model_list", i, "litellm_params"), REQUEST_DEFAULT_PARAMS)
+        check(
+            entry.get("litellm_params"),
+            params_known,
+            ("model_list", i, "litellm_params"),
+            REQUEST_DEFAULT_PARAMS | PRICE_PARAMS,
+        )
     return out

@@ -139,7 +139,7 @@ class GeneralSettings(_Section):
     allowed_ips: list[str] | None = None
     trusted_proxies: list[str] = Field(default_factory=list)
     client_ip_header: str = Field(default="x-forwarded-for", min_length=1)
-    # Security (proxyllm/server/bodylimit.py, proxyllm/server/throttle.py, proxyllm/ops/model_store.py).
+    # Security (proxyllm/server/bodylimit.py, proxyllm/accounts/throttle.py, proxyllm/ops/model_store.py).
     max_admin_request_size_kb: float = Field(default=1024.0, gt=0)  # admin, webhook and dashboard routes
     max_unauthenticated_request_size_kb: float = Field(default=64.0, gt=0)  # callers that send no credential
     auth_failure_limit: int = Field(default=20, ge=1)  # failed authentications per client IP / key prefix ...

@@ -40,10 +40,11 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from proxyllm.core.context import RequestContext
+from proxyllm.core.errors import invalid_request
 from proxyllm.core.hooks import Hook
 from proxyllm.core.pricing import worst_case_seconds_cost
-from proxyllm.core.types import Operation
-from proxyllm.errors import invalid_request
+from proxyllm.core.types import MEDIA, Operation, Units
+from proxyllm.core.units import audio_cost, unit_cost
 
 if TYPE_CHECKING:
     from proxyllm.core.deployment import Deployment
@@ -86,6 +87,7 @@ class Admission:
     bodies: list[dict[str, Any]] = field(default_factory=list)  # the request, and with each fallback's fields
     deployments: list[Deployment] = field(default_factory=list)  # every deployment that may answer
     max_price: Decimal | None = None  # worst case of what the customer is charged (billing/prices.py)
+    units: Units | None = None  # a media request's most images, characters, seconds, search units
     _prompt: int | None = None
     _cost: Decimal | None = None
 
@@ -101,7 +103,7 @@ class Admission:
         """The worst case at the highest prices of the deployments that may answer."""
         if self._cost is None:
             output = self.max_output_tokens * self.choices
-            self._cost = worst_case_cost(self.deployments, self.prompt_tokens, output)
+            self._cost = worst_case_cost(self.deployments, self.prompt_tokens, output, self.units)
         return self._cost
 
     def cap_output(self, ctx: RequestContext) -> None:
@@ -218,6 +220,13 @@ def prompt_tokens_max(body: dict[str, Any]) -> int:
     for name in ("tools", "functions", "response_format"):
         if body.get(name):
             tokens += _json_tokens(body[name])
+    documents = body.get("documents")  # rerank: the query is read once per document
+    if isinstance(documents, list):
+        query = body.get("query")
+        per_doc = _text_bytes(query) // BYTES_PER_TOKEN + 1 if isinstance(query, str) else 0
+        for doc in documents:
+            text = doc.get("text") if isinstance(doc, dict) else doc
+            tokens += per_doc + (_text_bytes(text) // BYTES_PER_TOKEN + 1 if isinstance(text, str) else 0)
     for name in ("prompt", "input", "suffix"):
         value = body.get(name)
         if isinstance(value, str):
@@ -233,7 +242,7 @@ def prompt_tokens_max(body: dict[str, Any]) -> int:
     return tokens + 1
 
 
-def worst_case_cost(deployments: list[Deployment], prompt: int, output: int) -> Decimal:
+def worst_case_cost(deployments: list[Deployment], prompt: int, output: int, units: Units | None = None) -> Decimal:
     worst = ZERO
     for dep in deployments:
         cost = ZERO
@@ -241,7 +250,12 @@ def worst_case_cost(deployments: list[Deployment], prompt: int, output: int) -> 
             cost += dep.input_cost_per_token * prompt
         if dep.output_cost_per_token:
             cost += dep.output_cost_per_token * output
-        cost += worst_case_seconds_cost(dep)  # compute-time prices, for the longest a call may be charged
+        if units is not None:
+            cost += unit_cost(dep, units)
+        if units is not None and units.audio_seconds is not None:
+            cost += audio_cost(dep, units.audio_seconds)  # a transcription: the audio's seconds at most
+        else:
+            cost += worst_case_seconds_cost(dep)  # compute-time prices, for the longest a call may be charged
         if cost > worst:
             worst = cost
     return worst
@@ -252,6 +266,8 @@ def admit(
 ) -> Admission:
     """Bound and price ``ctx`` for ``group`` (and the groups its own fallbacks may reach, ``also``)."""
     body = ctx.body
+    if ctx.operation in MEDIA:
+        return admit_media(ctx, group, also)
     limit = group_output_limit(group)
     requested = bound_output(body, limit)
     choices = bound_choices(body, ctx.operation) if ctx.operation is not Operation.EMBEDDING else 1
@@ -273,6 +289,39 @@ def admit(
     return Admission(max_output, known, choices, bodies, deployments)
 
 
+IMAGE_OUTPUT_TOKENS = 8192  # an image's output tokens at most, where an image model is priced by token
+TRANSCRIPT_TOKENS_PER_SECOND = 10  # a transcript's tokens per second of audio at most (speech is ~3 words/s)
+
+
+def admit_media(ctx: RequestContext, group: ModelGroup, also: list[ModelGroup] | None) -> Admission:
+    """Images, moderations, audio, rerank: bounded by their units (frontends/media.py, core/units.py)."""
+    units = ctx.units_bound or Units()
+    if ctx.operation not in group.operations:
+        raise invalid_request(
+            f"model '{ctx.model}' does not serve {ctx.operation.value} requests",
+            param="model",
+            code="unsupported_operation",
+        )
+    output = units.images_out * IMAGE_OUTPUT_TOKENS + units.characters
+    if units.audio_seconds is not None:
+        output += int(units.audio_seconds) * TRANSCRIPT_TOKENS_PER_SECOND
+    deployments = group.deployments
+    if also:
+        deployments = [*deployments, *(d for g in also for d in g.deployments)]
+    return Admission(output, True, 1, [ctx.body], deployments, units=units)
+
+
+def aliased(ctx: RequestContext) -> str:
+    """The model group a team's ``model_aliases`` map the requested name to (else the name itself)."""
+    principal = ctx.principal
+    aliases = getattr(principal.auth, "model_aliases", None) if principal is not None else None
+    if aliases:
+        target = aliases.get(ctx.model)
+        if isinstance(target, str):
+            return target
+    return ctx.model
+
+
 class AdmissionHook(Hook):
     """Resolves the model group once (404 for an unknown model), bounds the request, prices it."""
 
@@ -285,7 +334,7 @@ class AdmissionHook(Hook):
     async def before_call(self, ctx: RequestContext) -> None:
         group = ctx.group
         if group is None:
-            group = ctx.group = self.router.resolve(ctx.model)
+            group = ctx.group = self.router.resolve(aliased(ctx))
         also = None
         if ctx.request_fallbacks:  # the client's own fallbacks are priced too: any of them may answer
             also = [g for g in map(self.router.find, ctx.request_fallbacks) if g is not None]

@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from proxyllm.core.types import Operation, Usage
+from proxyllm.core.types import Operation, Units, Usage
+
+
+class PricePlan(Protocol):
+    """How a customer is charged (a rate card, a markup): billing/prices.py provides it."""
+
+    def price(self, ctx: RequestContext) -> Decimal: ...
+
+
+# The ASGI scope of the request being served (set by the outermost middleware): who is asking, from where.
+CURRENT_SCOPE: ContextVar[dict[str, Any] | None] = ContextVar("proxyllm_current_scope", default=None)
 
 if TYPE_CHECKING:
     from proxyllm.core.admission import Admission
     from proxyllm.core.deployment import Deployment
+    from proxyllm.core.errors import ProxyError
     from proxyllm.core.routing.groups import ModelGroup
-    from proxyllm.errors import ProxyError
 
 
 class Principal:
@@ -70,6 +81,8 @@ class RequestContext:
         "operation",
         "outcome",
         "output_chunks",
+        "price",
+        "price_plan",
         "principal",
         "request_fallbacks",
         "request_headers",
@@ -81,6 +94,7 @@ class RequestContext:
         "stream",
         "tags",
         "timeout",
+        "units_bound",
         "upstream_seconds",
         "upstream_wait",
         "usage",
@@ -127,6 +141,8 @@ class RequestContext:
         self.upstream_wait = 0.0  # seconds spent waiting on upstreams (and retry waits) before the response
         self.on_stream_end: Callable[[RequestContext], None] | None = None  # set by the router, run by the relay
         self.outcome = "pending"  # success | error | cancelled
+        self.price_plan: PricePlan | None = None  # the customer's plan (billing/prices.py), when one applies
+        self.price: Decimal | None = None  # what the customer is charged, once known (core.pricing.request_price)
         self.error: ProxyError | None = None
         self.response_headers: dict[str, str] = {}
         self.extra: dict[str, Any] = {}  # scratch space for hooks
@@ -136,3 +152,4 @@ class RequestContext:
         self.mock_response: str | None = None  # LiteLLM's mock_response: answer this text, call no upstream
         self.fallback_overrides: dict[str, dict[str, Any]] | None = None  # per fallback model: fields it changes
         self.hooks_ran = 0
+        self.units_bound: Units | None = None  # a media request's most images/characters/seconds/searches

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 if TYPE_CHECKING:
-    from proxyllm.providers.base import Provider
+    from proxyllm.core.provider import Provider
 
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -40,6 +40,7 @@ class Deployment:
     output_cost_per_second: Decimal | None = None
     compute_time: str = "sum"  # Ollama's seconds: "sum" of its phases, or "total" (total_duration)
     exclude_load_time: bool = False  # a cold start (load_duration) is not charged
+    unit_prices: dict[str, Decimal] = field(default_factory=dict)  # per image/character/query (core/units.py)
     drop_params: bool | None = None
     proxy_url: str | None = None  # e.g. tailscaled's HTTP proxy for tailnet hosts
     extra_headers: dict[str, str] = field(default_factory=dict)
@@ -52,13 +53,13 @@ class Deployment:
 
     def describe(self) -> str:
         """For logs: the address without the credentials it may carry."""
-        from proxyllm.ops.masking import mask_url
+        from proxyllm.core.masking import mask_url
 
         return f"{self.provider.name}/{self.upstream_model} at {mask_url(self.api_base)} (id {self.id})"
 
     def public_info(self) -> dict[str, Any]:
         """What an admin may see about this deployment: never the key, nor credentials in the URL."""
-        from proxyllm.ops.masking import mask_url
+        from proxyllm.core.masking import mask_url
 
         return {
             "model_name": self.model_name,

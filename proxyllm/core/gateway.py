@@ -12,13 +12,13 @@ import time
 from collections.abc import AsyncGenerator, Sequence
 
 from proxyllm.core.context import RequestContext
+from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.core.hooks import Hook, overrides
 from proxyllm.core.mock import mock_body, mock_stream
 from proxyllm.core.pricing import ZERO, call_cost, estimate_prompt_tokens
 from proxyllm.core.router import Router
 from proxyllm.core.streaming import relay
 from proxyllm.core.types import Operation, Usage
-from proxyllm.errors import ErrorKind, ProxyError
 
 log = logging.getLogger("proxyllm.gateway")
 

@@ -17,10 +17,14 @@ and ``exclude_load_time: true`` leaves a cold start's model load out. The second
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.types import Usage
+from proxyllm.core.units import audio_cost, unit_cost
+
+if TYPE_CHECKING:
+    from proxyllm.core.context import RequestContext
 
 ZERO = Decimal(0)
 NANO = Decimal(10**9)
@@ -65,6 +69,11 @@ def call_cost(dep: Deployment, usage: Usage | None, wall: float = 0.0) -> Decima
         cost += dep.input_cost_per_token * usage.prompt_tokens
     if dep.output_cost_per_token:
         cost += dep.output_cost_per_token * usage.completion_tokens
+    units = usage.units
+    if units is not None:
+        cost += unit_cost(dep, units)
+        if units.audio_seconds is not None:  # a transcription: the audio's seconds, not the call's
+            return cost + audio_cost(dep, units.audio_seconds)
     if priced_per_second(dep):
         inp, out = compute_seconds(dep, usage, wall)
         cost += (dep.input_cost_per_second or ZERO) * inp + (dep.output_cost_per_second or ZERO) * out
@@ -130,3 +139,12 @@ def estimate_prompt_tokens(body: dict[str, Any]) -> int:
         elif isinstance(value, list):
             chars += sum(len(v) if isinstance(v, str) else 4 for v in value)
     return chars // 3 + 1
+
+
+def request_price(ctx: RequestContext) -> Decimal:
+    """What the customer is charged for a finished request: its price plan's answer (computed once), else
+    the cost."""
+    if ctx.price is None:
+        plan = ctx.price_plan
+        ctx.price = plan.price(ctx) if plan is not None else (ctx.cost or ZERO)
+    return ctx.price

@@ -11,9 +11,9 @@ from typing import Any
 import orjson
 
 from proxyllm.core.context import RequestContext
+from proxyllm.core.errors import invalid_request
 from proxyllm.core.mock import MAX_MOCK_CHARS
 from proxyllm.core.types import Operation
-from proxyllm.errors import invalid_request
 
 NUM = (int, float)
 _TYPE_NAMES = {
@@ -89,6 +89,7 @@ PROXY_FIELDS = frozenset(
         "metadata",
         "tags",
         "cache",
+        "fastest_response",
     }
 )
 
@@ -244,6 +245,16 @@ def request_tags(opts: dict[str, Any]) -> frozenset[str]:
         if not isinstance(tag, str):
             raise invalid_request("'metadata.tags' must be a list of strings", param="metadata.tags")
         bounded_string(tag, f"metadata.tags[{i}]")
+    return frozenset(tags)
+
+
+def header_tags(value: str) -> frozenset[str]:
+    """The ``x-litellm-tags`` header: comma-separated tags, the same as ``metadata.tags``."""
+    tags = [t.strip() for t in value.split(",") if t.strip()]
+    if len(tags) > MAX_TAGS:
+        raise invalid_request(f"x-litellm-tags has more than {MAX_TAGS} tags", param="x-litellm-tags")
+    for tag in tags:
+        bounded_string(tag, "x-litellm-tags")
     return frozenset(tags)
 
 

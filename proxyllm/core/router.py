@@ -33,6 +33,8 @@ from typing import Any, TypeVar
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
+from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.core.memory_state import MemoryState
 from proxyllm.core.routing.cooldowns import COUNTED_KINDS, MARKS, RATE_LIMITED, Cooldowns
 from proxyllm.core.routing.fallbacks import NO_FALLBACK_KINDS, fallbacks_after, final_error
 from proxyllm.core.routing.groups import ModelGroup, estimate_prompt_tokens, max_input_tokens
@@ -41,8 +43,7 @@ from proxyllm.core.routing.stats import DeploymentStats, minute_of
 from proxyllm.core.routing.strategies import UsageBased, strategy_for
 from proxyllm.core.routing.usage import UsageSync
 from proxyllm.core.routing.wildcards import WildcardRoute, Wildcards
-from proxyllm.errors import ErrorKind, ProxyError
-from proxyllm.state import MemoryState, SharedState
+from proxyllm.core.shared_state import SharedState
 
 __all__ = ["ModelGroup", "Router", "RouterPolicy"]
 
@@ -283,6 +284,7 @@ class Router:
         if (
             tried is None
             and not (group.tagged and self.policy.tag_filtering)
+            and not group.mixed_operations
             and not group.limited
             and not (group.input_limited and self.policy.pre_call_checks)
             and (not self.cooldowns.active or not self.cooldowns.any_cooling(time.monotonic()))
@@ -301,6 +303,8 @@ class Router:
         members = group.stats
         if group.tagged and self.policy.tag_filtering:
             members = self._tagged(ctx, group)
+        if group.mixed_operations:  # only the deployments whose provider serves this operation
+            members = [s for s in members if ctx.operation in s.dep.provider.operations]
         for stats in members:
             if self.cooldowns.cooling(stats, now):
                 cooling.append(stats)

@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any
 
 from proxyllm.core.context import RequestContext
-from proxyllm.errors import ErrorKind, ProxyError
+from proxyllm.core.errors import ErrorKind, ProxyError
 
 
 def error_event(err: ProxyError) -> bytes:

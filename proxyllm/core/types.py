@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 
 
@@ -12,10 +13,21 @@ class Operation(StrEnum):
     EMBEDDING = "embedding"
     RESPONSES = "responses"  # the Responses API; chat-shaped for upstreams that only speak chat
     COUNT_TOKENS = "count_tokens"  # Anthropic's /v1/messages/count_tokens
+    IMAGE_GENERATION = "image_generation"  # /v1/images/generations
+    MODERATION = "moderation"  # /v1/moderations
+    SPEECH = "speech"  # /v1/audio/speech (text to audio)
+    TRANSCRIPTION = "transcription"  # /v1/audio/transcriptions (a multipart upload)
+    RERANK = "rerank"  # /v1/rerank, Cohere's shape
 
 
 # Operations whose gateway body is an OpenAI chat request (a Responses request is translated to one).
 CHAT_SHAPED = frozenset({Operation.CHAT, Operation.RESPONSES})
+# Operations priced by what they produce or consume (images, characters, audio seconds, searches)
+# rather than by generated tokens; their answers are not token streams (core/units.py).
+MEDIA = frozenset(
+    {Operation.IMAGE_GENERATION, Operation.MODERATION, Operation.SPEECH, Operation.TRANSCRIPTION, Operation.RERANK}
+)
+TEXT = frozenset(Operation) - MEDIA
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +40,17 @@ class ComputeTime:
     total_ns: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Units:
+    """What a call consumed or produced beyond tokens, for per-unit prices (core/units.py)."""
+
+    images_in: int = 0  # images sent with the request
+    images_out: int = 0  # images generated
+    characters: int = 0  # input characters (text to speech)
+    audio_seconds: Decimal | None = None  # length of the audio transcribed
+    search_units: int = 0  # rerank: one query over up to 100 documents is one unit
+
+
 @dataclass(slots=True)
 class Usage:
     prompt_tokens: int = 0
@@ -35,6 +58,7 @@ class Usage:
     estimated: bool = False  # counted by the proxy because the upstream reported none
     cached_tokens: int = 0  # of the prompt tokens, read from a prompt cache
     compute: ComputeTime | None = None  # reported upstream durations, for per-second prices
+    units: Units | None = None  # images, characters, audio seconds, search units (media operations)
 
     @property
     def total_tokens(self) -> int:

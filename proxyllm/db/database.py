@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.db.hot import HotPool, HotPoolUnavailable
 from proxyllm.db.url import is_sqlite, redact
-from proxyllm.errors import ErrorKind, ProxyError
 
 log = logging.getLogger("proxyllm.db")
 CONNECT_TIMEOUT = 5.0

@@ -14,10 +14,10 @@ from typing import Any
 import orjson
 
 from proxyllm.core.context import RequestContext
+from proxyllm.core.errors import ProxyError
 from proxyllm.core.requests import PROXY_FIELDS, apply_proxy_fields, load_json
 from proxyllm.core.router import Router
 from proxyllm.core.types import Operation
-from proxyllm.errors import ProxyError
 from proxyllm.frontends.base import Frontend, Incoming, StreamEncoder
 from proxyllm.providers.anthropic.errors import anthropic_error_body
 from proxyllm.providers.anthropic.messages_request import check_request, estimate_input_tokens, openai_request

@@ -11,26 +11,55 @@ out (a client that sends its next request at once then finds it).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from proxyllm.core.context import RequestContext
+from proxyllm.core.errors import ProxyError
 from proxyllm.core.types import Operation
-from proxyllm.errors import ProxyError
+
+if TYPE_CHECKING:
+    from proxyllm.accounts.auth import Authenticator
+    from proxyllm.core.gateway import Gateway
+    from proxyllm.core.router import Router
+
+
+class Services(Protocol):
+    """What the client APIs are built from (the server's runtime provides them)."""
+
+    @property
+    def gateway(self) -> Gateway: ...
+
+    @property
+    def router(self) -> Router: ...
+
+    @property
+    def auth(self) -> Authenticator: ...
+
+    @property
+    def max_body_bytes(self) -> int: ...
 
 
 class Incoming:
     """What the endpoint read from the HTTP request before the frontend parses it."""
 
-    __slots__ = ("api_key", "headers", "raw", "request_id", "started")
+    __slots__ = ("api_key", "headers", "path", "raw", "request_id", "started")
 
     def __init__(
-        self, *, raw: bytes, headers: dict[bytes, str], api_key: str | None, request_id: str, started: float
+        self,
+        *,
+        raw: bytes,
+        headers: dict[bytes, str],
+        api_key: str | None,
+        request_id: str,
+        started: float,
+        path: str = "",
     ) -> None:
         self.raw = raw
         self.headers = headers  # only the names the frontend asked for (``Frontend.headers``)
         self.api_key = api_key
         self.request_id = request_id
         self.started = started
+        self.path = path  # e.g. Azure's /openai/deployments/{deployment}/... names the model in it
 
 
 class StreamEncoder(Protocol):
@@ -47,6 +76,8 @@ class Frontend:
     operation: Operation = Operation.CHAT
     translates = False  # False: the gateway's body is the answer, sent as is (``encode`` is not called)
     headers: frozenset[bytes] = frozenset()  # request headers the frontend reads, lower-case
+    max_body: int | None = None  # its own body limit (an upload), else general_settings.max_request_size_mb
+    batches = False  # a comma-separated model runs one call per model (LiteLLM's batch completion)
 
     def context(self, incoming: Incoming) -> RequestContext:
         """Parse and check the request; raise ProxyError (a 400) for anything wrong in it."""
@@ -62,6 +93,10 @@ class Frontend:
     def stream_encoder(self, ctx: RequestContext) -> StreamEncoder | None:
         """None: the gateway's events are the client's events (bytes-through)."""
         return None
+
+    def content_type(self, ctx: RequestContext) -> bytes:
+        """The answer's media type (overridden by the endpoints whose answer is not JSON)."""
+        return b"application/json"
 
     def error_body(self, err: ProxyError, request_id: str) -> bytes:
         return err.body()

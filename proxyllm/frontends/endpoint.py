@@ -15,14 +15,14 @@ import uuid
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from proxyllm.accounts.auth import key_from_headers
 from proxyllm.core.context import RequestContext
+from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.core.gateway import internal_error
 from proxyllm.core.pricing import format_cost
-from proxyllm.core.requests import timeout_header
-from proxyllm.errors import ErrorKind, ProxyError
-from proxyllm.frontends.base import Frontend, Incoming, StreamEncoder
-from proxyllm.server.auth import key_from_headers
-from proxyllm.server.runtime import Runtime
+from proxyllm.core.requests import header_tags, timeout_header
+from proxyllm.frontends.base import Frontend, Incoming, Services, StreamEncoder
+from proxyllm.frontends.batch import run_batch
 
 log = logging.getLogger("proxyllm.http")
 
@@ -110,6 +110,16 @@ def _too_large(limit: int) -> ProxyError:
     )
 
 
+def request_headers(ctx: RequestContext, wanted: dict[bytes, str]) -> None:
+    """LiteLLM's request headers: ``x-litellm-timeout`` and ``x-litellm-tags`` (comma-separated)."""
+    timeout_value = wanted.get(b"x-litellm-timeout")
+    if timeout_value is not None:
+        ctx.timeout = timeout_header(timeout_value)
+    tags = wanted.get(b"x-litellm-tags")
+    if tags is not None:
+        ctx.tags = ctx.tags | header_tags(tags)
+
+
 def response_headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
     headers = [(b"x-litellm-call-id", ctx.request_id.encode())]
     dep = ctx.deployment
@@ -146,11 +156,13 @@ async def send_error(send: Any, err: ProxyError, body: bytes, headers: list[tupl
 class Endpoint:
     """``POST`` endpoint for one client API; an ASGI app mounted as a plain Starlette route."""
 
-    def __init__(self, runtime: Runtime, frontend: Frontend) -> None:
+    def __init__(self, runtime: Services, frontend: Frontend) -> None:
         self.runtime = runtime
         self.frontend = frontend
-        self.wanted = frontend.headers | {b"x-litellm-timeout"}
+        self.wanted = frontend.headers | {b"x-litellm-timeout", b"x-litellm-tags"}
         self.prepares = type(frontend).prepare is not Frontend.prepare  # skip a no-op await per request
+        self.typed = type(frontend).content_type is not Frontend.content_type  # an answer that is not JSON
+        self.max_body = frontend.max_body
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         started = time.perf_counter()
@@ -168,18 +180,22 @@ class Endpoint:
         watch = Watch()
         gateway = self.runtime.gateway
         try:
-            raw = await read_body(receive, self.runtime.max_body_bytes, declared)
+            raw = await read_body(receive, self.max_body or self.runtime.max_body_bytes, declared)
             incoming = Incoming(
                 raw=raw,
                 headers=wanted,
                 api_key=key_from_headers(raw_headers),
                 request_id=request_id,
                 started=started,
+                path=scope["path"],
             )
             ctx = frontend.context(incoming)
-            timeout_value = wanted.get(b"x-litellm-timeout")
-            if timeout_value is not None:
-                ctx.timeout = timeout_header(timeout_value)
+            if wanted:
+                request_headers(ctx, wanted)
+            if frontend.batches and "," in ctx.model:
+                await run_batch(gateway, frontend, incoming, ctx, send)
+                ctx = None  # each model's call was finished on its own
+                return
             if self.prepares:
                 await frontend.prepare(ctx)
             watch.start(receive)
@@ -192,7 +208,8 @@ class Endpoint:
                     await send({"type": "http.response.start", "status": 200, "headers": headers})
                     await send({"type": "http.response.body", "body": body, "more_body": False})
                 else:
-                    await send_bytes(send, 200, body, response_headers(ctx))
+                    content_type = frontend.content_type(ctx) if self.typed else JSON
+                    await send_bytes(send, 200, body, response_headers(ctx), content_type)
             else:
                 await self._send_stream(send, ctx, result, frontend.stream_encoder(ctx), watch)
         except ProxyError as err:

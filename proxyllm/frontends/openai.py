@@ -13,6 +13,7 @@ class OpenAIFrontend(Frontend):
 
     def __init__(self, operation: Operation) -> None:
         self.operation = operation
+        self.batches = operation is Operation.CHAT  # "model": "a,b" asks each model (frontends/batch.py)
 
     def context(self, incoming: Incoming) -> RequestContext:
         body = parse_body(incoming.raw, self.operation)

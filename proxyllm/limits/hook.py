@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from proxyllm.core.context import RequestContext
+from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.core.hooks import Hook
 from proxyllm.core.router import Router
-from proxyllm.errors import ErrorKind, ProxyError
 from proxyllm.limits.local import Grant, Refusal, reset_text
 from proxyllm.limits.rules import PARALLEL, RPM, TPM, global_rule, rules_for
 from proxyllm.limits.shared import SharedLimiter

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from proxyllm.errors import ErrorKind
+from proxyllm.core.errors import ErrorKind
 from proxyllm.observability.logs import CURRENT, Exchange, log, log_http, mask_secrets
 
 CALL_ID = b"x-litellm-call-id"

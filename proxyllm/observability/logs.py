@@ -27,8 +27,8 @@ from typing import Any
 import orjson
 
 from proxyllm.core.context import RequestContext
+from proxyllm.core.masking import MASKING_FILTER
 from proxyllm.core.pricing import format_cost
-from proxyllm.ops.masking import MASKING_FILTER
 
 log = logging.getLogger("proxyllm.requests")
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -174,6 +174,12 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.low_balance_events = Counter(
+            "proxyllm_low_balance_events",
+            "Prepaid accounts whose balance fell below their threshold",
+            ["account_type"],
+            registry=r,
+        )
         self.dead_letters = Counter(
             "proxyllm_dead_letters",
             "Queued writes (spend logs, charges, settlements, meter events) the database refused, set aside",
@@ -260,6 +266,9 @@ class Metrics:
                 self.deployment_state.remove(*gone)
         self._states = seen
         self.spend_queue.set(self.queued_rows())
+
+    def low_balance(self, account_type: str) -> None:
+        self.low_balance_events.labels(account_type).inc()
 
     def dead_letter(self, kind: str) -> None:
         self.dead_letters.labels(kind).inc()

@@ -34,11 +34,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from proxyllm.core.context import RequestContext
+from proxyllm.core.context import CURRENT_SCOPE, RequestContext
 from proxyllm.core.deployment import Deployment
+from proxyllm.core.errors import ProxyError
 from proxyllm.core.hooks import Hook
-from proxyllm.errors import ProxyError
-from proxyllm.ops.allowlist import CURRENT_SCOPE
 
 if TYPE_CHECKING:
     import aiohttp
@@ -124,7 +123,7 @@ class TracingHook(Hook):
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
             from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
         except ImportError as exc:
-            from proxyllm.server.deployments import StartupError
+            from proxyllm.core.errors import StartupError
 
             raise StartupError(
                 f"tracing is on but the OpenTelemetry SDK is not installed ({exc.name}): "
@@ -136,7 +135,7 @@ class TracingHook(Hook):
         try:
             exporter = _exporter(env)
         except ValueError as exc:
-            from proxyllm.server.deployments import StartupError
+            from proxyllm.core.errors import StartupError
 
             raise StartupError(str(exc)) from None
         self.provider = TracerProvider(resource=Resource.create(attributes))

@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from proxyllm.accounts.store import aware
+from proxyllm.core.clients import client_address
 from proxyllm.core.context import Principal
+from proxyllm.core.masking import masked
 from proxyllm.db.tables_ops import AuditLog
-from proxyllm.ops.allowlist import client_address
-from proxyllm.ops.masking import masked
 
 KEEP = frozenset({"token"})  # a key's token is its SHA-256: it names the key, it does not unlock it
 BOOKKEEPING = frozenset({"updated_at"})  # changes with every write; not what an update changed

@@ -6,20 +6,17 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from proxyllm.config.schema import DeploymentConfig
+from proxyllm.core.clients import ClientResolver, Networks
 from proxyllm.core.deployment import Deployment
-from proxyllm.errors import invalid_request
-from proxyllm.ops.allowlist import ClientResolver, Networks
+from proxyllm.core.errors import invalid_request
+from proxyllm.core.masking import mask_url, masked
 from proxyllm.ops.crypto import SecretBox
-from proxyllm.ops.masking import mask_url, masked
-from proxyllm.ops.model_store import ModelStore, env_flag, poll_seconds
+from proxyllm.ops.model_store import ModelStore, Serving, env_flag, poll_seconds
 from proxyllm.ops.sync import ModelSync
 from proxyllm.state import redis_url
-
-if TYPE_CHECKING:
-    from proxyllm.server.runtime import Runtime
 
 log = logging.getLogger("proxyllm.ops")
 POLL_WITHOUT_REDIS = 2.0
@@ -27,11 +24,11 @@ POLL_WITH_REDIS = 30.0
 
 
 class OperatorControls:
-    def __init__(self, runtime: Runtime) -> None:
-        from proxyllm.server.deployments import StartupError
+    def __init__(self, serving: Serving) -> None:
+        from proxyllm.core.errors import StartupError
 
-        self.runtime = runtime
-        config, env = runtime.config, runtime.env
+        self.serving = serving
+        config, env = serving.config, serving.env
         gs, rs = config.general_settings, config.router_settings
         where = f"{config.source or 'config'}: general_settings"
         try:
@@ -46,7 +43,7 @@ class OperatorControls:
         # Config-file deployments in the order Runtime built them, to tell sources apart.
         entries = [e for e in config.model_list if "*" not in e.model_name]
         self.config_entries: dict[str, DeploymentConfig] = {
-            dep.id: entry for dep, entry in zip(runtime.deployments, entries, strict=False)
+            dep.id: entry for dep, entry in zip(serving.table, entries, strict=False)
         }
         self.models: ModelStore | None = None
         self.sync: ModelSync | None = None
@@ -66,14 +63,13 @@ class OperatorControls:
                 )
             source = config.source or "the config file"
             self.models = ModelStore(
-                runtime, SecretBox(salt_key), config_ids=dict.fromkeys(self.config_entries, source)
+                serving, SecretBox(salt_key), config_ids=dict.fromkeys(self.config_entries, source)
             )
             url = redis_url(
                 url=rs.redis_url, host=rs.redis_host, port=rs.redis_port, password=rs.redis_password, env=env
             )
             interval = poll_seconds(env, POLL_WITH_REDIS if url else POLL_WITHOUT_REDIS)
             self.sync = ModelSync(self.models, interval=interval, redis_url=url, channel=f"{rs.redis_namespace}:models")
-            runtime.readiness_checks.append(self._readiness)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -99,7 +95,7 @@ class OperatorControls:
             log.warning("reloading models after a change failed (%s); polling retries", type(exc).__name__)
         await self.sync.announce(revision)
 
-    async def _readiness(self) -> tuple[str, dict[str, Any]]:
+    async def readiness(self) -> tuple[str, dict[str, Any]]:
         assert self.models is not None
         result: dict[str, Any] = {
             "status": "ok" if self.models.revision is not None and not self.models.not_served else "error",
@@ -125,8 +121,8 @@ class OperatorControls:
     def model_info(self, model_id: str | None = None) -> list[dict[str, Any]]:
         """Every model, whatever its source, with secrets masked."""
         views: list[dict[str, Any]] = []
-        source = self.runtime.config.source
-        for dep in self.runtime.deployments:
+        source = self.serving.config.source
+        for dep in self.serving.table:
             if dep.model_info.get("db_model"):
                 continue
             entry = self.config_entries.get(dep.id)
@@ -134,7 +130,7 @@ class OperatorControls:
                 views.append(_entry_view(entry, dep.id, "config_file", source))
             elif dep.model_info.get("discovered"):
                 views.append(_discovered_view(dep))
-        for entry in self.runtime.config.model_list:
+        for entry in self.serving.config.model_list:
             if "*" in entry.model_name:
                 views.append(_entry_view(entry, entry.model_info.id, "config_file", source))
         if self.models is not None:

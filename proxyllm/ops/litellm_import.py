@@ -288,7 +288,7 @@ class Importer:
     async def _end_users(self, session: AsyncSession, rows: list[dict[str, Any]], summary: Summary) -> None:
         from sqlalchemy.dialects import postgresql, sqlite
 
-        from proxyllm.billing.tables import BillingAccount
+        from proxyllm.db.tables_billing import BillingAccount
 
         dialect = sqlite if self.db.sqlite else postgresql
         for row in rows:

@@ -12,10 +12,10 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
@@ -24,15 +24,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proxyllm.accounts.store import aware
 from proxyllm.config.loader import ENV_PREFIX
-from proxyllm.config.schema import DeploymentConfig
+from proxyllm.config.schema import DeploymentConfig, ProxyConfig
 from proxyllm.core.deployment import Deployment
+from proxyllm.core.deployment_table import DeploymentTable, Source
+from proxyllm.core.errors import ProxyError, invalid_request
+from proxyllm.core.masking import is_secret_name, mask_url, mask_value, masked, split_secrets
+from proxyllm.db.database import Database
 from proxyllm.db.tables_ops import OpsRevision, StoredModel
-from proxyllm.errors import ProxyError, invalid_request
 from proxyllm.ops.crypto import SecretBox, SecretError
-from proxyllm.ops.masking import is_secret_name, mask_url, mask_value, masked, split_secrets
 
-if TYPE_CHECKING:
-    from proxyllm.server.runtime import Runtime
+
+@dataclass(frozen=True)
+class Serving:
+    """The parts of the proxy the operator controls work on (the server's runtime provides them)."""
+
+    config: ProxyConfig
+    env: Mapping[str, str]
+    db: Database
+    table: DeploymentTable
+    build_deployment: Callable[[DeploymentConfig], Deployment]
+
 
 log = logging.getLogger("proxyllm.models")
 REVISION = "models"
@@ -125,8 +136,8 @@ def _resolve_env(
 
 
 class ModelStore:
-    def __init__(self, runtime: Runtime, box: SecretBox, *, config_ids: Mapping[str, str]) -> None:
-        self.runtime = runtime
+    def __init__(self, serving: Serving, box: SecretBox, *, config_ids: Mapping[str, str]) -> None:
+        self.serving = serving
         self.box = box
         self.config_ids = config_ids  # deployment id -> where it is defined (the config file)
         self.records: dict[str, ModelRecord] = {}
@@ -182,21 +193,21 @@ class ModelStore:
         return record, self.build(record)
 
     def build(self, record: ModelRecord) -> Deployment:
-        gs = self.runtime.config.general_settings
+        gs = self.serving.config.general_settings
         params = _resolve_env(
-            record.params, self.runtime.env, gs.stored_models_env, tuple(gs.stored_models_env_denylist)
+            record.params, self.serving.env, gs.stored_models_env, tuple(gs.stored_models_env_denylist)
         )
         entry = DeploymentConfig.model_validate({**record.entry(), "litellm_params": params})
-        from proxyllm.server.deployments import StartupError
+        from proxyllm.core.errors import StartupError
 
-        source = self.runtime.config.source or "config"
+        source = self.serving.config.source or "config"
         try:
-            dep = self.runtime.build_deployment(entry)
+            dep = self.serving.build_deployment(entry)
         except StartupError as exc:  # its message names a config file entry; say it plainly
             message = str(exc).removeprefix(f"{source}: model_list[0] (model_name {record.model_name!r}): ")
             raise invalid_request(message, param="litellm_params") from None
         if not getattr(dep.provider, "supported", True):  # a config file may carry one; a new model may not
-            from proxyllm.providers import provider_names
+            from proxyllm.core.provider import provider_names
 
             raise invalid_request(
                 f"unknown provider '{dep.provider.name}' in litellm_params.model (implemented: "
@@ -211,7 +222,7 @@ class ModelStore:
                 f"model id '{model_id}' is already used by a model in {self.config_ids[model_id]}",
                 param="model_info.id",
             )
-        if any(d.id == model_id and not d.model_info.get("db_model") for d in self.runtime.deployments):
+        if any(d.id == model_id and not d.model_info.get("db_model") for d in self.serving.table):
             raise invalid_request(f"model id '{model_id}' is already used by another model", param="model_info.id")
 
     def check_managed(self, model_id: str) -> None:
@@ -223,7 +234,7 @@ class ModelStore:
                 param="id",
                 code="config_model",
             )
-        if any(d.id == model_id and d.model_info.get("discovered") for d in self.runtime.deployments):
+        if any(d.id == model_id and d.model_info.get("discovered") for d in self.serving.table):
             raise invalid_request(
                 f"model '{model_id}' was discovered on Ollama and cannot be changed through the API", param="id"
             )
@@ -264,7 +275,7 @@ class ModelStore:
         if model_id in self.config_ids:
             raise invalid_request(f"model id '{model_id}' is already used by the config file", param="model_info.id")
         record, _ = self.record_from(model_id, model_name, params, info)
-        async with self.runtime.db.session() as session:
+        async with self.serving.db.session() as session:
             row = await session.get(StoredModel, model_id)
             created = row is None
             if dry_run:
@@ -292,7 +303,7 @@ class ModelStore:
     async def refresh(self, *, force: bool = False) -> bool:
         """Reload the models when the revision moved (or always, with ``force``); True when reloaded."""
         async with self._lock:
-            async with self.runtime.db.session() as session:
+            async with self.serving.db.session() as session:
                 revision = int(
                     await session.scalar(select(OpsRevision.revision).where(OpsRevision.name == REVISION)) or 0
                 )
@@ -319,9 +330,7 @@ class ModelStore:
             return True
 
     def _install(self, deployments: list[Deployment]) -> None:
-        runtime = self.runtime
-        runtime.deployments = [d for d in runtime.deployments if not d.model_info.get("db_model")] + deployments
-        runtime.router.set_deployments(runtime.deployments)
+        self.serving.table.replace(Source.DATABASE, deployments)
 
     # -- what admins see -------------------------------------------------------------------------
 

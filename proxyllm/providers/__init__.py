@@ -1,17 +1,9 @@
-"""Provider adapters. Importing this package registers every adapter with the registry."""
+"""Provider adapters. Importing this package imports every module and package in it; each adapter
+registers itself with ``proxyllm.core.provider.register``, so adding a provider is adding a module or a
+folder here (nothing else names it)."""
 
-from proxyllm.providers import anthropic, azure, compat, gemini, ollama, openai
-from proxyllm.providers.base import Provider, provider_class, provider_names, register
+import importlib
+import pkgutil
 
-__all__ = [
-    "Provider",
-    "anthropic",
-    "azure",
-    "compat",
-    "gemini",
-    "ollama",
-    "openai",
-    "provider_class",
-    "provider_names",
-    "register",
-]
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

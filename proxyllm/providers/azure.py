@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from urllib.parse import quote
 
 from proxyllm.core.deployment import Deployment
+from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.core.provider import register
 from proxyllm.core.types import Operation
-from proxyllm.errors import ErrorKind, ProxyError
-from proxyllm.providers.base import register
-from proxyllm.providers.http import JSON_HEADERS, client_timeout
+from proxyllm.core.upstream_http import JSON_HEADERS, client_timeout
 from proxyllm.providers.openai import PATHS, OpenAIProvider
 from proxyllm.providers.openai_errors import openai_error
 from proxyllm.providers.responses import speaks_responses

@@ -15,8 +15,8 @@ import orjson
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
-from proxyllm.errors import ProxyError, invalid_request
-from proxyllm.providers.base import register
+from proxyllm.core.errors import ProxyError, invalid_request
+from proxyllm.core.provider import register
 from proxyllm.providers.openai import OpenAIProvider
 from proxyllm.providers.openai_errors import openai_error
 from proxyllm.providers.responses import speaks_responses

@@ -13,10 +13,11 @@ import orjson
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
-from proxyllm.core.types import Operation, Usage
-from proxyllm.errors import ErrorKind, ProxyError
-from proxyllm.providers.base import Provider, register
-from proxyllm.providers.http import bearer_headers, iter_line_batches
+from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.core.provider import Provider, register
+from proxyllm.core.types import MEDIA, Operation, Usage
+from proxyllm.core.upstream_http import bearer_headers, iter_line_batches
+from proxyllm.providers.media import MEDIA_PATHS, media_complete
 from proxyllm.providers.openai_errors import openai_error
 from proxyllm.providers.responses import NATIVE_RESPONSES, native_complete, native_stream, speaks_responses
 
@@ -25,6 +26,7 @@ PATHS = {
     Operation.COMPLETION: "/completions",
     Operation.EMBEDDING: "/embeddings",
     Operation.RESPONSES: "/responses",  # only for deployments that speak it (else translated to chat)
+    **MEDIA_PATHS,
 }
 DONE = b"data: [DONE]\n\n"
 
@@ -53,6 +55,7 @@ class OpenAIProvider(Provider):
     default_api_base = "https://api.openai.com/v1"
     api_key_env = "OPENAI_API_KEY"
     api_base_env = "OPENAI_API_BASE"
+    operations = frozenset(Operation)  # images, moderations, audio and rerank too (providers/media.py)
 
     def headers(self, dep: Deployment) -> dict[str, str]:
         return bearer_headers(dep.api_key, dep.extra_headers)
@@ -79,6 +82,8 @@ class OpenAIProvider(Provider):
         return upstream_body(dep, ctx, stream=stream)
 
     async def complete(self, dep: Deployment, ctx: RequestContext) -> bytes:
+        if ctx.operation in MEDIA:
+            return await media_complete(self, dep, ctx)
         operation = self.path_operation(dep, ctx)
         if operation is Operation.RESPONSES:
             return await native_complete(
@@ -152,7 +157,7 @@ class OpenAIProvider(Provider):
         raise ProxyError(ErrorKind.UPSTREAM_CONNECT, "upstream stream ended without [DONE]")
 
     async def list_models(self, api_base: str, api_key: str | None) -> list[str]:
-        from proxyllm.providers.http import client_timeout
+        from proxyllm.core.upstream_http import client_timeout
 
         raw = await self.http.request(
             "GET", api_base + "/models", headers=bearer_headers(api_key), timeout=client_timeout(10, 5)

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from proxyllm.errors import ErrorKind, ProxyError
-from proxyllm.providers.http import default_error
+from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.core.upstream_http import default_error
 
 CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
 CONTEXT_MARKERS = ("maximum context length", "context length", "context window", "prompt is too long")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxyllm.errors import invalid_request
+from proxyllm.core.errors import invalid_request
 
 
 def drop_unsupported(body: dict[str, Any], supported: frozenset[str], *, drop: bool, provider: str) -> dict[str, Any]:

@@ -18,9 +18,9 @@ import orjson
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
+from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.core.types import Usage
-from proxyllm.errors import ErrorKind, ProxyError
-from proxyllm.providers.http import UpstreamHTTP, iter_lines
+from proxyllm.core.upstream_http import UpstreamHTTP, iter_lines
 
 NATIVE_RESPONSES = "responses_request"
 SUPPORTS_FLAG = "supports_responses"

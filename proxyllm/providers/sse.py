@@ -1,4 +1,5 @@
-"""Small helpers for adapters that build OpenAI stream events themselves."""
+"""The wire helpers shared by adapters that build OpenAI stream events themselves (Ollama, Anthropic,
+Gemini): the chunk encoder and the final usage event."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 import orjson
 
 from proxyllm.core.context import RequestContext
+from proxyllm.core.types import Usage
 
 
 def usage_event(ctx: RequestContext, usage: dict[str, Any]) -> bytes:
@@ -20,3 +22,20 @@ def usage_event(ctx: RequestContext, usage: dict[str, Any]) -> bytes:
         "usage": usage,
     }
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+class ChunkEncoder:
+    """Encodes OpenAI stream chunks as SSE events, reusing the fixed prefix of every chunk."""
+
+    __slots__ = ("_prefix", "_suffix")
+
+    def __init__(self, *, response_id: str, model: str, created: int, object_name: str) -> None:
+        head = orjson.dumps({"id": response_id, "object": object_name, "created": created, "model": model})
+        self._prefix = b"data: " + head[:-1] + b',"choices":['
+        self._suffix = b"]}\n\n"
+
+    def choice(self, choice: dict[str, Any]) -> bytes:
+        return self._prefix + orjson.dumps(choice) + self._suffix
+
+    def usage(self, usage: Usage) -> bytes:
+        return self._prefix + b'],"usage":' + orjson.dumps(usage.as_openai()) + b"}\n\n"

@@ -11,9 +11,9 @@ from collections.abc import AsyncGenerator
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
-from proxyllm.errors import ErrorKind, ProxyError
-from proxyllm.providers.base import Provider
-from proxyllm.providers.http import UpstreamHTTP
+from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.core.provider import Provider
+from proxyllm.core.upstream_http import UpstreamHTTP
 
 
 class UnsupportedProvider(Provider):

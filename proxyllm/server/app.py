@@ -12,10 +12,12 @@ from starlette.responses import RedirectResponse
 from starlette.routing import Route
 
 from proxyllm import __version__
+from proxyllm.accounts.throttle import AuthThrottle
 from proxyllm.config import ProxyConfig, load_config
 from proxyllm.core.types import Operation
-from proxyllm.frontends import llm_endpoints, response_store
+from proxyllm.frontends import azure, llm_endpoints
 from proxyllm.frontends.responses import routes as responses_routes
+from proxyllm.frontends.responses.store import ResponseStore
 from proxyllm.observability import configure_logging, json_logs_wanted
 from proxyllm.observability.access import RequestLog
 from proxyllm.ops.allowlist import IPAllowlistMiddleware
@@ -27,7 +29,6 @@ from proxyllm.server.routes.billing_portal import router as billing_portal_route
 from proxyllm.server.routes.metrics import router as metrics_router
 from proxyllm.server.routes.pricing import router as pricing_router
 from proxyllm.server.runtime import Runtime
-from proxyllm.server.throttle import AuthThrottle
 from proxyllm.ui.routes import MAX_LOGIN_BODY
 from proxyllm.ui.routes import router as ui_router
 
@@ -50,6 +51,8 @@ class ProxyApp(FastAPI):
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             endpoint = self.hot.get(scope["path"])
+            if endpoint is None and scope["path"].startswith(azure.PREFIX):  # Azure's path form
+                endpoint = self.hot.get(azure.route_of(scope["path"]))
             if endpoint is not None:
                 await endpoint(scope, receive, send)
                 return
@@ -71,7 +74,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     runtime.auth.throttle = AuthThrottle(
         limit=gs.auth_failure_limit, window=gs.auth_failure_window, state=runtime.shared_state
     )
-    app.state.response_store = store = response_store(runtime)
+    app.state.response_store = store = ResponseStore(
+        runtime.db, runtime.config.general_settings.responses_retention_days
+    )
     endpoints: dict[str, Any] = llm_endpoints(runtime, LLM_PATHS, store)
     for path, endpoint in endpoints.items():  # still routed, for the 405 on other methods
         app.router.routes.append(Route(path, endpoint, methods=["POST"], include_in_schema=False))

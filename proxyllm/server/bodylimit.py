@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from proxyllm.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
 
 CREDENTIAL_HEADERS = frozenset({b"authorization", b"x-api-key", b"api-key", b"stripe-signature"})
 SESSION_COOKIE = b"proxyllm_session="

@@ -6,25 +6,23 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import proxyllm.providers  # noqa: F401  (every adapter registers itself)
 from proxyllm.config.schema import REQUEST_DEFAULT_PARAMS, DeploymentConfig, ProxyConfig
 from proxyllm.core import prices
 from proxyllm.core.deployment import DEFAULT_TIMEOUT, Deployment, deployment_id
+from proxyllm.core.errors import ErrorKind, ProxyError, StartupError
 from proxyllm.core.pricing import compute_settings
+from proxyllm.core.provider import Provider, provider_class, provider_names
 from proxyllm.core.router import RouterPolicy
 from proxyllm.core.routing.policy import parse_retry_policy
 from proxyllm.core.routing.strategies import strategy_for
 from proxyllm.core.routing.wildcards import WildcardRoute
-from proxyllm.errors import ErrorKind, ProxyError
-from proxyllm.providers import Provider, provider_class, provider_names
-from proxyllm.providers.http import UpstreamHTTP
+from proxyllm.core.units import unit_settings
+from proxyllm.core.upstream_http import UpstreamHTTP
 from proxyllm.providers.unsupported import UnsupportedProvider
 from proxyllm.tailnet import proxy_for
 
 log = logging.getLogger("proxyllm")
-
-
-class StartupError(Exception):
-    """The proxy cannot start with this configuration."""
 
 
 class DeploymentFactory:
@@ -151,6 +149,7 @@ class DeploymentFactory:
                 input_price, output_price = listed
         try:
             compute = compute_settings(extras, where)
+            unit_prices = unit_settings(extras, entry.model_info.model_dump(exclude_none=True), where)
         except ValueError as exc:
             raise StartupError(str(exc)) from None
         raw_params = params.model_dump(mode="json", exclude_none=True)
@@ -179,6 +178,7 @@ class DeploymentFactory:
             model_info=model_info(entry.model_info.model_dump(exclude_none=True), extras),
             region=extras["region_name"] if isinstance(extras.get("region_name"), str) else None,
             tags=frozenset(t for t in extras.get("tags") or () if isinstance(t, str)),
+            unit_prices=unit_prices,
             **compute,
         )
 

@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from proxyllm.accounts.auth import key_from_headers
 from proxyllm.admin.actors import actor_of
 from proxyllm.admin.permissions import Actor, Own, grant
+from proxyllm.admin.unit import AdminParts
 from proxyllm.core.context import Principal
-from proxyllm.server.auth import key_from_headers
 from proxyllm.server.runtime import Runtime
 
 
@@ -19,6 +20,14 @@ def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def admin_parts(runtime: RuntimeDep) -> AdminParts:
+    """The parts of the runtime the admin services use (admin/unit.py)."""
+    return AdminParts(db=runtime.db, keys=runtime.keys, billing=runtime.billing, check_models=runtime.check_models)
+
+
+AdminPartsDep = Annotated[AdminParts, Depends(admin_parts)]
 
 
 async def authenticated(request: Request, runtime: RuntimeDep) -> Principal:

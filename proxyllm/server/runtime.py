@@ -10,32 +10,30 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from proxyllm import __version__
+from proxyllm.accounts.auth import Authenticator, AuthHook
 from proxyllm.accounts.cache import KeyCache
-from proxyllm.accounts.hooks import AccessHook, BudgetHook, SpendLogHook
+from proxyllm.accounts.hooks import AccessHook, SpendLogHook
 from proxyllm.accounts.invalidation import KeyInvalidations
 from proxyllm.accounts.records import ALL_MODELS
 from proxyllm.accounts.writer import SpendWriter
 from proxyllm.billing.prices import Prices
-from proxyllm.billing.wiring import (
-    billing_charges,
-    billing_from_env,
-    billing_gates,
-    notification_hooks,
-    price_hooks,
-)
 from proxyllm.cache.hook import CacheHook
 from proxyllm.cache.settings import cache_settings
 from proxyllm.config.schema import DeploymentConfig, ProxyConfig
 from proxyllm.core.admission import AdmissionHook, default_max_output_tokens
 from proxyllm.core.background import cancel
 from proxyllm.core.deployment import Deployment
+from proxyllm.core.deployment_table import DeploymentTable, Source
+from proxyllm.core.errors import ProxyError, StartupError, invalid_request
 from proxyllm.core.gateway import Gateway
 from proxyllm.core.hooks import Hook
+from proxyllm.core.provider import Provider
 from proxyllm.core.router import Router, RouterPolicy
 from proxyllm.core.routing.health import HealthChecker
+from proxyllm.core.upstream_http import UpstreamHTTP
 from proxyllm.db import Database, resolve_database_url
 from proxyllm.db.spool import Spool
-from proxyllm.errors import ProxyError, invalid_request
+from proxyllm.limits.budget_hook import BudgetHook
 from proxyllm.limits.budgets import SharedBudgets
 from proxyllm.limits.hook import RateLimitHook
 from proxyllm.limits.shared import SharedLimiter
@@ -43,10 +41,15 @@ from proxyllm.observability import Metrics, ObservabilityHook
 from proxyllm.observability.readiness import ModelsCheck, allow_no_models
 from proxyllm.observability.tracing import tracing_hooks
 from proxyllm.ops.controls import OperatorControls
-from proxyllm.providers import Provider
-from proxyllm.providers.http import UpstreamHTTP
-from proxyllm.server.auth import Authenticator, AuthHook
-from proxyllm.server.deployments import DeploymentFactory, StartupError
+from proxyllm.ops.model_store import Serving
+from proxyllm.server.billing_wiring import (
+    billing_charges,
+    billing_from_env,
+    billing_gates,
+    notification_hooks,
+    price_hooks,
+)
+from proxyllm.server.deployments import DeploymentFactory
 from proxyllm.state import redis_url, shared_state
 from proxyllm.state.scripts import Scripts
 from proxyllm.tailnet import TailnetCheck
@@ -99,14 +102,14 @@ class Runtime:
         self.http = UpstreamHTTP()
         self.factory = DeploymentFactory(config, env, self.http)
         entries = list(enumerate(config.model_list))
-        self.deployments = self._build_all([(i, d) for i, d in entries if "*" not in d.model_name])
+        self.table = DeploymentTable(self._build_all([(i, d) for i, d in entries if "*" not in d.model_name]))
         rs, gs = config.router_settings, config.general_settings
         self.shared_state = shared_state(
             redis_url(url=rs.redis_url, host=rs.redis_host, port=rs.redis_port, password=rs.redis_password, env=env),
             namespace=rs.redis_namespace,
         )
         self.router = Router(
-            self.deployments,
+            self.table.all,
             self.router_policy(),
             state=self.shared_state,
             wildcards=[self.factory.wildcard_route(d, i) for i, d in entries if "*" in d.model_name],
@@ -138,6 +141,8 @@ class Runtime:
             queued_rows=lambda: self.spend.queued_rows,
         )
         self.spend.on_dead_letter = self.metrics.dead_letter
+        if self.billing is not None:
+            self.billing.on_low_balance = self.metrics.low_balance
         limits = RateLimitHook(
             SharedLimiter(self.scripts),
             self.router,
@@ -168,6 +173,7 @@ class Runtime:
             BudgetHook(self.spend, shared=SharedBudgets(limits) if not cache else None),
             *billing_charges(self),  # prepaid credit: one reservation, settled in the spend writer's batch
         ]
+        self.table.on_change(self.router.set_deployments)
         self.gateway = Gateway(self.router, hooks)
         self.max_body_bytes = int(config.general_settings.max_request_size_mb * 1024 * 1024)
         self._discovery: asyncio.Task[None] | None = None
@@ -185,7 +191,15 @@ class Runtime:
         )
         self._migrated = False
         self._migration_retry: asyncio.Task[None] | None = None
-        self.ops = OperatorControls(self)  # IP allowlist, models stored in the database
+        # IP allowlist, models stored in the database
+        self.ops = OperatorControls(Serving(config, env, self.db, self.table, self.build_deployment))
+        if self.ops.sync is not None:
+            self.readiness_checks.append(self.ops.readiness)
+
+    @property
+    def deployments(self) -> list[Deployment]:
+        """Every deployment served now (config file, discovery, database): ``table`` owns the list."""
+        return self.table.all
 
     # -- building -----------------------------------------------------------------------------
 
@@ -344,7 +358,6 @@ class Runtime:
                 int(DISCOVERY_INTERVAL),
             )
             return
-        configured = [d for d in self.deployments if not d.model_info.get("discovered")]
         found = [
             self.build_deployment(
                 DeploymentConfig.model_validate(
@@ -357,9 +370,8 @@ class Runtime:
             )
             for name in names
         ]
-        before = {d.model_name for d in self.deployments}
-        self.deployments = configured + found
-        self.router.set_deployments(self.deployments)
+        before = {d.model_name for d in self.table}
+        self.table.replace(Source.DISCOVERED, found)
         added = sorted({d.model_name for d in found} - before)
         if added:
             log.info("serving Ollama models from %s: %s", base, ", ".join(added))

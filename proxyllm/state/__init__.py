@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import quote
 
-from proxyllm.state.base import MarkEvent, SharedState, Subscriber
-from proxyllm.state.memory import MemoryState
+from proxyllm.core.memory_state import MemoryState
+from proxyllm.core.shared_state import MarkEvent, SharedState, Subscriber
 
 __all__ = ["MarkEvent", "MemoryState", "SharedState", "Subscriber", "redis_url", "shared_state"]
 

@@ -22,8 +22,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from proxyllm.state.base import MarkEvent, SharedState
-from proxyllm.state.memory import MemoryState
+from proxyllm.core.memory_state import MemoryState
+from proxyllm.core.shared_state import MarkEvent, SharedState
 
 log = logging.getLogger("proxyllm.state")
 T = TypeVar("T")

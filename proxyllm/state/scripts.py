@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from proxyllm.state.base import MarkEvent, SharedState
-from proxyllm.state.memory import MemoryState
+from proxyllm.core.memory_state import MemoryState
+from proxyllm.core.shared_state import MarkEvent, SharedState
 
 if TYPE_CHECKING:
     from proxyllm.state.redis import RedisState  # imported for real only when Redis is configured

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from proxyllm.accounts.auth import Authenticator
 from proxyllm.admin.actors import actor_of
 from proxyllm.admin.permissions import Role
 from proxyllm.core.context import Principal
-from proxyllm.errors import ErrorKind, ProxyError, invalid_request
-from proxyllm.server.deps import RuntimeDep
-from proxyllm.server.runtime import Runtime
+from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.db.database import Database
 from proxyllm.ui import bridge
 from proxyllm.ui.assets import Asset, assets, shell
 from proxyllm.ui.session import (
@@ -33,6 +33,22 @@ from proxyllm.ui.session import (
 )
 
 log = logging.getLogger("proxyllm.ui")
+
+
+def _authenticator(request: Request) -> Authenticator:
+    auth: Authenticator = request.app.state.runtime.auth
+    return auth
+
+
+AuthDep = Annotated[Authenticator, Depends(_authenticator)]
+
+
+def _database(request: Request) -> Database:
+    db: Database = request.app.state.runtime.db
+    return db
+
+
+DatabaseDep = Annotated[Database, Depends(_database)]
 router = APIRouter(include_in_schema=False)
 
 # Paths the single-page app renders; each serves the same shell.
@@ -110,11 +126,11 @@ async def static(name: str, request: Request) -> Response:
     return _asset(request, asset, "no-cache")
 
 
-async def _role(runtime: Runtime, principal: Principal) -> str:
-    """"admin" for the master key and keys of proxy_admin users (admin/permissions.py), else "customer"."""
+async def _role(db: Database, principal: Principal) -> str:
+    """ "admin" for the master key and keys of proxy_admin users (admin/permissions.py), else "customer"."""
     if principal.is_admin:
         return "admin"
-    return "admin" if (await actor_of(principal, runtime.db)).role is Role.PROXY_ADMIN else "customer"
+    return "admin" if (await actor_of(principal, db)).role is Role.PROXY_ADMIN else "customer"
 
 
 def _identity(principal: Principal, session: Session, role: str) -> dict[str, Any]:
@@ -129,14 +145,14 @@ def _identity(principal: Principal, session: Session, role: str) -> dict[str, An
 
 
 @router.get("/ui/session")
-async def session_info(request: Request, runtime: RuntimeDep) -> Response:
+async def session_info(request: Request, auth: AuthDep, db: DatabaseDep) -> Response:
     """Who is signed in (re-checked against the key's current state) and the CSRF token to send."""
     session = await current_session(request)
     reason = None
     if session is not None:
         try:
-            principal = await runtime.auth.authenticate(session.key)
-            return _json(_identity(principal, session, await _role(runtime, principal)))
+            principal = await auth.authenticate(session.key)
+            return _json(_identity(principal, session, await _role(db, principal)))
         except ProxyError as error:
             if error.kind is not ErrorKind.AUTHENTICATION and error.kind is not ErrorKind.PERMISSION:
                 raise
@@ -174,17 +190,17 @@ async def _login_key(request: Request) -> str:
 
 
 @router.post("/ui/login")
-async def login(request: Request, runtime: RuntimeDep) -> Response:
+async def login(request: Request, auth: AuthDep, db: DatabaseDep) -> Response:
     check_csrf(request, await current_session(request))
     key = await _login_key(request)
     address = request.client.host if request.client else None
     try:
-        principal = await runtime.auth.authenticate(key)
+        principal = await auth.authenticate(key)
     except ProxyError as error:
         log.warning("dashboard sign-in refused from %s: %s", address, error.message)
         raise
     session = Session(key=key, csrf=new_token(), issued_at=int(time.time()), sid=new_token())
-    role = await _role(runtime, principal)
+    role = await _role(db, principal)
     log.info("dashboard sign-in as %s (%s) from %s", role, principal.key_alias or principal.kind, address)
     response = _json(_identity(principal, session, role))
     set_cookie(response, request, SESSION_COOKIE, _codec(request).seal(session))

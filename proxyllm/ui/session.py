@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from starlette.requests import Request
 from starlette.responses import Response
 
-from proxyllm.state.base import SharedState
+from proxyllm.core.shared_state import SharedState
 
 SESSION_COOKIE = "proxyllm_session"
 CSRF_COOKIE = "proxyllm_csrf"

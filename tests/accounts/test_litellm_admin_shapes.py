@@ -43,6 +43,27 @@ async def test_key_generate_takes_litellm_fields_and_returns_token_id(admin: htt
     assert plain.status_code == 200 and "x-litellm-ignored-fields" not in plain.headers
 
 
+async def test_key_aliases_name_models_for_that_key(proxy: ProxyServer, admin: httpx.AsyncClient) -> None:
+    key = await new_key(admin, aliases={"my-gpt": "gpt-fake"})
+    async with httpx.AsyncClient(base_url=proxy.url, timeout=30) as client:
+        answer = await client.post(
+            "/v1/chat/completions",
+            headers={"authorization": f"Bearer {key['key']}"},
+            json={"model": "my-gpt", "messages": [{"role": "user", "content": "hi"}]},
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["x-litellm-model-group"] == "gpt-fake"
+        other = await new_key(admin)
+        refused = await client.post(
+            "/v1/chat/completions",
+            headers={"authorization": f"Bearer {other['key']}"},
+            json={"model": "my-gpt", "messages": [{"role": "user", "content": "hi"}]},
+        )
+        assert refused.status_code == 404, refused.text  # an alias belongs to its key only
+    unknown = await admin.post("/key/generate", json={"aliases": {"x": "no-such-model"}})
+    assert unknown.status_code == 400 and unknown.json()["error"]["param"] == "aliases"
+
+
 async def test_a_key_with_max_parallel_requests_0_serves_nothing(proxy: ProxyServer, admin: httpx.AsyncClient) -> None:
     key = await new_key(admin, max_parallel_requests=0)
     async with httpx.AsyncClient(base_url=proxy.url, timeout=30) as client:

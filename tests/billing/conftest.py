@@ -299,7 +299,7 @@ async def ledger_invariant(proxy: ProxyServer) -> dict[tuple[str, str], Decimal]
     """Assert balance == sum of ledger entries for every account; return the balances."""
     from sqlalchemy import func, select
 
-    from proxyllm.billing.tables import BillingAccount, LedgerEntry
+    from proxyllm.db.tables_billing import BillingAccount, LedgerEntry
 
     async def check() -> dict[tuple[str, str], Decimal]:
         # One statement, so balances and entries come from one snapshot even while settlements commit.

@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from proxyllm.billing.tables import BillingAccount
 from proxyllm.db.tables import User
+from proxyllm.db.tables_billing import BillingAccount
 from tests.billing.conftest import FakeStripe
 from tests.conftest import ProxyServer, run_in_proxy
 

@@ -166,7 +166,7 @@ async def test_v2_stream_batches_events(start: Any, stripe_api: FakeStripe) -> N
 
 
 async def test_events_older_than_stripes_window_fail(start: Any, stripe_api: FakeStripe) -> None:
-    from proxyllm.billing.tables import MeterEvent
+    from proxyllm.db.tables_billing import MeterEvent
 
     proxy = await start()
 

@@ -208,6 +208,9 @@ async def test_balance_and_topup_events_are_signed_retried_and_delivered_once(
         paid = event("checkout.session.completed", checkout_completed(session_id, 2000))
         assert (await deliver(admin, paid)).status_code == 200
         assert (await deliver(admin, paid)).status_code == 200  # Stripe's redelivery: nothing new
+        # The crossing is counted on the proxy's own /metrics (one registry, not prometheus' global one).
+        scraped = (await admin.get("/metrics")).text
+        assert 'proxyllm_low_balance_events_total{account_type="user"} 1.0' in scraped
     wanted = {"balance.low", "balance.zero", "topup.credited"}
     await wait_for(lambda: wanted <= set(receiver.delivered()))
     delivered = receiver.delivered()

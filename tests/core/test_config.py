@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from proxyllm.config.loader import WARNED_ENV, ConfigError, load_config, parse_config
-from proxyllm.server.deployments import StartupError
+from proxyllm.core.errors import StartupError
 from proxyllm.server.runtime import Runtime
 
 GOOD = """

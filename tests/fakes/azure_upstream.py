@@ -49,6 +49,7 @@ class FakeAzure(FakeOpenAI):
         self.app.router.add_post(base + "/chat/completions", self._checked(self.chat))
         self.app.router.add_post(base + "/embeddings", self._checked(self.embeddings))
         self.app.router.add_post(base + "/completions", self._checked(self.completions))
+        self.app.router.add_post(base + "/images/generations", self._checked(self.images))
         self.app.router.add_post("/openai/v1/chat/completions", self._checked(self.chat, v1=True))
         self.app.router.add_get("/openai/models", self._models)
 

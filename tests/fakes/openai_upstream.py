@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes.base import FakeUpstream
+from tests.fakes.base import FakeUpstream, Recorded
 
 
 class FakeOpenAI(FakeUpstream):
@@ -22,6 +22,13 @@ class FakeOpenAI(FakeUpstream):
         self.app.router.add_post("/v1/embeddings", self.embeddings)
         self.app.router.add_get("/v1/models", self.list_models)
         self.app.router.add_post("/v1/responses", self.responses)
+        self.app.router.add_post("/v1/images/generations", self.images)
+        self.app.router.add_post("/v1/moderations", self.moderations)
+        self.app.router.add_post("/v1/audio/speech", self.speech)
+        self.app.router.add_post("/v1/audio/transcriptions", self.transcriptions)
+        self.app.router.add_post("/v1/rerank", self.rerank)
+        self.app.router.add_post("/v2/rerank", self.rerank)  # Cohere's path
+        self.transcript_seconds: float | None = 2.5  # reported as usage.seconds; None: not reported
 
     @property
     def api_base(self) -> str:
@@ -212,6 +219,53 @@ class FakeOpenAI(FakeUpstream):
             for n, e in enumerate(events)
         ]
         return await self.stream_events(request, action, raw, "text/event-stream")
+
+    async def images(self, request: web.Request) -> web.Response:
+        action, body = await self.take(request)
+        if action.status:
+            return self.error_response(action)
+        item = {"b64_json": "aW1hZ2U="} if body.get("response_format") == "b64_json" else {"url": "https://img/1.png"}
+        return web.json_response({"created": int(time.time()), "data": [item] * (body.get("n") or 1)})
+
+    async def moderations(self, request: web.Request) -> web.Response:
+        action, body = await self.take(request)
+        if action.status:
+            return self.error_response(action)
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        result = {"flagged": False, "categories": {"violence": False}, "category_scores": {"violence": 0.01}}
+        return web.json_response({"id": "modr-fake", "model": body["model"], "results": [result] * len(inputs)})
+
+    async def speech(self, request: web.Request) -> web.Response:
+        action, body = await self.take(request)
+        if action.status:
+            return self.error_response(action)
+        return web.Response(body=b"ID3fake-audio:" + body["input"].encode(), content_type="audio/mpeg")
+
+    async def transcriptions(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        upload = form.get("file")
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        size = len(upload.file.read()) if isinstance(upload, web.FileField) else -1
+        self.requests.append(Recorded(request.path, {**fields, "file_bytes": size}, dict(request.headers)))
+        action = self.plan.pop(0) if self.plan else self.unscripted()
+        if action.status:
+            return self.error_response(action)
+        if fields.get("response_format") == "text":
+            return web.Response(text="hello from the audio", content_type="text/plain")
+        data: dict[str, Any] = {"text": "hello from the audio"}
+        if self.transcript_seconds is not None:
+            data["usage"] = {"type": "duration", "seconds": self.transcript_seconds}
+        return web.json_response(data)
+
+    async def rerank(self, request: web.Request) -> web.Response:
+        action, body = await self.take(request)
+        if action.status:
+            return self.error_response(action)
+        docs = body["documents"]
+        ranked = sorted(range(len(docs)), key=lambda i: -len(str(docs[i])))[: body.get("top_n") or len(docs)]
+        results = [{"index": i, "relevance_score": round(1 / (n + 1), 3)} for n, i in enumerate(ranked)]
+        meta = {"billed_units": {"search_units": 1}}
+        return web.json_response({"id": "rerank-fake", "results": results, "meta": meta})
 
 
 def json_text(item: Any) -> str:

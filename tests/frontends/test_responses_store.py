@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import update
 
 from proxyllm.core.context import Principal
+from proxyllm.core.errors import ProxyError
 from proxyllm.db.database import Database
 from proxyllm.db.migrate import upgrade
 from proxyllm.db.tables_responses import StoredResponse
 from proxyllm.db.url import to_async_url
-from proxyllm.errors import ProxyError
 from proxyllm.frontends.responses.store import ResponseStore, owner_of
 
 

@@ -213,7 +213,7 @@ def test_off_by_default_nothing_is_loaded_or_wired() -> None:
 
 
 def test_an_unsupported_protocol_stops_start_up() -> None:
-    from proxyllm.server.deployments import StartupError
+    from proxyllm.core.errors import StartupError
 
     with pytest.raises(StartupError, match="OTEL_EXPORTER_OTLP_PROTOCOL 'http/json' is not supported"):
         Runtime(

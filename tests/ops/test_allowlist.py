@@ -10,17 +10,16 @@ import orjson
 import pytest
 
 from proxyllm.config.loader import parse_config
-from proxyllm.errors import ProxyError
-from proxyllm.ops.allowlist import (
+from proxyllm.core.clients import (
     ClientResolver,
-    IPAllowlistMiddleware,
     Networks,
     check_key_client,
     check_key_metadata,
     client_address,
     parse_address,
 )
-from proxyllm.server.deployments import StartupError
+from proxyllm.core.errors import ProxyError, StartupError
+from proxyllm.ops.allowlist import IPAllowlistMiddleware
 from proxyllm.server.runtime import Runtime
 from tests.conftest import MASTER_KEY, ProxyServer, standard_config
 from tests.fakes.ollama_upstream import FakeOllama

@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
+from proxyllm.core.masking import is_secret_name, masked, split_secrets
 from proxyllm.ops.crypto import PREFIX, SecretBox, SecretError
-from proxyllm.ops.masking import is_secret_name, masked, split_secrets
 
 
 def test_round_trip_and_fresh_nonce() -> None:

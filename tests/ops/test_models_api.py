@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from proxyllm.config.loader import parse_config
+from proxyllm.core.errors import StartupError
 from proxyllm.db.tables_ops import AuditLog, StoredModel
-from proxyllm.server.deployments import StartupError
 from proxyllm.server.runtime import Runtime
 from tests.conftest import MASTER_KEY, ProxyServer, standard_config
 from tests.fakes.base import Action

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from proxyllm.errors import ErrorKind, ProxyError
+from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.providers.anthropic.common import anthropic_usage, usage_of
 from proxyllm.providers.anthropic.errors import map_error
 from proxyllm.providers.anthropic.request import messages_request

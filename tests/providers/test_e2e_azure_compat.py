@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from proxyllm.config.loader import parse_config
-from proxyllm.server.deployments import StartupError
+from proxyllm.core.errors import StartupError
 from proxyllm.server.runtime import Runtime
 from tests.conftest import MASTER_KEY, ProxyServer
 from tests.fakes.azure_upstream import API_KEY, FILTER_WORD, FakeAzure

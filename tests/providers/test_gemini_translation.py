@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from proxyllm.errors import ErrorKind, ProxyError
+from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.providers.gemini import embed
 from proxyllm.providers.gemini.errors import map_error
 from proxyllm.providers.gemini.request import SIGNATURE_SEP, generate_request

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from proxyllm.errors import ErrorKind, ProxyError
+from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.providers.anthropic.errors import anthropic_error_body
 from proxyllm.providers.anthropic.messages_request import check_request, estimate_input_tokens, openai_request
 from proxyllm.providers.anthropic.messages_response import anthropic_message

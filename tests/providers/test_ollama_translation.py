@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from proxyllm.errors import ErrorKind, ProxyError
+from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.providers.ollama import chat, embed, generate
 from proxyllm.providers.ollama.provider import OllamaProvider
 

@@ -9,9 +9,9 @@ import pytest
 
 from proxyllm.config.loader import parse_config
 from proxyllm.core.context import RequestContext
+from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.core.provider import provider_class
 from proxyllm.core.types import Operation
-from proxyllm.errors import ErrorKind, ProxyError
-from proxyllm.providers import provider_class
 from proxyllm.providers.azure import azure_url
 from proxyllm.providers.compat import CLOUDS, PROVIDERS, compat_body
 from proxyllm.providers.openai_errors import openai_error

@@ -6,10 +6,10 @@ from typing import Any
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
+from proxyllm.core.provider import provider_class
 from proxyllm.core.types import Operation
+from proxyllm.core.upstream_http import UpstreamHTTP
 from proxyllm.providers.azure import AzureProvider, azure_url
-from proxyllm.providers.base import provider_class
-from proxyllm.providers.http import UpstreamHTTP
 from proxyllm.providers.openai import OpenAIProvider
 from proxyllm.providers.responses import NATIVE_RESPONSES
 

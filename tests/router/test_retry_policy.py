@@ -47,7 +47,7 @@ async def test_timeouts_default_to_num_retries(proxy_factory: Any, fakes: Any) -
 
 def test_unknown_retry_policy_entry_is_a_startup_error() -> None:
     from proxyllm.config.loader import parse_config
-    from proxyllm.server.deployments import StartupError
+    from proxyllm.core.errors import StartupError
     from proxyllm.server.runtime import Runtime
 
     with pytest.raises(StartupError) as info:

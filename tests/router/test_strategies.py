@@ -167,7 +167,7 @@ async def test_all_at_their_limit_is_429_with_retry_after(
 
 def test_unknown_strategy_is_a_startup_error() -> None:
     from proxyllm.config.loader import parse_config
-    from proxyllm.server.deployments import StartupError
+    from proxyllm.core.errors import StartupError
     from proxyllm.server.runtime import Runtime
 
     with pytest.raises(StartupError) as info:

@@ -11,12 +11,12 @@ import pytest
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
+from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.core.router import Router, RouterPolicy
 from proxyllm.core.routing.policy import parse_retry_policy
 from proxyllm.core.routing.wildcards import WildcardRoute, Wildcards
 from proxyllm.core.streaming import relay
 from proxyllm.core.types import Operation, Usage
-from proxyllm.errors import ErrorKind, ProxyError
 
 
 class MemoryProvider:

@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
+from proxyllm.core.masking import mask_text, mask_url, masked, url_has_credentials
 from proxyllm.db.tables_ops import AuditLog, StoredModel
-from proxyllm.ops.masking import mask_text, mask_url, masked, url_has_credentials
 from tests.conftest import ProxyServer
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.ops.conftest import UPSTREAM_SECRET, admin, chat, db_rows, ops_config, start

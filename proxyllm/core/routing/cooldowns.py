@@ -20,10 +20,10 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.core.routing.policy import RouterPolicy
 from proxyllm.core.routing.stats import FAIL_WINDOW, DeploymentStats
-from proxyllm.errors import ErrorKind, ProxyError
-from proxyllm.state import MarkEvent, SharedState
+from proxyllm.core.shared_state import MarkEvent, SharedState
 
 log = logging.getLogger("proxyllm.router")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from proxyllm.core.context import RequestContext
+from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.core.routing.groups import ModelGroup
 from proxyllm.core.routing.policy import RouterPolicy
-from proxyllm.errors import ErrorKind, ProxyError, invalid_request
 
 # The request itself is at fault: another model would refuse it too.
 NO_FALLBACK_KINDS = frozenset(

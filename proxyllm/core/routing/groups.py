@@ -16,7 +16,9 @@ class ModelGroup:
         "deployments",
         "input_limited",
         "limited",
+        "mixed_operations",
         "name",
+        "operations",
         "pattern",
         "stats",
         "tagged",
@@ -33,6 +35,10 @@ class ModelGroup:
         # LiteLLM's model_info.access_groups: a key whose models name an access group may use the group.
         self.access_groups = frozenset(g for d in self.deployments for g in access_groups_of(d))
         self.tagged = any(d.tags for d in self.deployments)
+        # What the group can answer (images, rerank, ...); "mixed" when some deployments cannot answer all of it.
+        each = [frozenset(getattr(d.provider, "operations", ())) for d in self.deployments]
+        self.operations: frozenset[Any] = frozenset().union(*each)
+        self.mixed_operations = any(ops != self.operations for ops in each)
 
 
 def access_groups_of(dep: Deployment) -> list[str]:

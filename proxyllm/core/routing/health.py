@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 from proxyllm.core.background import cancel
 from proxyllm.core.deployment import Deployment
+from proxyllm.core.errors import ProxyError
 from proxyllm.core.routing.cooldowns import HEALTH_CHECK
-from proxyllm.errors import ProxyError
 
 if TYPE_CHECKING:
     from proxyllm.core.router import Router

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from proxyllm.errors import ErrorKind
+from proxyllm.core.errors import ErrorKind
 
 # LiteLLM's retry_policy names and the error kinds each one covers.
 RETRY_POLICY_KINDS: dict[str, tuple[ErrorKind, ...]] = {

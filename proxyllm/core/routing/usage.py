@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from proxyllm.core.routing.stats import DeploymentStats, minute_of
-from proxyllm.state import SharedState
+from proxyllm.core.shared_state import SharedState
 
 COUNTER_TTL = 120.0  # a minute's counters outlive the minute a little, for late readers
 

@@ -15,19 +15,19 @@ from typing import Any
 
 import orjson
 
+from proxyllm.accounts.auth import Authenticator
 from proxyllm.core.context import RequestContext
+from proxyllm.core.errors import invalid_request
 from proxyllm.core.pricing import estimate_prompt_tokens
 from proxyllm.core.requests import PROXY_FIELDS, apply_proxy_fields, load_json
 from proxyllm.core.router import Router
 from proxyllm.core.types import Operation
-from proxyllm.errors import invalid_request
 from proxyllm.frontends.base import Frontend, Incoming
 from proxyllm.frontends.responses.output import from_chat
 from proxyllm.frontends.responses.request import ResponsesRequest, parse_request, truncate
 from proxyllm.frontends.responses.store import ResponseStore, owner_of
 from proxyllm.frontends.responses.stream import TERMINAL, ResponsesStreamEncoder, replay
 from proxyllm.providers.responses import NATIVE_RESPONSES
-from proxyllm.server.auth import Authenticator
 
 log = logging.getLogger("proxyllm.responses")
 REQUEST = "responses_frontend_request"

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from proxyllm.errors import invalid_request
+from proxyllm.core.errors import invalid_request
 
 MAX_ID = 128
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")

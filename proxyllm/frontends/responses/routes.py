@@ -11,9 +11,9 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from proxyllm.accounts.auth import key_from_headers
 from proxyllm.frontends.responses.request import check_id
 from proxyllm.frontends.responses.store import ResponseStore, owner_of
-from proxyllm.server.auth import key_from_headers
 
 router = APIRouter(tags=["responses"])
 

@@ -18,9 +18,9 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from proxyllm.core.context import Principal
+from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.db.database import Database
 from proxyllm.db.tables_responses import StoredResponse
-from proxyllm.errors import ErrorKind, ProxyError
 
 log = logging.getLogger("proxyllm.responses")
 PURGE_EVERY = 3600.0

@@ -6,8 +6,8 @@ from typing import Any
 
 import orjson
 
+from proxyllm.core.errors import invalid_request
 from proxyllm.core.types import Usage
-from proxyllm.errors import invalid_request
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096

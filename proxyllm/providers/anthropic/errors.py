@@ -11,8 +11,8 @@ from typing import Any
 
 import orjson
 
-from proxyllm.errors import ErrorKind, ProxyError, error_from_status, upstream_message
-from proxyllm.providers.http import retry_after_seconds
+from proxyllm.core.errors import ErrorKind, ProxyError, error_from_status, upstream_message
+from proxyllm.core.upstream_http import retry_after_seconds
 
 KINDS = {
     "invalid_request_error": ErrorKind.INVALID_REQUEST,

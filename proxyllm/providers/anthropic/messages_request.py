@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxyllm.errors import invalid_request
+from proxyllm.core.errors import invalid_request
 from proxyllm.providers.anthropic.common import dumps, image_url
 
 FIELD_TYPES: dict[str, tuple[type, ...]] = {

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from proxyllm.errors import ErrorKind, ProxyError
+from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.providers.anthropic.common import anthropic_usage, stop_reason
 
 

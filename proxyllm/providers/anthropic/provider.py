@@ -9,17 +9,16 @@ import orjson
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
+from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.core.provider import Provider, register
 from proxyllm.core.types import CHAT_SHAPED, Operation
-from proxyllm.errors import ErrorKind, ProxyError
+from proxyllm.core.upstream_http import JSON_HEADERS, client_timeout, iter_lines
 from proxyllm.providers.anthropic import errors
 from proxyllm.providers.anthropic.common import API_VERSION, DEFAULT_MAX_TOKENS, usage_of
 from proxyllm.providers.anthropic.request import is_json_mode, messages_request
 from proxyllm.providers.anthropic.response import chat_response
 from proxyllm.providers.anthropic.stream import StreamTranslator
-from proxyllm.providers.base import Provider, register
-from proxyllm.providers.http import JSON_HEADERS, client_timeout, iter_lines
-from proxyllm.providers.ollama.chat import ChunkEncoder
-from proxyllm.providers.sse import usage_event
+from proxyllm.providers.sse import ChunkEncoder, usage_event
 
 DONE = b"data: [DONE]\n\n"
 # Set by the /v1/messages endpoint: the client's own Anthropic request and beta header.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxyllm.errors import invalid_request
+from proxyllm.core.errors import invalid_request
 from proxyllm.providers.anthropic.common import (
     DEFAULT_MAX_TOKENS,
     JSON_TOOL,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from proxyllm.core.errors import ProxyError
 from proxyllm.core.types import Usage
-from proxyllm.errors import ProxyError
 from proxyllm.providers.anthropic.common import JSON_TOOL, finish_reason, openai_usage, usage_of
 from proxyllm.providers.anthropic.errors import error_from_body
-from proxyllm.providers.ollama.chat import ChunkEncoder
+from proxyllm.providers.sse import ChunkEncoder
 
 
 class StreamTranslator:

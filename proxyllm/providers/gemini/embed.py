@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from proxyllm.core.errors import invalid_request
 from proxyllm.core.types import Usage
-from proxyllm.errors import invalid_request
 from proxyllm.providers.ollama.embed import encode_base64
 from proxyllm.providers.params import drop_unsupported
 

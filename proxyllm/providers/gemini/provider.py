@@ -9,15 +9,14 @@ import orjson
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
+from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.core.provider import Provider, register
 from proxyllm.core.types import CHAT_SHAPED, Operation
-from proxyllm.errors import ErrorKind, ProxyError
-from proxyllm.providers.base import Provider, register
+from proxyllm.core.upstream_http import JSON_HEADERS, client_timeout, iter_lines
 from proxyllm.providers.gemini import embed, errors
 from proxyllm.providers.gemini.request import generate_request
 from proxyllm.providers.gemini.response import StreamTranslator, chat_response, openai_usage, usage_of
-from proxyllm.providers.http import JSON_HEADERS, client_timeout, iter_lines
-from proxyllm.providers.ollama.chat import ChunkEncoder
-from proxyllm.providers.sse import usage_event
+from proxyllm.providers.sse import ChunkEncoder, usage_event
 
 DONE = b"data: [DONE]\n\n"
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from proxyllm.errors import invalid_request
+from proxyllm.core.errors import invalid_request
 from proxyllm.providers.params import drop_unsupported
 
 SIGNATURE_SEP = "__thought__"

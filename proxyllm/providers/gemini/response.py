@@ -12,11 +12,11 @@ from typing import Any
 
 import orjson
 
+from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.core.types import Usage
-from proxyllm.errors import ErrorKind, ProxyError
 from proxyllm.providers.gemini.errors import error_from_body
 from proxyllm.providers.gemini.request import SIGNATURE_SEP
-from proxyllm.providers.ollama.chat import ChunkEncoder
+from proxyllm.providers.sse import ChunkEncoder
 
 FILTERED = frozenset({"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "LANGUAGE"})
 FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}

@@ -7,10 +7,11 @@ from typing import Any
 
 import orjson
 
+from proxyllm.core.errors import invalid_request
 from proxyllm.core.types import ComputeTime, Usage
-from proxyllm.errors import invalid_request
 from proxyllm.providers.ollama.options import COMMON, base_request, check_n, finish_reason
 from proxyllm.providers.params import drop_unsupported
+from proxyllm.providers.sse import ChunkEncoder
 
 SUPPORTED = COMMON | {"messages", "tools", "tool_choice", "response_format", "think", "reasoning_effort"}
 
@@ -208,23 +209,6 @@ def chat_response(data: dict[str, Any], *, model: str, response_id: str, created
         ],
         "usage": usage_of(data).as_openai(),
     }
-
-
-class ChunkEncoder:
-    """Encodes OpenAI stream chunks as SSE events, reusing the fixed prefix of every chunk."""
-
-    __slots__ = ("_prefix", "_suffix")
-
-    def __init__(self, *, response_id: str, model: str, created: int, object_name: str) -> None:
-        head = orjson.dumps({"id": response_id, "object": object_name, "created": created, "model": model})
-        self._prefix = b"data: " + head[:-1] + b',"choices":['
-        self._suffix = b"]}\n\n"
-
-    def choice(self, choice: dict[str, Any]) -> bytes:
-        return self._prefix + orjson.dumps(choice) + self._suffix
-
-    def usage(self, usage: Usage) -> bytes:
-        return self._prefix + b'],"usage":' + orjson.dumps(usage.as_openai()) + b"}\n\n"
 
 
 class ChatStreamTranslator:

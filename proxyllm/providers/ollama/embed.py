@@ -7,8 +7,8 @@ import sys
 from array import array
 from typing import Any
 
+from proxyllm.core.errors import invalid_request
 from proxyllm.core.types import Usage
-from proxyllm.errors import invalid_request
 from proxyllm.providers.ollama.chat import compute_of
 from proxyllm.providers.params import drop_unsupported
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from proxyllm.core.errors import invalid_request
 from proxyllm.core.types import Usage
-from proxyllm.errors import invalid_request
-from proxyllm.providers.ollama.chat import ChunkEncoder, compute_of, split_content
+from proxyllm.providers.ollama.chat import compute_of, split_content
 from proxyllm.providers.ollama.options import COMMON, base_request, check_n, finish_reason
 from proxyllm.providers.params import drop_unsupported
+from proxyllm.providers.sse import ChunkEncoder
 
 COMPLETION_SUPPORTED = COMMON | {"prompt", "suffix", "system", "raw", "images"}
 CHAT_SUPPORTED = COMMON | {"messages", "response_format"}

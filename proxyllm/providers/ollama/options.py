@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxyllm.errors import invalid_request
+from proxyllm.core.errors import invalid_request
 
 # OpenAI name (or an Ollama-only name LiteLLM passes through) -> Ollama options key.
 OPTION_NAMES = {

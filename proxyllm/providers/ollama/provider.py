@@ -9,12 +9,13 @@ import orjson
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
+from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.core.provider import Provider, register
 from proxyllm.core.types import CHAT_SHAPED, Operation
-from proxyllm.errors import ErrorKind, ProxyError
-from proxyllm.providers.base import Provider, register
-from proxyllm.providers.http import bearer_headers, client_timeout, default_error, iter_line_batches
+from proxyllm.core.upstream_http import bearer_headers, client_timeout, default_error, iter_line_batches
 from proxyllm.providers.ollama import chat, embed, generate
 from proxyllm.providers.responses import native_complete, native_stream, wants_native
+from proxyllm.providers.sse import ChunkEncoder
 
 DONE = b"data: [DONE]\n\n"
 # How Ollama says a prompt does not fit the model's context (e.g. with truncate false, or embeddings).
@@ -129,7 +130,7 @@ class OllamaProvider(Provider):
     async def _stream(self, dep: Deployment, ctx: RequestContext) -> AsyncGenerator[bytes, None]:
         path, payload = self._translate(dep, ctx, stream=True)
         as_chat = ctx.operation in CHAT_SHAPED
-        encoder = chat.ChunkEncoder(
+        encoder = ChunkEncoder(
             response_id=f"{'chatcmpl' if as_chat else 'cmpl'}-{ctx.request_id}",
             model=ctx.model,
             created=int(ctx.started_wall),

@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
+from proxyllm.core.bounds import MAX_PAGE
 from proxyllm.ops import audit
-from proxyllm.server.bounds import MAX_PAGE
 from proxyllm.server.deps import Admin, RuntimeDep
 from proxyllm.server.routes.spend import _moment
 

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from proxyllm.billing.grants import grant_view
 from proxyllm.billing.recharge import ensure_row, metadata_of, recharge_view
-from proxyllm.billing.tables import AutoRecharge
-from proxyllm.errors import invalid_request
+from proxyllm.core.errors import invalid_request
+from proxyllm.db.tables_billing import AutoRecharge
 from proxyllm.server.deps import Admin, Caller
 from proxyllm.server.routes.stripe import BillingDep, resolve_account
 

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, select
 
-from proxyllm.billing.tables import BillingAccount
-from proxyllm.errors import ErrorKind, ProxyError
+from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.db.tables_billing import BillingAccount
 from proxyllm.server.deps import Admin
 from proxyllm.server.routes.stripe import BillingDep
 

@@ -17,8 +17,8 @@ from fastapi.responses import Response
 
 from proxyllm import __version__
 from proxyllm.core.deployment import Deployment
-from proxyllm.errors import ProxyError
-from proxyllm.ops.masking import mask_text
+from proxyllm.core.errors import ProxyError
+from proxyllm.core.masking import mask_text
 from proxyllm.server.deps import Admin, RuntimeDep
 from proxyllm.server.runtime import Runtime
 

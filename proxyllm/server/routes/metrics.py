@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from proxyllm.server.auth import key_from_headers
+from proxyllm.accounts.auth import key_from_headers
 from proxyllm.server.deps import RuntimeDep
 
 router = APIRouter(tags=["metrics"])

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from proxyllm.core.context import Principal
-from proxyllm.errors import ErrorKind, ProxyError
+from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.server.deps import Caller, RuntimeDep
 
 router = APIRouter(tags=["models"])
@@ -34,6 +34,11 @@ def visible(runtime: Any, caller: Principal, name: str) -> bool:
 @router.get("/models", include_in_schema=False)
 async def list_models(runtime: RuntimeDep, caller: Caller) -> dict[str, Any]:
     names = [name for name in runtime.router.model_names() if visible(runtime, caller, name)]
+    aliases = caller.auth.model_aliases if caller.auth is not None else {}
+    for alias, target in aliases.items():  # the team's model aliases, where the key may use the target
+        group = runtime.router.find(target)
+        if alias not in names and group is not None and caller.auth.may_use(alias, group.name, group.access_groups):
+            names.append(alias)
     return {"object": "list", "data": [_model(name) for name in names]}
 
 

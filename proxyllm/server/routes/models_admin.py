@@ -11,8 +11,8 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.db.tables_ops import StoredModel
-from proxyllm.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.ops import audit
 from proxyllm.ops.crypto import SecretError
 from proxyllm.server.deps import Admin, RuntimeDep

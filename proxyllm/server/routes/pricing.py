@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import delete, select, update
 
 from proxyllm.billing.prices import CARD_NAME, PriceConfigError, Rates, parse_markup
-from proxyllm.billing.tables import BillingAccount, RateCardPrice
-from proxyllm.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.db.tables_billing import BillingAccount, RateCardPrice
 from proxyllm.server.deps import Admin, Caller, RuntimeDep
 from proxyllm.server.routes.stripe import BillingDep, resolve_account
 

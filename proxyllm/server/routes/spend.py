@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 
 from proxyllm.accounts.keys import token_of
 from proxyllm.accounts.views import money, spend_view
+from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.db.tables import SpendLog
-from proxyllm.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.server.deps import Admin, Caller, RuntimeDep
 
 router = APIRouter(tags=["spend"])

@@ -14,12 +14,12 @@ from proxyllm.billing.ledger import AccountRef
 from proxyllm.billing.service import Billing
 from proxyllm.billing.subscriptions import HANDLERS as SUBSCRIPTION_HANDLERS
 from proxyllm.billing.subscriptions import judge, subscription_view
-from proxyllm.billing.tables import BillingAccount, LedgerEntry, MeterEvent, Subscription
 from proxyllm.billing.webhooks import process, verify
+from proxyllm.core.bounds import MAX_BIGINT, MAX_ID, MAX_MONEY
 from proxyllm.core.context import Principal
-from proxyllm.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.db.tables_billing import BillingAccount, LedgerEntry, MeterEvent, Subscription
 from proxyllm.ops import audit
-from proxyllm.server.bounds import MAX_BIGINT, MAX_ID, MAX_MONEY
 from proxyllm.server.deps import Admin, Caller, RuntimeDep
 
 router = APIRouter(tags=["billing"])

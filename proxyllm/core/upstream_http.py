@@ -16,8 +16,8 @@ from typing import Any
 
 import aiohttp
 
-from proxyllm.errors import ErrorKind, ProxyError, error_from_status, upstream_message
-from proxyllm.ops.masking import mask_text, mask_url
+from proxyllm.core.errors import ErrorKind, ProxyError, error_from_status, upstream_message
+from proxyllm.core.masking import mask_text, mask_url
 
 ErrorMapper = Callable[[int, bytes, Mapping[str, str]], ProxyError]
 JSON_HEADERS = {"content-type": "application/json"}

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from proxyllm.accounts.keys import hash_key
+from proxyllm.accounts.throttle import AuthThrottle
+from proxyllm.core.clients import check_key_client
 from proxyllm.core.context import Principal, RequestContext
+from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.core.hooks import Hook
-from proxyllm.errors import ErrorKind, ProxyError
-from proxyllm.ops.allowlist import check_key_client
-from proxyllm.server.throttle import AuthThrottle
 
 if TYPE_CHECKING:
     from proxyllm.accounts.cache import KeyCache

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from proxyllm.state.base import MarkEvent, SharedState
+from proxyllm.core.shared_state import MarkEvent, SharedState
 
 # Expired counters are dropped in passing; a full sweep runs once this many keys exist.
 SWEEP_AT = 10_000

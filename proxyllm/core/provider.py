@@ -13,9 +13,9 @@ import aiohttp
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
-from proxyllm.core.types import Operation
-from proxyllm.errors import ErrorKind, ProxyError
-from proxyllm.providers.http import UpstreamHTTP, client_timeout, default_error
+from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.core.types import TEXT, Operation
+from proxyllm.core.upstream_http import UpstreamHTTP, client_timeout, default_error
 
 
 class Provider:
@@ -23,7 +23,7 @@ class Provider:
     default_api_base: ClassVar[str | None] = None
     api_key_env: ClassVar[str | None] = None
     api_base_env: ClassVar[str | None] = None
-    operations: ClassVar[frozenset[Operation]] = frozenset(Operation)
+    operations: ClassVar[frozenset[Operation]] = TEXT  # media operations only where a provider says so
     supported: ClassVar[bool] = True  # False only for providers proxyllm does not implement
 
     def __init__(self, http: UpstreamHTTP) -> None:

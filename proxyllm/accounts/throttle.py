@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import time
 
-from proxyllm.errors import ErrorKind, ProxyError
-from proxyllm.ops.allowlist import CURRENT_SCOPE, client_address
-from proxyllm.state.base import SharedState
+from proxyllm.core.clients import client_address
+from proxyllm.core.context import CURRENT_SCOPE
+from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.core.shared_state import SharedState
 
 log = logging.getLogger("proxyllm.auth")
 PREFIX_CHARS = 12  # "sk-" and 9 random characters: keys guessed around one known prefix

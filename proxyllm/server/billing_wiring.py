@@ -18,7 +18,7 @@ def billing_from_env(env: Mapping[str, str], db: Database) -> Billing | None:
     try:
         settings = billing_settings(env)
     except BillingConfigError as exc:
-        from proxyllm.server.deployments import StartupError
+        from proxyllm.core.errors import StartupError
 
         raise StartupError(f"billing: {exc}") from None
     if settings is None:
@@ -53,7 +53,7 @@ def price_hooks(runtime: Runtime) -> list[Hook]:
         markup = global_markup(runtime.env)
         check_group_markups(runtime.deployments)
     except PriceConfigError as exc:
-        from proxyllm.server.deployments import StartupError
+        from proxyllm.core.errors import StartupError
 
         raise StartupError(f"billing: {exc}") from None
     has_group_markup = any(d.model_info.get("markup_percent") is not None for d in runtime.deployments)
@@ -70,7 +70,7 @@ def notification_hooks(runtime: Runtime) -> list[Hook]:
     try:
         settings = notify_settings(runtime.env)
     except NotifyConfigError as exc:
-        from proxyllm.server.deployments import StartupError
+        from proxyllm.core.errors import StartupError
 
         raise StartupError(f"notifications: {exc}") from None
     if not settings.enabled:

@@ -145,3 +145,7 @@ def upstream_message(raw: bytes, limit: int = 2000) -> str:
         if isinstance(detail, str):
             return detail[:limit]
     return raw.decode("utf-8", "replace")[:limit]
+
+
+class StartupError(Exception):
+    """The proxy cannot start with this configuration."""
