@@ -15,7 +15,7 @@ LOCK_PY := 3.11
 UV_COMPILE = $(UV_VENV)/bin/uv pip compile --quiet --universal --python-version $(LOCK_PY) --generate-hashes \
 	$(if $(UPGRADE),--upgrade,)
 
-.PHONY: install install-dev test-deps run test lint format bench lock clean
+.PHONY: install install-dev test-deps run test test-all lint format bench lock clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -54,8 +54,14 @@ test-deps:
 	    chromium fonts-dejavu-core >/dev/null; \
 	fi
 
+## make test: the suite on several workers; the slow end-to-end tests (real CLIs, Chromium, a fresh clone,
+## load, fuzzing: marked `slow`) run when CI=true. make test-all runs everything anywhere.
+TEST_WORKERS ?= 4
 test: $(DEV_STAMP) test-deps
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) $(if $(CI),,-m "not slow")
+
+test-all: $(DEV_STAMP) test-deps
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check proxyllm tests bench

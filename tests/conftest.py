@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -29,11 +30,14 @@ MASTER_KEY = "sk-master-test-key"
 async def _close_sdk_clients(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
     """Close every OpenAI/Anthropic SDK client a test made: ones left to the garbage collector were seen
     to hang later tests' requests on a loaded machine."""
-    import anthropic
-    import openai
-
     made: list[Any] = []
-    for cls in (openai.AsyncOpenAI, anthropic.AsyncAnthropic):
+    # Only SDKs a test module already imported (importing both for every test costs seconds per run).
+    classes = [
+        getattr(sys.modules[name], cls)
+        for name, cls in (("openai", "AsyncOpenAI"), ("anthropic", "AsyncAnthropic"))
+        if name in sys.modules
+    ]
+    for cls in classes:
         original = cls.__init__
 
         def tracking(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> None:

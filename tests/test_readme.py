@@ -128,6 +128,7 @@ class Shell:
         return result.stdout
 
 
+@pytest.mark.slow
 async def test_the_readme_journeys_run_as_written(
     tmp_path: Path, ollama_upstream: FakeOllama, openai_fake: FakeOpenAI, stripe_fake: FakeStripeUpstream
 ) -> None:

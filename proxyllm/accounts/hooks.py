@@ -8,7 +8,7 @@ from typing import Any
 
 from proxyllm.accounts.records import KeyAuth
 from proxyllm.accounts.writer import SpendWriter
-from proxyllm.core.context import RequestContext
+from proxyllm.core.context import Principal, RequestContext
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.core.hooks import Hook
 from proxyllm.core.pricing import request_price
@@ -46,7 +46,7 @@ class AccessHook(Hook):
         """Fallbacks named in the request are models too: a key may not reach others through them.
 
         (Fallbacks in the config are the operator's choice and are not checked.)"""
-        options = ctx.extra.get("request_options") or {}
+        options = ctx.options or {}
         names = [
             *(ctx.request_fallbacks or []),
             *(options.get("context_window_fallbacks") or []),
@@ -130,3 +130,15 @@ def spend_row(ctx: RequestContext) -> dict[str, Any]:
         "cache_hit": ctx.cache_hit,
         "stream": ctx.stream,
     }
+
+
+def visible(router: Router, caller: Principal, name: str) -> bool:
+    """Whether the caller may use the model: the master key every one, a virtual key what its own,
+    its user's and its team's lists allow (names, model groups, access groups)."""
+    auth = caller.auth
+    if auth is None:
+        return True
+    group = router.find(name)
+    if group is None:
+        return False
+    return bool(auth.may_use(name, group.name, group.access_groups))

@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
+from proxyllm.billing.ledger import AccountRef
 from proxyllm.billing.service import Billing
-from proxyllm.core.context import RequestContext
+from proxyllm.core.context import RequestContext, Slot
 from proxyllm.core.hooks import Hook
 from proxyllm.core.pricing import request_price
 from proxyllm.db.database import DatabaseUnavailable
+
+PREPAID: Slot[AccountRef] = Slot("prepaid_account")  # the account a reservation was made on
 
 ZERO = Decimal(0)
 RESERVE_TIMEOUT = 2.0
@@ -44,10 +47,10 @@ class PrepaidHook(Hook):
             # The statement may still have run: release whatever it held (a settlement of zero).
             self.billing.queue_settlement(account, ctx.request_id, ZERO)
             raise DatabaseUnavailable(f"the prepaid balance could not be checked within {self.timeout:g}s") from None
-        ctx.extra["prepaid_account"] = account
+        ctx.put(PREPAID, account)
 
     async def after_call(self, ctx: RequestContext) -> None:
-        account = ctx.extra.get("prepaid_account")
+        account = ctx.get(PREPAID)
         if account is not None:
             self.billing.queue_settlement(account, ctx.request_id, request_price(ctx))
 

@@ -22,13 +22,16 @@ import stripe
 from sqlalchemy import select, update
 
 from proxyllm.accounts.writer import SpendWriter
+from proxyllm.billing.ledger import AccountRef
 from proxyllm.billing.service import Billing
 from proxyllm.core.background import cancel
-from proxyllm.core.context import RequestContext
+from proxyllm.core.context import RequestContext, Slot
 from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.core.hooks import Hook
 from proxyllm.core.pricing import request_price
 from proxyllm.db.tables_billing import MeterEvent
+
+METERED: Slot[tuple[AccountRef, str | None]] = Slot("metered")  # (billing account, Stripe customer)
 
 log = logging.getLogger("proxyllm.billing.meters")
 STRIPE_WINDOW = 35 * 86400
@@ -96,10 +99,10 @@ class MeterHook(Hook):
         customer = await self.billing.customer_id(account)
         if customer is None and not self.billing.settings.allow_unlinked:
             raise not_linked(account)
-        ctx.extra["meter_account"] = (account, customer)
+        ctx.put(METERED, (account, customer))
 
     async def after_call(self, ctx: RequestContext) -> None:
-        found = ctx.extra.get("meter_account")
+        found = ctx.get(METERED)
         if found is None or found[1] is None or ctx.outcome == "error" or ctx.cache_hit:
             return
         for row in meter_rows(self.billing, ctx, found[0], found[1]):

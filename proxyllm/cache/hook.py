@@ -5,7 +5,7 @@ its cached answers) and before budgets and prepaid credit, so a hit reserves and
 hit sets ``ctx.cached`` (the body, or a stream replaying the events) and the gateway answers with it
 without calling an upstream or the hooks after this one; a hit costs nothing, is marked
 with ``x-litellm-cache-key`` and logged as ``cache_hit``. A miss asks the gateway for the response
-through ``ctx.extra["tap"]`` and stores it once the call ended well (a complete stream only).
+through ``ctx.response_wrapper`` and stores it once the call ended well (a complete stream only).
 
 Per request, the body's ``cache`` object (LiteLLM's controls): ``no-cache`` (do not read),
 ``no-store`` (do not write), ``ttl`` (seconds to keep this answer), ``s-maxage`` (accept only an
@@ -24,14 +24,15 @@ from proxyllm.cache.entry import BODY, STREAM, decode, encode
 from proxyllm.cache.keys import request_digest
 from proxyllm.cache.settings import CacheSettings
 from proxyllm.cache.store import CacheStore, LocalStore
-from proxyllm.core.context import RequestContext
+from proxyllm.core.context import RequestContext, Slot
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.core.hooks import Hook
 from proxyllm.core.router import Router
 
 log = logging.getLogger("proxyllm.cache")
 MAX_ENTRY_BYTES = 4 * 1024 * 1024
-PENDING = "cache_pending"  # (store key, ttl) of a miss to be stored
+PENDING: Slot[tuple[str, float]] = Slot("cache_pending")  # (store key, ttl) of a miss to be stored
+CAPTURED: Slot[bytes | Recording] = Slot("cache_captured")  # the response of a miss, as it went out
 CONTROLS = {"no-cache": bool, "no-store": bool, "use-cache": bool, "ttl": float, "s-maxage": float}
 
 
@@ -102,16 +103,16 @@ class CacheHook(Hook):
                 ctx.cached = entry.replay() if ctx.stream else entry.data
                 ctx.response_headers["x-litellm-cache-key"] = digest
                 return
-        ctx.extra["cache_miss"] = True
+        ctx.cache_miss = True
         if controls.get("no-store") is not True:
-            ctx.extra[PENDING] = (key, float(controls.get("ttl") or settings.ttl))
-            ctx.extra["tap"] = tap
+            ctx.put(PENDING, (key, float(controls.get("ttl") or settings.ttl)))
+            ctx.response_wrapper = tap
 
     async def after_call(self, ctx: RequestContext) -> None:
-        pending = ctx.extra.get(PENDING)
+        pending = ctx.get(PENDING)
         if pending is None or ctx.outcome != "success":
             return
-        captured = ctx.extra.get("captured")
+        captured = ctx.get(CAPTURED)
         if isinstance(captured, bytes):
             kind, data = BODY, captured
         elif isinstance(captured, Recording):
@@ -128,7 +129,7 @@ class CacheHook(Hook):
 
     def controls(self, ctx: RequestContext) -> dict[str, Any] | None:
         """The request's ``cache`` object, checked (400 for bad values, 403 for controls this key may not use)."""
-        options = ctx.extra.get("request_options")
+        options = ctx.options
         raw = options.get("cache") if options else None
         if raw is None:
             return None
@@ -163,10 +164,10 @@ class CacheHook(Hook):
 def tap(ctx: RequestContext, result: bytes | AsyncGenerator[bytes, None]) -> bytes | AsyncGenerator[bytes, None]:
     """The gateway passes a miss's response through here (see core/gateway.py): keep it to store later."""
     if isinstance(result, bytes):
-        ctx.extra["captured"] = result
+        ctx.put(CAPTURED, result)
         return result
     recording = Recording(result, [])
-    ctx.extra["captured"] = recording
+    ctx.put(CAPTURED, recording)
     return recording
 
 

@@ -16,7 +16,6 @@ from typing import Any
 import orjson
 
 from proxyllm.core.context import RequestContext
-from proxyllm.providers.anthropic.provider import NATIVE_REQUEST
 
 IGNORED = frozenset({"model", "stream", "stream_options", "user"})
 
@@ -26,7 +25,8 @@ def request_digest(ctx: RequestContext, group: str) -> str:
     material: dict[str, Any] = {"operation": ctx.operation.value, "model": group, "stream": ctx.stream, "body": body}
     if ctx.stream:
         material["stream_options"] = ctx.body.get("stream_options")
-    native = ctx.extra.get(NATIVE_REQUEST)
-    if native is not None:  # an Anthropic Messages request carries more than its OpenAI translation
-        material["native"] = {k: v for k, v in native.items() if k not in IGNORED}
+    native = ctx.native
+    if native is not None:  # e.g. an Anthropic Messages request carries more than its OpenAI translation
+        body = {k: v for k, v in native.body.items() if k not in IGNORED}
+        material["native"] = [native.api, native.path, body]  # the answer comes back in that API's format
     return hashlib.sha256(orjson.dumps(material, option=orjson.OPT_SORT_KEYS)).hexdigest()

@@ -6,9 +6,43 @@ import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from proxyllm.core.types import Operation, Units, Usage
+
+T = TypeVar("T")
+
+
+class Slot(Generic[T]):
+    """A typed place on a request for one module's own state (a hook's reservation, its trace spans):
+    declared once, by its owner, with its type — ``GRANT: Slot[Grant] = Slot("grant")`` — and read and
+    written only through ``ctx.get(slot)`` / ``ctx.put(slot, value)``. What several modules share is a
+    named field of ``RequestContext`` instead."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Slot({self.name!r})"
+
+
+# A hook that wants the response (the cache, to store it) wraps the body or the stream on its way out.
+ResponseWrapper = Callable[["RequestContext", Any], Any]
+
+
+class NativeRequest:
+    """The client's own request in its API's format (Anthropic Messages, Responses), kept beside the gateway's
+    OpenAI-form body so that an upstream speaking the same API gets it as sent (nothing lost in translation)."""
+
+    __slots__ = ("api", "beta", "body", "path")
+
+    def __init__(self, api: str, body: dict[str, Any], *, beta: str | None = None, path: str | None = None) -> None:
+        self.api = api  # "anthropic" | "responses" | "ollama"
+        self.body = body
+        self.beta = beta  # Anthropic: the client's anthropic-beta header
+        self.path = path  # Ollama: the endpoint it came in on (/api/chat, /api/generate, ...)
 
 
 class PricePlan(Protocol):
@@ -61,13 +95,13 @@ class RequestContext:
         "attempts",
         "body",
         "cache_hit",
+        "cache_miss",
         "cached",
         "client_wants_usage",
         "cost",
         "deployment",
         "drop_params",
         "error",
-        "extra",
         "fallback_overrides",
         "fallbacks",
         "first_chunk_at",
@@ -77,8 +111,10 @@ class RequestContext:
         "mock_response",
         "model",
         "model_group",
+        "native",
         "on_stream_end",
         "operation",
+        "options",
         "outcome",
         "output_chunks",
         "price",
@@ -88,7 +124,9 @@ class RequestContext:
         "request_headers",
         "request_id",
         "response_headers",
+        "response_wrapper",
         "retries",
+        "slots",
         "started",
         "started_wall",
         "stream",
@@ -145,7 +183,11 @@ class RequestContext:
         self.price: Decimal | None = None  # what the customer is charged, once known (core.pricing.request_price)
         self.error: ProxyError | None = None
         self.response_headers: dict[str, str] = {}
-        self.extra: dict[str, Any] = {}  # scratch space for hooks
+        self.native: NativeRequest | None = None  # the client's own request, when its API is not OpenAI's
+        self.slots: dict[Slot[Any], Any] | None = None  # modules' own state (``get`` / ``put``), made on first use
+        self.options: dict[str, Any] | None = None  # the request's proxy-only options (core/requests.py)
+        self.cache_miss = False  # the response cache looked and had nothing (metrics)
+        self.response_wrapper: ResponseWrapper | None = None  # sees the response on its way out (the cache)
         self.drop_params = False  # the request's own drop_params
         self.request_fallbacks: list[str] | None = None
         self.tags: frozenset[str] = frozenset()  # the request's metadata.tags and its key's tags (tag routing)
@@ -153,3 +195,16 @@ class RequestContext:
         self.fallback_overrides: dict[str, dict[str, Any]] | None = None  # per fallback model: fields it changes
         self.hooks_ran = 0
         self.units_bound: Units | None = None  # a media request's most images/characters/seconds/searches
+
+    def get(self, slot: Slot[T]) -> T | None:
+        slots = self.slots
+        return None if slots is None else slots.get(slot)
+
+    def put(self, slot: Slot[T], value: T) -> None:
+        if self.slots is None:
+            self.slots = {}
+        self.slots[slot] = value
+
+    def pop(self, slot: Slot[T]) -> T | None:
+        slots = self.slots
+        return None if slots is None else slots.pop(slot, None)

@@ -42,7 +42,7 @@ class Gateway:
                     ctx.outcome = "success"
                     ctx.cost = ZERO
                     return ctx.cached  # type: ignore[no-any-return]
-            tap = ctx.extra.get("tap")  # a hook that wants the response (the cache, to store it)
+            tap = ctx.response_wrapper  # a hook that wants the response (the cache, to store it)
             if ctx.local_answer is not None:
                 ctx.outcome = "success"
                 ctx.cost = ZERO

@@ -165,7 +165,7 @@ def apply_proxy_fields(ctx: RequestContext) -> None:
     body = ctx.body
     if not PROXY_FIELDS.isdisjoint(body):
         opts = {k: body.pop(k) for k in PROXY_FIELDS & body.keys()}
-        ctx.extra["request_options"] = opts
+        ctx.options = opts
         fallbacks = opts.get("fallbacks")
         if fallbacks is not None:
             ctx.request_fallbacks, ctx.fallback_overrides = request_fallbacks(fallbacks, ctx.operation)

@@ -418,7 +418,7 @@ class Router:
 
     def _retry_limit(self, ctx: RequestContext, dep: Deployment, err: ProxyError) -> int:
         default = dep.max_retries if dep.max_retries is not None else self.policy.num_retries
-        options = ctx.extra.get("request_options")
+        options = ctx.options
         if options:
             asked = options.get("num_retries")
             if type(asked) is int and asked >= 0:

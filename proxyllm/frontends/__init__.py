@@ -3,7 +3,8 @@
 ``base.Frontend`` is what a client API is; ``endpoint.Endpoint`` is the one HTTP skeleton they all run
 on. OpenAI chat/completions/embeddings (``openai.py``), Anthropic Messages (``anthropic.py``), the
 OpenAI Responses API (``responses/``), images/moderations/audio/rerank (``media.py``), Azure's path
-form (``azure.py``) and batch completion over a comma-separated model (``batch.py``).
+form (``azure.py``), batch completion over a comma-separated model (``batch.py``) and Ollama's API
+(``ollama/``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from proxyllm.frontends.media import (
     SpeechFrontend,
     TranscriptionFrontend,
 )
+from proxyllm.frontends.ollama.frontend import ollama_endpoints
 from proxyllm.frontends.openai import OpenAIFrontend
 from proxyllm.frontends.responses.frontend import ResponsesFrontend
 from proxyllm.frontends.responses.store import ResponseStore
@@ -57,6 +59,8 @@ def llm_endpoints(
     for operation, suffix in azure.SUFFIXES.items():
         if operation in frontends:
             endpoints[azure.template(suffix)] = Endpoint(runtime, azure.AzurePath(frontends[operation]))
+    for path, frontend in ollama_endpoints().items():  # Ollama's API (frontends/ollama/)
+        endpoints[path] = Endpoint(runtime, frontend)
     return endpoints
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from proxyllm.core.context import RequestContext
+from proxyllm.core.context import NativeRequest, RequestContext
 from proxyllm.core.errors import ProxyError
 from proxyllm.core.requests import PROXY_FIELDS, apply_proxy_fields, load_json
 from proxyllm.core.router import Router
@@ -23,7 +23,7 @@ from proxyllm.providers.anthropic.errors import anthropic_error_body
 from proxyllm.providers.anthropic.messages_request import check_request, estimate_input_tokens, openai_request
 from proxyllm.providers.anthropic.messages_response import anthropic_message
 from proxyllm.providers.anthropic.messages_stream import AnthropicStreamEncoder, message_events
-from proxyllm.providers.anthropic.provider import NATIVE_BETA, NATIVE_REQUEST, AnthropicProvider
+from proxyllm.providers.anthropic.provider import API, AnthropicProvider
 
 # Proxy-only fields taken out of an Anthropic request (``metadata`` is Anthropic's own field there).
 NATIVE_PROXY_FIELDS = PROXY_FIELDS - {"metadata"}
@@ -79,10 +79,7 @@ class MessagesFrontend(_AnthropicFrontend):
             request_id=incoming.request_id, operation=Operation.CHAT, body=body, api_key=incoming.api_key
         )
         ctx.started = incoming.started
-        ctx.extra[NATIVE_REQUEST] = native
-        beta = incoming.headers.get(BETA)
-        if beta is not None:
-            ctx.extra[NATIVE_BETA] = beta
+        ctx.native = NativeRequest(API, native, beta=incoming.headers.get(BETA))
         apply_proxy_fields(ctx)
         return ctx
 
@@ -122,10 +119,7 @@ class CountTokensFrontend(_AnthropicFrontend):
         ctx.started = incoming.started
         ctx.stream = False
         ctx.request_fallbacks = []  # only an Anthropic deployment can count; no other group can stand in
-        ctx.extra[NATIVE_REQUEST] = body
-        beta = incoming.headers.get(BETA)
-        if beta is not None:
-            ctx.extra[NATIVE_BETA] = beta
+        ctx.native = NativeRequest(API, body, beta=incoming.headers.get(BETA))
         group = self.router.find(body["model"])
         if group is not None and not self.anthropic_only(body["model"]):
             openai_request(body, strict=False)  # the same checks a real call would make

@@ -78,6 +78,7 @@ class Frontend:
     headers: frozenset[bytes] = frozenset()  # request headers the frontend reads, lower-case
     max_body: int | None = None  # its own body limit (an upload), else general_settings.max_request_size_mb
     batches = False  # a comma-separated model runs one call per model (LiteLLM's batch completion)
+    stream_type = b"text/event-stream"  # the content type of a streamed answer (Ollama's: NDJSON)
 
     def context(self, incoming: Incoming) -> RequestContext:
         """Parse and check the request; raise ProxyError (a 400) for anything wrong in it."""

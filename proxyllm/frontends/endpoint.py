@@ -163,6 +163,7 @@ class Endpoint:
         self.prepares = type(frontend).prepare is not Frontend.prepare  # skip a no-op await per request
         self.typed = type(frontend).content_type is not Frontend.content_type  # an answer that is not JSON
         self.max_body = frontend.max_body
+        self.stream_headers = [(b"content-type", frontend.stream_type), *STREAM_HEADERS[1:]]
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         started = time.perf_counter()
@@ -204,14 +205,15 @@ class Endpoint:
                 watch.stop()
                 body, as_events = (await frontend.encode(ctx, result)) if frontend.translates else (result, False)
                 if as_events:
-                    headers = response_headers(ctx) + STREAM_HEADERS
+                    headers = response_headers(ctx) + self.stream_headers
                     await send({"type": "http.response.start", "status": 200, "headers": headers})
                     await send({"type": "http.response.body", "body": body, "more_body": False})
                 else:
                     content_type = frontend.content_type(ctx) if self.typed else JSON
                     await send_bytes(send, 200, body, response_headers(ctx), content_type)
             else:
-                await self._send_stream(send, ctx, result, frontend.stream_encoder(ctx), watch)
+                encoder = frontend.stream_encoder(ctx)
+                await self._send_stream(send, ctx, result, encoder, watch, self.stream_headers)
         except ProxyError as err:
             watch.stop()
             headers = response_headers(ctx) if ctx else [(b"x-litellm-call-id", request_id.encode())]
@@ -240,9 +242,10 @@ class Endpoint:
         events: AsyncGenerator[bytes, None],
         encoder: StreamEncoder | None,
         watch: Watch,
+        stream_headers: list[tuple[bytes, bytes]],
     ) -> None:
         headers = response_headers(ctx)
-        headers.extend(STREAM_HEADERS)
+        headers.extend(stream_headers)
         try:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             if encoder is None:  # bytes-through

@@ -317,7 +317,7 @@ class TranscriptionFrontend(MediaFrontend):
         )
         ctx.started = incoming.started
         ctx.units_bound = Units(audio_seconds=audio_seconds_bound(len(upload.data)))
-        ctx.extra[UPLOAD] = upload
+        ctx.put(UPLOAD, upload)
         return ctx
 
     def content_type(self, ctx: RequestContext) -> bytes:

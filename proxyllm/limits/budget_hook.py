@@ -7,13 +7,14 @@ from __future__ import annotations
 from decimal import Decimal
 
 from proxyllm.accounts.hooks import key_auth
-from proxyllm.accounts.ledger import reserve, settle
+from proxyllm.accounts.ledger import Reservation, reserve, settle
 from proxyllm.accounts.writer import SpendWriter
-from proxyllm.core.context import RequestContext
+from proxyllm.core.context import RequestContext, Slot
 from proxyllm.core.hooks import Hook
 from proxyllm.limits.budgets import SharedBudgets
 
 ZERO = Decimal(0)
+RESERVATION: Slot[Reservation] = Slot("budget_reservation")
 
 
 class BudgetHook(Hook):
@@ -40,10 +41,10 @@ class BudgetHook(Hook):
             except BaseException:
                 settle(reservation, ZERO)
                 raise
-        ctx.extra["reservation"] = reservation
+        ctx.put(RESERVATION, reservation)
 
     async def after_call(self, ctx: RequestContext) -> None:
-        reservation = ctx.extra.get("reservation")
+        reservation = ctx.get(RESERVATION)
         if reservation is None:
             return
         cost = ctx.cost or ZERO

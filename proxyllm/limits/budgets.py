@@ -21,14 +21,14 @@ from __future__ import annotations
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from proxyllm.accounts.ledger import Account, Reservation, budget_error
-from proxyllm.core.context import RequestContext
+from proxyllm.core.context import RequestContext, Slot
 from proxyllm.limits.hook import DEFERRED, GRANT, RateLimitHook, grant_headers
 from proxyllm.limits.local import Refusal
 from proxyllm.limits.shared import BudgetAsk, BudgetRefusal, SharedLimiter
 
 NANO = Decimal(10**9)
 DEFAULT_TTL = 3600.0
-SHARED = "shared_reservation"
+SHARED: Slot[BudgetAsk] = Slot("shared_reservation")
 
 
 def nano(amount: Decimal, rounding: str = ROUND_CEILING) -> int:
@@ -45,7 +45,7 @@ class SharedBudgets:
 
     def needed(self, ctx: RequestContext) -> bool:
         """Whether ``reserve`` has anything to do: Redis is there, or limits wait to be checked with it."""
-        return self.limiter.shared or DEFERRED in ctx.extra
+        return self.limiter.shared or ctx.get(DEFERRED) is not None
 
     def key(self, account: Account) -> str:
         period = int(account.reset_at.timestamp()) if account.reset_at is not None else 0
@@ -53,7 +53,7 @@ class SharedBudgets:
 
     async def reserve(self, reservation: Reservation, ctx: RequestContext) -> None:
         """Reserve in Redis too (with the request's deferred rate limits), or raise 400 / 429."""
-        rules = ctx.extra.pop(DEFERRED, ())
+        rules = ctx.pop(DEFERRED) or []
         accounts = [a for a in reservation.accounts if a.max_budget is not None]
         ask = self.ask(accounts, reservation.amount) if accounts and self.limiter.shared else None
         if not rules and ask is None:
@@ -69,10 +69,10 @@ class SharedBudgets:
         if grant is None:
             return
         if rules:
-            ctx.extra[GRANT] = grant
+            ctx.put(GRANT, grant)
             ctx.response_headers.update(grant_headers(grant))
         if grant.budget is not None:
-            ctx.extra[SHARED] = grant.budget
+            ctx.put(SHARED, grant.budget)
 
     def ask(self, accounts: list[Account], amount: Decimal) -> BudgetAsk:
         args: list[int] = []
@@ -82,6 +82,6 @@ class SharedBudgets:
         return BudgetAsk([self.key(a) for a in accounts], args, nano(amount), self.ttl_ms)
 
     async def settle(self, ctx: RequestContext, cost: Decimal) -> None:
-        ask: BudgetAsk | None = ctx.extra.get(SHARED)
+        ask = ctx.get(SHARED)
         if ask is not None:
             self.limiter.settle_soon(ask, nano(cost))

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from proxyllm.core.context import RequestContext
+from proxyllm.core.context import RequestContext, Slot
 from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.core.hooks import Hook
 from proxyllm.core.router import Router
 from proxyllm.limits.local import Grant, Refusal, reset_text
-from proxyllm.limits.rules import PARALLEL, RPM, TPM, global_rule, rules_for
+from proxyllm.limits.rules import PARALLEL, RPM, TPM, Rule, global_rule, rules_for
 from proxyllm.limits.shared import SharedLimiter
 
-GRANT = "rate_limit"
-DEFERRED = "rate_limit_deferred"  # rules left for the budget reservation's script (one Redis round trip)
+GRANT: Slot[Grant] = Slot("rate_limit")
+# rules left for the budget reservation's script (one Redis round trip; limits/budgets.py)
+DEFERRED: Slot[list[Rule]] = Slot("rate_limit_deferred")
 Rejected = Callable[[str, str], None]  # (scope, limit) of a refusal, for metrics
 
 
@@ -46,14 +47,14 @@ class RateLimitHook(Hook):
         if not rules:
             return
         if self.defer_to_budgets and self.limiter.shared and budgeted(ctx):
-            ctx.extra[DEFERRED] = rules  # checked by the budget hook's Redis script, in the same round trip
+            ctx.put(DEFERRED, rules)  # checked by the budget hook's Redis script, in the same round trip
             return
         try:
             grant = await self.limiter.acquire(rules, ctx.request_id)
         except Refusal as refusal:
             raise self.refuse(refusal) from None
         if grant is not None:
-            ctx.extra[GRANT] = grant
+            ctx.put(GRANT, grant)
             ctx.response_headers.update(grant_headers(grant))
 
     async def stop(self) -> None:
@@ -65,7 +66,7 @@ class RateLimitHook(Hook):
         return refused(refusal)
 
     async def after_call(self, ctx: RequestContext) -> None:
-        grant: Grant | None = ctx.extra.get(GRANT)
+        grant = ctx.get(GRANT)
         if grant is None:
             return
         usage = ctx.usage

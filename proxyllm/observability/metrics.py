@@ -230,7 +230,7 @@ class Metrics:
         if ctx.cache_hit:
             children.cache_hits.inc()
         else:
-            if ctx.extra.get("cache_miss"):
+            if ctx.cache_miss:
                 children.cache_misses.inc()
             if usage is not None:
                 if usage.prompt_tokens:

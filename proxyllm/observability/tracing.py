@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from proxyllm.core.context import CURRENT_SCOPE, RequestContext
+from proxyllm.core.context import CURRENT_SCOPE, RequestContext, Slot
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.errors import ProxyError
 from proxyllm.core.hooks import Hook
@@ -57,7 +57,7 @@ PROVIDERS = {
 TRUE = ("1", "true", "yes", "on")
 _ID = re.compile(rb'"id"\s*:\s*"([^"]{1,256})"')
 _MODEL = re.compile(rb'"model"\s*:\s*"([^"]{1,256})"')
-SPANS = "otel"  # ctx.extra key
+SPANS: Slot[_Spans] = Slot("otel")
 
 # The span of the upstream attempt running in this task: its context goes out as the traceparent.
 UPSTREAM_SPAN: ContextVar[Any] = ContextVar("proxyllm_upstream_span", default=None)
@@ -179,10 +179,10 @@ class TracingHook(Hook):
         )
         in_root = self.trace.set_span_in_context(root)
         admission = self.tracer.start_span("admission", context=in_root, kind=self.internal_kind)
-        ctx.extra[SPANS] = _Spans(root, in_root, admission)
+        ctx.put(SPANS, _Spans(root, in_root, admission))
 
     async def after_call(self, ctx: RequestContext) -> None:
-        spans: _Spans | None = ctx.extra.get(SPANS)
+        spans = ctx.get(SPANS)
         if spans is None:
             return
         now = time.time_ns()
@@ -212,7 +212,7 @@ class TracingHook(Hook):
             root.set_attribute("proxyllm.cost_usd", float(ctx.cost))
         root.set_attribute("proxyllm.retries", ctx.retries)
         root.set_attribute("proxyllm.fallbacks", ctx.fallbacks)
-        if ctx.extra.get("cache_hit"):
+        if ctx.cache_hit:
             root.set_attribute("proxyllm.cache_hit", True)
         error = ctx.error
         status = 499 if ctx.outcome == "cancelled" else error.status if error is not None else 200
@@ -241,7 +241,7 @@ class TracingHook(Hook):
     def wrap_attempt(
         self, ctx: RequestContext, attempt: Callable[[Deployment], Awaitable[Any]]
     ) -> Callable[[Deployment], Awaitable[Any]]:
-        spans: _Spans | None = ctx.extra.get(SPANS)
+        spans = ctx.get(SPANS)
         if spans is None:  # a call that did not pass the hooks (not expected): untraced
             return attempt
         operation = OPERATIONS.get(ctx.operation.value, ctx.operation.value)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from proxyllm.core.context import RequestContext
+from proxyllm.core.context import RequestContext, Slot
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.pricing import estimate_prompt_tokens
 from proxyllm.core.types import Operation, Units, Usage
@@ -25,7 +25,6 @@ from proxyllm.core.types import Operation, Units, Usage
 if TYPE_CHECKING:
     from proxyllm.providers.openai import OpenAIProvider
 
-UPLOAD = "upload"  # ctx.extra key of a transcription's file (an Upload)
 MEDIA_PATHS = {
     Operation.IMAGE_GENERATION: "/images/generations",
     Operation.MODERATION: "/moderations",
@@ -43,6 +42,9 @@ class Upload:
     filename: str
     content_type: str
     data: bytes
+
+
+UPLOAD: Slot[Upload] = Slot("upload")  # a transcription's file (set by frontends/media.py)
 
 
 def multipart(fields: dict[str, Any], upload: Upload) -> tuple[bytes, str]:
@@ -63,7 +65,7 @@ def multipart(fields: dict[str, Any], upload: Upload) -> tuple[bytes, str]:
 
 async def media_complete(provider: OpenAIProvider, dep: Deployment, ctx: RequestContext) -> bytes:
     headers = provider.headers(dep)
-    upload: Upload | None = ctx.extra.get(UPLOAD)
+    upload = ctx.get(UPLOAD)
     if upload is not None:
         body, content_type = multipart({**ctx.body, "model": dep.upstream_model}, upload)
         headers = {**headers, "content-type": content_type}
@@ -130,7 +132,7 @@ def transcribed_seconds(ctx: RequestContext, data: dict[str, Any], usage: dict[s
     for value in (usage.get("seconds"), data.get("duration")):
         if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
             return min(Decimal(repr(float(value))), limit)
-    upload: Upload | None = ctx.extra.get(UPLOAD)
+    upload = ctx.get(UPLOAD)
     seconds = wav_seconds(upload.data) if upload is not None else None
     return limit if seconds is None else min(seconds, limit)
 

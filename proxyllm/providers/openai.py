@@ -19,7 +19,7 @@ from proxyllm.core.types import MEDIA, Operation, Usage
 from proxyllm.core.upstream_http import bearer_headers, iter_line_batches
 from proxyllm.providers.media import MEDIA_PATHS, media_complete
 from proxyllm.providers.openai_errors import openai_error
-from proxyllm.providers.responses import NATIVE_RESPONSES, native_complete, native_stream, speaks_responses
+from proxyllm.providers.responses import is_native, native_complete, native_stream, speaks_responses
 
 PATHS = {
     Operation.CHAT: "/chat/completions",
@@ -66,7 +66,7 @@ class OpenAIProvider(Provider):
 
     def path_operation(self, dep: Deployment, ctx: RequestContext) -> Operation:
         """The upstream endpoint to call: a Responses request goes to chat unless the upstream speaks it."""
-        if ctx.operation is Operation.RESPONSES and not (NATIVE_RESPONSES in ctx.extra and self.speaks_responses(dep)):
+        if ctx.operation is Operation.RESPONSES and not (is_native(ctx) and self.speaks_responses(dep)):
             return Operation.CHAT
         return ctx.operation
 

@@ -1,7 +1,7 @@
 """The Responses API passed through to an upstream that speaks it (OpenAI, Azure, Ollama >= 0.13.3).
 
 The ``/v1/responses`` frontend puts the client's request, with any stored conversation already
-expanded into ``input``, in ``ctx.extra[NATIVE_RESPONSES]``; the gateway body beside it is the same
+expanded into ``input``, in ``ctx.native``; the gateway body beside it is the same
 request translated to chat, for upstreams that speak only chat. An adapter calls these helpers when
 ``speaks_responses`` says the deployment takes the Responses API itself. The proxy keeps the stored
 conversation, so the upstream is always asked with ``store: false``. Events are relayed as they come;
@@ -22,7 +22,7 @@ from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.core.types import Usage
 from proxyllm.core.upstream_http import UpstreamHTTP, iter_lines
 
-NATIVE_RESPONSES = "responses_request"
+API = "responses"  # ctx.native.api of a request that came in through /v1/responses
 SUPPORTS_FLAG = "supports_responses"
 TERMINAL = (b'"response.completed"', b'"response.incomplete"', b'"response.failed"')
 
@@ -34,11 +34,16 @@ def speaks_responses(dep: Deployment, *, default: bool) -> bool:
 
 
 def wants_native(dep: Deployment, ctx: RequestContext, *, default: bool) -> bool:
-    return NATIVE_RESPONSES in ctx.extra and speaks_responses(dep, default=default)
+    return is_native(ctx) and speaks_responses(dep, default=default)
+
+
+def is_native(ctx: RequestContext) -> bool:
+    return ctx.native is not None and ctx.native.api == API
 
 
 def native_body(dep: Deployment, ctx: RequestContext, *, stream: bool) -> bytes:
-    request: dict[str, Any] = ctx.extra[NATIVE_RESPONSES]
+    assert ctx.native is not None
+    request = ctx.native.body
     payload = {**request, "model": dep.upstream_model, "stream": stream, "store": False}
     cap = ctx.body.get("max_tokens")  # the admission step's cap, when money is reserved (core/admission.py)
     if payload.get("max_output_tokens") is None and type(cap) is int:

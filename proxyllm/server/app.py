@@ -16,6 +16,7 @@ from proxyllm.accounts.throttle import AuthThrottle
 from proxyllm.config import ProxyConfig, load_config
 from proxyllm.core.types import Operation
 from proxyllm.frontends import azure, llm_endpoints
+from proxyllm.frontends.ollama import routes as ollama_routes
 from proxyllm.frontends.responses import routes as responses_routes
 from proxyllm.frontends.responses.store import ResponseStore
 from proxyllm.observability import configure_logging, json_logs_wanted
@@ -89,6 +90,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     for module in (models, models_admin, keys, users, teams, spend, stripe, customers, audit):
         app.include_router(module.router)
     app.include_router(responses_routes.router)
+    app.include_router(ollama_routes.router)  # Ollama's model endpoints (/api/tags, /api/show, ...)
     app.include_router(pricing_router)  # customer prices: rate cards, markups
     app.include_router(billing_portal_router)  # billing portal, auto-recharge, grants
     app.include_router(ui_router)

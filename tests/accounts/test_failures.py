@@ -63,6 +63,7 @@ async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 3
     raise AssertionError("proxy did not become ready")
 
 
+@pytest.mark.slow
 async def test_sigterm_under_load_loses_no_spend(
     database_url: str, tmp_path: Path, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama
 ) -> None:

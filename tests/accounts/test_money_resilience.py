@@ -162,6 +162,7 @@ async def _wait_up(url: str, process: subprocess.Popen[bytes]) -> None:
     raise AssertionError("proxy did not start")
 
 
+@pytest.mark.slow
 async def test_sigterm_with_the_database_cut_loses_no_row(
     pg_url: str, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama, tmp_path: Path
 ) -> None:

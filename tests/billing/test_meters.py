@@ -120,6 +120,7 @@ async def test_client_error_marks_the_event_failed(start: Any, stripe_api: FakeS
     assert row["last_error"].startswith("400") and stripe_api.meter_attempts == 1
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(400)  # a thousand requests through the proxy, on a shared CI machine
 async def test_a_thousand_requests_while_stripe_is_down(start: Any, stripe_api: FakeStripe) -> None:
     proxy = await start()

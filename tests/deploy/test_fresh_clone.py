@@ -22,6 +22,8 @@ from tests.conftest import REQUIRE_SERVICES
 from tests.fakes.base import free_port
 from tests.fakes.openai_upstream import FakeOpenAI
 
+pytestmark = pytest.mark.slow  # make test runs it when CI=true (make test-all always)
+
 REPO = Path(__file__).resolve().parents[2]
 LISTENING = "Uvicorn running on"
 INSTALL_AND_START_LIMIT = 240.0  # seconds; about 25 s on the build machine

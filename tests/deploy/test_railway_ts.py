@@ -22,6 +22,8 @@ import pytest
 from tests.conftest import service_missing
 from tests.deploy.conftest import RAILWAY_CONFIG
 
+pytestmark = pytest.mark.slow  # make test runs it when CI=true (make test-all always)
+
 REPO = Path(__file__).resolve().parents[2]
 IAC = REPO / ".railway"
 FILES = ("package.json", "package-lock.json", "tsconfig.json", "railway.ts", "render.mjs")

@@ -7,7 +7,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes.base import FakeUpstream
+from tests.fakes.base import FakeUpstream, Recorded
+from tests.fakes.schema_sample import sample
 
 STAMP = "2026-11-24T12:00:00Z"
 
@@ -21,12 +22,27 @@ class FakeOllama(FakeUpstream):
         self.app.router.add_post("/api/generate", self.generate)
         self.app.router.add_post("/api/embed", self.embed)
         self.app.router.add_get("/api/tags", self.tags)
+        self.app.router.add_post("/api/embeddings", self.embeddings)
+        self.app.router.add_post("/api/show", self.show)
+        self.app.router.add_get("/api/ps", self.ps)
+        self.app.router.add_post("/api/pull", self.pull)
+        self.app.router.add_delete("/api/delete", self.delete)
+        self.app.router.add_post("/api/copy", self.copy)
 
     def error_body(self, status: int, message: str) -> Any:
         return {"error": message}
 
     def stream_error_event(self) -> bytes:
         return b'{"error":"an error was encountered while running the model"}\n'
+
+    def _formatted(self, body: dict[str, Any]) -> str | None:
+        """With ``format``, the answer is JSON: matching the schema, or an object for "json"."""
+        fmt = body.get("format")
+        if isinstance(fmt, dict):
+            return orjson.dumps(sample(fmt)).decode()
+        if fmt == "json":
+            return orjson.dumps({"reply": self.reply_text}).decode()
+        return None
 
     def _known(self, name: str) -> bool:
         return name in self.models or f"{name}:latest" in self.models
@@ -51,10 +67,12 @@ class FakeOllama(FakeUpstream):
             return self.error_response(action)
         if not self._known(body["model"]):
             return web.json_response({"error": f'model "{body["model"]}" not found, try pulling it first'}, status=404)
-        words = self.reply_text.split(" ")
-        wants_tool = bool(body.get("tools")) and body["messages"][-1].get("role") == "user"
+        formatted = self._formatted(body)
+        text = formatted if formatted is not None else self.reply_text
+        words = text.split(" ")
+        wants_tool = bool(body.get("tools")) and body["messages"][-1].get("role") == "user" and formatted is None
         if not body.get("stream", True):
-            msg: dict[str, Any] = {"role": "assistant", "content": self.reply_text}
+            msg: dict[str, Any] = {"role": "assistant", "content": text}
             if wants_tool:
                 msg = {
                     "role": "assistant",
@@ -101,13 +119,15 @@ class FakeOllama(FakeUpstream):
         action, body = await self.take(request)
         if action.status:
             return self.error_response(action)
-        words = self.reply_text.split(" ")
+        formatted = self._formatted(body)
+        text = formatted if formatted is not None else self.reply_text
+        words = text.split(" ")
         if not body.get("stream", True):
             return web.json_response(
                 {
                     "model": body["model"],
                     "created_at": STAMP,
-                    "response": self.reply_text,
+                    "response": text,
                     **self._final(body, len(words)),
                 }
             )
@@ -134,3 +154,56 @@ class FakeOllama(FakeUpstream):
 
     async def tags(self, request: web.Request) -> web.Response:
         return web.json_response({"models": [{"name": m, "model": m, "size": 1} for m in self.models]})
+
+    async def embeddings(self, request: web.Request) -> web.Response:
+        action, _ = await self.take(request)
+        if action.status:
+            return self.error_response(action)
+        return web.json_response({"embedding": [0.5, -0.25, 0.125]})
+
+    async def show(self, request: web.Request) -> web.Response:
+        action, body = await self.take(request)
+        if action.status:
+            return self.error_response(action)
+        if not self._known(body.get("model", "")):
+            return web.json_response({"error": f"model '{body.get('model')}' not found"}, status=404)
+        return web.json_response(
+            {
+                "modelfile": "FROM /root/.ollama/models/blobs/sha256-secret-path",
+                "parameters": "stop <|eot_id|>",
+                "template": "{{ .Prompt }}",
+                "details": {"format": "gguf", "family": "llama", "parameter_size": "8B", "quantization_level": "Q4_0"},
+                "model_info": {"general.architecture": "llama", "llama.context_length": 8192},
+                "capabilities": ["completion", "tools"],
+                "modified_at": STAMP,
+            }
+        )
+
+    async def ps(self, request: web.Request) -> web.Response:
+        self.requests.append(Recorded(request.path, {}, dict(request.headers)))
+        loaded = self.models[0]
+        return web.json_response(
+            {"models": [{"name": loaded, "model": loaded, "size": 5, "size_vram": 5, "expires_at": STAMP}]}
+        )
+
+    async def pull(self, request: web.Request) -> web.StreamResponse:
+        action, body = await self.take(request)
+        if action.status:
+            return self.error_response(action)
+        if body.get("stream") is False:
+            return web.json_response({"status": "success"})
+        steps = ("pulling manifest", "verifying sha256 digest", "success")
+        lines = [orjson.dumps({"status": step}) + b"\n" for step in steps]
+        return await self.stream_events(request, action, lines, "application/x-ndjson")
+
+    async def delete(self, request: web.Request) -> web.Response:
+        action, _ = await self.take(request)
+        if action.status:
+            return self.error_response(action)
+        return web.Response(status=200)
+
+    async def copy(self, request: web.Request) -> web.Response:
+        action, _ = await self.take(request)
+        if action.status:
+            return self.error_response(action)
+        return web.Response(status=200)

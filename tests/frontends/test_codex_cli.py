@@ -22,6 +22,8 @@ from aiohttp import web
 from tests.conftest import MASTER_KEY, ProxyServer
 from tests.fakes.ollama_upstream import STAMP, FakeOllama
 
+pytestmark = pytest.mark.slow  # make test runs it when CI=true (make test-all always)
+
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = "proxyllm-codex-42"
 COMMAND = f"echo {MARKER.removesuffix('-42')}-$((6*7))"

@@ -129,6 +129,7 @@ async def test_metrics_can_require_a_key(
         assert (await http.get("/metrics", headers=AUTH)).status_code == 200
 
 
+@pytest.mark.slow
 async def test_several_workers_share_their_metrics(tmp_path: Path, openai_upstream: FakeOpenAI) -> None:
     """Two worker processes behind one port (PROMETHEUS_MULTIPROC_DIR): any scrape adds up both."""
     metrics_dir = tmp_path / "prom"

@@ -90,7 +90,7 @@ def test_streamed_tool_calls_get_ids_and_indexes() -> None:
     [
         ({"n": 2}, "n"),
         ({"logprobs": True}, "logprobs"),
-        ({"tool_choice": "required"}, "tool_choice"),
+        ({"tool_choice": "required"}, "tool_choice"),  # a forced call with no tools to call
         ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, "response_format"),
         (
             {
@@ -132,7 +132,9 @@ def test_drop_params_drops_instead() -> None:
         "tools": [{"type": "function", "function": {"name": "f"}}],
     }
     sent = chat.chat_request(body, "m", drop=True, stream=True)
-    assert "logprobs" not in sent and "n" not in sent and sent["tools"] and sent["stream"] is True
+    assert "logprobs" not in sent and "n" not in sent and sent["stream"] is True
+    # a forced tool choice is not dropped but emulated: the output is constrained to the call's arguments
+    assert "tools" not in sent and sent["format"] == {"type": "object", "properties": {}}
 
 
 def test_json_schema_and_reasoning() -> None:

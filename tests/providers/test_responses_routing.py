@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxyllm.core.context import RequestContext
+from proxyllm.core.context import NativeRequest, RequestContext
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.provider import provider_class
 from proxyllm.core.types import Operation
 from proxyllm.core.upstream_http import UpstreamHTTP
 from proxyllm.providers.azure import AzureProvider, azure_url
 from proxyllm.providers.openai import OpenAIProvider
-from proxyllm.providers.responses import NATIVE_RESPONSES
+from proxyllm.providers.responses import API
 
 
 def deployment(provider: Any, api_base: str, **info: Any) -> Deployment:
@@ -22,7 +22,7 @@ def deployment(provider: Any, api_base: str, **info: Any) -> Deployment:
 
 def responses_ctx() -> RequestContext:
     ctx = RequestContext(request_id="r", operation=Operation.RESPONSES, body={"model": "m", "messages": []})
-    ctx.extra[NATIVE_RESPONSES] = {"model": "m", "input": []}
+    ctx.native = NativeRequest(API, {"model": "m", "input": []})
     return ctx
 
 

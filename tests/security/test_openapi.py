@@ -96,6 +96,7 @@ async def test_document_lists_real_statuses_and_the_model_endpoints(http: httpx.
     assert "HTTPValidationError" not in document["components"]["schemas"]
 
 
+@pytest.mark.slow
 async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     fuzz_database: str,
     proxy_factory: Any,

@@ -6,9 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import MASTER_KEY, ProxyServer
 from tests.ui.conftest import chat, eventually, screenshot
+
+pytestmark = pytest.mark.slow  # a real browser: make test runs it when CI=true (make test-all always)
 
 
 async def test_admin_creates_funds_uses_and_blocks_a_key(

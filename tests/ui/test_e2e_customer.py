@@ -8,10 +8,13 @@ import re
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import ProxyServer
 from tests.fakes.stripe_upstream import FakeStripeUpstream
 from tests.ui.conftest import chat, eventually, screenshot, sign_in
+
+pytestmark = pytest.mark.slow  # a real browser: make test runs it when CI=true (make test-all always)
 
 
 async def make_customer(admin: httpx.AsyncClient, user_id: str, alias: str) -> str:

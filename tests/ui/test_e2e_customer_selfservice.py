@@ -8,11 +8,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import ProxyServer
 from tests.fakes.stripe_upstream import FakeStripeUpstream
 from tests.ui.conftest import eventually, screenshot, sign_in
 from tests.ui.test_e2e_customer import make_customer
+
+pytestmark = pytest.mark.slow  # a real browser: make test runs it when CI=true (make test-all always)
 
 
 async def test_customer_saves_a_card_sets_auto_recharge_sees_grants_and_opens_the_portal(

@@ -30,7 +30,7 @@ def fallbacks_after(policy: RouterPolicy, ctx: RequestContext, group: ModelGroup
         return []
     specific = SPECIFIC_FALLBACKS.get(err.kind)
     if specific is not None:
-        asked = (ctx.extra.get("request_options") or {}).get(specific)
+        asked = (ctx.options or {}).get(specific)
         if asked is not None:
             return names(asked, specific)
         configured: dict[str, list[str]] = getattr(policy, specific)

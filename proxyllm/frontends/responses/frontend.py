@@ -3,7 +3,7 @@
 The request is checked and normalised (``request.py``); with ``previous_response_id`` the stored
 conversation of that response (of the same key) is put in front of the new input. The gateway call
 carries the conversation twice: as a chat body (``ctx.body``, what limits, the cache and chat-only
-upstreams see) and as the Responses request itself (``ctx.extra[NATIVE_RESPONSES]``, for upstreams
+upstreams see) and as the Responses request itself (``ctx.native``, for upstreams
 that speak Responses). The answer comes back as a chat completion, translated here, or as a Response
 passed through. With ``store`` (the default) the response is saved before its last byte is sent.
 """
@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from proxyllm.accounts.auth import Authenticator
-from proxyllm.core.context import RequestContext
+from proxyllm.core.context import NativeRequest, RequestContext, Slot
 from proxyllm.core.errors import invalid_request
 from proxyllm.core.pricing import estimate_prompt_tokens
 from proxyllm.core.requests import PROXY_FIELDS, apply_proxy_fields, load_json
@@ -27,16 +27,17 @@ from proxyllm.frontends.responses.output import from_chat
 from proxyllm.frontends.responses.request import ResponsesRequest, parse_request, truncate
 from proxyllm.frontends.responses.store import ResponseStore, owner_of
 from proxyllm.frontends.responses.stream import TERMINAL, ResponsesStreamEncoder, replay
-from proxyllm.providers.responses import NATIVE_RESPONSES
+from proxyllm.providers.responses import API
 
 log = logging.getLogger("proxyllm.responses")
-REQUEST = "responses_frontend_request"
+REQUEST: Slot[ResponsesRequest] = Slot("responses_request")
 # Proxy-only fields taken out of the request (``metadata`` is the Responses API's own field).
 NATIVE_PROXY_FIELDS = PROXY_FIELDS - {"metadata"}
 
 
 def request_of(ctx: RequestContext) -> ResponsesRequest:
-    request: ResponsesRequest = ctx.extra[REQUEST]
+    request = ctx.get(REQUEST)
+    assert request is not None
     return request
 
 
@@ -63,7 +64,7 @@ class ResponsesFrontend(Frontend):
         )
         ctx.started = incoming.started
         ctx.stream = body.get("stream") is True
-        ctx.extra[REQUEST] = request
+        ctx.put(REQUEST, request)
         apply_proxy_fields(ctx)
         return ctx
 
@@ -79,7 +80,7 @@ class ResponsesFrontend(Frontend):
             if limit is not None and truncate(request, limit, estimate_prompt_tokens):
                 ctx.response_headers["x-proxyllm-truncated"] = "true"
         ctx.body.update(request.chat())
-        ctx.extra[NATIVE_RESPONSES] = request.native()
+        ctx.native = NativeRequest(API, request.native())
 
     def context_window(self, model: str) -> int | None:
         """The smallest ``max_input_tokens`` among the model's deployments (model_info), if any is set."""

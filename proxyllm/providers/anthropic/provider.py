@@ -22,8 +22,7 @@ from proxyllm.providers.sse import ChunkEncoder, usage_event
 
 DONE = b"data: [DONE]\n\n"
 # Set by the /v1/messages endpoint: the client's own Anthropic request and beta header.
-NATIVE_REQUEST = "anthropic_request"
-NATIVE_BETA = "anthropic_beta"
+API = "anthropic"  # ctx.native.api of a request that came in through /v1/messages
 
 
 def _json(raw: bytes) -> dict[str, Any]:
@@ -61,7 +60,7 @@ class AnthropicProvider(Provider):
         headers = {**JSON_HEADERS, "anthropic-version": API_VERSION}
         if dep.api_key:
             headers["x-api-key"] = dep.api_key
-        beta = ctx.extra.get(NATIVE_BETA) if ctx is not None else None
+        beta = ctx.native.beta if ctx is not None and ctx.native is not None else None
         if isinstance(beta, str) and beta:
             headers["anthropic-beta"] = beta
         headers.update(dep.extra_headers)
@@ -73,9 +72,9 @@ class AnthropicProvider(Provider):
         The native request keeps what the OpenAI form cannot carry (cache_control, documents,
         thinking signatures, server tools); only the model and the stream flag are replaced.
         """
-        native = ctx.extra.get(NATIVE_REQUEST)
-        if isinstance(native, dict):
-            req = {**native, "model": dep.upstream_model, "stream": stream}
+        native = ctx.native
+        if native is not None and native.api == API:
+            req = {**native.body, "model": dep.upstream_model, "stream": stream}
             req.setdefault("max_tokens", default_max_tokens(dep))
             if not stream:
                 del req["stream"]
@@ -87,11 +86,14 @@ class AnthropicProvider(Provider):
         )
 
     def _json_mode(self, ctx: RequestContext) -> bool:
-        return NATIVE_REQUEST not in ctx.extra and is_json_mode(ctx.body)
+        return (ctx.native is None or ctx.native.api != API) and is_json_mode(ctx.body)
 
     async def complete(self, dep: Deployment, ctx: RequestContext) -> bytes:
         if ctx.operation is Operation.COUNT_TOKENS:
-            return await self.count_tokens(dep, ctx.extra[NATIVE_REQUEST], ctx.extra.get(NATIVE_BETA))
+            native = ctx.native
+            if native is None or native.api != API:
+                raise self.unsupported(dep, ctx)
+            return await self.count_tokens(dep, native.body, native.beta)
         if ctx.operation not in CHAT_SHAPED:
             raise self.unsupported(dep, ctx)
         raw = await self.http.request(

@@ -9,6 +9,7 @@ import orjson
 
 from proxyllm.core.errors import invalid_request
 from proxyllm.core.types import ComputeTime, Usage
+from proxyllm.providers.ollama.forced import ForcedTool, forced_tool, with_hint
 from proxyllm.providers.ollama.options import COMMON, base_request, check_n, finish_reason
 from proxyllm.providers.params import drop_unsupported
 from proxyllm.providers.sse import ChunkEncoder
@@ -103,15 +104,11 @@ def to_ollama_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _tools(body: dict[str, Any], drop: bool) -> list[dict[str, Any]] | None:
+def _tools(body: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The tools to send when the model may choose (a forced choice is emulated: ``forced.py``)."""
     tools = body.get("tools")
-    choice = body.get("tool_choice")
-    if choice == "none":
+    if body.get("tool_choice") == "none":
         return None
-    if choice not in (None, "auto") and not drop:
-        raise invalid_request(
-            "Ollama cannot force a tool choice; use 'auto' or 'none' (or drop_params: true)", param="tool_choice"
-        )
     if not tools:
         return None
     for k, tool in enumerate(tools):
@@ -135,9 +132,14 @@ def chat_request(body: dict[str, Any], model: str, *, drop: bool, stream: bool) 
     check_n(body, drop)
     req = base_request(body, model, stream)
     req["messages"] = to_ollama_messages(body["messages"])
-    tools = _tools(body, drop)
-    if tools:
-        req["tools"] = tools
+    forced = forced_tool(body)
+    if forced is not None:
+        req["format"] = forced.schema
+        req["messages"] = with_hint(req["messages"], forced.hint)
+    else:
+        tools = _tools(body)
+        if tools:
+            req["tools"] = tools
     think = _think(body)
     if think is not None:
         req["think"] = think
@@ -183,12 +185,18 @@ def openai_tool_calls(calls: list[dict[str, Any]], start: int = 0) -> list[dict[
     return out
 
 
-def chat_response(data: dict[str, Any], *, model: str, response_id: str, created: int) -> dict[str, Any]:
+def chat_response(
+    data: dict[str, Any], *, model: str, response_id: str, created: int, forced: ForcedTool | None = None
+) -> dict[str, Any]:
     """Ollama /api/chat response (stream false) -> OpenAI chat.completion."""
     msg = data.get("message") or {}
-    calls = openai_tool_calls(msg.get("tool_calls") or [])
-    for call in calls:
-        del call["index"]
+    if forced is not None:
+        calls = forced.tool_calls(msg.get("content") or "")
+        msg = {**msg, "content": None}
+    else:
+        calls = openai_tool_calls(msg.get("tool_calls") or [])
+        for call in calls:
+            del call["index"]
     message: dict[str, Any] = {"role": "assistant", "content": msg.get("content") or (None if calls else "")}
     if msg.get("thinking"):
         message["reasoning_content"] = msg["thinking"]
@@ -214,11 +222,13 @@ def chat_response(data: dict[str, Any], *, model: str, response_id: str, created
 class ChatStreamTranslator:
     """Ollama /api/chat NDJSON lines -> OpenAI chat.completion.chunk SSE events."""
 
-    def __init__(self, encoder: ChunkEncoder) -> None:
+    def __init__(self, encoder: ChunkEncoder, forced: ForcedTool | None = None) -> None:
         self.encoder = encoder
         self.started = False
         self.tool_calls = 0
         self.usage: Usage | None = None
+        self.forced = forced  # a forced tool call: the content is its arguments, sent at the end
+        self.held: list[str] = []
 
     def _delta(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
         if not self.started:
@@ -232,8 +242,18 @@ class ChatStreamTranslator:
         if msg.get("thinking"):
             out.append(self._delta({"reasoning_content": msg["thinking"]}))
         if msg.get("content"):
-            out.append(self._delta({"content": msg["content"]}))
+            if self.forced is None:
+                out.append(self._delta({"content": msg["content"]}))
+            else:
+                self.held.append(msg["content"])
         calls = msg.get("tool_calls")
+        if self.forced is not None and data.get("done"):
+            calls = None
+            forced_calls = self.forced.tool_calls("".join(self.held))
+            for k, call in enumerate(forced_calls):
+                call["index"] = k
+            out.append(self._delta({"tool_calls": forced_calls}))
+            self.tool_calls += len(forced_calls)
         if calls:
             out.append(self._delta({"tool_calls": openai_tool_calls(calls, self.tool_calls)}))
             self.tool_calls += len(calls)

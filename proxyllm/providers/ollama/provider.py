@@ -7,13 +7,14 @@ from typing import Any
 
 import orjson
 
-from proxyllm.core.context import RequestContext
+from proxyllm.core.context import NativeRequest, RequestContext
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.core.provider import Provider, register
 from proxyllm.core.types import CHAT_SHAPED, Operation
 from proxyllm.core.upstream_http import bearer_headers, client_timeout, default_error, iter_line_batches
-from proxyllm.providers.ollama import chat, embed, generate
+from proxyllm.providers.ollama import chat, embed, generate, native
+from proxyllm.providers.ollama.forced import forced_tool
 from proxyllm.providers.responses import native_complete, native_stream, wants_native
 from proxyllm.providers.sse import ChunkEncoder
 
@@ -89,9 +90,22 @@ class OllamaProvider(Provider):
             ctx.usage = generate.usage_of(data)
             return generate.chat_response(data, model=ctx.model, response_id=rid, created=created)
         ctx.usage = chat.usage_of(data)
-        return chat.chat_response(data, model=ctx.model, response_id=rid, created=created)
+        forced = forced_tool(ctx.body)
+        return chat.chat_response(data, model=ctx.model, response_id=rid, created=created, forced=forced)
 
     async def complete(self, dep: Deployment, ctx: RequestContext) -> bytes:
+        ollama_request = native.native_of(ctx)
+        if ollama_request is not None:  # an Ollama client: its own request, bytes-through
+            raw = await self.http.request(
+                "POST",
+                native.url(dep, ollama_request),
+                body=native.native_payload(ollama_request, dep, ctx, stream=False),
+                headers=bearer_headers(dep.api_key, dep.extra_headers),
+                timeout=self.call_timeout(dep, ctx),
+                proxy=dep.proxy_url,
+                on_error=self.map_error,
+            )
+            return native.complete_answer(ollama_request, dep, ctx, raw)
         if wants_native(dep, ctx, default=False):  # Ollama >= 0.13.3 serves /v1/responses (stateless)
             return await native_complete(
                 self.http,
@@ -115,6 +129,9 @@ class OllamaProvider(Provider):
         return orjson.dumps(self._response(ctx, _json(raw)))
 
     def stream(self, dep: Deployment, ctx: RequestContext) -> AsyncGenerator[bytes, None]:
+        ollama_request = native.native_of(ctx)
+        if ollama_request is not None:
+            return self._native_stream(dep, ctx, ollama_request)
         if wants_native(dep, ctx, default=False):
             return native_stream(
                 self.http,
@@ -127,6 +144,20 @@ class OllamaProvider(Provider):
             )
         return self._stream(dep, ctx)
 
+    async def _native_stream(
+        self, dep: Deployment, ctx: RequestContext, ollama_request: NativeRequest
+    ) -> AsyncGenerator[bytes, None]:
+        async with self.http.stream(
+            native.url(dep, ollama_request),
+            body=native.native_payload(ollama_request, dep, ctx, stream=True),
+            headers=bearer_headers(dep.api_key, dep.extra_headers),
+            timeout=self.stream_connect_timeout(dep, ctx),
+            proxy=dep.proxy_url,
+            on_error=self.map_error,
+        ) as resp:
+            async for lines in native.relay_lines(ollama_request, dep, ctx, resp):
+                yield lines
+
     async def _stream(self, dep: Deployment, ctx: RequestContext) -> AsyncGenerator[bytes, None]:
         path, payload = self._translate(dep, ctx, stream=True)
         as_chat = ctx.operation in CHAT_SHAPED
@@ -138,7 +169,7 @@ class OllamaProvider(Provider):
         )
         translator: chat.ChatStreamTranslator | generate.GenerateStreamTranslator
         if path == "/api/chat":
-            translator = chat.ChatStreamTranslator(encoder)
+            translator = chat.ChatStreamTranslator(encoder, forced_tool(ctx.body))
         else:
             translator = generate.GenerateStreamTranslator(encoder, as_chat=as_chat)
         async with self.http.stream(

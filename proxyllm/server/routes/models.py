@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from proxyllm.core.context import Principal
+from proxyllm.accounts.hooks import visible
 from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.server.deps import Caller, RuntimeDep
 
@@ -18,22 +18,10 @@ def _model(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": CREATED, "owned_by": "proxyllm"}
 
 
-def visible(runtime: Any, caller: Principal, name: str) -> bool:
-    """Whether the caller may use the model: the master key every one, a virtual key what its own,
-    its user's and its team's lists allow (names, model groups, access groups)."""
-    auth = caller.auth
-    if auth is None:
-        return True
-    group = runtime.router.find(name)
-    if group is None:
-        return False
-    return bool(auth.may_use(name, group.name, group.access_groups))
-
-
 @router.get("/v1/models")
 @router.get("/models", include_in_schema=False)
 async def list_models(runtime: RuntimeDep, caller: Caller) -> dict[str, Any]:
-    names = [name for name in runtime.router.model_names() if visible(runtime, caller, name)]
+    names = [name for name in runtime.router.model_names() if visible(runtime.router, caller, name)]
     aliases = caller.auth.model_aliases if caller.auth is not None else {}
     for alias, target in aliases.items():  # the team's model aliases, where the key may use the target
         group = runtime.router.find(target)
@@ -45,7 +33,7 @@ async def list_models(runtime: RuntimeDep, caller: Caller) -> dict[str, Any]:
 @router.get("/v1/models/{model_id:path}")
 @router.get("/models/{model_id:path}", include_in_schema=False)
 async def get_model(model_id: str, runtime: RuntimeDep, caller: Caller) -> dict[str, Any]:
-    if runtime.router.find(model_id) is None or not visible(runtime, caller, model_id):
+    if runtime.router.find(model_id) is None or not visible(runtime.router, caller, model_id):
         raise ProxyError(
             ErrorKind.NOT_FOUND,
             f"model '{model_id}' is not served by this proxy",
