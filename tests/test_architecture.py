@@ -19,6 +19,7 @@ LAYERS: list[set[str]] = [
     {"billing"},  # Stripe: prepaid ledger, meters, subscriptions, prices
     {"limits", "cache", "observability"},  # rate limits and budgets, response cache, logs/metrics/tracing
     {"ops"},  # operator controls: models in the database, IP allowlist, audit, LiteLLM import
+    {"admin"},  # admin services (one unit of work per change) and the permission table
     {"frontends", "ui"},  # client APIs (OpenAI, Anthropic, Responses, ...), the dashboard
     {"server"},  # composition: builds every subsystem from the parts it needs; the ASGI app and admin routes
     {"cli"},

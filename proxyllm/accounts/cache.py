@@ -136,7 +136,7 @@ class KeyCache:
             team=self.account("team", team.team_id, team) if team else None,
             metadata=dict(key.metadata_ or {}),
             tags=list(key.tags or []),
-            model_aliases=team_aliases(team),
+            model_aliases={**team_aliases(team), **key_aliases(key)},  # the key's own win
         )
 
     async def _read(self, token: str) -> tuple[Key, User | None, Team | None] | None:
@@ -167,7 +167,15 @@ class KeyCache:
 
 def team_aliases(team: Team | None) -> dict[str, str]:
     """The team's ``model_aliases`` (LiteLLM's team model aliases), kept in its metadata."""
-    found = (team.metadata_ or {}).get("model_aliases") if team is not None else None
+    return _string_map((team.metadata_ or {}).get("model_aliases") if team is not None else None)
+
+
+def key_aliases(key: Key) -> dict[str, str]:
+    """The key's ``aliases`` (LiteLLM's key model aliases), kept in its metadata."""
+    return _string_map((key.metadata_ or {}).get("aliases"))
+
+
+def _string_map(found: Any) -> dict[str, str]:
     if not isinstance(found, dict):
         return {}
     return {k: v for k, v in found.items() if isinstance(k, str) and isinstance(v, str)}

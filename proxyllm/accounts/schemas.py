@@ -1,6 +1,8 @@
 """Admin API request bodies. Field names follow LiteLLM's so existing admin scripts work.
 
-Unknown fields are refused (400 naming the field) rather than silently ignored.
+Fields proxyllm does not know are accepted, as LiteLLM's many optional fields must be, and ignored:
+the response names them in ``x-litellm-ignored-fields`` (admin/shapes.py). The fields proxyllm knows
+are checked strictly (types, lengths, ranges) and a bad value is a 400 naming the field.
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from proxyllm.accounts.durations import check_duration
 from proxyllm.core.bounds import MAX_ID, MAX_INT32, MAX_KEY, MAX_LIST, MAX_MONEY
@@ -20,7 +22,7 @@ Count = Annotated[int, Field(ge=0, le=MAX_INT32)]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="allow")
 
 
 def _not_null(value: Any) -> Any:
@@ -36,7 +38,7 @@ class _Limits(_Body):
     models: list[Id] | None = Field(default=None, max_length=MAX_LIST)
     tpm_limit: int | None = Field(default=None, ge=0, le=MAX_INT32)
     rpm_limit: int | None = Field(default=None, ge=0, le=MAX_INT32)
-    max_parallel_requests: int | None = Field(default=None, ge=1, le=MAX_INT32)
+    max_parallel_requests: int | None = Field(default=None, ge=0, le=MAX_INT32)  # 0: no request at all
     metadata: dict[str, Any] | None = None
     blocked: bool | None = None
 
@@ -64,6 +66,7 @@ class KeyFields(_Limits):
     model_rpm_limit: dict[str, Count] | None = None
     model_tpm_limit: dict[str, Count] | None = None
     allowed_cache_controls: list[Text] | None = Field(default=None, max_length=MAX_LIST)
+    aliases: dict[Id, Id] | None = Field(default=None, max_length=MAX_LIST)  # model name -> model group
 
     @field_validator("duration")
     @classmethod
@@ -91,7 +94,9 @@ class KeyDelete(_Body):
 class UserFields(_Limits):
     user_email: Text | None = None
     user_alias: Text | None = None
-    user_role: Literal["proxy_admin", "internal_user", "internal_user_viewer", "customer"] | None = None
+    user_role: (
+        Literal["proxy_admin", "proxy_admin_viewer", "internal_user", "internal_user_viewer", "customer"] | None
+    ) = None
     stripe_customer_id: Text | None = None
 
     _role_not_null = field_validator("user_role")(_not_null)
@@ -100,27 +105,57 @@ class UserFields(_Limits):
 class UserNew(UserFields):
     user_id: Id | None = None
     team_id: Id | None = None
+    teams: list[Id] | None = Field(default=None, max_length=MAX_LIST)  # joined as role "user"
     auto_create_key: bool = True
+    duration: str | None = Field(default=None, max_length=32)  # of the auto-created key
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        return None if value is None else check_duration(value, "duration")
 
 
 class UserUpdate(UserFields):
     user_id: Id
+    spend: Decimal | None = Field(default=None, ge=0, le=MAX_MONEY, allow_inf_nan=False)
+
+    _spend_not_null = field_validator("spend")(_not_null)
+
+    @field_validator("spend", mode="before")
+    @classmethod
+    def _exact_spend(cls, value: Any) -> Any:
+        return Decimal(repr(value)) if isinstance(value, float) else value
 
 
 class UserDelete(_Body):
     user_ids: list[Id] = Field(min_length=1, max_length=MAX_LIST)
 
 
-class Member(_Body):
-    user_id: Id
+class MemberRef(_Body):
+    """A user by ``user_id`` or ``user_email`` (LiteLLM accepts either)."""
+
+    user_id: Id | None = None
+    user_email: Id | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> MemberRef:
+        if self.user_id is None and self.user_email is None:
+            raise ValueError("give 'user_id' or 'user_email'")
+        return self
+
+
+class Member(MemberRef):
     role: Literal["admin", "user"] = "user"
 
 
 class TeamFields(_Limits):
     team_alias: Text | None = None
     stripe_customer_id: Text | None = None
-    # LiteLLM's team model aliases: alias -> model group, for the team's keys (kept in the team's metadata)
+    # Kept in the team's metadata (see TEAM_METADATA_FIELDS); model_aliases apply to the team's keys.
     model_aliases: dict[Id, Id] | None = Field(default=None, max_length=MAX_LIST)
+    tags: list[Text] | None = Field(default=None, max_length=MAX_LIST)
+    team_member_permissions: list[Text] | None = Field(default=None, max_length=MAX_LIST)
+    organization_id: Text | None = None
 
 
 class TeamNew(TeamFields):
@@ -141,11 +176,16 @@ class MemberAdd(_Body):
     member: Member | list[Member]
 
 
-class MemberDelete(_Body):
+class MemberDelete(MemberRef):
     team_id: Id
-    user_id: Id
+
+
+class MemberUpdate(MemberRef):
+    team_id: Id
+    role: Literal["admin", "user"] | None = None
 
 
 def set_fields(body: BaseModel, *exclude: str) -> dict[str, Any]:
-    """The fields the client actually sent (an update changes only those)."""
-    return body.model_dump(exclude_unset=True, exclude=set(exclude))
+    """The known fields the client actually sent (an update changes only those); ignored ones are not."""
+    extra = set(body.model_extra or ())
+    return {k: v for k, v in body.model_dump(exclude_unset=True, exclude=set(exclude)).items() if k not in extra}

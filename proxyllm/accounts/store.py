@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proxyllm.accounts.durations import next_reset
@@ -41,15 +42,17 @@ def not_found(what: str, ident: str, param: str) -> ProxyError:
 
 
 # Key fields without a column of their own: they live in the key's metadata (where LiteLLM puts them too).
-METADATA_FIELDS = ("model_rpm_limit", "model_tpm_limit", "allowed_cache_controls", "model_aliases")
+METADATA_FIELDS = ("model_rpm_limit", "model_tpm_limit", "allowed_cache_controls", "aliases")
+# Team fields LiteLLM keeps in columns or tables proxyllm does not have: kept in the team's metadata.
+TEAM_METADATA_FIELDS = ("model_aliases", "tags", "team_member_permissions", "organization_id")
 
 
-def apply_fields(row: Any, fields: dict[str, Any]) -> None:
+def apply_fields(row: Any, fields: dict[str, Any], metadata_fields: tuple[str, ...] = METADATA_FIELDS) -> None:
     """Copy API fields onto a row; a new budget_duration restarts the budget period."""
     for name, value in fields.items():
-        if name not in METADATA_FIELDS:
+        if name not in metadata_fields:
             setattr(row, "metadata_" if name == "metadata" else name, value)
-    in_metadata = {name: fields[name] for name in METADATA_FIELDS if name in fields}
+    in_metadata = {name: fields[name] for name in metadata_fields if name in fields}
     if in_metadata:  # merged into the metadata; null removes the field
         merged = {**(row.metadata_ or {}), **in_metadata}
         row.metadata_ = {k: v for k, v in merged.items() if k not in in_metadata or v is not None}
@@ -84,13 +87,30 @@ async def get_team(session: AsyncSession, team_id: str) -> Team:
     return team
 
 
-async def ensure_user(session: AsyncSession, user_id: str) -> User:
+async def ensure_user(session: AsyncSession, user_id: str, email: str | None = None) -> User:
+    """The user, created (role internal_user) if it does not exist. Concurrent calls creating the same
+    user do not conflict: the INSERT does nothing when the row exists or is being inserted."""
     user = await session.get(User, user_id)
-    if user is None:
-        user = User(user_id=user_id, models=[], metadata_={})
-        session.add(user)
-        await session.flush()
+    if user is not None:
+        return user
+    dialect = session.get_bind().dialect.name
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(User)
+    await session.execute(
+        insert.values(user_id=user_id, user_email=email, models=[], metadata_={}).on_conflict_do_nothing(
+            index_elements=["user_id"]
+        )
+    )
+    user = await session.get(User, user_id, populate_existing=True)
+    assert user is not None
     return user
+
+
+async def user_by_email(session: AsyncSession, email: str) -> User | None:
+    rows = await session.execute(select(User).where(User.user_email == email).order_by(User.created_at).limit(2))
+    found = rows.scalars().all()
+    if len(found) > 1:
+        raise invalid_request(f"more than one user has email '{email}'; give 'user_id'", param="user_email")
+    return found[0] if found else None
 
 
 async def check_alias_free(session: AsyncSession, alias: str | None, token: str | None = None) -> None:

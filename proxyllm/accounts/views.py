@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from proxyllm.accounts.store import aware
-from proxyllm.db.tables import Key, SpendLog, Team, User
+from proxyllm.db.tables import Key, SpendLog, Team, TeamMember, User
 
 
 def money(value: Decimal | None) -> float | None:
@@ -37,12 +37,14 @@ def _limits(row: Any) -> dict[str, Any]:
 def key_view(key: Key) -> dict[str, Any]:
     return {
         "token": key.token,
+        "token_id": key.token,  # LiteLLM's name for the key's hash in /key/generate answers
         "key_name": key.key_name,
         "key_alias": key.key_alias,
         "user_id": key.user_id,
         "team_id": key.team_id,
         "expires": when(key.expires),
         "tags": list(key.tags or []),
+        "aliases": dict((key.metadata_ or {}).get("aliases") or {}),
         "created_at": when(key.created_at),
         "updated_at": when(key.updated_at),
         **_limits(key),
@@ -62,13 +64,23 @@ def user_view(user: User) -> dict[str, Any]:
 
 
 def team_view(team: Team) -> dict[str, Any]:
+    meta = team.metadata_ or {}
     return {
         "team_id": team.team_id,
         "team_alias": team.team_alias,
         "stripe_customer_id": team.stripe_customer_id,
         "created_at": when(team.created_at),
         **_limits(team),
+        # LiteLLM's team fields proxyllm keeps in the team's metadata
+        "model_aliases": dict(meta.get("model_aliases") or {}),
+        "tags": list(meta.get("tags") or []),
+        "team_member_permissions": list(meta.get("team_member_permissions") or []),
+        "organization_id": meta.get("organization_id"),
     }
+
+
+def member_view(member: TeamMember, email: str | None) -> dict[str, Any]:
+    return {"user_id": member.user_id, "user_email": email, "role": member.role}
 
 
 def spend_view(row: SpendLog) -> dict[str, Any]:

@@ -11,8 +11,11 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from proxyllm.accounts.auth import Authenticator
+from proxyllm.admin.actors import actor_of
+from proxyllm.admin.permissions import Role
 from proxyllm.core.context import Principal
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.db.database import Database
 from proxyllm.ui import bridge
 from proxyllm.ui.assets import Asset, assets, shell
 from proxyllm.ui.session import (
@@ -38,6 +41,14 @@ def _authenticator(request: Request) -> Authenticator:
 
 
 AuthDep = Annotated[Authenticator, Depends(_authenticator)]
+
+
+def _database(request: Request) -> Database:
+    db: Database = request.app.state.runtime.db
+    return db
+
+
+DatabaseDep = Annotated[Database, Depends(_database)]
 router = APIRouter(include_in_schema=False)
 
 # Paths the single-page app renders; each serves the same shell.
@@ -115,10 +126,17 @@ async def static(name: str, request: Request) -> Response:
     return _asset(request, asset, "no-cache")
 
 
-def _identity(principal: Principal, session: Session) -> dict[str, Any]:
+async def _role(db: Database, principal: Principal) -> str:
+    """ "admin" for the master key and keys of proxy_admin users (admin/permissions.py), else "customer"."""
+    if principal.is_admin:
+        return "admin"
+    return "admin" if (await actor_of(principal, db)).role is Role.PROXY_ADMIN else "customer"
+
+
+def _identity(principal: Principal, session: Session, role: str) -> dict[str, Any]:
     return {
         "signed_in": True,
-        "role": "admin" if principal.is_admin else "customer",
+        "role": role,
         "key_alias": principal.key_alias,
         "user_id": principal.user_id,
         "team_id": principal.team_id,
@@ -127,13 +145,14 @@ def _identity(principal: Principal, session: Session) -> dict[str, Any]:
 
 
 @router.get("/ui/session")
-async def session_info(request: Request, auth: AuthDep) -> Response:
+async def session_info(request: Request, auth: AuthDep, db: DatabaseDep) -> Response:
     """Who is signed in (re-checked against the key's current state) and the CSRF token to send."""
     session = await current_session(request)
     reason = None
     if session is not None:
         try:
-            return _json(_identity(await auth.authenticate(session.key), session))
+            principal = await auth.authenticate(session.key)
+            return _json(_identity(principal, session, await _role(db, principal)))
         except ProxyError as error:
             if error.kind is not ErrorKind.AUTHENTICATION and error.kind is not ErrorKind.PERMISSION:
                 raise
@@ -171,7 +190,7 @@ async def _login_key(request: Request) -> str:
 
 
 @router.post("/ui/login")
-async def login(request: Request, auth: AuthDep) -> Response:
+async def login(request: Request, auth: AuthDep, db: DatabaseDep) -> Response:
     check_csrf(request, await current_session(request))
     key = await _login_key(request)
     address = request.client.host if request.client else None
@@ -181,9 +200,9 @@ async def login(request: Request, auth: AuthDep) -> Response:
         log.warning("dashboard sign-in refused from %s: %s", address, error.message)
         raise
     session = Session(key=key, csrf=new_token(), issued_at=int(time.time()), sid=new_token())
-    role = "admin" if principal.is_admin else "customer"
+    role = await _role(db, principal)
     log.info("dashboard sign-in as %s (%s) from %s", role, principal.key_alias or principal.kind, address)
-    response = _json(_identity(principal, session))
+    response = _json(_identity(principal, session, role))
     set_cookie(response, request, SESSION_COOKIE, _codec(request).seal(session))
     set_cookie(response, request, CSRF_COOKIE, session.csrf)
     return response

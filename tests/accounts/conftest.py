@@ -35,3 +35,20 @@ async def admin(proxy: ProxyServer) -> AsyncIterator[httpx.AsyncClient]:
 
 
 HI = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+async def postgres_admin(
+    proxy_factory: Any, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A master-key client of a proxy on its own PostgreSQL database (for races SQLite cannot have)."""
+    from tests.conftest import fresh_postgres_database, postgres_template
+
+    async with fresh_postgres_database(await postgres_template()) as url:
+        config = standard_config(openai_upstream.api_base, ollama_upstream.url)
+        server: ProxyServer = await asyncio.to_thread(proxy_factory, config, env={"DATABASE_URL": url})
+        async with httpx.AsyncClient(
+            base_url=server.url, timeout=60, headers={"authorization": f"Bearer {MASTER_KEY}"}
+        ) as client:
+            yield client
+        await asyncio.to_thread(server.stop)

@@ -119,7 +119,7 @@ async def test_list_is_paginated(proxy: ProxyServer, admin: httpx.AsyncClient) -
         ({"models": ["no-such-model"]}, "models"),
         ({"duration": "3 weeks"}, "duration"),
         ({"budget_duration": "0d"}, "budget_duration"),
-        ({"surprise": 1}, "surprise"),
+        ({"max_parallel_requests": -1}, "max_parallel_requests"),
         ({"team_id": "no-such-team"}, "team_id"),
         ({"key": "not-a-key"}, "key"),
         ({"tpm_limit": "many"}, "tpm_limit"),

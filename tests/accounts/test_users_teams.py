@@ -43,7 +43,7 @@ async def test_team_lifecycle_and_members(proxy: ProxyServer, admin: httpx.Async
             },
         )
     ).json()
-    assert team["members_with_roles"] == [{"user_id": "bo", "role": "admin"}]
+    assert team["members_with_roles"] == [{"user_id": "bo", "user_email": None, "role": "admin"}]
     added = (await admin.post("/team/member_add", json={"team_id": "core", "member": {"user_id": "cy"}})).json()
     assert {m["user_id"] for m in added["members_with_roles"]} == {"bo", "cy"}
     removed = (await admin.post("/team/member_delete", json={"team_id": "core", "user_id": "bo"})).json()

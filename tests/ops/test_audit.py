@@ -102,7 +102,9 @@ async def test_every_admin_action_is_recorded(proxy: ProxyServer, openai_upstrea
     assert by_action["key.block"]["before"] == {"blocked": False} and by_action["key.block"]["after"] == {
         "blocked": True
     }
-    assert by_action["team.member_add"]["after"]["members_with_roles"] == [{"user_id": "u9", "role": "user"}]
+    assert by_action["team.member_add"]["after"]["members_with_roles"] == [
+        {"user_id": "u9", "user_email": None, "role": "user"}
+    ]
     # creations and deletions keep the whole object
     assert by_action["key.generate"]["after"]["key_alias"] == "app" and by_action["key.generate"]["before"] is None
     assert by_action["user.delete"]["before"]["user_email"] == "u1@example.com"

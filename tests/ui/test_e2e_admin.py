@@ -117,7 +117,7 @@ async def test_admin_creates_funds_uses_and_blocks_a_key(
     await members.get_by_role("button", name="Close").click()
     await screenshot(page, "admin-teams")
     team = (await admin.get("/team/info", params={"team_id": "e2e-team"})).json()["team_info"]
-    assert team["members_with_roles"] == [{"user_id": "e2e-user", "role": "user"}]
+    assert team["members_with_roles"] == [{"user_id": "e2e-user", "user_email": None, "role": "user"}]
 
     await page.get_by_role("link", name="Models").click()
     await page.get_by_role("row").filter(has_text="gpt-fake").first.wait_for()

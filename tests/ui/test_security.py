@@ -372,3 +372,17 @@ async def test_sign_in_input_errors_are_clear(proxy: ProxyServer, browser_for: A
         assert answer.status_code == status, (kwargs, answer.text)
         assert words in answer.json()["error"]["message"]
     assert "proxyllm_session" not in page.client.cookies
+
+
+async def test_a_proxy_admin_users_key_gets_the_admin_view(
+    proxy: ProxyServer, admin: httpx.AsyncClient, browser_for: Any
+) -> None:
+    key = await customer(admin, "ops-lead")
+    page = browser_for()
+    assert (await page.sign_in(key)).json()["role"] == "customer"
+    assert (await page.get("/key/list")).status_code == 403
+    promoted = await admin.post("/user/update", json={"user_id": "ops-lead", "user_role": "proxy_admin"})
+    assert promoted.status_code == 200, promoted.text
+    assert (await page.client.get("/ui/session")).json()["role"] == "admin"
+    assert (await page.get("/key/list")).status_code == 200
+    assert (await page.post("/team/new", {"team_id": "ops"})).status_code == 200

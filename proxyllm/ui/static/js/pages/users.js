@@ -72,7 +72,7 @@ export async function renderUsers(main, ctx) {
       fill(body, 
         props([["Email", info.user_info.user_email], ["Spend", money(info.user_info.spend)],
           ["Budget", info.user_info.max_budget === null ? "No budget" : money(info.user_info.max_budget)],
-          ["Teams", info.teams.length ? info.teams.join(", ") : "None"], ["Stripe customer", info.user_info.stripe_customer_id]]),
+          ["Teams", info.teams.length ? info.teams.map((t) => t.team_alias || t.team_id).join(", ") : "None"], ["Stripe customer", info.user_info.stripe_customer_id]]),
         h("h3", {}, "Keys"),
         dataTable({ caption: `Keys of ${row.user_id}`, pageSize: 10, rows: info.keys,
           empty: empty("No keys.", "Create one on the Keys page with this user id."),
