@@ -18,8 +18,14 @@ ZERO = Decimal(0)
 
 
 def key_auth(ctx: RequestContext) -> KeyAuth | None:
+    """The caller's key record, for a virtual key (None for the master key or an open proxy)."""
     principal = ctx.principal
-    return principal.auth if principal is not None else None
+    return principal_auth(principal) if principal is not None else None
+
+
+def principal_auth(principal: Principal) -> KeyAuth | None:
+    auth = principal.auth
+    return auth if isinstance(auth, KeyAuth) else None
 
 
 class AccessHook(Hook):

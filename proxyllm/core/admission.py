@@ -315,7 +315,7 @@ def admit_media(ctx: RequestContext, group: ModelGroup, also: list[ModelGroup] |
 def aliased(ctx: RequestContext) -> str:
     """The model group a team's ``model_aliases`` map the requested name to (else the name itself)."""
     principal = ctx.principal
-    aliases = getattr(principal.auth, "model_aliases", None) if principal is not None else None
+    aliases = principal.auth.model_aliases if principal is not None and principal.auth is not None else None
     if aliases:
         target = aliases.get(ctx.model)
         if isinstance(target, str):

@@ -45,6 +45,17 @@ class NativeRequest:
         self.path = path  # Ollama: the endpoint it came in on (/api/chat, /api/generate, ...)
 
 
+class KeyGrant(Protocol):
+    """What the core reads of a virtual key's record (``accounts.records.KeyAuth`` provides it): its tags
+    (tag routing), its team's model aliases, its metadata, and which models it may use."""
+
+    tags: list[str]
+    model_aliases: dict[str, str]
+    metadata: dict[str, Any]
+
+    def may_use(self, model: str, group: str | None, access_groups: frozenset[str] = ...) -> bool: ...
+
+
 class PricePlan(Protocol):
     """How a customer is charged (a rate card, a markup): billing/prices.py provides it."""
 
@@ -76,7 +87,7 @@ class Principal:
         user_id: str | None = None,
         team_id: str | None = None,
         metadata: dict[str, Any] | None = None,
-        auth: Any = None,
+        auth: KeyGrant | None = None,
     ) -> None:
         self.kind = kind
         self.auth = auth  # the key's cached record (accounts.records.KeyAuth) for virtual keys

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from proxyllm.accounts.hooks import key_auth
 from proxyllm.core.context import RequestContext, Slot
 from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.core.hooks import Hook
@@ -76,8 +77,7 @@ class RateLimitHook(Hook):
 
 def budgeted(ctx: RequestContext) -> bool:
     """Whether the caller has an account with a budget (then a budget reservation follows)."""
-    principal = ctx.principal
-    auth = principal.auth if principal is not None else None
+    auth = key_auth(ctx)
     return auth is not None and any(a.max_budget is not None for a in auth.accounts)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from proxyllm.accounts.hooks import key_auth
 from proxyllm.accounts.ledger import Account
 from proxyllm.accounts.records import KeyAuth
 from proxyllm.core.context import RequestContext
@@ -66,8 +67,7 @@ def account_rule(account: Account, label: str) -> Rule | None:
 def rules_for(ctx: RequestContext, router: Router, glob: Rule | None) -> list[Rule]:
     """The rules of this request, cheapest first to check; empty for an unlimited caller."""
     rules = [glob] if glob is not None else []
-    principal = ctx.principal
-    auth: KeyAuth | None = principal.auth if principal is not None else None
+    auth = key_auth(ctx)
     if auth is None:
         return rules
     name = auth.key_alias or auth.key_name

@@ -22,11 +22,12 @@ def _model(name: str) -> dict[str, Any]:
 @router.get("/models", include_in_schema=False)
 async def list_models(runtime: RuntimeDep, caller: Caller) -> dict[str, Any]:
     names = [name for name in runtime.router.model_names() if visible(runtime.router, caller, name)]
-    aliases = caller.auth.model_aliases if caller.auth is not None else {}
-    for alias, target in aliases.items():  # the team's model aliases, where the key may use the target
-        group = runtime.router.find(target)
-        if alias not in names and group is not None and caller.auth.may_use(alias, group.name, group.access_groups):
-            names.append(alias)
+    auth = caller.auth
+    if auth is not None:
+        for alias, target in auth.model_aliases.items():  # the team's aliases, where the key may use the target
+            group = runtime.router.find(target)
+            if alias not in names and group is not None and auth.may_use(alias, group.name, group.access_groups):
+                names.append(alias)
     return {"object": "list", "data": [_model(name) for name in names]}
 
 
