@@ -17,6 +17,7 @@ import redis
 
 from proxyllm.core.admission import prompt_tokens_max
 from proxyllm.db.types import QUANTUM
+from tests.billing.conftest import BILLING_ENV, FakeStripe, fund, settled, user_key
 from tests.conftest import (
     MASTER_KEY,
     ProxyServer,
@@ -292,6 +293,36 @@ async def test_a_reloaded_key_counts_its_priced_spend(start: Any, admin_for: Any
     assert await charged(sdk(other, key["key"])) is not None  # 2 prices spent; 2 costs would not be
 
 
+async def test_a_customer_markup_prices_its_budget_like_its_prepaid_ledger(
+    start: Any, admin_for: Any, stripe_api: FakeStripe
+) -> None:
+    """With billing on, the price is the customer's own (here its account's markup): its budget and its
+    prepaid ledger count the same amounts."""
+    proxy = await start(at_price=True, markup="", **BILLING_ENV)
+    admin = admin_for(proxy)
+    budget = Decimal("0.00005")  # two prices at +200% (0.000066) pass it; four costs (0.000044) do not
+    resp = await admin.post(
+        "/user/new", json={"user_id": "cust-p", "max_budget": str(budget), "auto_create_key": False}
+    )
+    assert resp.status_code == 200, resp.text
+    await fund(admin, "cust-p", "1")
+    resp = await admin.post("/billing/pricing", json={"account_id": "cust-p", "markup_percent": 200, "rate_card": None})
+    assert resp.status_code == 200, resp.text
+    client = sdk(proxy, await user_key(admin, "cust-p"))
+    served = 0
+    while await charged(client) is None:
+        served += 1
+        assert served < 10
+    assert served == 2
+    await settled(admin, "cust-p")
+    entries = (await admin.get("/stripe/transactions", params={"account_id": "cust-p"})).json()["data"]
+    ledger = [-dollars(e["amount"]) for e in entries if e["kind"] == "usage"]
+    assert ledger == [COST * 3] * 2
+    await flush(proxy)
+    user = (await admin.get("/user/info", params={"user_id": "cust-p"})).json()["user_info"]
+    assert dollars(user["spend_price"]) == sum(ledger) and dollars(user["spend"]) == COST * 2
+
+
 def test_the_setting_comes_from_the_config_else_the_environment() -> None:
     from proxyllm.config.loader import ConfigError, parse_config, unknown_key_warnings
     from proxyllm.core.errors import StartupError
@@ -347,3 +378,39 @@ async def test_the_migration_starts_priced_spend_at_the_spend_and_bounds_it() ->
                         await conn.execute(sa.text("UPDATE keys SET spend_price = :v"), {"v": bad})
         finally:
             await db.close()
+
+
+async def test_charges_journaled_at_shutdown_keep_their_price(pg_url: str, tmp_path: Any) -> None:
+    """Cost and price queued while the database is gone are journaled together and replayed together; a
+    charge journaled before prices were kept (no price) counts its cost as its price."""
+    from proxyllm.accounts.writer import CHARGE, SpendWriter
+    from proxyllm.db import Database
+    from proxyllm.db.spool import Spool
+    from proxyllm.db.tables import Key
+    from proxyllm.db.url import to_async_url
+    from tests.fakes.base import free_port
+
+    account = ("key", "c" * 64)
+    real = Database(to_async_url(pg_url))
+    gone = Database(to_async_url(f"postgresql://postgres@127.0.0.1:{free_port()}/gone"))
+    try:
+        async with real.session() as session:
+            session.add(Key(token=account[1], key_name="sk-...cccc"))
+        spool = Spool(tmp_path, pg_url)
+        first = SpendWriter(gone, spool=spool, stop_deadline=0.3)
+        first.add_charge([account], Decimal("0.25"), Decimal("0.75"))
+        first.add_charge([account], Decimal("0.5"))  # no price given: the price is the cost
+        assert (first.unflushed(account), first.unflushed(account, True)) == (Decimal("0.75"), Decimal("1.25"))
+        await first.stop()
+        spool.append(spool.journal, [(CHARGE, {"kind": "key", "id": account[1], "amount": Decimal("0.125")})])
+        second = SpendWriter(real, spool=Spool(tmp_path, pg_url))
+        assert second.replay_journal() == 2
+        assert second.unflushed(account, True) == Decimal("1.375")
+        assert await second.flush()
+        assert (second.unflushed(account), second.unflushed(account, True)) == (0, 0)
+        async with real.session() as session:
+            key = await session.get(Key, account[1])
+            assert key is not None and (key.spend, key.spend_price) == (Decimal("0.875"), Decimal("1.375"))
+    finally:
+        await gone.close()
+        await real.close()
