@@ -36,6 +36,8 @@ class KeyCache:
     - Loads never wait for the spend writer. The spend a budget sees is the database's plus what this
       replica has not written yet; a load that overlapped a write of that spend reads again (see
       ``load``), so spend is counted once.
+    - With ``budgets_at_price``, the spend a budget sees is the account's priced spend (``spend_price``:
+      what its requests were charged) instead of its cost (``spend``).
     """
 
     def __init__(
@@ -46,15 +48,17 @@ class KeyCache:
         negative_ttl: float = 2.0,
         max_stale: float = 300.0,
         load_timeout: float = 2.0,
-        unflushed: Callable[[AccountId], Decimal] = lambda _: Decimal(0),
+        unflushed: Callable[[AccountId, bool], Decimal] = lambda _account, _price: Decimal(0),
         writer_state: Callable[[], tuple[bool, int]] = lambda: (False, 0),
+        budgets_at_price: bool = False,
     ) -> None:
         self.db = db
         self.ttl = ttl
         self.negative_ttl = negative_ttl
         self.max_stale = max_stale
         self.load_timeout = load_timeout
-        self.unflushed = unflushed
+        self.unflushed = unflushed  # (account, price?) -> what this replica charged it and has not written
+        self.budgets_at_price = budgets_at_price
         self.writer_state = writer_state  # (a flush is in progress, flushes of spend so far)
         self._entries: dict[str, tuple[float, KeyAuth | None]] = {}
         self._loading: dict[str, asyncio.Task[KeyAuth | None]] = {}
@@ -154,7 +158,8 @@ class KeyCache:
         if account is None:
             account = self.accounts[(kind, ident)] = Account(kind, ident)
         account.max_budget = row.max_budget
-        account.spend = row.spend + self.unflushed((kind, ident))
+        at_price = self.budgets_at_price
+        account.spend = (row.spend_price if at_price else row.spend) + self.unflushed((kind, ident), at_price)
         account.budget_duration = row.budget_duration
         account.reset_at = aware(row.budget_reset_at)
         account.models = list(row.models or [])

@@ -29,7 +29,7 @@ class Account:
     kind: str
     id: str
     max_budget: Decimal | None = None
-    spend: Decimal = ZERO
+    spend: Decimal = ZERO  # what the budget counts: the cost, or the price with ``billing.budgets_at_price``
     reserved: Decimal = ZERO
     budget_duration: str | None = None
     reset_at: datetime | None = None

@@ -22,7 +22,8 @@ def when(value: datetime | None) -> str | None:
 def _limits(row: Any) -> dict[str, Any]:
     return {
         "max_budget": money(row.max_budget),
-        "spend": money(row.spend) or 0.0,
+        "spend": money(row.spend) or 0.0,  # the operator's cost (LiteLLM's field)
+        "spend_price": money(row.spend_price) or 0.0,  # what the account's requests were charged (the price)
         "budget_duration": row.budget_duration,
         "budget_reset_at": when(row.budget_reset_at),
         "models": list(row.models or []),

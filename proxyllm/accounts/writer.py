@@ -3,8 +3,8 @@
 Requests only append to in-memory queues. A background task writes everything queued in one
 transaction every ``interval`` seconds: spend-log rows (insert, ignoring ids already written), rows
 for other tables that must land with them (e.g. the Stripe meter-event outbox), per-account
-increments (``spend = spend + delta``, exact across replicas) and prepaid settlements (handlers that
-other parts register by kind).
+increments of the cost and the price (``spend = spend + delta``, ``spend_price = spend_price + delta``,
+exact across replicas) and prepaid settlements (handlers that other parts register by kind).
 
 Failures are of two kinds, told apart by ``db.database.is_unavailable``:
 
@@ -46,6 +46,19 @@ CHARGE = "charge"
 TABLE = "table:"  # + a table name: a row inserted as is (ignored when its primary key exists)
 Handler = Callable[[AsyncSession, list[dict[str, Any]]], Awaitable[None]]
 MAX_REASON = 1000
+Charge = tuple[Decimal, Decimal]  # (cost, price) added to an account
+NONE: Charge = (ZERO, ZERO)
+
+
+def _plus(held: Charge | None, charge: Charge) -> Charge:
+    return charge if held is None else (held[0] + charge[0], held[1] + charge[1])
+
+
+def _charge(payload: dict[str, Any]) -> Charge:
+    """A queued charge's (cost, price); one journaled before prices were kept has its cost as its price."""
+    amount: Decimal = payload["amount"]
+    price: Decimal | None = payload.get("price")
+    return amount, amount if price is None else price
 
 
 class SpendWriter:
@@ -67,8 +80,9 @@ class SpendWriter:
         self.on_dead_letter = on_dead_letter
         self.handlers: dict[str, Handler] = {SPEND_LOG: self._write_spend_logs, CHARGE: self._write_charges}
         self._items: list[Item] = []
-        self._deltas: dict[AccountId, Decimal] = {}
-        self._writing: dict[AccountId, Decimal] = {}
+        # Per account: (cost, price) not written yet, and being written by the flush in progress.
+        self._deltas: dict[AccountId, Charge] = {}
+        self._writing: dict[AccountId, Charge] = {}
         self._flush_lock = asyncio.Lock()  # one flush at a time; never shared with readers
         self._task: asyncio.Task[None] | None = None
         self._done: set[int] = set()  # items of the flush in progress already committed
@@ -92,13 +106,17 @@ class SpendWriter:
         """An item for a registered handler (e.g. a prepaid settlement)."""
         self._items.append((kind, payload))
 
-    def add_charge(self, accounts: list[AccountId], cost: Decimal) -> None:
+    def add_charge(self, accounts: list[AccountId], cost: Decimal, price: Decimal | None = None) -> None:
+        """Add a request's cost (``spend``) and price (``spend_price``; the cost when not given) to accounts."""
+        charge = (cost, cost if price is None else price)
         deltas = self._deltas
         for account in accounts:
-            deltas[account] = deltas.get(account, ZERO) + cost
+            deltas[account] = _plus(deltas.get(account), charge)
 
-    def unflushed(self, account: AccountId) -> Decimal:
-        return self._deltas.get(account, ZERO) + self._writing.get(account, ZERO)
+    def unflushed(self, account: AccountId, price: bool = False) -> Decimal:
+        """What this replica charged ``account`` and has not written yet: the cost, or the price."""
+        i = 1 if price else 0
+        return self._deltas.get(account, NONE)[i] + self._writing.get(account, NONE)[i]
 
     @property
     def queued_rows(self) -> int:
@@ -113,8 +131,8 @@ class SpendWriter:
     def _take(self) -> list[Item]:
         items, self._items = self._items, []
         for (kind, ident), delta in self._deltas.items():
-            items.append((CHARGE, {"kind": kind, "id": ident, "amount": delta}))
-            self._writing[(kind, ident)] = self._writing.get((kind, ident), ZERO) + delta
+            items.append((CHARGE, {"kind": kind, "id": ident, "amount": delta[0], "price": delta[1]}))
+            self._writing[(kind, ident)] = _plus(self._writing.get((kind, ident)), delta)
         self._deltas = {}
         return items
 
@@ -122,16 +140,17 @@ class SpendWriter:
         rest: list[Item] = []
         for kind, payload in items:
             if kind == CHARGE:
-                account = (payload["kind"], payload["id"])
-                self._forget_writing(account, payload["amount"])
-                self._deltas[account] = self._deltas.get(account, ZERO) + payload["amount"]
+                account, charge = (payload["kind"], payload["id"]), _charge(payload)
+                self._forget_writing(account, charge)
+                self._deltas[account] = _plus(self._deltas.get(account), charge)
             else:
                 rest.append((kind, payload))
         self._items = rest + self._items
 
-    def _forget_writing(self, account: AccountId, amount: Decimal) -> None:
-        left = self._writing.get(account, ZERO) - amount
-        if left:
+    def _forget_writing(self, account: AccountId, charge: Charge) -> None:
+        held = self._writing.get(account, NONE)
+        left = (held[0] - charge[0], held[1] - charge[1])
+        if left[0] or left[1]:
             self._writing[account] = left
         else:
             self._writing.pop(account, None)
@@ -194,7 +213,7 @@ class SpendWriter:
         self._done.update(id(item) for item in items)
         for kind, payload in items:
             if kind == CHARGE:
-                self._forget_writing((payload["kind"], payload["id"]), payload["amount"])
+                self._forget_writing((payload["kind"], payload["id"]), _charge(payload))
                 charged = True
             elif kind == SPEND_LOG and not dead:
                 self.written_rows += 1
@@ -221,7 +240,12 @@ class SpendWriter:
     async def _write_charges(self, session: AsyncSession, charges: list[dict[str, Any]]) -> None:
         for charge in charges:
             table, pk = TABLES[charge["kind"]]
-            await session.execute(update(table).where(pk == charge["id"]).values(spend=table.spend + charge["amount"]))
+            cost, price = _charge(charge)
+            await session.execute(
+                update(table)
+                .where(pk == charge["id"])
+                .values(spend=table.spend + cost, spend_price=table.spend_price + price)
+            )
 
     def _insert_ignore(self, table: Any) -> Any:
         """INSERT that skips rows whose primary key was already written (a retried batch)."""
@@ -258,7 +282,7 @@ class SpendWriter:
         for kind, payload in items:
             if kind == CHARGE:
                 account = (payload["kind"], payload["id"])
-                self._deltas[account] = self._deltas.get(account, ZERO) + payload["amount"]
+                self._deltas[account] = _plus(self._deltas.get(account), _charge(payload))
             else:
                 self._items.append((kind, payload))
         self._replayed.extend(files)
@@ -285,7 +309,8 @@ class SpendWriter:
     # -- budgets -------------------------------------------------------------------------------
 
     async def reset_budgets(self) -> int:
-        """Zero the spend of every account whose budget period ended; safe on several replicas."""
+        """Zero the spend (cost and price) of every account whose budget period ended; safe on several
+        replicas."""
         moment = clock.now()
         count = 0
         async with self.db.session() as session:
@@ -299,7 +324,7 @@ class SpendWriter:
                     result = await session.execute(
                         update(table)
                         .where(pk == row[pk.key], table.budget_reset_at == row["budget_reset_at"])
-                        .values(spend=ZERO, budget_reset_at=following)
+                        .values(spend=ZERO, spend_price=ZERO, budget_reset_at=following)
                     )
                     count += int(getattr(result, "rowcount", 0) or 0)
         return count

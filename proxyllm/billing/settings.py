@@ -33,6 +33,22 @@ def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:
     return value
 
 
+FLAG_VALUES = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def budgets_at_price(configured: bool | None, env: Mapping[str, str] = os.environ) -> bool:
+    """Whether key, user and team budgets count the customer's price instead of the operator's cost:
+    ``billing.budgets_at_price`` in the config file, else ``PROXYLLM_BUDGETS_AT_PRICE``; off by default."""
+    if configured is not None:
+        return configured
+    raw = (env.get("PROXYLLM_BUDGETS_AT_PRICE") or "").strip().lower()
+    if not raw:
+        return False
+    if raw not in FLAG_VALUES:
+        raise BillingConfigError(f"PROXYLLM_BUDGETS_AT_PRICE must be true or false, got {raw[:40]!r}")
+    return FLAG_VALUES[raw]
+
+
 @dataclass(frozen=True, slots=True)
 class BillingSettings:
     api_key: str

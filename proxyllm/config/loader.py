@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from proxyllm.config.schema import (
     REQUEST_DEFAULT_PARAMS,
+    BillingConfig,
     CacheParams,
     DeploymentConfig,
     GeneralSettings,
@@ -44,6 +45,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "litellm_settings": LitellmSettings,
     "router_settings": RouterSettings,
     "general_settings": GeneralSettings,
+    "billing": BillingConfig,
 }
 
 Path_ = tuple[str | int, ...]

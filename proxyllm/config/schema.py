@@ -156,6 +156,15 @@ class GeneralSettings(_Section):
     responses_retention_days: float | None = Field(default=30.0, gt=0)
 
 
+class BillingConfig(_Section):
+    """``billing``: how customers are charged (the rest of billing is set by the environment, see
+    docs/money-path.md and docs/reselling.md)."""
+
+    # Key, user and team budgets count the customer's price instead of the operator's cost
+    # (None: PROXYLLM_BUDGETS_AT_PRICE decides, off by default).
+    budgets_at_price: bool | None = None
+
+
 class ProxyConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -163,6 +172,7 @@ class ProxyConfig(BaseModel):
     litellm_settings: LitellmSettings = Field(default_factory=LitellmSettings)
     router_settings: RouterSettings = Field(default_factory=RouterSettings)
     general_settings: GeneralSettings = Field(default_factory=GeneralSettings)
+    billing: BillingConfig = Field(default_factory=BillingConfig)
     environment_variables: dict[str, Any] = Field(default_factory=dict)
     source: str | None = Field(default=None, exclude=True)
 

@@ -21,10 +21,13 @@ def _now_column() -> Mapped[datetime]:
 
 
 class BudgetColumns:
-    """What every budgeted account has: a budget, what it spent, and when that resets."""
+    """What every budgeted account has: a budget, what it spent (cost and price), and when that resets."""
 
     max_budget: Mapped[Decimal | None] = mapped_column(Money, default=None)
-    spend: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), server_default="0")
+    spend: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), server_default="0")  # the operator's cost
+    # What the account's requests were charged (the customer's price; migration 0020): budgets count it
+    # instead of ``spend`` when ``billing.budgets_at_price`` is on.
+    spend_price: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), server_default="0")
     budget_duration: Mapped[str | None] = mapped_column(String(16), default=None)
     budget_reset_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     models: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -1,6 +1,14 @@
-"""Budgets on the request path: the worst-case cost is reserved on every budget the key answers to (its own,
+"""Budgets on the request path: the worst case is reserved on every budget the key answers to (its own,
 its user's, its team's; in this process, and across replicas through Redis when configured), and the real
-cost settled after the call."""
+amount settled after the call.
+
+What a budget counts is the operator's cost (LiteLLM's meaning of ``spend``), or, with
+``billing.budgets_at_price``, the customer's price: then the reservation is the worst-case price
+(``Admission.max_price``, set by the price hook of billing/prices.py before this one runs; the
+worst-case cost when no price hook runs, since the price is then the cost) and the settlement the
+request's price. Either way the spend writer adds both the cost (``spend``) and the price
+(``spend_price``) to the accounts.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +17,10 @@ from decimal import Decimal
 from proxyllm.accounts.hooks import key_auth
 from proxyllm.accounts.ledger import Reservation, reserve, settle
 from proxyllm.accounts.writer import SpendWriter
+from proxyllm.core.admission import Admission
 from proxyllm.core.context import RequestContext, Slot
 from proxyllm.core.hooks import Hook
+from proxyllm.core.pricing import request_price
 from proxyllm.limits.budgets import SharedBudgets
 
 ZERO = Decimal(0)
@@ -18,13 +28,19 @@ RESERVATION: Slot[Reservation] = Slot("budget_reservation")
 
 
 class BudgetHook(Hook):
-    """Reserves the request's worst-case cost (from the admission step) on its budgets, settles the real one."""
+    """Reserves the request's worst case (from the admission step) on its budgets, settles the real one."""
 
     name = "budgets"
 
-    def __init__(self, writer: SpendWriter, *, shared: SharedBudgets | None = None) -> None:
+    def __init__(self, writer: SpendWriter, *, shared: SharedBudgets | None = None, at_price: bool = False) -> None:
         self.writer = writer
         self.shared = shared  # reservations across replicas (Redis), on top of this process's
+        self.at_price = at_price  # budgets count the customer's price instead of the cost
+
+    def worst_case(self, admission: Admission) -> Decimal:
+        if self.at_price and admission.max_price is not None:
+            return admission.max_price
+        return admission.max_cost
 
     async def before_call(self, ctx: RequestContext) -> None:
         auth = key_auth(ctx)
@@ -34,7 +50,7 @@ class BudgetHook(Hook):
         accounts = auth.accounts
         if any(a.max_budget is not None for a in accounts):
             admission.cap_output(ctx)  # money is at stake: the answer may not outgrow the reservation
-        reservation = reserve(accounts, admission.max_cost)
+        reservation = reserve(accounts, self.worst_case(admission))
         if self.shared is not None and self.shared.needed(ctx):
             try:
                 await self.shared.reserve(reservation, ctx)
@@ -48,8 +64,10 @@ class BudgetHook(Hook):
         if reservation is None:
             return
         cost = ctx.cost or ZERO
-        settle(reservation, cost)
+        price = request_price(ctx)
+        counted = price if self.at_price else cost
+        settle(reservation, counted)
         if self.shared is not None:
-            await self.shared.settle(ctx, cost)
-        if cost:
-            self.writer.add_charge([a.key for a in reservation.accounts], cost)
+            await self.shared.settle(ctx, counted)
+        if cost or price:
+            self.writer.add_charge([a.key for a in reservation.accounts], cost, price)

@@ -11,7 +11,9 @@ Redis keeps, per account and budget period, a hash of ``spend`` and ``reserved``
 nano-dollars (amounts rounded up: Redis only decides admission; the database keeps the exact spend).
 A period's hash is seeded from this replica's view of the spend (the database's, plus what it has
 not written yet) the first time any replica needs it, and expires after ``ttl`` seconds unused, to
-be seeded again. A budget reset needs nothing: a new period is a new hash. While Redis is away,
+be seeded again. A budget reset needs nothing: a new period is a new hash. With
+``billing.budgets_at_price`` the amounts are prices (the worst-case price reserved, the price settled,
+seeded from the priced spend) in hashes under ``budget:price:``. While Redis is away,
 admission falls back to the in-process ledger (per replica), and Redis misses what is spent meanwhile
 until the period's hash is seeded again.
 """
@@ -36,11 +38,13 @@ def nano(amount: Decimal, rounding: str = ROUND_CEILING) -> int:
 
 
 class SharedBudgets:
-    def __init__(self, limits: RateLimitHook, *, ttl: float = DEFAULT_TTL) -> None:
+    def __init__(self, limits: RateLimitHook, *, ttl: float = DEFAULT_TTL, at_price: bool = False) -> None:
         self.limits = limits
         self.limiter: SharedLimiter = limits.limiter
         self.ttl_ms = int(ttl * 1000)
-        self.prefix = f"{self.limiter.scripts.namespace}:budget:"
+        # Budgets counted at the price keep hashes of their own: a restart that switches
+        # ``billing.budgets_at_price`` must not mix amounts counted the other way.
+        self.prefix = f"{self.limiter.scripts.namespace}:budget:{'price:' if at_price else ''}"
         limits.defer_to_budgets = True
 
     def needed(self, ctx: RequestContext) -> bool:

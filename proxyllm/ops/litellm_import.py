@@ -343,6 +343,7 @@ class Importer:
     def _budget_fields(target: Any, row: dict[str, Any]) -> None:
         target.max_budget = money(row.get("max_budget"))
         target.spend = money(row.get("spend")) or Decimal(0)
+        target.spend_price = max(target.spend, Decimal(0))  # LiteLLM charged its cost: the price was the cost
         target.budget_duration = text(row.get("budget_duration"), 16)
         target.budget_reset_at = aware(row.get("budget_reset_at"))
         target.models = [str(m) for m in row.get("models") or []]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from proxyllm.billing.settings import BillingConfigError, billing_settings
+from proxyllm.billing.settings import BillingConfigError, billing_settings, budgets_at_price
+from proxyllm.config.schema import ProxyConfig
 from proxyllm.core.hooks import Hook
 from proxyllm.db.database import Database
 
@@ -26,6 +27,16 @@ def billing_from_env(env: Mapping[str, str], db: Database) -> Billing | None:
     from proxyllm.billing.service import Billing
 
     return Billing(settings, db)
+
+
+def budgets_at_price_setting(config: ProxyConfig, env: Mapping[str, str]) -> bool:
+    """``billing.budgets_at_price`` (else ``PROXYLLM_BUDGETS_AT_PRICE``): budgets count prices, not costs."""
+    try:
+        return budgets_at_price(config.billing.budgets_at_price, env)
+    except BillingConfigError as exc:
+        from proxyllm.core.errors import StartupError
+
+        raise StartupError(f"billing: {exc}") from None
 
 
 def billing_gates(runtime: Runtime) -> list[Hook]:

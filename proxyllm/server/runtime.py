@@ -46,6 +46,7 @@ from proxyllm.server.billing_wiring import (
     billing_charges,
     billing_from_env,
     billing_gates,
+    budgets_at_price_setting,
     notification_hooks,
     price_hooks,
 )
@@ -125,8 +126,12 @@ class Runtime:
             spool=Spool(spool_directory(env, self.db), self.db.url),
             stop_deadline=float(env.get("PROXYLLM_SHUTDOWN_FLUSH_SECONDS") or 10),
         )
+        self.budgets_at_price = budgets_at_price_setting(config, env)  # budgets count prices (docs/reselling.md)
         self.keys = KeyCache(
-            self.db, unflushed=self.spend.unflushed, writer_state=lambda: (self.spend.flushing, self.spend.epoch)
+            self.db,
+            unflushed=self.spend.unflushed,
+            writer_state=lambda: (self.spend.flushing, self.spend.epoch),
+            budgets_at_price=self.budgets_at_price,
         )
         master_key = config.general_settings.master_key or env.get("LITELLM_MASTER_KEY") or None
         self.auth = Authenticator(master_key, self.keys)
@@ -170,7 +175,11 @@ class Runtime:
             limits,  # rate limits and parallel slots
             *cache,  # a hit answers here: nothing below runs, so no money is reserved
             # budgets: with Redis and no cache, this also checks the deferred rate limits in the same round trip
-            BudgetHook(self.spend, shared=SharedBudgets(limits) if not cache else None),
+            BudgetHook(
+                self.spend,
+                shared=SharedBudgets(limits, at_price=self.budgets_at_price) if not cache else None,
+                at_price=self.budgets_at_price,
+            ),
             *billing_charges(self),  # prepaid credit: one reservation, settled in the spend writer's batch
         ]
         self.table.on_change(self.router.set_deployments)

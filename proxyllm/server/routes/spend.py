@@ -71,8 +71,11 @@ async def spend_logs(
 @router.get("/global/spend")
 async def global_spend(runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
     async with runtime.db.session() as session:
-        total = (await session.execute(select(func.coalesce(func.sum(SpendLog.spend), 0)))).scalar_one()
-    return {"spend": money(Decimal(total)), "max_budget": None}
+        charged = func.sum(func.coalesce(SpendLog.price, SpendLog.spend))
+        total, price = (
+            await session.execute(select(func.coalesce(func.sum(SpendLog.spend), 0), func.coalesce(charged, 0)))
+        ).one()
+    return {"spend": money(Decimal(total)), "spend_price": money(Decimal(price)), "max_budget": None}
 
 
 def _dollars(value: Any) -> Decimal:
