@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from proxyllm.accounts.end_users import END_USER, end_user_account
 from proxyllm.accounts.ledger import reserve, settle
 from proxyllm.accounts.records import KeyAuth
 from proxyllm.accounts.writer import SpendWriter
@@ -77,9 +78,12 @@ class BudgetHook(Hook):
     async def before_call(self, ctx: RequestContext) -> None:
         auth = key_auth(ctx)
         admission = ctx.admission
-        if auth is None or admission is None:
+        end_user = end_user_account(ctx)  # the request's end user (accounts/end_users.py), any caller
+        if (auth is None and end_user is None) or admission is None:
             return
-        accounts = auth.accounts
+        accounts = auth.accounts if auth is not None else []
+        if end_user is not None:
+            accounts = [*accounts, end_user]
         if any(a.max_budget is not None for a in accounts):
             admission.cap_output(ctx)  # money is at stake: the answer may not outgrow the reservation
         reservation = reserve(accounts, admission.max_cost)
@@ -145,7 +149,8 @@ def spend_row(ctx: RequestContext) -> dict[str, Any]:
     ttft = None
     if ctx.first_chunk_at is not None:
         ttft = int((ctx.first_chunk_at - ctx.started) * 1000)
-    end_user = ctx.body.get("user")
+    account = ctx.extra.get(END_USER)
+    end_user = account.id if account is not None else ctx.body.get("user")
     return {
         "request_id": ctx.request_id,
         "api_key": principal.key_hash if principal else None,
