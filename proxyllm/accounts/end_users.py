@@ -73,17 +73,20 @@ def _header(headers: Iterable[tuple[bytes, bytes]] | None) -> str | None:
     return None
 
 
-def end_user_id(body: dict[str, Any], headers: Iterable[tuple[bytes, bytes]] | None) -> str | None:
-    """The request's end user, where LiteLLM looks for it (first found wins)."""
+def end_user_id(
+    body: dict[str, Any], options: dict[str, Any], headers: Iterable[tuple[bytes, bytes]] | None
+) -> str | None:
+    """The request's end user, where LiteLLM looks for it (first found wins). ``options`` are the
+    proxy-only fields taken out of the body (``metadata``, ``litellm_metadata``: core/requests.py)."""
     found = _header(headers)
     if found is not None:
         return found
     if body.get("user") is not None:
         return _checked(body["user"], "user")
-    meta = body.get("litellm_metadata")
+    meta = options.get("litellm_metadata")
     if isinstance(meta, dict) and meta.get("user") is not None:
         return _checked(meta["user"], "litellm_metadata.user")
-    meta = body.get("metadata")
+    meta = options.get("metadata")
     if isinstance(meta, dict) and meta.get("user_id") is not None:
         return _checked(meta["user_id"], "metadata.user_id")
     if body.get("safety_identifier") is not None:
@@ -225,7 +228,7 @@ class EndUserHook(Hook):
         self.end_users = end_users
 
     async def before_call(self, ctx: RequestContext) -> None:
-        user_id = end_user_id(ctx.body, request_headers(ctx))
+        user_id = end_user_id(ctx.body, ctx.extra.get("request_options") or {}, request_headers(ctx))
         if user_id is None:
             return
         account = await self.end_users.get(user_id)
