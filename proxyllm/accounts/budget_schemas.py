@@ -76,6 +76,13 @@ class ModelBudget(BaseModel):
     def _duration(cls, value: str | None) -> str | None:
         return None if value is None else check_duration(value, "model_max_budget.budget_duration")
 
+    def stored(self) -> dict[str, Any]:
+        """As JSON keeps it (and as LiteLLM answers it): money as a number."""
+        values = self.model_dump(exclude_none=True)
+        if self.max_budget is not None:
+            values["max_budget"] = float(self.max_budget)
+        return values
+
 
 class BudgetFields(_Body):
     max_budget: Money | None = None
@@ -110,7 +117,7 @@ class BudgetFields(_Body):
             if name in self.model_fields_set:
                 value = getattr(self, name)
                 if name == "model_max_budget":
-                    value = {k: v.model_dump(exclude_none=True, mode="json") for k, v in (value or {}).items()}
+                    value = {k: v.stored() for k, v in (value or {}).items()}
                 values[name] = value
         return values
 

@@ -87,10 +87,8 @@ def budget_view(row: Budget) -> dict[str, Any]:
 
 
 def _audit_budget(row: Budget) -> dict[str, Any]:
-    view = budget_view(row)
-    for name in ("created_at", "updated_at"):
-        view.pop(name)
-    return view
+    """The budget's fields for its audit row (not its timestamps, which the database sets)."""
+    return {name: getattr(row, name) for name in ("budget_id", *BUDGET_FIELDS)}
 
 
 def _not_found_budget(budget_id: str, param: str = "budget_id") -> ProxyError:
