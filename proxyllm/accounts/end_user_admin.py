@@ -425,7 +425,7 @@ async def list_end_users(admin: Admin, *, page: int, size: int) -> list[dict[str
                     BillingAccount.account_id.in_([r.user_id for r, _ in rows]),
                 )
             )
-            customers = dict(linked.tuples().all())
+            customers = {account_id: customer for account_id, customer in linked.all()}
         return [end_user_view(admin, row, budget, customers.get(row.user_id)) for row, budget in rows]
 
 

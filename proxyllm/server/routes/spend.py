@@ -177,7 +177,7 @@ async def _team_names(session: Any, team_ids: set[Any]) -> dict[str, str]:
     if not ids:
         return {}
     rows = await session.execute(select(Team.team_id, Team.team_alias).where(Team.team_id.in_(ids)))
-    return {team_id: alias or team_id for team_id, alias in rows.tuples()}
+    return {team_id: alias or team_id for team_id, alias in rows.all()}
 
 
 @router.get("/global/spend/teams")
