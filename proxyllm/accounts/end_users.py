@@ -107,10 +107,18 @@ def request_headers(ctx: RequestContext) -> Any:
 class EndUsers:
     """End-user accounts cached in process; spend written by the spend writer (``charge``)."""
 
-    def __init__(self, db: Database, *, ttl: float = 10.0, unflushed: Any = lambda _: Decimal(0)) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        ttl: float = 10.0,
+        unflushed: Any = lambda _: Decimal(0),
+        writer_state: Any = lambda: (False, 0),
+    ) -> None:
         self.db = db
         self.ttl = ttl
         self.unflushed = unflushed  # (kind, id) -> spend this replica has not written yet
+        self.writer_state = writer_state  # (a flush is in progress, flushes of spend so far): see _read
         self.accounts: dict[str, Account] = {}
         self._fresh: dict[str, float] = {}
         self._loading: dict[str, asyncio.Task[Account]] = {}
@@ -132,9 +140,7 @@ class EndUsers:
     async def _load(self, user_id: str) -> Account:
         try:
             async with asyncio.timeout(2.0):
-                async with self.db.session() as session:
-                    row = await session.get(EndUser, user_id)
-                    budget = await session.get(Budget, row.budget_id) if row and row.budget_id else None
+                row, budget = await self._read(user_id)
         except TimeoutError:
             raise ProxyError(
                 ErrorKind.UNAVAILABLE, "the database did not answer within 2s; try again shortly"
@@ -149,6 +155,21 @@ class EndUsers:
         self.refresh(account, row, budget)
         self._fresh[user_id] = time.monotonic() + self.ttl
         return account
+
+    async def _read(self, user_id: str) -> tuple[EndUser | None, Budget | None]:
+        """The rows; read again when the spend writer committed meanwhile, so that the spend it wrote
+        is not counted twice (once in the row, once as not yet written), as accounts/cache.py does."""
+        for attempt in range(3):
+            busy, epoch = self.writer_state()
+            async with self.db.session() as session:
+                row = await session.get(EndUser, user_id)
+                budget = await session.get(Budget, row.budget_id) if row and row.budget_id else None
+            busy_after, epoch_after = self.writer_state()
+            if not busy and not busy_after and epoch == epoch_after:
+                break
+            if attempt < 2:
+                await asyncio.sleep(0.05 * (attempt + 1))
+        return row, budget
 
     def refresh(self, account: Account, row: EndUser | None, budget: Budget | None) -> None:
         account.spend = (row.spend if row is not None else Decimal(0)) + self.unflushed(account.key)

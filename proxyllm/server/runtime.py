@@ -125,7 +125,9 @@ class Runtime:
             stop_deadline=float(env.get("PROXYLLM_SHUTDOWN_FLUSH_SECONDS") or 10),
         )
         # End users (the request's ``user``): their limits and spend (accounts/end_users.py)
-        self.end_users = EndUsers(self.db, unflushed=self.spend.unflushed)
+        self.end_users = EndUsers(
+            self.db, unflushed=self.spend.unflushed, writer_state=lambda: (self.spend.flushing, self.spend.epoch)
+        )
         self.spend.charge_writers[END_USER_KIND] = self.end_users.write_charge
         self.spend.resetters.append(self.end_users.reset_budgets)
         self.keys = KeyCache(
