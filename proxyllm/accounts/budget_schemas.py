@@ -131,7 +131,7 @@ class BudgetUpdate(BudgetFields):
 
 
 class BudgetRequest(_Body):
-    budgets: list[Id] = Field(max_length=MAX_LIST)
+    budgets: list[Id] = Field(min_length=1, max_length=MAX_LIST)
 
 
 class BudgetDelete(_Body):

@@ -62,7 +62,7 @@ def _header(headers: Iterable[tuple[bytes, bytes]] | None) -> str | None:
     if not headers:
         return None
     for name, value in headers:
-        if name.lower() in HEADERS:
+        if name in HEADERS:  # ASGI header names are lower case
             try:
                 text = value.decode("utf-8")
             except UnicodeDecodeError:

@@ -5,6 +5,7 @@ Runs on SQLite and PostgreSQL (the ``proxy`` fixture of this folder)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -152,3 +153,18 @@ async def test_hostile_end_user_ids_are_400(
     assert refused.value.status_code == 400
     body = refused.value.body
     assert isinstance(body, dict) and body.get("param") == param, body
+
+
+def test_a_schedule_started_long_ago_resets_without_a_loop_per_missed_period() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from proxyllm.accounts.durations import next_reset
+
+    now = datetime(2026, 11, 30, 12, 0, 0, 250_000, tzinfo=UTC)
+    started = time.perf_counter()
+    # 846 million missed one-second periods: a loop per period would take minutes (the admin API lets
+    # a budget's budget_reset_at be set in the past)
+    assert next_reset(now, "1s", datetime(2000, 1, 1, tzinfo=UTC)) == now.replace(microsecond=0) + timedelta(seconds=1)
+    assert next_reset(now, "7d", now - timedelta(days=10)) == now + timedelta(days=4)
+    assert next_reset(now, "1mo", datetime(2026, 1, 15, tzinfo=UTC)) == datetime(2026, 12, 15, tzinfo=UTC)
+    assert time.perf_counter() - started < 0.5
