@@ -1,16 +1,31 @@
-"""Migration 0019 keeps end users made before it (billing accounts only) as end users. SQLite and PostgreSQL."""
+"""Migration 0019 keeps end users made before it (billing accounts only) as end users. SQLite and PostgreSQL
+(each on an empty database: the shared test template is migrated already)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
 from alembic import command
 from sqlalchemy import Connection, text
 
-from proxyllm.db import Database
+from proxyllm.db import Database, resolve_database_url
 from proxyllm.db.migrate import alembic_config
+from tests.conftest import fresh_postgres_database
 
 
-async def test_end_users_known_as_billing_accounts_get_their_row(database_url: str) -> None:
-    db = Database(database_url)
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/migrate.db"
+        return
+    async with fresh_postgres_database() as url:
+        yield url
+
+
+async def test_end_users_known_as_billing_accounts_get_their_row(empty_database: str) -> None:
+    db = Database(resolve_database_url(None, {"DATABASE_URL": empty_database}))
     try:
 
         def before_0019(conn: Connection) -> None:

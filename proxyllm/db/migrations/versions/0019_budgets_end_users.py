@@ -67,9 +67,7 @@ def upgrade() -> None:
     with op.batch_alter_table("end_users", schema=None) as batch_op:
         batch_op.create_index("ix_end_users_budget_id", ["budget_id"], unique=False)
     bind = op.get_bind()
-    known = bind.execute(
-        sa.text("SELECT account_id, created_at FROM billing_accounts WHERE account_type = 'end_user'")
-    ).all()
+    known = bind.execute(sa.text("SELECT account_id FROM billing_accounts WHERE account_type = 'end_user'")).all()
     if known:
         end_users = sa.table(
             "end_users",
@@ -77,12 +75,8 @@ def upgrade() -> None:
             sa.column("spend", sa.BigInteger),
             sa.column("blocked", sa.Boolean),
             sa.column("metadata", sa.JSON),
-            sa.column("created_at", sa.DateTime(timezone=True)),
         )
-        op.bulk_insert(
-            end_users,
-            [{"user_id": r[0], "spend": 0, "blocked": False, "metadata": {}, "created_at": r[1]} for r in known],
-        )
+        op.bulk_insert(end_users, [{"user_id": r[0], "spend": 0, "blocked": False, "metadata": {}} for r in known])
 
 
 def downgrade() -> None:
