@@ -42,8 +42,17 @@ def add_duration(start: datetime, value: str) -> datetime:
 
 
 def next_reset(now: datetime, duration: str, previous: datetime | None = None) -> datetime:
-    """The first reset time after ``now`` on the schedule that started at ``previous`` (or now)."""
-    when = add_duration(previous or now, duration)
-    while when <= now:
+    """The first reset time after ``now`` on the schedule that started at ``previous`` (or now).
+
+    Fixed-length periods skip the missed ones arithmetically: a schedule set (through the admin API)
+    to start years ago with a period of seconds must not cost a loop per missed period."""
+    start = previous or now
+    match = PATTERN.match(duration)
+    if match is not None and match.group(2) != "mo" and start < now:
+        period = int(match.group(1)) * UNITS[match.group(2)]
+        missed = int((now - start).total_seconds() // period)
+        start = start + timedelta(seconds=missed * period)
+    when = add_duration(start, duration)
+    while when <= now:  # at most one more fixed period, or a month per missed month
         when = add_duration(when, duration)
     return when

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from proxyllm.accounts.end_users import END_USER
 from proxyllm.accounts.records import KeyAuth
 from proxyllm.accounts.writer import SpendWriter
 from proxyllm.core.context import Principal, RequestContext
@@ -111,7 +112,8 @@ def spend_row(ctx: RequestContext) -> dict[str, Any]:
     ttft = None
     if ctx.first_chunk_at is not None:
         ttft = int((ctx.first_chunk_at - ctx.started) * 1000)
-    end_user = ctx.body.get("user")
+    account = ctx.get(END_USER)
+    end_user = account.id if account is not None else ctx.body.get("user")
     return {
         "request_id": ctx.request_id,
         "api_key": principal.key_hash if principal else None,

@@ -21,7 +21,7 @@ from proxyllm.core import clock
 from proxyllm.core.errors import ErrorKind, ProxyError
 
 ZERO = Decimal(0)
-AccountId = tuple[str, str]  # (kind, id): ("key", hash) | ("user", id) | ("team", id)
+AccountId = tuple[str, str]  # (kind, id): ("key", hash) | ("user", id) | ("team", id) | ("end_user", id)
 
 
 @dataclass(slots=True, eq=False)
@@ -65,6 +65,12 @@ def budget_error(account: Account, *, spend: Decimal | None = None, reserved: De
     decided (Redis)."""
     spend = account.spend if spend is None else spend
     reserved = account.reserved if reserved is None else reserved
+    if account.kind == "end_user":  # LiteLLM's words for an end user's budget
+        return ProxyError(
+            ErrorKind.BUDGET_EXCEEDED,
+            f"ExceededBudget: End User={account.id} over budget. Spend={_plain(spend)}, "
+            f"Budget={_plain(account.max_budget)} ({_plain(reserved)} more is reserved by requests in flight)",
+        )
     return ProxyError(
         ErrorKind.BUDGET_EXCEEDED,
         f"Budget has been exceeded! Current cost: {_plain(spend)}, Max budget: {_plain(account.max_budget)} "

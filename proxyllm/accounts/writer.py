@@ -45,6 +45,8 @@ SPEND_LOG = "spend_log"
 CHARGE = "charge"
 TABLE = "table:"  # + a table name: a row inserted as is (ignored when its primary key exists)
 Handler = Callable[[AsyncSession, list[dict[str, Any]]], Awaitable[None]]
+ChargeWriter = Callable[[AsyncSession, str, Decimal], Awaitable[None]]  # (session, account id, amount)
+Resetter = Callable[[AsyncSession], Awaitable[int]]
 MAX_REASON = 1000
 Charge = tuple[Decimal, Decimal]  # (cost, price) added to an account
 NONE: Charge = (ZERO, ZERO)
@@ -79,6 +81,9 @@ class SpendWriter:
         self.spool = spool
         self.on_dead_letter = on_dead_letter
         self.handlers: dict[str, Handler] = {SPEND_LOG: self._write_spend_logs, CHARGE: self._write_charges}
+        # Account kinds other than key/user/team register how their spend is written (e.g. end users).
+        self.charge_writers: dict[str, ChargeWriter] = {}
+        self.resetters: list[Resetter] = []  # more budget-period resets, run with reset_budgets
         self._items: list[Item] = []
         # Per account: (cost, price) not written yet, and being written by the flush in progress.
         self._deltas: dict[AccountId, Charge] = {}
@@ -239,6 +244,10 @@ class SpendWriter:
 
     async def _write_charges(self, session: AsyncSession, charges: list[dict[str, Any]]) -> None:
         for charge in charges:
+            writer = self.charge_writers.get(charge["kind"])
+            if writer is not None:
+                await writer(session, charge["id"], charge["amount"])
+                continue
             table, pk = TABLES[charge["kind"]]
             cost, price = _charge(charge)
             await session.execute(
@@ -327,6 +336,8 @@ class SpendWriter:
                         .values(spend=ZERO, spend_price=ZERO, budget_reset_at=following)
                     )
                     count += int(getattr(result, "rowcount", 0) or 0)
+            for resetter in self.resetters:
+                count += await resetter(session)
         return count
 
     # -- lifecycle -----------------------------------------------------------------------------

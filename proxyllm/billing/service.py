@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 
+from proxyllm.accounts.end_users import END_USER
 from proxyllm.billing.ledger import AccountRef, PrepaidLedger, Settlement
 from proxyllm.billing.settings import BillingSettings
 from proxyllm.core.background import cancel
@@ -72,7 +73,10 @@ class Billing:
         principal = ctx.principal
         assert principal is not None
         if self.settings.charge_by == "end_user_id":
-            end_user = ctx.body.get("user") or principal.metadata.get("end_user_id")
+            # the request's end user, wherever it was named (accounts/end_users.py)
+            resolved = ctx.get(END_USER)
+            end_user = resolved.id if resolved is not None else ctx.body.get("user")
+            end_user = end_user or principal.metadata.get("end_user_id")
             if not isinstance(end_user, str) or not end_user:
                 raise self._no_account("the request has no 'user' (end user id) to charge")
             return ("end_user", end_user)

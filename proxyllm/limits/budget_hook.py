@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from proxyllm.accounts.end_users import end_user_account
 from proxyllm.accounts.hooks import key_auth
 from proxyllm.accounts.ledger import Reservation, reserve, settle
 from proxyllm.accounts.writer import SpendWriter
@@ -45,9 +46,12 @@ class BudgetHook(Hook):
     async def before_call(self, ctx: RequestContext) -> None:
         auth = key_auth(ctx)
         admission = ctx.admission
-        if auth is None or admission is None:
+        end_user = end_user_account(ctx)  # the request's end user (accounts/end_users.py), any caller
+        if (auth is None and end_user is None) or admission is None:
             return
-        accounts = auth.accounts
+        accounts = auth.accounts if auth is not None else []
+        if end_user is not None:
+            accounts = [*accounts, end_user]
         if any(a.max_budget is not None for a in accounts):
             admission.cap_output(ctx)  # money is at stake: the answer may not outgrow the reservation
         reservation = reserve(accounts, self.worst_case(admission))

@@ -1,7 +1,8 @@
 """Which rate and concurrency limits apply to a request: one ``Rule`` per limited scope.
 
-A scope is a key, its user, its team, one model on a key (``model_rpm_limit`` / ``model_tpm_limit`` in
-the key's metadata, as LiteLLM stores them) or the whole proxy (``global_max_parallel_requests``).
+A scope is a key, its user, its team, the request's end user, one model on a key (``model_rpm_limit``
+/ ``model_tpm_limit`` in the key's metadata, as LiteLLM stores them) or the whole proxy
+(``global_max_parallel_requests``).
 Requests are counted per clock minute (a fixed window: at most ``rpm_limit`` requests start within one
 minute); tokens are added when a call ends, and a scope that has used its ``tpm_limit`` this minute is
 refused until the next; parallel requests are counted from admission to the end of the response.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from proxyllm.accounts.end_users import END_USER
 from proxyllm.accounts.hooks import key_auth
 from proxyllm.accounts.ledger import Account
 from proxyllm.accounts.records import KeyAuth
@@ -41,7 +43,7 @@ class Rule:
     ) -> None:
         self.key = key
         self.label = label
-        self.scope = scope  # key | user | team | key_model | global (a metric label)
+        self.scope = scope  # key | user | team | end_user | key_model | global (a metric label)
         self.rpm = rpm
         self.tpm = tpm
         self.parallel = parallel
@@ -67,6 +69,9 @@ def account_rule(account: Account, label: str) -> Rule | None:
 def rules_for(ctx: RequestContext, router: Router, glob: Rule | None) -> list[Rule]:
     """The rules of this request, cheapest first to check; empty for an unlimited caller."""
     rules = [glob] if glob is not None else []
+    end_user = ctx.get(END_USER)  # the request's end user, whoever the caller
+    if end_user is not None and (rule := account_rule(end_user, f"end user '{end_user.id}'")) is not None:
+        rules.append(rule)
     auth = key_auth(ctx)
     if auth is None:
         return rules

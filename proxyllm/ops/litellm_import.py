@@ -25,8 +25,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from proxyllm.core.bounds import MAX_MONEY
 from proxyllm.db.database import Database
 from proxyllm.db.tables import Key, Team, TeamMember, User
+from proxyllm.db.tables_budgets import Budget, EndUser
 
 log = logging.getLogger("proxyllm.import")
 INT32 = 2**31 - 1
@@ -58,6 +60,14 @@ def money(value: Any) -> Decimal | None:
     if value is None:
         return None
     return Decimal(repr(float(value))) if not isinstance(value, Decimal) else value
+
+
+def bounded_money(value: Any) -> Decimal | None:
+    """Money within what proxyllm stores (0 to 1e9 dollars); LiteLLM's floats may be anything."""
+    amount = money(value)
+    if amount is None or not amount.is_finite():
+        return None
+    return min(max(amount, Decimal(0)), MAX_MONEY)
 
 
 def limit(value: Any) -> int | None:
@@ -172,7 +182,8 @@ class Importer:
             await self._users(session, data["LiteLLM_UserTable"], summary)
             await self._teams(session, data["LiteLLM_TeamTable"], data["LiteLLM_TeamMembership"], summary)
             await self._keys(session, data["LiteLLM_VerificationToken"], budgets, summary)
-            await self._end_users(session, data["LiteLLM_EndUserTable"], summary)
+            await self._budgets(session, data["LiteLLM_BudgetTable"], summary)
+            await self._end_users(session, data["LiteLLM_EndUserTable"], set(budgets), summary)
             if dry_run:
                 await session.rollback()
         await self._models(data["LiteLLM_ProxyModelTable"], summary, dry_run=dry_run)
@@ -285,7 +296,34 @@ class Importer:
             self._count(summary, "keys", created)
             await session.flush()
 
-    async def _end_users(self, session: AsyncSession, rows: list[dict[str, Any]], summary: Summary) -> None:
+    async def _budgets(self, session: AsyncSession, rows: list[dict[str, Any]], summary: Summary) -> None:
+        """LiteLLM's budget objects, as proxyllm's shared budgets (``/budget/*``)."""
+        for row in rows:
+            budget_id = text(row.get("budget_id"))
+            if not budget_id:
+                continue
+            budget = await session.get(Budget, budget_id)
+            created = budget is None
+            if budget is None:
+                budget = Budget(budget_id=budget_id)
+                session.add(budget)
+            budget.max_budget = bounded_money(row.get("max_budget"))
+            budget.soft_budget = bounded_money(row.get("soft_budget"))
+            budget.max_parallel_requests = limit(row.get("max_parallel_requests"))
+            budget.tpm_limit = limit(row.get("tpm_limit"))
+            budget.rpm_limit = limit(row.get("rpm_limit"))
+            model_max_budget = jsonish(row.get("model_max_budget"))
+            budget.model_max_budget = model_max_budget if isinstance(model_max_budget, dict) else {}
+            budget.budget_duration = text(row.get("budget_duration"), 16)
+            budget.budget_reset_at = aware(row.get("budget_reset_at"))
+            budget.created_by = text(row.get("created_by"))
+            budget.updated_by = text(row.get("updated_by"))
+            self._count(summary, "budgets", created)
+        await session.flush()
+
+    async def _end_users(
+        self, session: AsyncSession, rows: list[dict[str, Any]], budget_ids: set[str], summary: Summary
+    ) -> None:
         from sqlalchemy.dialects import postgresql, sqlite
 
         from proxyllm.db.tables_billing import BillingAccount
@@ -295,6 +333,18 @@ class Importer:
             end_user = text(row.get("user_id"))
             if not end_user:
                 continue
+            person = await session.get(EndUser, end_user)
+            if person is None:
+                person = EndUser(user_id=end_user, metadata_={})
+                session.add(person)
+            person.alias = text(row.get("alias"))
+            person.spend = bounded_money(row.get("spend")) or Decimal(0)
+            person.blocked = bool(row.get("blocked"))
+            budget_id = row.get("budget_id")
+            person.budget_id = budget_id if budget_id in budget_ids else None
+            region = row.get("allowed_model_region")
+            person.allowed_model_region = region if region in ("eu", "us") else None
+            person.default_model = text(row.get("default_model"))
             exists = await session.get(BillingAccount, ("end_user", end_user))
             if exists is None:
                 await session.execute(

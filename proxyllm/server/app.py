@@ -27,8 +27,11 @@ from proxyllm.server.bodylimit import BodyLimitMiddleware
 from proxyllm.server.middleware import RequestIdMiddleware
 from proxyllm.server.routes import audit, customers, health, keys, models, models_admin, spend, stripe, teams, users
 from proxyllm.server.routes.billing_portal import router as billing_portal_router
+from proxyllm.server.routes.budgets import router as budgets_router
 from proxyllm.server.routes.metrics import router as metrics_router
+from proxyllm.server.routes.model_catalog import router as model_catalog_router
 from proxyllm.server.routes.pricing import router as pricing_router
+from proxyllm.server.routes.routes_list import router as routes_list_router
 from proxyllm.server.runtime import Runtime
 from proxyllm.ui.routes import MAX_LOGIN_BODY
 from proxyllm.ui.routes import router as ui_router
@@ -91,6 +94,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.include_router(module.router)
     app.include_router(responses_routes.router)
     app.include_router(ollama_routes.router)  # Ollama's model endpoints (/api/tags, /api/show, ...)
+    app.include_router(budgets_router)  # shared budgets (/budget/*); end users are in customers
+    app.include_router(model_catalog_router)  # /model_group/info, /v2/model/info
+    app.include_router(routes_list_router)  # /routes
     app.include_router(pricing_router)  # customer prices: rate cards, markups
     app.include_router(billing_portal_router)  # billing portal, auto-recharge, grants
     app.include_router(ui_router)

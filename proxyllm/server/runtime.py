@@ -12,6 +12,8 @@ from typing import Any
 from proxyllm import __version__
 from proxyllm.accounts.auth import Authenticator, AuthHook
 from proxyllm.accounts.cache import KeyCache
+from proxyllm.accounts.end_users import KIND as END_USER_KIND
+from proxyllm.accounts.end_users import EndUserHook, EndUsers
 from proxyllm.accounts.hooks import AccessHook, SpendLogHook
 from proxyllm.accounts.invalidation import KeyInvalidations
 from proxyllm.accounts.records import ALL_MODELS
@@ -127,6 +129,12 @@ class Runtime:
             stop_deadline=float(env.get("PROXYLLM_SHUTDOWN_FLUSH_SECONDS") or 10),
         )
         self.budgets_at_price = budgets_at_price_setting(config, env)  # budgets count prices (docs/reselling.md)
+        # End users (the request's ``user``): their limits and spend (accounts/end_users.py)
+        self.end_users = EndUsers(
+            self.db, unflushed=self.spend.unflushed, writer_state=lambda: (self.spend.flushing, self.spend.epoch)
+        )
+        self.spend.charge_writers[END_USER_KIND] = self.end_users.write_charge
+        self.spend.resetters.append(self.end_users.reset_budgets)
         self.keys = KeyCache(
             self.db,
             unflushed=self.spend.unflushed,
@@ -170,6 +178,7 @@ class Runtime:
             *price_hooks(self),  # the customer's price plan (rate card, markup) and worst-case price
             *notification_hooks(self),  # signed webhooks / email; sees a budget's refusal below
             AccessHook(self.router),  # may this key (its user, its team) use the model?
+            EndUserHook(self.end_users),  # the request's end user: blocked? its limits join the key's below
             *(extra_hooks or []),
             *billing_gates(self),  # subscription state, Stripe customer link
             limits,  # rate limits and parallel slots

@@ -108,7 +108,10 @@ async def fill_litellm(url: str, upstream: FakeOpenAI) -> None:
                        'shared-budget')""",
             TOKEN,
         )
-        await conn.execute("""INSERT INTO "LiteLLM_EndUserTable" (user_id, spend) VALUES ('customer-7', 3.25)""")
+        await conn.execute(
+            """INSERT INTO "LiteLLM_EndUserTable" (user_id, alias, spend, budget_id, blocked)
+               VALUES ('customer-7', 'Seven', 3.25, 'shared-budget', true)"""
+        )
         params = {
             "model": seal_like_litellm("openai/gpt-fake"),
             "api_base": seal_like_litellm(upstream.api_base),
@@ -197,6 +200,8 @@ async def test_import_a_litellm_database_and_use_its_key(
             user_spend = await conn.fetchval("SELECT spend FROM users WHERE user_id = 'ann'")
             key_spend = await conn.fetchval("SELECT spend FROM keys WHERE token = $1", TOKEN)
             end_user = await conn.fetchval("SELECT count(*) FROM billing_accounts WHERE account_id = 'customer-7'")
+            person = await conn.fetchrow("SELECT * FROM end_users WHERE user_id = 'customer-7'")
+            budget = await conn.fetchrow("SELECT * FROM budgets WHERE budget_id = 'shared-budget'")
             members = dict(await conn.fetch("SELECT user_id, role FROM team_members WHERE team_id = 'research'"))
         finally:
             await conn.close()
@@ -205,6 +210,9 @@ async def test_import_a_litellm_database_and_use_its_key(
     assert Decimal(user_spend) / 10**9 == Decimal("1.5") + cost  # the imported spend, then this proxy's charges
     assert Decimal(key_spend) / 10**9 == Decimal("0.75") + cost
     assert end_user == 1
+    assert person["alias"] == "Seven" and person["blocked"] is True and person["budget_id"] == "shared-budget"
+    assert Decimal(person["spend"]) / 10**9 == Decimal("3.25")
+    assert Decimal(budget["max_budget"]) / 10**9 == 25 and budget["rpm_limit"] == 2**31 - 1  # clamped to int32
 
 
 async def test_import_refuses_a_database_that_is_not_litellms(tmp_path: Path) -> None:

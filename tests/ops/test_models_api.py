@@ -194,7 +194,11 @@ async def test_update_rules(ops_proxy: ProxyServer, openai_upstream: FakeOpenAI)
     key = (await _new_key(ops_proxy))["key"]
     async with admin(ops_proxy, key) as not_admin:
         assert (await not_admin.post("/model/new", json=body)).status_code == 403
-        assert (await not_admin.get("/model/info")).status_code == 403
+        # a virtual key reads the models it may use, without their addresses or credentials
+        seen = await not_admin.get("/model/info")
+        assert seen.status_code == 200 and seen.json()["data"]
+        assert all(set(m["litellm_params"]) == {"model"} for m in seen.json()["data"])
+        assert "api_base" not in seen.text and "sk-" not in seen.text
 
 
 async def _new_key(proxy: ProxyServer) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from alembic import context
 
 # every table on Base.metadata, for autogenerate
 import proxyllm.db.tables_billing
+import proxyllm.db.tables_budgets
 import proxyllm.db.tables_ops
 import proxyllm.db.tables_responses  # noqa: F401
 from proxyllm.db.tables import Base

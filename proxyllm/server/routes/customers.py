@@ -1,93 +1,85 @@
-"""``/customer/*``: end users (the ``user`` field of requests) as billing accounts linked to Stripe."""
+"""End users under both of LiteLLM's names: ``/end_user/*`` and ``/customer/*`` (one service).
+
+An end user is the ``user`` of a request (or LiteLLM's end-user header): it may point at a shared
+budget (``budget_id``) or get one of its own from budget fields, be blocked, and be linked to a
+Stripe customer (``stripe_customer_id``) when billing charges end users.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, select
+from fastapi import APIRouter, Query, Request, Response
 
-from proxyllm.core.errors import ErrorKind, ProxyError
-from proxyllm.db.tables_billing import BillingAccount
+from proxyllm.accounts.budget_schemas import EndUserIds, EndUserNew, EndUserUpdate
+from proxyllm.admin import end_users as service
+from proxyllm.core.bounds import MAX_ID
 from proxyllm.server.deps import Admin
-from proxyllm.server.routes.stripe import BillingDep
+from proxyllm.server.routes.end_user_deps import EndUserAdmin, report_ignored
 
-router = APIRouter(tags=["customers"])
-
-
-class CustomerBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    user_id: str = Field(min_length=1, max_length=255)
-    stripe_customer_id: str | None = None
+router = APIRouter(tags=["end users"])
 
 
-class CustomerDelete(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    user_ids: list[str] = Field(min_length=1)
-
-
-def _view(row: BillingAccount) -> dict[str, Any]:
-    return {"user_id": row.account_id, "stripe_customer_id": row.stripe_customer_id}
-
-
+@router.post("/end_user/new")
 @router.post("/customer/new")
+async def end_user_new(
+    body: EndUserNew, request: Request, response: Response, admin: EndUserAdmin, caller: Admin
+) -> dict[str, Any]:
+    report_ignored(response, body)
+    return await service.new_end_user(admin, body, caller=caller, request=request)
+
+
+@router.post("/end_user/update")
 @router.post("/customer/update")
-async def upsert_customer(body: CustomerBody, billing: BillingDep, _: Admin) -> dict[str, Any]:
-    account = ("end_user", body.user_id)
-    if body.stripe_customer_id:
-        await billing.link_customer(account, body.stripe_customer_id)
-    async with billing.db.session() as session:
-        return _view(await billing.ledger.get(session, account))
+async def end_user_update(
+    body: EndUserUpdate, request: Request, response: Response, admin: EndUserAdmin, caller: Admin
+) -> dict[str, Any]:
+    report_ignored(response, body)
+    return await service.update_end_user(admin, body, caller=caller, request=request)
 
 
+@router.get("/end_user/info")
 @router.get("/customer/info")
-async def customer_info(billing: BillingDep, _: Admin, end_user_id: str = Query()) -> dict[str, Any]:
-    async with billing.db.session() as session:
-        row = await session.get(BillingAccount, ("end_user", end_user_id))
-        if row is None:
-            raise ProxyError(ErrorKind.NOT_FOUND, f"end user '{end_user_id}' does not exist", param="end_user_id")
-        return _view(row)
+async def end_user_info(
+    admin: EndUserAdmin, _: Admin, end_user_id: str = Query(min_length=1, max_length=MAX_ID)
+) -> dict[str, Any]:
+    return await service.end_user_info(admin, end_user_id)
 
 
+@router.get("/end_user/list")
 @router.get("/customer/list")
-async def customer_list(billing: BillingDep, _: Admin) -> list[dict[str, Any]]:
-    async with billing.db.session() as session:
-        rows = (
-            (
-                await session.execute(
-                    select(BillingAccount)
-                    .where(BillingAccount.account_type == "end_user")
-                    .order_by(BillingAccount.account_id)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        return [_view(r) for r in rows]
+async def end_user_list(
+    admin: EndUserAdmin,
+    _: Admin,
+    page: int = Query(default=1, ge=1, le=1_000_000),
+    size: int = Query(default=1000, ge=1, le=10_000),
+) -> list[dict[str, Any]]:
+    return await service.list_end_users(admin, page=page, size=size)
 
 
+@router.post("/end_user/delete")
 @router.post("/customer/delete")
-async def customer_delete(body: CustomerDelete, billing: BillingDep, _: Admin) -> dict[str, Any]:
-    async with billing.db.session() as session:
-        rows = (
-            (
-                await session.execute(
-                    select(BillingAccount).where(
-                        BillingAccount.account_type == "end_user", BillingAccount.account_id.in_(body.user_ids)
-                    )
-                )
-            )
-            .scalars()
-            .all()
-        )
-        if any(row.balance != 0 for row in rows):
-            raise ProxyError(ErrorKind.INVALID_REQUEST, "an end user with a non-zero balance cannot be deleted")
-        await session.execute(
-            delete(BillingAccount).where(
-                BillingAccount.account_type == "end_user", BillingAccount.account_id.in_(body.user_ids)
-            )
-        )
-    for user_id in body.user_ids:
-        billing.forget(("end_user", user_id))
-    return {"deleted_customers": body.user_ids}
+async def end_user_delete(
+    body: EndUserIds, request: Request, response: Response, admin: EndUserAdmin, caller: Admin
+) -> dict[str, Any]:
+    report_ignored(response, body)
+    return await service.delete_end_users(admin, body.user_ids, caller=caller, request=request)
+
+
+@router.post("/end_user/block")
+@router.post("/customer/block")
+async def end_user_block(
+    body: EndUserIds, request: Request, response: Response, admin: EndUserAdmin, caller: Admin
+) -> dict[str, Any]:
+    report_ignored(response, body)
+    return {"blocked_users": await service.set_blocked(admin, body.user_ids, True, caller=caller, request=request)}
+
+
+@router.post("/end_user/unblock")
+@router.post("/customer/unblock")
+async def end_user_unblock(
+    body: EndUserIds, request: Request, response: Response, admin: EndUserAdmin, caller: Admin
+) -> dict[str, Any]:
+    report_ignored(response, body)
+    views = await service.set_blocked(admin, body.user_ids, False, caller=caller, request=request)
+    return {"unblocked_users": views}

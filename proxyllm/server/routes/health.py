@@ -25,6 +25,9 @@ from proxyllm.server.runtime import Runtime
 router = APIRouter(tags=["health"])
 log = logging.getLogger("proxyllm.health")
 PROBE_TIMEOUT = 10.0
+# The LiteLLM proxy release whose admin and client APIs proxyllm is checked against
+# (docs/litellm-compatibility.md); ``proxyllm_version`` is this package's own.
+LITELLM_VERSION = "1.108.7"
 Results = list[tuple[Deployment, str | None]]
 
 
@@ -37,6 +40,7 @@ async def liveliness() -> str:
 @router.get("/health/readiness")
 async def readiness(runtime: RuntimeDep) -> Response:
     report = await runtime.readiness()
+    report["litellm_version"] = LITELLM_VERSION  # the LiteLLM release whose API this one follows
     status = 200 if report["status"] == "healthy" else 503
     return Response(orjson.dumps(report), status_code=status, media_type="application/json")
 

@@ -1,5 +1,7 @@
 """``/model/new``, ``/model/update``, ``/model/delete``, ``/model/info``: models managed at run time.
 
+``/model/info`` answers any key: a virtual key sees the models it may use (``model_catalog.py``).
+
 Each change is one transaction: the row (secrets sealed), the models revision, the audit record.
 After the commit this replica serves the change at once and announces it to the others.
 """
@@ -15,7 +17,8 @@ from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.db.tables_ops import StoredModel
 from proxyllm.ops import audit
 from proxyllm.ops.crypto import SecretError
-from proxyllm.server.deps import Admin, RuntimeDep
+from proxyllm.server.deps import Admin, Caller, RuntimeDep
+from proxyllm.server.routes.model_catalog import deployment_entries
 
 router = APIRouter(tags=["models"])
 
@@ -123,6 +126,10 @@ async def model_delete(body: ModelDelete, request: Request, runtime: RuntimeDep,
 @router.get("/model/info")
 @router.get("/v1/model/info")
 async def model_info(
-    runtime: RuntimeDep, _: Admin, litellm_model_id: str | None = Query(default=None, max_length=64)
+    runtime: RuntimeDep, caller: Caller, litellm_model_id: str | None = Query(default=None, max_length=64)
 ) -> dict[str, Any]:
-    return {"data": runtime.ops.model_info(litellm_model_id)}
+    """Every deployment for the master key; a virtual key sees those of the models it may use."""
+    entries = deployment_entries(runtime, caller)
+    if litellm_model_id is not None:
+        entries = [e for e in entries if (e.get("model_info") or {}).get("id") == litellm_model_id]
+    return {"data": entries}

@@ -1,4 +1,4 @@
-"""``/spend/logs``, ``/global/spend`` and ``/global/spend/report``."""
+"""``/spend/logs``, ``/global/spend``, ``/global/spend/report`` and ``/global/spend/teams``."""
 
 from __future__ import annotations
 
@@ -12,11 +12,18 @@ from sqlalchemy import func, select
 from proxyllm.accounts.keys import token_of
 from proxyllm.accounts.views import money, spend_view
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
-from proxyllm.db.tables import SpendLog
+from proxyllm.db.tables import SpendLog, Team
 from proxyllm.server.deps import Admin, Caller, RuntimeDep
 
 router = APIRouter(tags=["spend"])
-GROUPS = {"team": SpendLog.team_id, "key": SpendLog.api_key, "model": SpendLog.model_group, "user": SpendLog.user_id}
+GROUPS = {
+    "team": SpendLog.team_id,
+    "key": SpendLog.api_key,
+    "api_key": SpendLog.api_key,  # LiteLLM's name
+    "model": SpendLog.model_group,
+    "user": SpendLog.user_id,
+    "customer": SpendLog.end_user,  # LiteLLM's name for end users
+}
 
 
 def _moment(value: str | None, param: str, *, end: bool = False) -> datetime | None:
@@ -88,20 +95,25 @@ async def spend_report(
     _: Admin,
     start_date: str | None = None,
     end_date: str | None = None,
-    group_by: str = Query(default="team", pattern="^(team|key|model|user)$"),
+    group_by: str = Query(default="team", pattern="^(team|key|api_key|model|user|customer)$"),
 ) -> list[dict[str, Any]]:
+    """Spend per day and per ``group_by``, each group with its ``metadata``: the spend of each (model,
+    api key) in it, as LiteLLM's report has it. Team groups carry ``team_name`` (the alias, else
+    "Unassigned Team"; ``team`` keeps the id)."""
     column = GROUPS[group_by]
     day = func.date(SpendLog.start_time)
     query = (
         select(
             day.label("day"),
             column.label("group"),
+            SpendLog.model_group.label("model"),
+            SpendLog.api_key.label("api_key"),
             func.sum(SpendLog.spend).label("spend"),
             func.sum(func.coalesce(SpendLog.price, SpendLog.spend)).label("revenue"),
             func.sum(SpendLog.total_tokens).label("tokens"),
             func.count().label("requests"),
         )
-        .group_by(day, column)
+        .group_by(day, column, SpendLog.model_group, SpendLog.api_key)
         .order_by(day)
     )
     start, end = _moment(start_date, "start_date"), _moment(end_date, "end_date", end=True)
@@ -109,30 +121,96 @@ async def spend_report(
         query = query.where(SpendLog.start_time >= start)
     if end:
         query = query.where(SpendLog.start_time < end)
-    days: dict[str, dict[str, Any]] = {}
+    days: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
     async with runtime.db.session() as session:
-        for row in (await session.execute(query)).mappings():
-            label = str(row["day"])
-            entry = days.setdefault(
-                label,
-                {"group_by_day": label, "total_spend": Decimal(0), "total_revenue": Decimal(0), f"{group_by}s": []},
-            )
-            spend, revenue = _dollars(row["spend"]), _dollars(row["revenue"])
-            entry["total_spend"] += spend
-            entry["total_revenue"] += revenue
-            entry[f"{group_by}s"].append(
-                {
-                    group_by: row["group"],
-                    "total_spend": money(spend),  # LiteLLM's field: the operator's cost
-                    "total_cost": money(spend),
-                    "total_revenue": money(revenue),  # what customers were charged
-                    "margin": money(revenue - spend),
-                    "total_tokens": int(row["tokens"] or 0),
-                    "requests": row["requests"],
-                }
-            )
-    for entry in days.values():
-        cost, revenue = entry["total_spend"], entry["total_revenue"]
-        entry["total_spend"], entry["total_cost"] = money(cost), money(cost)
-        entry["total_revenue"], entry["total_margin"] = money(revenue), money(revenue - cost)
-    return list(days.values())
+        rows = (await session.execute(query)).mappings().all()
+        names = await _team_names(session, {r["group"] for r in rows}) if group_by == "team" else {}
+    for row in rows:
+        groups = days.setdefault(str(row["day"]), {})
+        entry = groups.get((row["group"],))
+        if entry is None:
+            entry = groups[(row["group"],)] = {group_by: row["group"], **_totals(), "metadata": []}
+            if group_by == "team":
+                entry["team_name"] = names.get(row["group"]) or "Unassigned Team"
+        spend, revenue = _dollars(row["spend"]), _dollars(row["revenue"])
+        entry["_spend"] += spend
+        entry["_revenue"] += revenue
+        entry["total_tokens"] += int(row["tokens"] or 0)
+        entry["requests"] += row["requests"]
+        entry["metadata"].append(
+            {
+                "model": row["model"],
+                "api_key": row["api_key"],
+                "spend": money(spend),
+                "total_tokens": int(row["tokens"] or 0),
+            }
+        )
+    report = []
+    for label, groups in days.items():
+        cost = sum((g["_spend"] for g in groups.values()), Decimal(0))
+        revenue = sum((g["_revenue"] for g in groups.values()), Decimal(0))
+        report.append(
+            {
+                "group_by_day": label,
+                "total_spend": money(cost),
+                "total_cost": money(cost),
+                "total_revenue": money(revenue),
+                "total_margin": money(revenue - cost),
+                f"{group_by}s": [_finish(g) for g in groups.values()],
+            }
+        )
+    return report
+
+
+def _totals() -> dict[str, Any]:
+    return {"_spend": Decimal(0), "_revenue": Decimal(0), "total_tokens": 0, "requests": 0}
+
+
+def _finish(group: dict[str, Any]) -> dict[str, Any]:
+    spend, revenue = group.pop("_spend"), group.pop("_revenue")
+    group["total_spend"] = money(spend)  # LiteLLM's field: the operator's cost
+    group["total_cost"] = money(spend)
+    group["total_revenue"] = money(revenue)  # what customers were charged
+    group["margin"] = money(revenue - spend)
+    return group
+
+
+async def _team_names(session: Any, team_ids: set[Any]) -> dict[str, str]:
+    ids = [t for t in team_ids if isinstance(t, str)]
+    if not ids:
+        return {}
+    rows = await session.execute(select(Team.team_id, Team.team_alias).where(Team.team_id.in_(ids)))
+    return {team_id: alias or team_id for team_id, alias in rows.all()}
+
+
+@router.get("/global/spend/teams")
+async def spend_per_team(runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
+    """The last 30 days' spend per team and day, in LiteLLM's shape (teams named by their alias)."""
+    since = datetime.combine(datetime.now(UTC).date() - timedelta(days=30), time.min, UTC)
+    day = func.date(SpendLog.start_time)
+    query = (
+        select(day.label("day"), SpendLog.team_id, func.sum(SpendLog.spend).label("spend"))
+        .where(SpendLog.start_time >= since)
+        .group_by(day, SpendLog.team_id)
+        .order_by(day)
+    )
+    async with runtime.db.session() as session:
+        rows = (await session.execute(query)).all()
+        names = await _team_names(session, {r[1] for r in rows})
+    by_day: dict[str, dict[str, Decimal]] = {}
+    totals: dict[str, Decimal] = {}
+    for label, team_id, spend in rows:
+        name = names.get(team_id) or team_id or "Unassigned"
+        amount = _dollars(spend)
+        per_day = by_day.setdefault(str(label), {})
+        per_day[name] = per_day.get(name, Decimal(0)) + amount
+        totals[name] = totals.get(name, Decimal(0)) + amount
+    ranked = sorted(totals.items(), key=lambda item: item[1], reverse=True)
+    return {
+        "daily_spend": [
+            {"date": label, **{name: money(amount) for name, amount in teams.items()}}
+            for label, teams in by_day.items()
+        ],
+        "teams": sorted(totals),
+        "total_spend_per_team": [{"team_id": name, "total_spend": money(amount)} for name, amount in ranked[:10]],
+    }
