@@ -2,7 +2,7 @@
 
 Runs after authentication, model access and rate limits (a key that may not use a model never gets
 its cached answers) and before budgets and prepaid credit, so a hit reserves and charges no money. A
-hit sets ``ctx.cached`` (the body, or a stream replaying the events) and the gateway answers with it
+hit is returned by ``before_call`` (the body, or a stream replaying the events) and the gateway answers with it
 without calling an upstream or the hooks after this one; a hit costs nothing, is marked
 with ``x-litellm-cache-key`` and logged as ``cache_hit``. A miss asks the gateway for the response
 through ``ctx.response_wrapper`` and stores it once the call ended well (a complete stream only).
@@ -26,7 +26,7 @@ from proxyllm.cache.settings import CacheSettings
 from proxyllm.cache.store import CacheStore, LocalStore
 from proxyllm.core.context import RequestContext, Slot
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
-from proxyllm.core.hooks import Hook
+from proxyllm.core.hooks import Answer, Hook
 from proxyllm.core.router import Router
 
 log = logging.getLogger("proxyllm.cache")
@@ -74,20 +74,20 @@ class CacheHook(Hook):
         if self.store.name == "redis" and not settings.namespace:
             self.prefix = "proxyllm-cache:"
 
-    async def before_call(self, ctx: RequestContext) -> None:
+    async def before_call(self, ctx: RequestContext) -> Answer | None:
         settings = self.settings
         if ctx.operation not in settings.operations:
-            return
+            return None
         controls = self.controls(ctx)
         if controls is None:
             if not settings.default_on:
-                return
+                return None
             controls = {}
         elif not (settings.default_on or controls.get("use-cache") is True):
-            return
+            return None
         group = ctx.group or self.router.find(ctx.model)
         if group is None:
-            return  # the router will answer 404
+            return None  # the router will answer 404
         digest = request_digest(ctx, group.name)
         namespace = controls.get("namespace")
         key = f"{namespace}:{digest}" if namespace else self.prefix + digest
@@ -100,13 +100,13 @@ class CacheHook(Hook):
                 ctx.model_group = group.name
                 ctx.usage = entry.usage
                 ctx.cache_hit = True
-                ctx.cached = entry.replay() if ctx.stream else entry.data
                 ctx.response_headers["x-litellm-cache-key"] = digest
-                return
+                return entry.replay() if ctx.stream else entry.data
         ctx.cache_miss = True
         if controls.get("no-store") is not True:
             ctx.put(PENDING, (key, float(controls.get("ttl") or settings.ttl)))
             ctx.response_wrapper = tap
+        return None
 
     async def after_call(self, ctx: RequestContext) -> None:
         pending = ctx.get(PENDING)

@@ -107,7 +107,6 @@ class RequestContext:
         "body",
         "cache_hit",
         "cache_miss",
-        "cached",
         "client_wants_usage",
         "cost",
         "deployment",
@@ -173,7 +172,6 @@ class RequestContext:
         self.model_group: str = self.model
         self.group: ModelGroup | None = None  # resolved once, by the admission step
         self.admission: Admission | None = None  # bounds and worst-case cost, by the admission step
-        self.cached: Any = None  # a response from the cache (body bytes or a replaying stream)
         self.cache_hit = False
         # An answer the client API already has (e.g. a token-count estimate): every hook runs, no upstream.
         self.local_answer: bytes | None = None

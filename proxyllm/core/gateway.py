@@ -33,15 +33,14 @@ class Gateway:
     async def call(self, ctx: RequestContext) -> bytes | AsyncGenerator[bytes, None]:
         try:
             for i, hook in enumerate(self.hooks):
-                if self._before[i]:
-                    await hook.before_call(ctx)
+                answer = await hook.before_call(ctx) if self._before[i] else None
                 ctx.hooks_ran = i + 1
-                if ctx.cached is not None:
-                    # Answered from the response cache: the hooks after the cache (budgets, prepaid
+                if answer is not None:
+                    # Answered by this hook (a response-cache hit): the hooks after it (budgets, prepaid
                     # credit) never run, so a hit reserves and charges nothing; no upstream is called.
                     ctx.outcome = "success"
                     ctx.cost = ZERO
-                    return ctx.cached  # type: ignore[no-any-return]
+                    return answer
             tap = ctx.response_wrapper  # a hook that wants the response (the cache, to store it)
             if ctx.local_answer is not None:
                 ctx.outcome = "success"
