@@ -25,8 +25,8 @@ from proxyllm.config.schema import DeploymentConfig, ProxyConfig
 from proxyllm.core.admission import AdmissionHook, default_max_output_tokens
 from proxyllm.core.background import cancel
 from proxyllm.core.deployment import Deployment
-from proxyllm.core.deployment_table import DeploymentTable, Source
-from proxyllm.core.errors import ProxyError, StartupError, invalid_request
+from proxyllm.core.deployment_table import DeploymentTable
+from proxyllm.core.errors import StartupError, invalid_request
 from proxyllm.core.gateway import Gateway
 from proxyllm.core.hooks import Hook
 from proxyllm.core.provider import Provider
@@ -53,12 +53,13 @@ from proxyllm.server.billing_wiring import (
     price_hooks,
 )
 from proxyllm.server.deployments import DeploymentFactory
+from proxyllm.server.discovery import PROVIDER as DISCOVERY_PROVIDER
+from proxyllm.server.discovery import ModelDiscovery, discovery_base
 from proxyllm.state import redis_url, shared_state
 from proxyllm.state.scripts import Scripts
 from proxyllm.tailnet import TailnetCheck
 
 log = logging.getLogger("proxyllm")
-DISCOVERY_INTERVAL = 30.0
 ReadinessCheck = Callable[[], Awaitable[tuple[str, dict[str, Any]]]]
 
 
@@ -147,7 +148,7 @@ class Runtime:
         self.prices: Prices | None = None  # customer prices (billing/prices.py), set by price_hooks
         # Limits, budgets and key-cache invalidations are shared by the replicas through Redis when configured.
         self.scripts = Scripts(self.shared_state)
-        KeyInvalidations(self.keys, self.scripts)
+        self.invalidations = KeyInvalidations(self.keys, self.scripts)  # other replicas' key changes
         self.metrics = Metrics(
             known_model=lambda name: self.router.find(name) is not None,
             deployments=self.router.all_stats,
@@ -194,7 +195,17 @@ class Runtime:
         self.table.on_change(self.router.set_deployments)
         self.gateway = Gateway(self.router, hooks)
         self.max_body_bytes = int(config.general_settings.max_request_size_mb * 1024 * 1024)
-        self._discovery: asyncio.Task[None] | None = None
+        self.discovery = (  # make run without a config: serve what the local Ollama lists (server/discovery.py)
+            ModelDiscovery(
+                self.table,
+                self.build_deployment,
+                self.factory.provider(DISCOVERY_PROVIDER),
+                api_base=discovery_base(env),
+                api_key=env.get("OLLAMA_API_KEY"),
+            )
+            if discover_ollama
+            else None
+        )
         self.loop: asyncio.AbstractEventLoop | None = None
         # Components add checks: each returns (name, {"status": "ok" | "error" | ..., ...}).
         self.readiness_checks: list[ReadinessCheck] = [self._database_readiness, self._shared_state_readiness]
@@ -204,7 +215,7 @@ class Runtime:
             ModelsCheck(
                 lambda: len(self.router.model_names()) + bool(self.router.wildcards),
                 allow_none=allow_no_models(gs.allow_no_models, env),
-                discovering_from=(env.get("OLLAMA_API_BASE") or "http://localhost:11434") if discover_ollama else None,
+                discovering_from=discovery_base(env) if discover_ollama else None,
             )
         )
         self._migrated = False
@@ -271,9 +282,8 @@ class Runtime:
             self._migration_retry = asyncio.create_task(self._migrate_until_done())
         await self.spend.start()
         await self.ops.start()
-        if self.discover_ollama:
-            await self.discover()
-            self._discovery = asyncio.create_task(self._rediscover_forever())
+        if self.discovery is not None:
+            await self.discovery.start()
         await self.gateway.start()
         if self.auth.open:
             log.warning(
@@ -282,7 +292,8 @@ class Runtime:
             )
 
     async def stop(self) -> None:
-        await cancel(self._discovery)
+        if self.discovery is not None:
+            await self.discovery.stop()
         await cancel(self._migration_retry)
         await self.gateway.stop()
         await self.ops.stop()
@@ -361,43 +372,3 @@ class Runtime:
             if result.get("status") == "error" and result.get("required", True):
                 report["status"] = "unhealthy"
         return report
-
-    async def discover(self) -> None:
-        """Serve every model the local Ollama lists, each under its own name."""
-        base = (self.env.get("OLLAMA_API_BASE") or "http://localhost:11434").rstrip("/")
-        provider = self.provider("ollama_chat")
-        try:
-            names = await provider.list_models(base, self.env.get("OLLAMA_API_KEY"))
-        except ProxyError as exc:
-            log.warning(
-                "no models discovered: Ollama at %s did not answer (%s); retrying every %ss",
-                base,
-                exc.message,
-                int(DISCOVERY_INTERVAL),
-            )
-            return
-        found = [
-            self.build_deployment(
-                DeploymentConfig.model_validate(
-                    {
-                        "model_name": name,
-                        "litellm_params": {"model": f"ollama_chat/{name}", "api_base": base},
-                        "model_info": {"discovered": True},
-                    }
-                )
-            )
-            for name in names
-        ]
-        before = {d.model_name for d in self.table}
-        self.table.replace(Source.DISCOVERED, found)
-        added = sorted({d.model_name for d in found} - before)
-        if added:
-            log.info("serving Ollama models from %s: %s", base, ", ".join(added))
-
-    async def _rediscover_forever(self) -> None:
-        while True:
-            await asyncio.sleep(DISCOVERY_INTERVAL)
-            try:
-                await self.discover()
-            except Exception:
-                log.exception("Ollama model discovery failed")
