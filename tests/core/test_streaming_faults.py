@@ -112,6 +112,11 @@ async def test_client_disconnect_cancels_a_non_streaming_call(proxy: ProxyServer
     openai_upstream.push(Action(delay=3))
     async with httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {MASTER_KEY}"}) as http:
         with pytest.raises(httpx.ReadTimeout):
-            await http.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI}, timeout=0.5)
+            # the client gives up reading after 0.5 s (connecting may take longer on a loaded machine)
+            await http.post(
+                "/v1/chat/completions",
+                json={"model": "gpt-fake", "messages": HI},
+                timeout=httpx.Timeout(0.5, connect=10),
+            )
     await asyncio.sleep(0.5)
     assert proxy.runtime.router.deployments[0].in_flight == 0
