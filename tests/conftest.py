@@ -28,12 +28,6 @@ from tests.fakes.openai_upstream import FakeOpenAI
 MASTER_KEY = "sk-master-test-key"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow end-to-end tests first: on several workers, a long test started last decides when the run
-    ends; started first, the short ones fill the other workers around it."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
 @pytest.fixture(autouse=True)
 async def _close_sdk_clients(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
     """Close every OpenAI/Anthropic SDK client a test made: ones left to the garbage collector were seen

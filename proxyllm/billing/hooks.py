@@ -4,6 +4,7 @@ time), settle after (queued: the spend writer's batch carries it)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from decimal import Decimal
 
 from proxyllm.billing.ledger import AccountRef
@@ -17,6 +18,22 @@ PREPAID: Slot[AccountRef] = Slot("prepaid_account")  # the account a reservation
 
 ZERO = Decimal(0)
 RESERVE_TIMEOUT = 2.0
+TIMEOUT_ENV = "PROXYLLM_PREPAID_TIMEOUT_SECONDS"
+
+
+def reserve_timeout(env: Mapping[str, str]) -> float:
+    """How long a prepaid reservation may wait on the database before the request is refused (503):
+    ``PROXYLLM_PREPAID_TIMEOUT_SECONDS``, 0.1 to 60, default 2."""
+    raw = env.get(TIMEOUT_ENV)
+    if not raw:
+        return RESERVE_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0.1 <= value <= 60:  # also refuses nan and inf
+        raise ValueError(f"{TIMEOUT_ENV} must be a number of seconds from 0.1 to 60, not {raw!r}")
+    return value
 
 
 class PrepaidHook(Hook):

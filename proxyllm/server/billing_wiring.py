@@ -97,10 +97,15 @@ def billing_charges(runtime: Runtime) -> list[Hook]:
     billing = runtime.billing
     if billing is None or not billing.settings.prepaid:
         return []
-    from proxyllm.billing.hooks import PrepaidHook
+    from proxyllm.billing.hooks import PrepaidHook, reserve_timeout
+    from proxyllm.core.errors import StartupError
 
+    try:
+        timeout = reserve_timeout(runtime.env)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
     billing.attach(runtime.spend)
-    return [PrepaidHook(billing)]
+    return [PrepaidHook(billing, timeout=timeout)]
 
 
 async def link_account(runtime: Runtime, account: tuple[str, str], customer_id: str | None) -> None:

@@ -28,6 +28,9 @@ BILLING_ENV = {
     "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
     "STRIPE_API_BASE": STRIPE,
     "STRIPE_DEFAULT_MAX_TOKENS": "100",
+    # Concurrency tests here check amounts, not how fast a loaded CI machine's database answers: give the
+    # prepaid reservation more than its 2 s default (tests/accounts/test_money_resilience.py checks that).
+    "PROXYLLM_PREPAID_TIMEOUT_SECONDS": "15",
 }
 
 
