@@ -133,6 +133,10 @@ def start_proxy(config_text: str, *, env: dict[str, str] | None = None, **runtim
     env = dict(env or {})
     if "DATABASE_URL" not in env:  # every proxy gets its own SQLite file unless a test picks a database
         env["DATABASE_URL"] = f"sqlite:///{sqlite_copy()}"
+    elif env["DATABASE_URL"].startswith("postgres"):
+        # Several test workers share one PostgreSQL (max_connections 100): small pools per proxy.
+        env.setdefault("PROXYLLM_DB_POOL_SIZE", "4")
+        env.setdefault("PROXYLLM_DB_HOT_POOL_SIZE", "8")
     runtime = Runtime(parse_config(config_text), env=env, **runtime_kwargs)
     port = free_port()
     config = uvicorn.Config(

@@ -12,6 +12,7 @@ from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.db.hot import POOL_SIZE as HOT_POOL_SIZE
 from proxyllm.db.hot import HotPool, HotPoolUnavailable
 from proxyllm.db.url import is_sqlite, redact
 
@@ -81,7 +82,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
 
 class Database:
     def __init__(
-        self, url: str, *, statement_timeout_ms: int = STATEMENT_TIMEOUT_MS, lock_timeout_ms: int = LOCK_TIMEOUT_MS
+        self,
+        url: str,
+        *,
+        statement_timeout_ms: int = STATEMENT_TIMEOUT_MS,
+        lock_timeout_ms: int = LOCK_TIMEOUT_MS,
+        pool_size: int = 10,
+        hot_pool_size: int = HOT_POOL_SIZE,
     ) -> None:
         self.url = url
         self.sqlite = is_sqlite(url)
@@ -101,13 +108,18 @@ class Database:
             }
             self.engine = create_async_engine(
                 url,
-                pool_size=10,
-                max_overflow=10,
+                pool_size=pool_size,
+                max_overflow=pool_size,
                 pool_timeout=CONNECT_TIMEOUT,
                 pool_pre_ping=True,
                 connect_args=connect_args,
             )
-            self.hot = HotPool(url, server_settings=connect_args["server_settings"], connect_timeout=CONNECT_TIMEOUT)
+            self.hot = HotPool(
+                url,
+                server_settings=connect_args["server_settings"],
+                connect_timeout=CONNECT_TIMEOUT,
+                size=hot_pool_size,
+            )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     async def hot_rows(self, sql: str, *args: Any) -> list[Any]:

@@ -42,7 +42,10 @@ def plain_dsn(url: str) -> str:
 
 
 class HotPool:
-    def __init__(self, url: str, *, server_settings: dict[str, str], connect_timeout: float) -> None:
+    def __init__(
+        self, url: str, *, server_settings: dict[str, str], connect_timeout: float, size: int = POOL_SIZE
+    ) -> None:
+        self.size = size
         self.dsn = plain_dsn(url)
         self.server_settings = {**server_settings, "synchronous_commit": "off"}
         self.connect_timeout = connect_timeout
@@ -61,7 +64,7 @@ class HotPool:
                 self._pool = await asyncpg.create_pool(
                     self.dsn,
                     min_size=1,
-                    max_size=POOL_SIZE,
+                    max_size=self.size,
                     timeout=self.connect_timeout,
                     server_settings=self.server_settings,
                     max_inactive_connection_lifetime=300,

@@ -64,16 +64,18 @@ ReadinessCheck = Callable[[], Awaitable[tuple[str, dict[str, Any]]]]
 
 
 def database_timeouts(env: Mapping[str, str]) -> dict[str, int]:
-    """PostgreSQL statement and lock timeouts (milliseconds) from the environment."""
+    """PostgreSQL statement and lock timeouts (milliseconds) and pool sizes from the environment."""
     found: dict[str, int] = {}
-    for name, arg in (
-        ("PROXYLLM_DB_STATEMENT_TIMEOUT_MS", "statement_timeout_ms"),
-        ("PROXYLLM_DB_LOCK_TIMEOUT_MS", "lock_timeout_ms"),
+    for name, arg, most, unit in (
+        ("PROXYLLM_DB_STATEMENT_TIMEOUT_MS", "statement_timeout_ms", 3_600_000, "milliseconds"),
+        ("PROXYLLM_DB_LOCK_TIMEOUT_MS", "lock_timeout_ms", 3_600_000, "milliseconds"),
+        ("PROXYLLM_DB_POOL_SIZE", "pool_size", 1000, "connections"),  # admin and writer pool (as much again overflow)
+        ("PROXYLLM_DB_HOT_POOL_SIZE", "hot_pool_size", 1000, "connections"),  # the request path's (prepaid)
     ):
         raw = env.get(name)
         if raw:
-            if not raw.isdigit() or not 0 < int(raw) <= 3_600_000:
-                raise StartupError(f"{name} must be a whole number of milliseconds from 1 to 3600000, got {raw!r}")
+            if not raw.isdigit() or not 0 < int(raw) <= most:
+                raise StartupError(f"{name} must be a whole number of {unit} from 1 to {most}, got {raw!r}")
             found[arg] = int(raw)
     return found
 
