@@ -264,6 +264,7 @@ async def test_prepaid_requests_fail_closed_quickly_when_the_balance_cannot_be_r
 
     config = standard_config(openai_upstream.api_base, ollama_upstream.url)
     env = {**BILLING_ENV, "DATABASE_URL": pg_url, "PROXYLLM_DB_LOCK_TIMEOUT_MS": "20000"}
+    env.pop("PROXYLLM_PREPAID_TIMEOUT_SECONDS")  # the product's default bound, 2 s, is what is checked here
     proxy: ProxyServer = await asyncio.to_thread(proxy_factory, config, env=env)
     async with httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {MASTER_KEY}"}) as admin:
         key = await make_key(admin, user_id="stalled")
