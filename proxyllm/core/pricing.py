@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.types import Usage
-from proxyllm.core.units import audio_cost, unit_cost
+from proxyllm.core.units import audio_cost, price_setting, unit_cost
 
 if TYPE_CHECKING:
     from proxyllm.core.context import RequestContext
@@ -119,15 +119,7 @@ def compute_settings(extras: dict[str, Any], where: str) -> dict[str, Any]:
         raw = extras.get(name)
         if raw is None:
             continue
-        if isinstance(raw, bool) or not isinstance(raw, int | float | str | Decimal):
-            raise ValueError(f"{where}: litellm_params.{name} must be a number")
-        try:
-            value = Decimal(repr(raw)) if isinstance(raw, float) else Decimal(raw)
-        except ArithmeticError:
-            raise ValueError(f"{where}: litellm_params.{name} must be a number, got {raw!r}") from None
-        if not value.is_finite() or value < 0:
-            raise ValueError(f"{where}: litellm_params.{name} must be a number of at least 0")
-        found[name] = value
+        found[name] = price_setting(raw, f"{where}: litellm_params.{name}")
     mode = extras.get("compute_time")
     if mode is not None:
         if mode not in COMPUTE_TIME_MODES:

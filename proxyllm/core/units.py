@@ -69,13 +69,19 @@ def unit_settings(extras: dict[str, Any], info: dict[str, Any], where: str) -> d
         raw = extras.get(name, info.get(name))
         if raw is None:
             continue
-        if isinstance(raw, bool) or not isinstance(raw, int | float | str | Decimal):
-            raise ValueError(f"{where}: {name} must be a number")
-        try:
-            value = Decimal(repr(raw)) if isinstance(raw, float) else Decimal(raw)
-        except ArithmeticError:
-            raise ValueError(f"{where}: {name} must be a number, got {raw!r}") from None
-        if not value.is_finite() or value < 0:
-            raise ValueError(f"{where}: {name} must be a number of at least 0")
-        found[name] = value
+        found[name] = price_setting(raw, f"{where}: {name}")
     return found
+
+
+def price_setting(raw: object, label: str) -> Decimal:
+    """A configured price (a number, or a string of one) as a Decimal of at least 0; ``ValueError`` naming
+    ``label`` otherwise (bools, NaN, infinities, negatives)."""
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str | Decimal):
+        raise ValueError(f"{label} must be a number")
+    try:
+        value = Decimal(repr(raw)) if isinstance(raw, float) else Decimal(raw)
+    except ArithmeticError:
+        raise ValueError(f"{label} must be a number, got {raw!r}") from None
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"{label} must be a number of at least 0")
+    return value

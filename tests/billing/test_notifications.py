@@ -135,6 +135,28 @@ async def receiver() -> AsyncIterator[Receiver]:
     await found.stop()
 
 
+def notifying_proxies(
+    database_url: str, proxy_factory: Any, openai: FakeOpenAI, ollama: FakeOllama, receiver: Receiver, threshold: str
+) -> Any:
+    """Starts billing proxies that send their notifications to ``receiver`` (env overrides as keywords)."""
+
+    async def make(**env: str) -> ProxyServer:
+        config = standard_config(openai.api_base, ollama.url)
+        full = {
+            **BILLING_ENV,
+            "DATABASE_URL": database_url,
+            "PROXYLLM_WEBHOOK_URLS": receiver.url,
+            "PROXYLLM_WEBHOOK_SECRET": HOOK_SECRET,
+            "PROXYLLM_WEBHOOK_RETRY_BASE": "0.2",
+            "STRIPE_LOW_BALANCE_THRESHOLD": threshold,
+            **env,
+        }
+        server: ProxyServer = await asyncio.to_thread(proxy_factory, config, env=full)
+        return server
+
+    return make
+
+
 @pytest.fixture
 def start(
     database_url: str,
@@ -144,25 +166,11 @@ def start(
     ollama_upstream: FakeOllama,
     receiver: Receiver,
 ) -> Any:
-    async def make(**env: str) -> ProxyServer:
-        config = standard_config(openai_upstream.api_base, ollama_upstream.url)
-        full = {
-            **BILLING_ENV,
-            "DATABASE_URL": database_url,
-            "PROXYLLM_WEBHOOK_URLS": receiver.url,
-            "PROXYLLM_WEBHOOK_SECRET": HOOK_SECRET,
-            "PROXYLLM_WEBHOOK_RETRY_BASE": "0.2",
-            "STRIPE_LOW_BALANCE_THRESHOLD": "0.75",
-            **env,
-        }
-        server: ProxyServer = await asyncio.to_thread(proxy_factory, config, env=full)
-        return server
-
-    return make
+    return notifying_proxies(database_url, proxy_factory, openai_upstream, ollama_upstream, receiver, "0.75")
 
 
-def admin_client(proxy: ProxyServer) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=proxy.url, timeout=30, headers={"authorization": f"Bearer {MASTER_KEY}"})
+def admin_client(proxy: ProxyServer, timeout: float = 30) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=proxy.url, timeout=timeout, headers={"authorization": f"Bearer {MASTER_KEY}"})
 
 
 async def per_request_card(admin: httpx.AsyncClient, user: str) -> str:

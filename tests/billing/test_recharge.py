@@ -9,9 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.billing.conftest import BILLING_ENV, FakeStripe, deliver, event, fund, ledger_invariant, settled
-from tests.billing.test_notifications import HOOK_SECRET, Receiver, receiver, wait_for
-from tests.conftest import MASTER_KEY, ProxyServer, run_in_proxy, standard_config
+from tests.billing.conftest import FakeStripe, deliver, event, fund, ledger_invariant, settled
+from tests.billing.test_notifications import Receiver, notifying_proxies, receiver, wait_for
+from tests.billing.test_notifications import admin_client as notifications_admin
+from tests.conftest import ProxyServer, run_in_proxy
 from tests.fakes.ollama_upstream import FakeOllama
 from tests.fakes.openai_upstream import FakeOpenAI
 
@@ -28,25 +29,11 @@ def start(
     ollama_upstream: FakeOllama,
     receiver: Receiver,
 ) -> Any:
-    async def make(**env: str) -> ProxyServer:
-        config = standard_config(openai_upstream.api_base, ollama_upstream.url)
-        full = {
-            **BILLING_ENV,
-            "DATABASE_URL": database_url,
-            "PROXYLLM_WEBHOOK_URLS": receiver.url,
-            "PROXYLLM_WEBHOOK_SECRET": HOOK_SECRET,
-            "PROXYLLM_WEBHOOK_RETRY_BASE": "0.2",
-            "STRIPE_LOW_BALANCE_THRESHOLD": "0",
-            **env,
-        }
-        server: ProxyServer = await asyncio.to_thread(proxy_factory, config, env=full)
-        return server
-
-    return make
+    return notifying_proxies(database_url, proxy_factory, openai_upstream, ollama_upstream, receiver, "0")
 
 
 def admin_client(proxy: ProxyServer) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=proxy.url, timeout=60, headers={"authorization": f"Bearer {MASTER_KEY}"})
+    return notifications_admin(proxy, timeout=60)
 
 
 async def customer_with_card(admin: httpx.AsyncClient, user: str, stripe_api: FakeStripe) -> str:
