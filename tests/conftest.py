@@ -160,10 +160,7 @@ def start_proxy(config_text: str, *, env: dict[str, str] | None = None, **runtim
     return ProxyServer(runtime, server, thread, port)
 
 
-@pytest.fixture
-async def proxy_factory() -> AsyncIterator[Any]:
-    """Starts proxies (call it via asyncio.to_thread); stops them without blocking the test's event loop,
-    where the fake upstreams live."""
+async def _proxies() -> AsyncIterator[Any]:
     started: list[ProxyServer] = []
 
     def make(config_text: str, **kwargs: Any) -> ProxyServer:
@@ -173,6 +170,23 @@ async def proxy_factory() -> AsyncIterator[Any]:
 
     yield make
     await asyncio.gather(*(asyncio.to_thread(proxy.stop) for proxy in started))
+
+
+@pytest.fixture
+async def proxy_factory() -> AsyncIterator[Any]:
+    """Starts proxies (call it via asyncio.to_thread); stops them without blocking the test's event loop,
+    where the fake upstreams live."""
+    async for make in _proxies():
+        yield make
+
+
+@pytest.fixture(scope="module")
+async def module_proxy_factory() -> AsyncIterator[Any]:
+    """``proxy_factory`` for proxies one test module shares: its read-only cases (validation, shapes,
+    errors) need no proxy of their own, and starting one per case was most of the suite's time. A test
+    on a shared proxy makes its own rows (unique ids) and never asserts on what other tests leave."""
+    async for make in _proxies():
+        yield make
 
 
 def standard_config(openai_base: str, ollama_base: str, extra: str = "") -> str:
@@ -223,6 +237,26 @@ async def proxy(proxy_factory: Any, openai_upstream: FakeOpenAI, ollama_upstream
 async def http(proxy: ProxyServer) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
         base_url=proxy.url, timeout=30, headers={"authorization": f"Bearer {MASTER_KEY}"}
+    ) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+async def shared_proxy(
+    module_proxy_factory: Any, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama
+) -> ProxyServer:
+    """The standard proxy (own SQLite file), shared by the tests of one module (see module_proxy_factory)."""
+    server: ProxyServer = await asyncio.to_thread(
+        module_proxy_factory, standard_config(openai_upstream.api_base, ollama_upstream.url)
+    )
+    return server
+
+
+@pytest.fixture(scope="module")
+async def shared_http(shared_proxy: ProxyServer) -> AsyncIterator[httpx.AsyncClient]:
+    """A master-key client of ``shared_proxy``."""
+    async with httpx.AsyncClient(
+        base_url=shared_proxy.url, timeout=30, headers={"authorization": f"Bearer {MASTER_KEY}"}
     ) as client:
         yield client
 
@@ -303,6 +337,17 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIt
     """Each test of persistence runs on SQLite and on PostgreSQL."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/proxyllm.db"
+        return
+    async with fresh_postgres_database(await postgres_template()) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+async def module_database_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """``database_url`` for a proxy one module shares (module_proxy_factory): SQLite and PostgreSQL. Ask for
+    it before ``module_proxy_factory`` so the proxy stops before its database is dropped."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{sqlite_copy()}"
         return
     async with fresh_postgres_database(await postgres_template()) as url:
         yield url

@@ -34,6 +34,28 @@ async def admin(proxy: ProxyServer) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+@pytest.fixture(scope="module")
+async def shared_proxy(
+    module_database_url: str, module_proxy_factory: Any, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama
+) -> ProxyServer:
+    """``proxy``, shared by the tests of one module (SQLite and PostgreSQL): for cases that only read, or
+    write rows of their own and assert nothing about anyone else's (tests/conftest.py, module_proxy_factory)."""
+    config = standard_config(openai_upstream.api_base, ollama_upstream.url)
+    server: ProxyServer = await asyncio.to_thread(
+        module_proxy_factory, config, env={"DATABASE_URL": module_database_url}
+    )
+    return server
+
+
+@pytest.fixture(scope="module")
+async def shared_admin(shared_proxy: ProxyServer) -> AsyncIterator[httpx.AsyncClient]:
+    """A master-key client of ``shared_proxy``."""
+    async with httpx.AsyncClient(
+        base_url=shared_proxy.url, timeout=30, headers={"authorization": f"Bearer {MASTER_KEY}"}
+    ) as client:
+        yield client
+
+
 HI = [{"role": "user", "content": "hi"}]
 
 

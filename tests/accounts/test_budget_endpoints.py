@@ -219,9 +219,9 @@ async def test_concurrent_creations_of_one_id_never_500(proxy: ProxyServer, admi
     ],
 )
 async def test_hostile_admin_fields_are_400(
-    proxy: ProxyServer, admin: httpx.AsyncClient, path: str, body: dict[str, Any], param: str | None
+    shared_admin: httpx.AsyncClient, path: str, body: dict[str, Any], param: str | None
 ) -> None:
     content = json.dumps(body).replace("Infinity", "1e309").encode()  # a JSON number that overflows to inf
-    resp = await admin.post(path, content=content, headers={"content-type": "application/json"})
+    resp = await shared_admin.post(path, content=content, headers={"content-type": "application/json"})
     error = error_of(resp, 400)
     assert error["param"] == param, error

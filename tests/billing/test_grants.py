@@ -4,15 +4,16 @@ ledger entry that never takes paid credit."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 
 from tests.billing.conftest import BILLING_ENV, FakeStripe, fund, ledger_invariant, settled
-from tests.conftest import MASTER_KEY, ProxyServer, standard_config
+from tests.conftest import MASTER_KEY, ProxyServer, run_in_proxy, standard_config
 from tests.fakes.ollama_upstream import FakeOllama
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.helpers import eventually
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -23,11 +24,14 @@ async def test_grants_are_spent_first_and_expire(
     proxy_factory: Any,
     openai_upstream: FakeOpenAI,
     ollama_upstream: FakeOllama,
+    clock: Any,
 ) -> None:
     config = standard_config(openai_upstream.api_base, ollama_upstream.url)
     proxy: ProxyServer = await asyncio.to_thread(
         proxy_factory, config, env={**BILLING_ENV, "DATABASE_URL": database_url}
     )
+    assert proxy.runtime.billing is not None
+    grants_store = proxy.runtime.billing.grants
     async with httpx.AsyncClient(
         base_url=proxy.url, timeout=30, headers={"authorization": f"Bearer {MASTER_KEY}"}
     ) as admin:
@@ -37,8 +41,8 @@ async def test_grants_are_spent_first_and_expire(
         key = (await admin.post("/user/new", json={"user_id": "promo"})).json()["key"]
         assert (await admin.post("/billing/pricing", json={"account_id": "promo", "rate_card": "flat"})).is_success
         await fund(admin, "promo", "1")  # paid credit
-        soon = (datetime.now(UTC) + timedelta(seconds=4)).isoformat()
-        later = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+        soon = (clock.now() + timedelta(minutes=5)).isoformat()
+        later = (clock.now() + timedelta(days=30)).isoformat()
         low = await admin.post(
             "/stripe/grants",
             json={"account_id": "promo", "amount": 2, "priority": 1, "expires_at": soon, "description": "welcome"},
@@ -75,18 +79,16 @@ async def test_grants_are_spent_first_and_expire(
             entries = (await admin.get("/stripe/transactions", params={"account_id": "promo"})).json()["data"]
             return [e for e in entries if e["kind"] == "grant_expiry"]
 
-        found: list[dict[str, Any]] = []
-        for _ in range(200):
-            found = await expired()
-            if found:
-                break
-            await asyncio.sleep(0.1)
+        assert not await expired()
+        clock.advance(301)  # the welcome grant's time has come; the upkeep loop expires it
+        found = await eventually(expired)
         assert [e["amount"] for e in found] == [-1.5]
         assert (await admin.get("/stripe/balance", params={"account_id": "promo"})).json()["balance"] == 1.0
         grants = {
             g["priority"]: g for g in (await admin.get("/stripe/grants", params={"account_id": "promo"})).json()["data"]
         }
         assert grants[1]["expired"] and grants[1]["remaining"] == 0
-        await asyncio.sleep(2.5)  # expiry is written once, however often the upkeep looks
+        for _ in range(2):  # expiry is written once, however often the upkeep looks
+            await asyncio.to_thread(run_in_proxy, proxy, grants_store.expire_due())
         assert len(await expired()) == 1
     await ledger_invariant(proxy)

@@ -51,7 +51,7 @@ async def test_least_busy_avoids_the_slow_deployment(proxy_factory: Any, fakes: 
 
 async def test_latency_based_prefers_fast_and_explores(proxy_factory: Any, fakes: Any) -> None:
     slow, fast = await fakes(2)
-    slow.delay = 0.15
+    slow.delay = 0.06  # thirty times the fakes' own answer time: clear even on a loaded machine
     text = config(
         [deployment("m", slow), deployment("m", fast)],
         router={"routing_strategy": "latency-based-routing", "routing_strategy_args": {"exploration": 0.1}},
@@ -64,7 +64,7 @@ async def test_latency_based_prefers_fast_and_explores(proxy_factory: Any, fakes
     assert len(slow.requests) >= 2, "exploration still measures the slow one now and then"
 
     # The slow one recovers and the fast one slows down: exploration notices, traffic moves over.
-    slow.delay, fast.delay = 0.0, 0.15
+    slow.delay, fast.delay = 0.0, 0.06
     before = len(slow.requests)
     picks = []
     for _ in range(120):
