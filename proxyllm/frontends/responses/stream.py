@@ -55,7 +55,7 @@ class _Call:
         self.index = index
         self.item_id = new_id("fc")
         self.call_id = call_id
-        self.name = name  # the chat name (see ``request.ToolName`` for namespaced and custom tools)
+        self.name = name  # the chat name (see ``chat.ToolName`` for namespaced and custom tools)
         self.custom = False
         self.arguments: list[str] = []
 
