@@ -1,8 +1,8 @@
-"""Admin services for shared budgets and end users: one call, one transaction.
+"""Admin services for end users: one call, one transaction.
 
 Each mutation validates, changes the rows, links billing and writes its audit row in one database
 transaction (or not at all), then drops what the process cached about the rows it changed. Routes
-(``server/routes/budgets.py``, ``server/routes/customers.py``) only parse, call and respond.
+(``server/routes/customers.py``) only parse, call and respond. Shared budgets are ``budgets.py``.
 
 Where LiteLLM's behaviour is a bug, proxyllm's differs (docs/litellm-compatibility.md):
 
@@ -14,8 +14,6 @@ Where LiteLLM's behaviour is a bug, proxyllm's differs (docs/litellm-compatibili
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -25,185 +23,29 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
-from proxyllm.accounts.budget_schemas import (
-    BUDGET_FIELDS,
-    BudgetNew,
-    BudgetUpdate,
-    EndUserFields,
-    EndUserNew,
-    EndUserUpdate,
-)
-from proxyllm.accounts.durations import next_reset
-from proxyllm.accounts.end_users import KIND, EndUsers
+from proxyllm.accounts.budget_schemas import BUDGET_FIELDS, EndUserFields, EndUserNew, EndUserUpdate
+from proxyllm.accounts.end_users import KIND
 from proxyllm.accounts.views import money, when
+from proxyllm.admin.budgets import Admin, apply_budget, budget_view
 from proxyllm.core.context import Principal
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
-from proxyllm.db.database import Database
 from proxyllm.db.tables_budgets import Budget, EndUser
 from proxyllm.ops import audit
 
-# What /budget/settings describes (LiteLLM's list: field, type, description).
-SETTINGS = (
-    ("max_parallel_requests", "Integer", "Max concurrent requests allowed for this budget id."),
-    ("tpm_limit", "Integer", "Max tokens per minute allowed for this budget id."),
-    ("rpm_limit", "Integer", "Max requests per minute allowed for this budget id."),
-    ("budget_duration", "String", "Max duration budget should be set for (e.g. '1hr', '1d', '28d')"),
-    ("max_budget", "Float", "Requests will fail if this budget (in USD) is exceeded."),
-    ("soft_budget", "Float", "Requests will NOT fail if this is exceeded. Will fire alerting though."),
-    ("model_max_budget", "Object", "Max budget per model, e.g. {'gpt-4o': {'max_budget': 10}}."),
-)
-
-
-@dataclass(slots=True)
-class Admin:
-    """What a service call needs: the database, the end-user cache, billing, the served models."""
-
-    db: Database
-    end_users: EndUsers
-    billing: Any  # billing.service.Billing or None
-    serves: Any  # Callable[[str], bool]: is this model name served?
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def budget_view(row: Budget) -> dict[str, Any]:
-    return {
-        "budget_id": row.budget_id,
-        "max_budget": money(row.max_budget),
-        "soft_budget": money(row.soft_budget),
-        "max_parallel_requests": row.max_parallel_requests,
-        "tpm_limit": row.tpm_limit,
-        "rpm_limit": row.rpm_limit,
-        "model_max_budget": dict(row.model_max_budget or {}),
-        "budget_duration": row.budget_duration,
-        "budget_reset_at": when(row.budget_reset_at),
-        "created_at": when(row.created_at),
-        "created_by": row.created_by,
-        "updated_at": when(row.updated_at),
-        "updated_by": row.updated_by,
-    }
-
-
-def _audit_budget(row: Budget) -> dict[str, Any]:
-    """The budget's fields for its audit row (not its timestamps, which the database sets)."""
-    return {name: getattr(row, name) for name in ("budget_id", *BUDGET_FIELDS)}
-
-
-def _not_found_budget(budget_id: str, param: str = "budget_id") -> ProxyError:
-    return ProxyError(ErrorKind.NOT_FOUND, f"budget '{budget_id}' does not exist", param=param)
+__all__ = [
+    "Admin",
+    "delete_end_users",
+    "end_user_info",
+    "end_user_view",
+    "list_end_users",
+    "new_end_user",
+    "set_blocked",
+    "update_end_user",
+]
 
 
 def _not_found_end_users(ids: list[str], param: str) -> ProxyError:
     return ProxyError(ErrorKind.NOT_FOUND, f"End User Id(s)={', '.join(ids)} do not exist in db", param=param)
-
-
-def _apply_budget(row: Budget, values: dict[str, Any], actor: str) -> None:
-    """Set budget fields; a new duration without a reset time starts its first period now."""
-    for name, value in values.items():
-        setattr(row, name, value if name != "model_max_budget" else (value or {}))
-    if "budget_duration" in values and "budget_reset_at" not in values:
-        duration = values["budget_duration"]
-        row.budget_reset_at = next_reset(now(), duration) if duration else None
-    row.updated_by = actor
-
-
-# -- budgets ------------------------------------------------------------------------------------
-
-
-async def new_budget(admin: Admin, body: BudgetNew, *, caller: Principal, request: HTTPConnection) -> dict[str, Any]:
-    actor = audit.actor_of(caller)[0]
-    budget_id = body.budget_id or str(uuid.uuid4())
-    try:
-        async with admin.db.session() as session:
-            row = Budget(budget_id=budget_id, created_by=actor, model_max_budget={})
-            _apply_budget(row, body.budget_values(), actor)
-            session.add(row)
-            await session.flush()
-            await audit.record(
-                session, request, caller, action="budget.new", target=budget_id, after=_audit_budget(row)
-            )
-            await session.refresh(row)
-            return budget_view(row)
-    except IntegrityError:
-        raise invalid_request(f"Budget with id '{budget_id}' already exists.", param="budget_id") from None
-
-
-async def update_budget(
-    admin: Admin, body: BudgetUpdate, *, caller: Principal, request: HTTPConnection
-) -> dict[str, Any]:
-    actor = audit.actor_of(caller)[0]
-    async with admin.db.session() as session:
-        row = await session.get(Budget, body.budget_id, with_for_update=not admin.db.sqlite)
-        if row is None:
-            raise _not_found_budget(body.budget_id)
-        before = _audit_budget(row)
-        _apply_budget(row, body.budget_values(), actor)
-        await session.flush()
-        await audit.record(
-            session,
-            request,
-            caller,
-            action="budget.update",
-            target=row.budget_id,
-            before=before,
-            after=_audit_budget(row),
-        )
-        await session.refresh(row)
-        view = budget_view(row)
-    admin.end_users.invalidate()  # every end user pointing at it
-    return view
-
-
-async def budgets_info(admin: Admin, budget_ids: list[str]) -> list[dict[str, Any]]:
-    if not budget_ids:
-        raise invalid_request(f"Specify list of budget id's to query. Passed in={budget_ids}", param="budgets")
-    async with admin.db.session() as session:
-        rows = (await session.execute(select(Budget).where(Budget.budget_id.in_(budget_ids)))).scalars()
-        return [budget_view(r) for r in rows]
-
-
-async def list_budgets(admin: Admin) -> list[dict[str, Any]]:
-    async with admin.db.session() as session:
-        rows = (await session.execute(select(Budget).order_by(Budget.created_at, Budget.budget_id))).scalars()
-        return [budget_view(r) for r in rows]
-
-
-async def budget_settings(admin: Admin, budget_id: str) -> list[dict[str, Any]]:
-    async with admin.db.session() as session:
-        row = await session.get(Budget, budget_id)
-    values = budget_view(row) if row is not None else {}
-    return [
-        {
-            "field_name": name,
-            "field_type": kind,
-            "field_description": description,
-            "field_value": values.get(name),
-            "stored_in_db": True,
-            "field_default_value": None,
-        }
-        for name, kind, description in SETTINGS
-    ]
-
-
-async def delete_budget(admin: Admin, budget_id: str, *, caller: Principal, request: HTTPConnection) -> dict[str, Any]:
-    """Delete a budget; the end users that pointed at it keep no budget (LiteLLM's ON DELETE SET NULL)."""
-    async with admin.db.session() as session:
-        row = await session.get(Budget, budget_id)
-        if row is None:
-            raise _not_found_budget(budget_id, "id")
-        view = budget_view(row)
-        await session.execute(update(EndUser).where(EndUser.budget_id == budget_id).values(budget_id=None))
-        await session.delete(row)
-        await audit.record(
-            session, request, caller, action="budget.delete", target=budget_id, before=_audit_budget(row)
-        )
-    admin.end_users.invalidate()
-    return view
-
-
-# -- end users ----------------------------------------------------------------------------------
 
 
 def end_user_view(admin: Admin, row: EndUser, budget: Budget | None, customer: str | None = None) -> dict[str, Any]:
@@ -315,7 +157,7 @@ async def new_end_user(admin: Admin, body: EndUserNew, *, caller: Principal, req
             budget: Budget | None = None
             if budget_values:  # LiteLLM makes a budget object of the end user's own limits
                 budget = Budget(budget_id=str(uuid.uuid4()), created_by=actor, model_max_budget={})
-                _apply_budget(budget, budget_values, actor)
+                apply_budget(budget, budget_values, actor)
                 session.add(budget)
                 await session.flush()
             elif body.budget_id is not None:
@@ -373,7 +215,7 @@ async def update_end_user(
                         setattr(copy, name, getattr(budget, name))
                 budget = copy
                 session.add(budget)
-            _apply_budget(budget, budget_values, actor)
+            apply_budget(budget, budget_values, actor)
             await session.flush()
             row.budget_id = budget.budget_id
         _apply_end_user(row, body)

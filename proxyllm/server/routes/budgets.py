@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response
 
 from proxyllm.accounts.budget_schemas import BudgetDelete, BudgetNew, BudgetRequest, BudgetUpdate
-from proxyllm.admin import end_users as service
+from proxyllm.admin import budgets as service
 from proxyllm.core.bounds import MAX_ID
 from proxyllm.server.deps import Admin
 from proxyllm.server.routes.end_user_deps import EndUserAdmin, report_ignored

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Response
 from pydantic import BaseModel
 
-from proxyllm.admin.end_users import Admin as Services
+from proxyllm.admin.budgets import Admin as Services
 from proxyllm.server.deps import RuntimeDep
 
 log = logging.getLogger("proxyllm.admin")
