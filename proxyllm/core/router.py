@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
@@ -36,10 +35,12 @@ from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.core.memory_state import MemoryState
-from proxyllm.core.routing.cooldowns import COUNTED_KINDS, MARKS, RATE_LIMITED, Cooldowns
+from proxyllm.core.routing.candidates import candidates
+from proxyllm.core.routing.cooldowns import MARKS, Cooldowns
 from proxyllm.core.routing.fallbacks import NO_FALLBACK_KINDS, fallbacks_after, final_error
-from proxyllm.core.routing.groups import ModelGroup, estimate_prompt_tokens, max_input_tokens
+from proxyllm.core.routing.groups import ModelGroup
 from proxyllm.core.routing.policy import RouterPolicy
+from proxyllm.core.routing.retries import counts_against, delay, retry_limit
 from proxyllm.core.routing.stats import DeploymentStats, minute_of
 from proxyllm.core.routing.strategies import UsageBased, strategy_for
 from proxyllm.core.routing.usage import UsageSync
@@ -52,7 +53,6 @@ log = logging.getLogger("proxyllm.router")
 T = TypeVar("T")
 WILDCARD_CACHE = 1024  # model groups made from wildcard entries kept at once
 COOLDOWN_RELOAD = 2.0
-MAX_REQUEST_RETRIES = 10  # a request's own num_retries is capped here
 
 
 class Router:
@@ -253,17 +253,17 @@ class Router:
                 if tried is None:
                     tried = set()
                 tried.add(dep.id)
-                if n >= self._retry_limit(ctx, dep, err):
+                if n >= retry_limit(self.policy, ctx, dep, err):
                     raise
-                delay = self._delay(n, err, other_left=self._untried_left(group, tried))
-                if delay is None:
+                wait = delay(self.policy, self.rng, n, err, other_left=self._untried_left(group, tried))
+                if wait is None:
                     raise
-                log.info("retrying %s after %s (%.2fs): %s", ctx.request_id, dep.describe(), delay, err.message)
+                log.info("retrying %s after %s (%.2fs): %s", ctx.request_id, dep.describe(), wait, err.message)
                 n += 1
                 ctx.retries += 1
-                if delay:
-                    await asyncio.sleep(delay)
-                    ctx.upstream_wait += delay
+                if wait:
+                    await asyncio.sleep(wait)
+                    ctx.upstream_wait += wait
                 continue
             except BaseException:
                 dep.in_flight -= 1
@@ -291,98 +291,7 @@ class Router:
             and (not self.cooldowns.active or not self.cooldowns.any_cooling(clock.monotonic()))
         ):
             return self.strategy.pick(group, group.stats, ctx, self.rng)
-        return self.strategy.pick(group, self._candidates(ctx, group, tried), ctx, self.rng)
-
-    def _candidates(self, ctx: RequestContext, group: ModelGroup, tried: set[str] | None) -> list[DeploymentStats]:
-        now = clock.monotonic()
-        wall = clock.time()
-        minute = minute_of(wall)
-        prompt = estimate_prompt_tokens(ctx.body) if group.input_limited and self.policy.pre_call_checks else None
-        available: list[DeploymentStats] = []
-        cooling: list[DeploymentStats] = []
-        limited = too_small = 0
-        members = group.stats
-        if group.tagged and self.policy.tag_filtering:
-            members = self._tagged(ctx, group)
-        if group.mixed_operations:  # only the deployments whose provider serves this operation
-            members = [s for s in members if ctx.operation in s.dep.provider.operations]
-        for stats in members:
-            if self.cooldowns.cooling(stats, now):
-                cooling.append(stats)
-            elif group.limited and stats.at_limit(minute):
-                limited += 1
-            elif prompt is not None and prompt > (max_input_tokens(stats.dep) or math.inf):
-                too_small += 1
-            else:
-                available.append(stats)
-        if not available:
-            raise self._none_available(group, cooling, limited, too_small, prompt, 60 - wall % 60, now)
-        if tried:
-            fresh = [s for s in available if s.dep.id not in tried]
-            if fresh:
-                return fresh
-        return available
-
-    def _tagged(self, ctx: RequestContext, group: ModelGroup) -> list[DeploymentStats]:
-        """LiteLLM's tag routing: the deployments sharing a tag with the request (its metadata.tags and
-        its key's tags); else those tagged "default"; a request with no tags may use any deployment."""
-        tags = ctx.tags
-        principal = ctx.principal
-        auth = principal.auth if principal is not None else None
-        if auth is not None and auth.tags:
-            tags = tags | frozenset(auth.tags)
-        if tags:
-            matching = [s for s in group.stats if not s.dep.tags.isdisjoint(tags)]
-            if matching:
-                return matching
-        defaults = [s for s in group.stats if "default" in s.dep.tags]
-        if defaults:
-            return defaults
-        if not tags:
-            return group.stats
-        raise ProxyError(
-            ErrorKind.INVALID_REQUEST,
-            f"no deployment of model '{group.name}' has any of the tags {sorted(tags)}, and none is tagged 'default'",
-            param="metadata.tags",
-            code="no_deployment_for_tags",
-        )
-
-    def _none_available(
-        self,
-        group: ModelGroup,
-        cooling: list[DeploymentStats],
-        limited: int,
-        too_small: int,
-        prompt: int | None,
-        next_minute: float,
-        now: float,
-    ) -> ProxyError:
-        total = len(group.stats)
-        if too_small == total:
-            return ProxyError(
-                ErrorKind.CONTEXT_WINDOW_EXCEEDED,
-                f"the prompt (about {prompt} tokens) is longer than any deployment of model '{group.name}' accepts",
-                code="context_length_exceeded",
-            )
-        waits = [s.cool_until - now for s in cooling] + ([next_minute] if limited else [])
-        retry_after = max(0.1, min(waits)) if waits else None
-        if not cooling:
-            return ProxyError(
-                ErrorKind.RATE_LIMIT,
-                f"every deployment of model '{group.name}' is at its rpm/tpm limit for this minute; "
-                f"retry in {math.ceil(next_minute)}s",
-                retry_after=retry_after,
-            )
-        rate_limited = all(s.cool_reason == RATE_LIMITED for s in cooling)
-        return ProxyError(
-            ErrorKind.RATE_LIMIT if rate_limited else ErrorKind.UNAVAILABLE,
-            f"no deployment of model '{group.name}' is available: {len(cooling)} of {total} cooling down after "
-            f"{'rate limits' if rate_limited else 'failures'}"
-            + (f", {limited} at their rpm/tpm limit" if limited else "")
-            + f"; the next one is back in {math.ceil(retry_after or 0)}s",
-            retry_after=retry_after,
-            code="no_deployment_available",
-        )
+        return self.strategy.pick(group, candidates(self.policy, self.cooldowns, ctx, group, tried), ctx, self.rng)
 
     def _untried_left(self, group: ModelGroup, tried: set[str]) -> bool:
         now = clock.monotonic()
@@ -395,15 +304,8 @@ class Router:
     ) -> None:
         if err.kind is ErrorKind.TIMEOUT:
             stats.observe(elapsed, stream=ctx.stream)  # slow is slow, answered or not
-        if self._counts_against(ctx, stats.dep, err):
+        if counts_against(ctx, stats.dep, err):
             self.cooldowns.record_failure(stats, err, others=len(group.stats) > 1)
-
-    @staticmethod
-    def _counts_against(ctx: RequestContext, dep: Deployment, err: ProxyError) -> bool:
-        if err.kind not in COUNTED_KINDS:
-            return False
-        # A timeout the client asked for, shorter than the deployment's own, says nothing about it.
-        return not (err.kind is ErrorKind.TIMEOUT and ctx.timeout is not None and ctx.timeout < dep.timeout)
 
     def _stream_ended(self, ctx: RequestContext) -> None:
         dep = ctx.deployment
@@ -414,28 +316,8 @@ class Router:
         if stats is None:
             return
         stats.pending_tokens += ctx.usage.total_tokens if ctx.usage is not None else ctx.output_chunks
-        if ctx.outcome == "error" and ctx.error is not None and self._counts_against(ctx, dep, ctx.error):
+        if ctx.outcome == "error" and ctx.error is not None and counts_against(ctx, dep, ctx.error):
             self.cooldowns.record_failure(stats, ctx.error, others=False)
-
-    def _retry_limit(self, ctx: RequestContext, dep: Deployment, err: ProxyError) -> int:
-        default = dep.max_retries if dep.max_retries is not None else self.policy.num_retries
-        options = ctx.options
-        if options:
-            asked = options.get("num_retries")
-            if type(asked) is int and asked >= 0:
-                default = min(asked, MAX_REQUEST_RETRIES)
-        return self.policy.retries_for(err.kind, default)
-
-    def _delay(self, n: int, err: ProxyError, *, other_left: bool) -> float | None:
-        """Seconds to wait before retry ``n + 1``; None when waiting is not worth it."""
-        if other_left:
-            return 0.0  # another deployment need not wait for this one's Retry-After
-        backoff = self.policy.backoff_base * (2.0**n) * (0.5 + self.rng.random())
-        if err.retry_after is not None:
-            if err.retry_after > self.policy.max_retry_wait:
-                return None
-            return err.retry_after + backoff * 0.1
-        return backoff
 
     # -- background work and visibility ------------------------------------------------------
 
