@@ -8,35 +8,38 @@ with proxyllm's; this needs ``store_model_in_db`` in proxyllm's config).
 
 Idempotent: a row that exists is updated to LiteLLM's values, so the command can run again (after a
 last sync, say) without duplicating anything. ``--dry-run`` reads everything and prints the summary
-without writing. LiteLLM's database is only read.
+without writing. LiteLLM's database is only read (``litellm_source.py``); this module writes ours.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from proxyllm.core.bounds import MAX_MONEY
 from proxyllm.db.database import Database
 from proxyllm.db.tables import Key, Team, TeamMember, User
 from proxyllm.db.tables_budgets import Budget, EndUser
+from proxyllm.ops.litellm_source import (
+    ImportError_,
+    LiteLLMSource,
+    aware,
+    bounded_money,
+    jsonish,
+    limit,
+    money,
+    open_litellm_secret,
+    text,
+)
+
+__all__ = ["ImportError_", "Importer", "LiteLLMSource", "Summary"]
 
 log = logging.getLogger("proxyllm.import")
-INT32 = 2**31 - 1
 ROLES = {"proxy_admin", "proxy_admin_viewer", "internal_user", "internal_user_viewer", "team", "customer"}
-
-
-class ImportError_(Exception):
-    """The source cannot be imported (unreachable, not a LiteLLM database, a secret that does not open)."""
 
 
 @dataclass
@@ -53,119 +56,6 @@ class Summary:
         ]
         out += [f"skipped: {why}" for why in self.skipped]
         return out
-
-
-def money(value: Any) -> Decimal | None:
-    """LiteLLM's float dollars as exact decimals (its shortest repr: 0.1 stays 0.1)."""
-    if value is None:
-        return None
-    return Decimal(repr(float(value))) if not isinstance(value, Decimal) else value
-
-
-def bounded_money(value: Any) -> Decimal | None:
-    """Money within what proxyllm stores (0 to 1e9 dollars); LiteLLM's floats may be anything."""
-    amount = money(value)
-    if amount is None or not amount.is_finite():
-        return None
-    return min(max(amount, Decimal(0)), MAX_MONEY)
-
-
-def limit(value: Any) -> int | None:
-    """LiteLLM's BigInt limits into proxyllm's integer columns."""
-    if value is None:
-        return None
-    return max(0, min(int(value), INT32))
-
-
-def text(value: Any, width: int = 255) -> str | None:
-    if value is None:
-        return None
-    cleaned = str(value).replace("\x00", "")
-    return cleaned[:width]
-
-
-def jsonish(value: Any) -> Any:
-    """asyncpg gives JSON columns as text."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
-def aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def open_litellm_secret(value: str, salt_key: str) -> str:
-    """A value LiteLLM encrypted for its database (PyNaCl SecretBox under SHA-256 of its salt key,
-    base64 in its URL-safe or standard alphabet); plain values come back as they are."""
-    try:
-        from nacl.exceptions import CryptoError
-        from nacl.secret import SecretBox
-    except ImportError:  # pragma: no cover - an install without the optional dependency
-        raise ImportError_(
-            "LiteLLM's stored model secrets are sealed with PyNaCl: `pip install pynacl` to import them"
-        ) from None
-    box = SecretBox(hashlib.sha256(salt_key.encode()).digest())
-    candidates = []
-    for decode in (base64.urlsafe_b64decode, base64.b64decode):
-        try:
-            candidates.append(decode(value))
-        except ValueError:
-            continue
-    for raw in candidates:
-        if len(raw) <= SecretBox.NONCE_SIZE + SecretBox.MACBYTES:
-            continue
-        try:
-            return bytes(box.decrypt(raw)).decode("utf-8")
-        except (CryptoError, UnicodeDecodeError):
-            continue
-    return value
-
-
-class LiteLLMSource:
-    """Reads LiteLLM's tables (Prisma's quoted table names) with asyncpg."""
-
-    TABLES = (
-        "LiteLLM_BudgetTable",
-        "LiteLLM_UserTable",
-        "LiteLLM_TeamTable",
-        "LiteLLM_TeamMembership",
-        "LiteLLM_VerificationToken",
-        "LiteLLM_EndUserTable",
-        "LiteLLM_ProxyModelTable",
-    )
-
-    def __init__(self, url: str) -> None:
-        self.url = url.replace("postgresql+asyncpg://", "postgresql://", 1)
-
-    async def read(self) -> dict[str, list[dict[str, Any]]]:
-        import asyncpg
-
-        try:
-            conn = await asyncpg.connect(self.url, timeout=10)
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise ImportError_(f"cannot connect to the LiteLLM database: {type(exc).__name__}: {exc}") from None
-        try:
-            present = {
-                row["table_name"]
-                for row in await conn.fetch(
-                    "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
-                )
-            }
-            if "LiteLLM_VerificationToken" not in present:
-                raise ImportError_("this is not a LiteLLM database: it has no LiteLLM_VerificationToken table")
-            data: dict[str, list[dict[str, Any]]] = {}
-            for table in self.TABLES:
-                rows = await conn.fetch(f'SELECT * FROM "{table}"') if table in present else []
-                data[table] = [dict(row) for row in rows]
-            return data
-        finally:
-            await conn.close()
 
 
 class Importer:
