@@ -50,6 +50,26 @@ class DeploymentFactory:
                 self._providers[name] = cls(self.http)
         return self._providers[name]
 
+    def config_deployments(self) -> list[Deployment]:
+        """Every concrete (non-wildcard) entry of the config, or one StartupError naming every entry at fault."""
+        built: list[Deployment] = []
+        problems: list[str] = []
+        for index, entry in enumerate(self.config.model_list):
+            if "*" in entry.model_name:
+                continue
+            try:
+                built.append(self.build_deployment(entry, index))
+            except StartupError as exc:
+                problems.append(str(exc))
+        if len(problems) == 1:
+            raise StartupError(problems[0])
+        if problems:
+            raise StartupError(f"{len(problems)} problems in model_list:\n  " + "\n  ".join(problems))
+        return built
+
+    def wildcard_routes(self) -> list[WildcardRoute]:
+        return [self.wildcard_route(d, i) for i, d in enumerate(self.config.model_list) if "*" in d.model_name]
+
     def router_policy(self) -> RouterPolicy:
         ls, rs = self.config.litellm_settings, self.config.router_settings
         num_retries = rs.num_retries if rs.num_retries is not None else ls.num_retries
