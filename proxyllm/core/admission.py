@@ -33,15 +33,17 @@ true upper bound on what the answer can cost.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.errors import invalid_request
 from proxyllm.core.hooks import Hook
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.core.pricing import max_input_price, worst_case_seconds_cost
 from proxyllm.core.types import MEDIA, Operation, Units
 from proxyllm.core.units import audio_cost, unit_cost
@@ -61,7 +63,7 @@ UNLIMITED = (-1, -2)  # Ollama's num_predict: "until the model stops" / "fill th
 ZERO = Decimal(0)
 
 
-def default_max_output_tokens(env: Any = os.environ) -> int:
+def default_max_output_tokens(env: Mapping[str, str] = os.environ) -> int:
     raw = env.get("PROXYLLM_DEFAULT_MAX_OUTPUT_TOKENS") or env.get("STRIPE_DEFAULT_MAX_TOKENS")
     if not raw:
         return DEFAULT_MAX_OUTPUT_TOKENS
@@ -84,7 +86,7 @@ class Admission:
     max_output_tokens: int  # per choice
     output_limit_known: bool  # the request or the model bounds the output (no need to send a limit upstream)
     choices: int
-    bodies: list[dict[str, Any]] = field(default_factory=list)  # the request, and with each fallback's fields
+    bodies: list[JSONObject] = field(default_factory=list)  # the request, and with each fallback's fields
     deployments: list[Deployment] = field(default_factory=list)  # every deployment that may answer
     max_price: Decimal | None = None  # worst case of what the customer is charged (billing/prices.py)
     units: Units | None = None  # a media request's most images, characters, seconds, search units
@@ -127,13 +129,13 @@ def group_output_limit(group: ModelGroup) -> int | None:
     return max(v for v in limits if v is not None)
 
 
-def _whole(value: Any, name: str) -> int:
+def _whole(value: JSONValue, name: str) -> int:
     if type(value) is not int:
         raise invalid_request(f"'{name}' must be an integer", param=name)
     return value
 
 
-def bound_output(body: dict[str, Any], limit: int | None) -> int | None:
+def bound_output(body: JSONObject, limit: int | None) -> int | None:
     """The request's own output limit (validated, Ollama's unlimited rewritten), or None."""
     ceiling = limit or MAX_OUTPUT_CEILING
     found: int | None = None
@@ -160,7 +162,7 @@ def bound_output(body: dict[str, Any], limit: int | None) -> int | None:
     return found
 
 
-def bound_choices(body: dict[str, Any], operation: Operation) -> int:
+def bound_choices(body: JSONObject, operation: Operation) -> int:
     choices = 1
     for name in ("n", "best_of") if operation is Operation.COMPLETION else ("n",):
         value = body.get(name)
@@ -177,7 +179,7 @@ def _text_bytes(value: str) -> int:
     return len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
 
 
-def _content_tokens(content: Any) -> int:
+def _content_tokens(content: JSONValue) -> int:
     if isinstance(content, str):
         return _text_bytes(content) // BYTES_PER_TOKEN
     if isinstance(content, list):
@@ -197,11 +199,11 @@ def _content_tokens(content: Any) -> int:
     return _json_tokens(content)
 
 
-def _json_tokens(value: Any) -> int:
+def _json_tokens(value: JSONValue) -> int:
     return len(orjson.dumps(value)) // BYTES_PER_TOKEN
 
 
-def prompt_tokens_max(body: dict[str, Any]) -> int:
+def prompt_tokens_max(body: JSONObject) -> int:
     """An upper estimate of the prompt's tokens (see the module's docstring)."""
     tokens = 0
     messages = body.get("messages")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
 
 
-async def cancel(task: asyncio.Task[Any] | None) -> None:
+async def cancel(task: asyncio.Task[object] | None) -> None:
     """Cancel ``task`` (if any) and wait until it has ended."""
     if task is None:
         return

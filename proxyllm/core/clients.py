@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
-from typing import Any
+from typing import TYPE_CHECKING
 
 from proxyllm.core.context import CURRENT_SCOPE
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.core.jsontypes import JSONObject, JSONValue
+
+if TYPE_CHECKING:
+    from starlette.types import Scope
 
 log = logging.getLogger("proxyllm.allowlist")
 
 Address = IPv4Address | IPv6Address
-Scope = dict[str, Any]
 RESOLVER = "proxyllm.client_resolver"  # scope key, set when trusted proxies are configured
 HEALTH_PATHS = frozenset({"/health/liveliness", "/health/liveness", "/health/readiness"})
 FORWARDED_FOR = "x-forwarded-for"
@@ -59,7 +62,7 @@ class Networks:
         self._seen: dict[Address, bool] = {}  # decisions, so a known address costs one dict lookup
 
     @classmethod
-    def parse(cls, entries: Iterable[Any], where: str) -> Networks:
+    def parse(cls, entries: Iterable[JSONValue], where: str) -> Networks:
         networks: list[IPv4Network | IPv6Network] = []
         for entry in entries:
             if not isinstance(entry, str):
@@ -99,7 +102,7 @@ class ClientResolver:
         self.header = header.lower().encode("latin-1")
         self.forwarded_for = self.header == FORWARDED_FOR.encode()
 
-    def client_ip(self, scope: Mapping[str, Any]) -> Address | None:
+    def client_ip(self, scope: Scope) -> Address | None:
         client = scope.get("client")
         peer_ip = parse_address(client[0]) if client else None
         if peer_ip is None or peer_ip not in self.trusted:
@@ -121,7 +124,7 @@ class ClientResolver:
         return nearest
 
 
-def client_ip(scope: Mapping[str, Any] | None) -> Address | None:
+def client_ip(scope: Scope | None) -> Address | None:
     """The client address of a request that passed through ``IPAllowlistMiddleware``, parsed."""
     if scope is None:
         return None
@@ -132,7 +135,7 @@ def client_ip(scope: Mapping[str, Any] | None) -> Address | None:
     return parse_address(client[0]) if client else None
 
 
-def client_address(scope: Mapping[str, Any] | None) -> str | None:
+def client_address(scope: Scope | None) -> str | None:
     """The client address as text (for logs and the audit log); an unparseable peer as it came."""
     ip = client_ip(scope)
     if ip is not None:
@@ -153,7 +156,7 @@ def not_allowed(address: str | None, what: str) -> ProxyError:
 
 
 @functools.lru_cache(maxsize=1024)
-def _key_networks(entries: tuple[Any, ...]) -> Networks | None:
+def _key_networks(entries: tuple[JSONValue, ...]) -> Networks | None:
     try:
         return Networks.parse(entries, "metadata.allowed_ips")
     except ValueError as exc:
@@ -161,7 +164,7 @@ def _key_networks(entries: tuple[Any, ...]) -> Networks | None:
         return None
 
 
-def check_key_client(allowed_ips: Any) -> None:
+def check_key_client(allowed_ips: JSONValue) -> None:
     """Raise 403 unless the current request comes from one of a key's ``allowed_ips``."""
     entries = tuple(allowed_ips) if isinstance(allowed_ips, list | tuple) else (allowed_ips,)
     networks = _key_networks(entries)
@@ -171,7 +174,7 @@ def check_key_client(allowed_ips: Any) -> None:
         raise not_allowed(client_address(scope), "this key's metadata.allowed_ips")
 
 
-def check_key_metadata(metadata: dict[str, Any] | None) -> None:
+def check_key_metadata(metadata: JSONObject | None) -> None:
     """Admin input: ``metadata.allowed_ips`` must be a list of addresses or CIDR ranges."""
     if not metadata or "allowed_ips" not in metadata or metadata["allowed_ips"] is None:
         return

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeAlias, TypeVar, cast
 
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.types import Operation, Units, Usage
 
 T = TypeVar("T")
@@ -28,8 +29,12 @@ class Slot(Generic[T]):
         return f"Slot({self.name!r})"
 
 
+# What the gateway answers: a whole body, or a stream of encoded events.
+Answer: TypeAlias = "bytes | AsyncGenerator[bytes, None]"
 # A hook that wants the response (the cache, to store it) wraps the body or the stream on its way out.
-ResponseWrapper = Callable[["RequestContext", Any], Any]
+ResponseWrapper: TypeAlias = "Callable[[RequestContext, Answer], Answer]"
+# The client request's headers when no ASGI scope is at hand: a mapping, or the ASGI (name, value) byte pairs.
+RequestHeaders: TypeAlias = "Mapping[str, str] | Sequence[tuple[bytes, bytes]]"
 
 
 class NativeRequest:
@@ -38,7 +43,7 @@ class NativeRequest:
 
     __slots__ = ("api", "beta", "body", "path")
 
-    def __init__(self, api: str, body: dict[str, Any], *, beta: str | None = None, path: str | None = None) -> None:
+    def __init__(self, api: str, body: JSONObject, *, beta: str | None = None, path: str | None = None) -> None:
         self.api = api  # "anthropic" | "responses" | "ollama"
         self.body = body
         self.beta = beta  # Anthropic: the client's anthropic-beta header
@@ -51,7 +56,7 @@ class KeyGrant(Protocol):
 
     tags: list[str]
     model_aliases: dict[str, str]
-    metadata: dict[str, Any]
+    metadata: JSONObject
 
     def may_use(self, model: str, group: str | None, access_groups: frozenset[str] = ...) -> bool: ...
 
@@ -63,9 +68,11 @@ class PricePlan(Protocol):
 
 
 # The ASGI scope of the request being served (set by the outermost middleware): who is asking, from where.
-CURRENT_SCOPE: ContextVar[dict[str, Any] | None] = ContextVar("proxyllm_current_scope", default=None)
+CURRENT_SCOPE: ContextVar[Scope | None] = ContextVar("proxyllm_current_scope", default=None)
 
 if TYPE_CHECKING:
+    from starlette.types import Scope
+
     from proxyllm.core.admission import Admission
     from proxyllm.core.deployment import Deployment
     from proxyllm.core.errors import ProxyError
@@ -86,7 +93,7 @@ class Principal:
         key_alias: str | None = None,
         user_id: str | None = None,
         team_id: str | None = None,
-        metadata: dict[str, Any] | None = None,
+        metadata: JSONObject | None = None,
         auth: KeyGrant | None = None,
     ) -> None:
         self.kind = kind
@@ -153,9 +160,9 @@ class RequestContext:
         *,
         request_id: str,
         operation: Operation,
-        body: dict[str, Any],
+        body: JSONObject,
         api_key: str | None = None,
-        request_headers: Any = None,
+        request_headers: RequestHeaders | None = None,
     ) -> None:
         self.request_id = request_id
         self.operation = operation
@@ -193,21 +200,21 @@ class RequestContext:
         self.error: ProxyError | None = None
         self.response_headers: dict[str, str] = {}
         self.native: NativeRequest | None = None  # the client's own request, when its API is not OpenAI's
-        self.slots: dict[Slot[Any], Any] | None = None  # modules' own state (``get`` / ``put``), made on first use
-        self.options: dict[str, Any] | None = None  # the request's proxy-only options (core/requests.py)
+        self.slots: dict[object, object] | None = None  # Slot -> value (``get`` / ``put``), made on first use
+        self.options: JSONObject | None = None  # the request's proxy-only options (core/requests.py)
         self.cache_miss = False  # the response cache looked and had nothing (metrics)
         self.response_wrapper: ResponseWrapper | None = None  # sees the response on its way out (the cache)
         self.drop_params = False  # the request's own drop_params
         self.request_fallbacks: list[str] | None = None
         self.tags: frozenset[str] = frozenset()  # the request's metadata.tags and its key's tags (tag routing)
         self.mock_response: str | None = None  # LiteLLM's mock_response: answer this text, call no upstream
-        self.fallback_overrides: dict[str, dict[str, Any]] | None = None  # per fallback model: fields it changes
+        self.fallback_overrides: dict[str, JSONObject] | None = None  # per fallback model: fields it changes
         self.hooks_ran = 0
         self.units_bound: Units | None = None  # a media request's most images/characters/seconds/searches
 
     def get(self, slot: Slot[T]) -> T | None:
         slots = self.slots
-        return None if slots is None else slots.get(slot)
+        return None if slots is None else cast("T | None", slots.get(slot))
 
     def put(self, slot: Slot[T], value: T) -> None:
         if self.slots is None:
@@ -216,4 +223,4 @@ class RequestContext:
 
     def pop(self, slot: Slot[T]) -> T | None:
         slots = self.slots
-        return None if slots is None else slots.pop(slot, None)
+        return None if slots is None else cast("T | None", slots.pop(slot, None))

@@ -5,11 +5,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 
+from proxyllm.core.jsontypes import JSONObject
+
 if TYPE_CHECKING:
+    import aiohttp
+
     from proxyllm.core.provider import Provider
 
 DEFAULT_TIMEOUT = 600.0
@@ -46,12 +50,12 @@ class Deployment:
     drop_params: bool | None = None
     proxy_url: str | None = None  # e.g. tailscaled's HTTP proxy for tailnet hosts
     extra_headers: dict[str, str] = field(default_factory=dict)
-    request_defaults: dict[str, Any] = field(default_factory=dict)
-    model_info: dict[str, Any] = field(default_factory=dict)
+    request_defaults: JSONObject = field(default_factory=dict)
+    model_info: JSONObject = field(default_factory=dict)
     region: str | None = None  # litellm_params.region_name (reported as x-litellm-model-region)
     tags: frozenset[str] = frozenset()  # litellm_params.tags, for tag routing
     in_flight: int = 0
-    client_timeout: Any = None  # the aiohttp.ClientTimeout for non-streaming calls, built on first use
+    client_timeout: aiohttp.ClientTimeout | None = None  # for non-streaming calls, built on first use
 
     def describe(self) -> str:
         """For logs: the address without the credentials it may carry."""
@@ -59,7 +63,7 @@ class Deployment:
 
         return f"{self.provider.name}/{self.upstream_model} at {mask_url(self.api_base)} (id {self.id})"
 
-    def public_info(self) -> dict[str, Any]:
+    def public_info(self) -> JSONObject:
         """What an admin may see about this deployment: never the key, nor credentials in the URL."""
         from proxyllm.core.masking import mask_url
 
@@ -78,7 +82,7 @@ class Deployment:
         }
 
 
-def deployment_id(model_name: str, params: dict[str, Any]) -> str:
+def deployment_id(model_name: str, params: JSONObject) -> str:
     """Stable across restarts and replicas: derived from the entry itself."""
     blob = orjson.dumps({"model_name": model_name, "params": params}, option=orjson.OPT_SORT_KEYS, default=str)
     return hashlib.sha256(blob).hexdigest()[:32]

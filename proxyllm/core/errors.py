@@ -8,9 +8,10 @@ may retry it; the HTTP layer turns it into ``{"error": {...}}`` in one place.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
 
 import orjson
+
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 
 
 class ErrorKind(Enum):
@@ -63,7 +64,7 @@ class ProxyError(Exception):
         retry_after: float | None = None,
         headers: dict[str, str] | None = None,
         error_type: str | None = None,
-        details: dict[str, Any] | None = None,
+        details: JSONObject | None = None,
     ) -> None:
         super().__init__(message)
         self.details = details  # more fields of the error object (e.g. each failed attempt), machine-readable
@@ -81,7 +82,7 @@ class ProxyError(Exception):
         return self.kind.retryable
 
     def body(self) -> bytes:
-        error: dict[str, Any] = {
+        error: JSONObject = {
             "message": self.message,
             "type": self.error_type or self.kind.openai_type,
             "param": self.param,
@@ -129,7 +130,7 @@ def error_from_status(status: int, message: str, *, retry_after: float | None = 
 def upstream_message(raw: bytes, limit: int = 2000) -> str:
     """The human message inside an upstream error body, whatever its shape."""
     try:
-        data: Any = orjson.loads(raw)
+        data: JSONValue = orjson.loads(raw)
     except orjson.JSONDecodeError:
         text = raw.decode("utf-8", "replace").strip()
         return text[:limit] or "upstream returned an empty error body"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from proxyllm.core.deployment import mask_secret
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 
 MASK = "****"
 _SECRET_PARTS = ("secret", "password", "passwd", "credential", "api_key", "access_key", "private_key", "authorization")
@@ -71,17 +71,17 @@ def mask_text(text: str) -> str:
     return " ".join(mask_url(word) if "://" in word else word for word in text.split(" "))
 
 
-def split_secrets(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def split_secrets(params: Mapping[str, JSONValue]) -> tuple[JSONObject, JSONObject]:
     """(clear, secret) parts of litellm_params; a URL that carries credentials is a secret too."""
-    clear: dict[str, Any] = {}
-    secret: dict[str, Any] = {}
+    clear: JSONObject = {}
+    secret: JSONObject = {}
     for name, value in params.items():
         hidden = is_secret_name(name) or (isinstance(value, str) and url_has_credentials(value))
         (secret if hidden else clear)[name] = value
     return clear, secret
 
 
-def mask_value(value: Any) -> Any:
+def mask_value(value: JSONValue) -> JSONValue:
     if value is None:
         return None
     if isinstance(value, str):
@@ -93,7 +93,7 @@ def mask_value(value: Any) -> Any:
     return MASK
 
 
-def masked(data: Any, *, keep: frozenset[str] = frozenset()) -> Any:
+def masked(data: JSONValue, *, keep: frozenset[str] = frozenset()) -> JSONValue:
     """A copy of ``data`` with every secret-named field masked, at any depth.
 
     ``keep`` names top-level fields shown as they are (a key view's ``token`` is its SHA-256, not a secret).

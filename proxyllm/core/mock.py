@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator
-from typing import Any
 
 import orjson
 
 from proxyllm.core.context import RequestContext
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.types import Operation, Usage
 
 MAX_MOCK_CHARS = 100_000
@@ -27,9 +27,9 @@ def _usage(ctx: RequestContext, text: str) -> Usage:
 
 def mock_body(ctx: RequestContext, text: str) -> bytes:
     ctx.usage = usage = _usage(ctx, text)
-    base: dict[str, Any] = {"id": f"chatcmpl-mock-{ctx.request_id}", "created": int(time.time()), "model": ctx.model}
+    base: JSONObject = {"id": f"chatcmpl-mock-{ctx.request_id}", "created": int(time.time()), "model": ctx.model}
     if ctx.operation is Operation.COMPLETION:
-        choice: dict[str, Any] = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
+        choice: JSONObject = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
         return orjson.dumps({**base, "object": "text_completion", "choices": [choice], "usage": usage.as_openai()})
     message = {"role": "assistant", "content": text}
     choice = {"index": 0, "message": message, "finish_reason": "stop"}
@@ -46,7 +46,7 @@ async def mock_stream(ctx: RequestContext, text: str) -> AsyncGenerator[bytes, N
     }
     words = text.split(" ")
     for i, word in enumerate(words):
-        delta: dict[str, Any] = {"content": word if i == 0 else " " + word}
+        delta: JSONObject = {"content": word if i == 0 else " " + word}
         if i == 0:
             delta["role"] = "assistant"
         yield (
@@ -55,7 +55,7 @@ async def mock_stream(ctx: RequestContext, text: str) -> AsyncGenerator[bytes, N
             + b"\n\n"
         )
         ctx.output_chunks += 1
-    final: dict[str, Any] = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    final: JSONObject = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
     yield b"data: " + orjson.dumps(final) + b"\n\n"
     if ctx.client_wants_usage:
         yield b"data: " + orjson.dumps({**base, "choices": [], "usage": usage.as_openai()}) + b"\n\n"

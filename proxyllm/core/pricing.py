@@ -22,9 +22,10 @@ and ``exclude_load_time: true`` leaves a cold start's model load out. The second
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 from proxyllm.core.deployment import Deployment
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.types import Usage
 from proxyllm.core.units import audio_cost, price_setting, unit_cost
 
@@ -112,14 +113,24 @@ def worst_case_seconds_cost(dep: Deployment) -> Decimal:
     return ((dep.input_cost_per_second or ZERO) + (dep.output_cost_per_second or ZERO)) * seconds_bound(dep)
 
 
-def compute_settings(extras: dict[str, Any], where: str) -> dict[str, Any]:
+class ComputeSettings(TypedDict, total=False):
+    """The compute-time fields of a deployment (``Deployment`` takes them as keyword arguments)."""
+
+    input_cost_per_second: Decimal
+    output_cost_per_second: Decimal
+    compute_time: str
+    exclude_load_time: bool
+
+
+def compute_settings(extras: JSONObject, where: str) -> ComputeSettings:
     """The compute-time fields of a deployment's ``litellm_params`` (extra keys), checked."""
-    found: dict[str, Any] = {}
-    for name in ("input_cost_per_second", "output_cost_per_second"):
-        raw = extras.get(name)
-        if raw is None:
-            continue
-        found[name] = price_setting(raw, f"{where}: litellm_params.{name}")
+    found: ComputeSettings = {}
+    raw = extras.get("input_cost_per_second")
+    if raw is not None:
+        found["input_cost_per_second"] = price_setting(raw, f"{where}: litellm_params.input_cost_per_second")
+    raw = extras.get("output_cost_per_second")
+    if raw is not None:
+        found["output_cost_per_second"] = price_setting(raw, f"{where}: litellm_params.output_cost_per_second")
     mode = extras.get("compute_time")
     if mode is not None:
         if mode not in COMPUTE_TIME_MODES:
@@ -137,7 +148,7 @@ def format_cost(cost: Decimal) -> str:
     return format(cost.normalize(), "f") if cost else "0"
 
 
-def estimate_prompt_tokens(body: dict[str, Any]) -> int:
+def estimate_prompt_tokens(body: JSONObject) -> int:
     """A generous count from characters (about four per token), cheap enough for every request."""
     chars = 0
     for msg in body.get("messages") or ():

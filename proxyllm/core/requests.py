@@ -6,12 +6,11 @@ are taken out of the body here so providers never forward them.
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.errors import invalid_request
+from proxyllm.core.jsontypes import JSONArray, JSONObject, JSONValue
 from proxyllm.core.mock import MAX_MOCK_CHARS
 from proxyllm.core.types import Operation
 
@@ -100,7 +99,7 @@ def _describe(types: tuple[type, ...]) -> str:
     return " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
 
 
-def load_json(raw: bytes) -> Any:
+def load_json(raw: bytes) -> JSONValue:
     """A request body as JSON, or a 400 saying why it is not (every client API parses with this)."""
     if not raw:
         raise invalid_request("the request body is empty; send a JSON object")
@@ -110,7 +109,7 @@ def load_json(raw: bytes) -> Any:
         raise invalid_request(f"the request body is not valid JSON: {exc}") from None
 
 
-def parse_body(raw: bytes, operation: Operation) -> dict[str, Any]:
+def parse_body(raw: bytes, operation: Operation) -> JSONObject:
     body = load_json(raw)
     if not isinstance(body, dict):
         raise invalid_request("the request body must be a JSON object")
@@ -147,7 +146,7 @@ def bounded_string(value: str, name: str, limit: int = MAX_STORED) -> str:
     return value
 
 
-def _check_messages(messages: list[Any]) -> None:
+def _check_messages(messages: JSONArray) -> None:
     if not messages:
         raise invalid_request("'messages' must contain at least one message", param="messages")
     for i, msg in enumerate(messages):
@@ -193,7 +192,7 @@ FALLBACK_OVERRIDES = frozenset(
 )
 
 
-def request_fallbacks(value: Any, operation: Operation) -> tuple[list[str], dict[str, dict[str, Any]]]:
+def request_fallbacks(value: JSONValue, operation: Operation) -> tuple[list[str], dict[str, JSONObject]]:
     """The request's ``fallbacks``: model names, or LiteLLM's objects ``{"model": name, <overrides>}``
     whose other fields replace the request's for that model's attempt (messages, sampling)."""
     if not isinstance(value, list) or len(value) > MAX_FALLBACKS:
@@ -201,7 +200,7 @@ def request_fallbacks(value: Any, operation: Operation) -> tuple[list[str], dict
             f"'fallbacks' must be a list of at most {MAX_FALLBACKS} model names or objects", param="fallbacks"
         )
     names: list[str] = []
-    overrides: dict[str, dict[str, Any]] = {}
+    overrides: dict[str, JSONObject] = {}
     types = FIELD_TYPES[operation]
     for i, item in enumerate(value):
         if isinstance(item, str):
@@ -231,7 +230,7 @@ def request_fallbacks(value: Any, operation: Operation) -> tuple[list[str], dict
 MAX_TAGS = 32
 
 
-def request_tags(opts: dict[str, Any]) -> frozenset[str]:
+def request_tags(opts: JSONObject) -> frozenset[str]:
     """``metadata.tags`` (LiteLLM's place) or ``tags``: a list of short strings."""
     metadata = opts.get("metadata")
     tags = metadata.get("tags") if isinstance(metadata, dict) else None
@@ -261,7 +260,7 @@ def header_tags(value: str) -> frozenset[str]:
 MAX_TIMEOUT = 86_400.0
 
 
-def _positive(value: Any, name: str) -> float:
+def _positive(value: JSONValue, name: str) -> float:
     if type(value) not in NUM or not 0 < value <= MAX_TIMEOUT:
         raise invalid_request(f"'{name}' must be a number of seconds above 0 and at most {MAX_TIMEOUT:g}", param=name)
     return float(value)

@@ -28,12 +28,13 @@ import logging
 import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Protocol, TypeVar
 
 from proxyllm.core import clock
 from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.memory_state import MemoryState
 from proxyllm.core.routing.candidates import candidates
 from proxyllm.core.routing.cooldowns import MARKS, Cooldowns
@@ -53,6 +54,15 @@ log = logging.getLogger("proxyllm.router")
 T = TypeVar("T")
 WILDCARD_CACHE = 1024  # model groups made from wildcard entries kept at once
 COOLDOWN_RELOAD = 2.0
+
+
+class AttemptWrapper(Protocol):
+    """Wraps one upstream attempt (tracing, observability/tracing.py): takes the attempt, returns one that
+    does the same and more, for whatever the attempt returns (a body, or a stream and its first event)."""
+
+    def __call__(
+        self, ctx: RequestContext, attempt: Callable[[Deployment], Awaitable[T]]
+    ) -> Callable[[Deployment], Awaitable[T]]: ...
 
 
 class Router:
@@ -82,7 +92,7 @@ class Router:
         self._sync: asyncio.Task[None] | None = None
         self._stopping = False
         # Tracing's one way in (observability/tracing.py): wraps each upstream attempt when set; None costs nothing.
-        self.attempt_wrapper: Callable[[RequestContext, Callable[[Deployment], Awaitable[Any]]], Any] | None = None
+        self.attempt_wrapper: AttemptWrapper | None = None
         self.set_deployments(deployments)
 
     # -- the deployments ---------------------------------------------------------------------
@@ -354,7 +364,7 @@ class Router:
         task = asyncio.get_running_loop().create_task(self.cooldowns.reload())
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
-    def status(self, dep: Deployment) -> dict[str, Any]:
+    def status(self, dep: Deployment) -> JSONObject:
         """What /health shows about a deployment's routing state."""
         stats = self.stats.get(dep.id)
         if stats is None:

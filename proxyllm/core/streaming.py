@@ -11,7 +11,6 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator
 from types import TracebackType
-from typing import Any
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.errors import ErrorKind, ProxyError
@@ -101,4 +100,4 @@ def relay(
     return Relay(ctx, first, events, idle_timeout)
 
 
-__all__: Any = ["Relay", "error_event", "relay"]
+__all__ = ["Relay", "error_event", "relay"]

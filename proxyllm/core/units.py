@@ -21,9 +21,9 @@ capped at that bound, so the reservation is a true upper bound.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 from proxyllm.core.deployment import Deployment
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.types import Units
 
 ZERO = Decimal(0)
@@ -62,7 +62,7 @@ def audio_cost(dep: Deployment, seconds: Decimal) -> Decimal:
     return (dep.input_cost_per_second or ZERO) * seconds
 
 
-def unit_settings(extras: dict[str, Any], info: dict[str, Any], where: str) -> dict[str, Decimal]:
+def unit_settings(extras: JSONObject, info: JSONObject, where: str) -> dict[str, Decimal]:
     """The per-unit prices of a deployment (``litellm_params`` first, then ``model_info``), checked."""
     found: dict[str, Decimal] = {}
     for name in UNIT_PRICES:

@@ -12,7 +12,6 @@ import email.utils
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
 
 import aiohttp
 
@@ -175,7 +174,7 @@ def client_timeout(total: float | None, connect: float, read: float | None = Non
 
 
 def bearer_headers(api_key: str | None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    headers: dict[str, Any] = dict(JSON_HEADERS)
+    headers: dict[str, str] = dict(JSON_HEADERS)
     if api_key:
         headers["authorization"] = f"Bearer {api_key}"
     if extra:

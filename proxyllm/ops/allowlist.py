@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from starlette.types import Scope
+
 from proxyllm.core.clients import (
     HEALTH_PATHS,
     RESOLVER,
     ClientResolver,
     Networks,
-    Scope,
     client_address,
     client_ip,
     not_allowed,

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
+from starlette.types import Scope
 
 from proxyllm.accounts.store import aware
 from proxyllm.core.clients import client_address
@@ -70,7 +71,7 @@ def changes(
 
 async def record(
     session: AsyncSession,
-    request: HTTPConnection | Mapping[str, Any] | None,
+    request: HTTPConnection | Scope | None,
     actor: Principal | str | None,
     *,
     action: str,

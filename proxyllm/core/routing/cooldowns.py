@@ -17,7 +17,6 @@ import asyncio
 import logging
 import math
 from collections.abc import Callable, Coroutine
-from typing import Any
 
 from proxyllm.core import clock
 from proxyllm.core.errors import ErrorKind, ProxyError
@@ -54,7 +53,7 @@ class Cooldowns:
         self.find = find
         self.active: dict[str, DeploymentStats] = {}  # cooling, or cooled and not yet seen back
         self._soonest_end = math.inf
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
 
     # -- the hot path ------------------------------------------------------------------------
 
@@ -164,12 +163,12 @@ class Cooldowns:
             if stats is not None:
                 self._apply(stats, seconds, reason)
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, work: Coroutine[object, object, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
-    def _done(self, task: asyncio.Task[Any]) -> None:
+    def _done(self, task: asyncio.Task[object]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("writing a cooldown to shared state failed", exc_info=task.exception())

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from proxyllm.core.context import RequestContext
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.core.jsontypes import JSONValue
 from proxyllm.core.routing.groups import ModelGroup
 from proxyllm.core.routing.policy import RouterPolicy
 
@@ -93,7 +92,7 @@ def final_error(ctx: RequestContext, last: ProxyError) -> ProxyError:
     )
 
 
-def names(value: Any, param: str) -> list[str]:
+def names(value: JSONValue, param: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise invalid_request(f"'{param}' must be a list of model names", param=param)
     return value

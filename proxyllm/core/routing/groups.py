@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import itertools
-from typing import Any
 
 from proxyllm.core.deployment import Deployment
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.routing.stats import DeploymentStats
+from proxyllm.core.types import Operation
 
 
 class ModelGroup:
@@ -37,7 +38,7 @@ class ModelGroup:
         self.tagged = any(d.tags for d in self.deployments)
         # What the group can answer (images, rerank, ...); "mixed" when some deployments cannot answer all of it.
         each = [frozenset(getattr(d.provider, "operations", ())) for d in self.deployments]
-        self.operations: frozenset[Any] = frozenset().union(*each)
+        self.operations: frozenset[Operation] = frozenset().union(*each)
         self.mixed_operations = any(ops != self.operations for ops in each)
 
 
@@ -51,7 +52,7 @@ def max_input_tokens(dep: Deployment) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
 
 
-def estimate_prompt_tokens(body: dict[str, Any]) -> int:
+def estimate_prompt_tokens(body: JSONObject) -> int:
     """About one token per four characters of text: cheap, for pre-call checks only."""
     chars = 0
     messages = body.get("messages")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import bisect
 import random
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from decimal import Decimal
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from proxyllm.core import clock
 from proxyllm.core.context import RequestContext
@@ -19,6 +20,9 @@ from proxyllm.core.routing.stats import DeploymentStats, minute_of
 
 if TYPE_CHECKING:
     from proxyllm.core.routing.groups import ModelGroup
+
+# What a strategy ranks deployments by: in-flight calls, tokens this minute, latency, or price per token.
+Rank = TypeVar("Rank", int, float, Decimal)
 
 
 class Strategy:
@@ -31,9 +35,9 @@ class Strategy:
 
 
 def lowest(
-    candidates: Sequence[DeploymentStats], key: Callable[[DeploymentStats], Any], rng: random.Random
+    candidates: Sequence[DeploymentStats], key: Callable[[DeploymentStats], Rank], rng: random.Random
 ) -> DeploymentStats:
-    best: Any = None
+    best: Rank | None = None
     ties: list[DeploymentStats] = []
     for stats in candidates:
         value = key(stats)
@@ -142,7 +146,7 @@ def _ttft(stats: DeploymentStats) -> float:
     return value or 0.0
 
 
-def _cost(stats: DeploymentStats) -> Any:
+def _cost(stats: DeploymentStats) -> Decimal:
     return stats.cost
 
 
