@@ -18,11 +18,13 @@ import ipaddress
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+
+from proxyllm.core.jsontypes import JSONObject
 
 if TYPE_CHECKING:
     from proxyllm.core.deployment import Deployment
@@ -83,7 +85,7 @@ def read_status_file(path: str) -> dict[str, str] | None:
     return record
 
 
-async def daemon_status(socket_path: str, timeout: float = DAEMON_TIMEOUT) -> dict[str, Any]:
+async def daemon_status(socket_path: str, timeout: float = DAEMON_TIMEOUT) -> JSONObject:
     """tailscaled's own status from its LocalAPI socket (what ``tailscale status --json`` shows)."""
     connector = aiohttp.UnixConnector(path=socket_path)
     timeout_ = aiohttp.ClientTimeout(total=timeout)
@@ -133,7 +135,7 @@ class TailnetCheck:
         self.deployments = deployments
         self.http = http
 
-    async def __call__(self) -> tuple[str, dict[str, Any]]:
+    async def __call__(self) -> tuple[str, JSONObject]:
         env = self.env
         required = _truthy(env.get("TAILNET_REQUIRED"))
         proxy = env.get("TAILNET_PROXY_URL") or None
@@ -147,7 +149,7 @@ class TailnetCheck:
         healthy = state in ("Running", "unknown") and all(v == "ok" for v in upstreams.values())
         if proxy is None:  # tailscaled died or never started: nothing reaches the tailnet
             healthy = False
-        result: dict[str, Any] = {"status": "ok" if healthy else "error", "required": required, "state": state}
+        result: JSONObject = {"status": "ok" if healthy else "error", "required": required, "state": state}
         if reason and state != "Running":
             result["reason"] = reason
         result["upstreams"] = upstreams

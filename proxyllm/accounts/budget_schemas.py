@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from proxyllm.accounts.durations import check_duration
 from proxyllm.core.bounds import MAX_ID, MAX_INT32, MAX_LIST, MAX_MONEY
+from proxyllm.core.jsontypes import JSONObject
 
 
 def _no_nul(value: str) -> str:
@@ -76,7 +77,7 @@ class ModelBudget(BaseModel):
     def _duration(cls, value: str | None) -> str | None:
         return None if value is None else check_duration(value, "model_max_budget.budget_duration")
 
-    def stored(self) -> dict[str, Any]:
+    def stored(self) -> JSONObject:
         """As JSON keeps it (and as LiteLLM answers it): money as a number."""
         values = self.model_dump(exclude_none=True)
         if self.max_budget is not None:
@@ -110,9 +111,9 @@ class BudgetFields(_Body):
             raise ValueError("must be a date between the years 2000 and 9000")
         return value if value.tzinfo else value.replace(tzinfo=UTC)
 
-    def budget_values(self) -> dict[str, Any]:
+    def budget_values(self) -> dict[str, object]:
         """The budget fields the client set (null included), as column values."""
-        values: dict[str, Any] = {}
+        values: dict[str, object] = {}
         for name in BUDGET_FIELDS:
             if name in self.model_fields_set:
                 value = getattr(self, name)
@@ -144,7 +145,7 @@ class EndUserFields(BudgetFields):
     budget_id: Id | None = None
     allowed_model_region: Literal["eu", "us"] | None = None
     default_model: Id | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: JSONObject | None = None
     spend: Money | None = None
     stripe_customer_id: Id | None = None
 

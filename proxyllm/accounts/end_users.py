@@ -35,6 +35,7 @@ from proxyllm.accounts.store import aware
 from proxyllm.core.context import CURRENT_SCOPE, RequestContext, Slot
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.core.hooks import Hook
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.database import Database
 from proxyllm.db.tables_budgets import Budget, EndUser
 
@@ -73,7 +74,7 @@ def _header(headers: Iterable[tuple[bytes, bytes]] | None) -> str | None:
 
 
 def end_user_id(
-    body: dict[str, Any], options: dict[str, Any], headers: Iterable[tuple[bytes, bytes]] | None
+    body: JSONObject, options: JSONObject, headers: Iterable[tuple[bytes, bytes]] | None
 ) -> str | None:
     """The request's end user, where LiteLLM looks for it (first found wins). ``options`` are the
     proxy-only fields taken out of the body (``metadata``, ``litellm_metadata``: core/requests.py)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 from proxyllm.accounts.end_users import END_USER
 from proxyllm.accounts.records import KeyAuth
@@ -103,7 +102,7 @@ class SpendLogHook(Hook):
         self.writer.add_row(spend_row(ctx))
 
 
-def spend_row(ctx: RequestContext) -> dict[str, Any]:
+def spend_row(ctx: RequestContext) -> dict[str, object]:
     principal = ctx.principal
     dep = ctx.deployment
     usage = ctx.usage

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from proxyllm.accounts.ledger import Account
+from proxyllm.core.jsontypes import JSONObject
 
 ALL_MODELS = frozenset({"*", "all-proxy-models"})
 
@@ -21,7 +21,7 @@ class KeyAuth:
     key: Account
     user: Account | None = None
     team: Account | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: JSONObject = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
     model_aliases: dict[str, str] = field(default_factory=dict)  # its team's: alias -> model group
 

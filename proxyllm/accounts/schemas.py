@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from proxyllm.accounts.durations import check_duration
 from proxyllm.core.bounds import MAX_ID, MAX_INT32, MAX_KEY, MAX_LIST, MAX_MONEY
+from proxyllm.core.jsontypes import JSONObject
 
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
 Text = Annotated[str, Field(max_length=MAX_ID)]
@@ -39,7 +40,7 @@ class _Limits(_Body):
     tpm_limit: int | None = Field(default=None, ge=0, le=MAX_INT32)
     rpm_limit: int | None = Field(default=None, ge=0, le=MAX_INT32)
     max_parallel_requests: int | None = Field(default=None, ge=0, le=MAX_INT32)  # 0: no request at all
-    metadata: dict[str, Any] | None = None
+    metadata: JSONObject | None = None
     blocked: bool | None = None
 
     _blocked_not_null = field_validator("blocked")(_not_null)
@@ -185,7 +186,7 @@ class MemberUpdate(MemberRef):
     role: Literal["admin", "user"] | None = None
 
 
-def set_fields(body: BaseModel, *exclude: str) -> dict[str, Any]:
+def set_fields(body: BaseModel, *exclude: str) -> dict[str, object]:
     """The known fields the client actually sent (an update changes only those); ignored ones are not."""
     extra = set(body.model_extra or ())
     return {k: v for k, v in body.model_dump(exclude_unset=True, exclude=set(exclude)).items() if k not in extra}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,7 +47,7 @@ METADATA_FIELDS = ("model_rpm_limit", "model_tpm_limit", "allowed_cache_controls
 TEAM_METADATA_FIELDS = ("model_aliases", "tags", "team_member_permissions", "organization_id")
 
 
-def apply_fields(row: Any, fields: dict[str, Any], metadata_fields: tuple[str, ...] = METADATA_FIELDS) -> None:
+def apply_fields(row: Any, fields: Mapping[str, object], metadata_fields: tuple[str, ...] = METADATA_FIELDS) -> None:
     """Copy API fields onto a row; a new budget_duration restarts the budget period."""
     for name, value in fields.items():
         if name not in metadata_fields:
@@ -58,7 +58,7 @@ def apply_fields(row: Any, fields: dict[str, Any], metadata_fields: tuple[str, .
         row.metadata_ = {k: v for k, v in merged.items() if k not in in_metadata or v is not None}
     if "budget_duration" in fields:
         duration = fields["budget_duration"]
-        row.budget_reset_at = next_reset(now(), duration) if duration else None
+        row.budget_reset_at = next_reset(now(), str(duration)) if duration else None
 
 
 async def get_key(session: AsyncSession, token: str, *, include_deleted: bool = False) -> Key:

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from proxyllm.accounts.store import aware
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.tables import Key, SpendLog, Team, TeamMember, User
 
 
@@ -19,7 +20,7 @@ def when(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _limits(row: Any) -> dict[str, Any]:
+def _limits(row: Any) -> JSONObject:
     return {
         "max_budget": money(row.max_budget),
         "spend": money(row.spend) or 0.0,  # the operator's cost (LiteLLM's field)
@@ -35,7 +36,7 @@ def _limits(row: Any) -> dict[str, Any]:
     }
 
 
-def key_view(key: Key) -> dict[str, Any]:
+def key_view(key: Key) -> JSONObject:
     return {
         "token": key.token,
         "token_id": key.token,  # LiteLLM's name for the key's hash in /key/generate answers
@@ -52,7 +53,7 @@ def key_view(key: Key) -> dict[str, Any]:
     }
 
 
-def user_view(user: User) -> dict[str, Any]:
+def user_view(user: User) -> JSONObject:
     return {
         "user_id": user.user_id,
         "user_email": user.user_email,
@@ -64,7 +65,7 @@ def user_view(user: User) -> dict[str, Any]:
     }
 
 
-def team_view(team: Team) -> dict[str, Any]:
+def team_view(team: Team) -> JSONObject:
     meta = team.metadata_ or {}
     return {
         "team_id": team.team_id,
@@ -80,11 +81,11 @@ def team_view(team: Team) -> dict[str, Any]:
     }
 
 
-def member_view(member: TeamMember, email: str | None) -> dict[str, Any]:
+def member_view(member: TeamMember, email: str | None) -> JSONObject:
     return {"user_id": member.user_id, "user_email": email, "role": member.role}
 
 
-def spend_view(row: SpendLog) -> dict[str, Any]:
+def spend_view(row: SpendLog) -> JSONObject:
     return {
         "request_id": row.request_id,
         "api_key": row.api_key,

@@ -34,17 +34,18 @@ from proxyllm.accounts.ledger import AccountId
 from proxyllm.accounts.store import aware
 from proxyllm.core import clock
 from proxyllm.core.background import cancel
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.database import Database, DatabaseUnavailable, is_unavailable
 from proxyllm.db.spool import Item, Spool
 from proxyllm.db.tables import Base, DeadLetter, Key, SpendLog, Team, User
 
 log = logging.getLogger("proxyllm.spend")
-TABLES: dict[str, Any] = {"key": (Key, Key.token), "user": (User, User.user_id), "team": (Team, Team.team_id)}
+TABLES: JSONObject = {"key": (Key, Key.token), "user": (User, User.user_id), "team": (Team, Team.team_id)}
 ZERO = Decimal(0)
 SPEND_LOG = "spend_log"
 CHARGE = "charge"
 TABLE = "table:"  # + a table name: a row inserted as is (ignored when its primary key exists)
-Handler = Callable[[AsyncSession, list[dict[str, Any]]], Awaitable[None]]
+Handler = Callable[[AsyncSession, list[JSONObject]], Awaitable[None]]
 ChargeWriter = Callable[[AsyncSession, str, Decimal], Awaitable[None]]  # (session, account id, amount)
 Resetter = Callable[[AsyncSession], Awaitable[int]]
 MAX_REASON = 1000
@@ -56,7 +57,7 @@ def _plus(held: Charge | None, charge: Charge) -> Charge:
     return charge if held is None else (held[0] + charge[0], held[1] + charge[1])
 
 
-def _charge(payload: dict[str, Any]) -> Charge:
+def _charge(payload: JSONObject) -> Charge:
     """A queued charge's (cost, price); one journaled before prices were kept has its cost as its price."""
     amount: Decimal = payload["amount"]
     price: Decimal | None = payload.get("price")
@@ -100,14 +101,14 @@ class SpendWriter:
 
     # -- called per request (no I/O) ----------------------------------------------------------
 
-    def add_row(self, row: dict[str, Any]) -> None:
+    def add_row(self, row: dict[str, object]) -> None:
         self._items.append((SPEND_LOG, row))
 
-    def add_outbox_row(self, table: Any, row: dict[str, Any]) -> None:
+    def add_outbox_row(self, table: Any, row: dict[str, object]) -> None:
         """A row for another table, committed in the same transaction as the spend logs."""
         self._items.append((TABLE + table.__tablename__, row))
 
-    def add(self, kind: str, payload: dict[str, Any]) -> None:
+    def add(self, kind: str, payload: JSONObject) -> None:
         """An item for a registered handler (e.g. a prepaid settlement)."""
         self._items.append((kind, payload))
 
@@ -226,7 +227,7 @@ class SpendWriter:
             self.epoch += 1
 
     async def _apply(self, session: AsyncSession, items: list[Item]) -> None:
-        by_kind: dict[str, list[dict[str, Any]]] = {}
+        by_kind: dict[str, list[JSONObject]] = {}
         for kind, payload in items:
             by_kind.setdefault(kind, []).append(payload)
         for kind, payloads in by_kind.items():
@@ -239,10 +240,10 @@ class SpendWriter:
             else:
                 raise LookupError(f"no writer for queued items of kind {kind!r}")
 
-    async def _write_spend_logs(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    async def _write_spend_logs(self, session: AsyncSession, rows: list[dict[str, object]]) -> None:
         await session.execute(self._insert_ignore(SpendLog.__table__), rows)
 
-    async def _write_charges(self, session: AsyncSession, charges: list[dict[str, Any]]) -> None:
+    async def _write_charges(self, session: AsyncSession, charges: list[JSONObject]) -> None:
         for charge in charges:
             writer = self.charge_writers.get(charge["kind"])
             if writer is not None:

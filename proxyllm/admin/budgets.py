@@ -9,6 +9,7 @@ at all), then drops what the process cached about the end users pointing at the 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,7 @@ from proxyllm.accounts.end_users import EndUsers
 from proxyllm.accounts.views import money, when
 from proxyllm.core.context import Principal
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.database import Database
 from proxyllm.db.tables_budgets import Budget, EndUser
 from proxyllm.ops import audit
@@ -53,7 +55,7 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def budget_view(row: Budget) -> dict[str, Any]:
+def budget_view(row: Budget) -> JSONObject:
     return {
         "budget_id": row.budget_id,
         "max_budget": money(row.max_budget),
@@ -71,7 +73,7 @@ def budget_view(row: Budget) -> dict[str, Any]:
     }
 
 
-def audit_budget(row: Budget) -> dict[str, Any]:
+def audit_budget(row: Budget) -> JSONObject:
     """The budget's fields for its audit row (not its timestamps, which the database sets)."""
     return {name: getattr(row, name) for name in ("budget_id", *BUDGET_FIELDS)}
 
@@ -80,20 +82,20 @@ def _not_found_budget(budget_id: str, param: str = "budget_id") -> ProxyError:
     return ProxyError(ErrorKind.NOT_FOUND, f"budget '{budget_id}' does not exist", param=param)
 
 
-def apply_budget(row: Budget, values: dict[str, Any], actor: str) -> None:
+def apply_budget(row: Budget, values: Mapping[str, object], actor: str) -> None:
     """Set budget fields; a new duration without a reset time starts its first period now."""
     for name, value in values.items():
         setattr(row, name, value if name != "model_max_budget" else (value or {}))
     if "budget_duration" in values and "budget_reset_at" not in values:
         duration = values["budget_duration"]
-        row.budget_reset_at = next_reset(now(), duration) if duration else None
+        row.budget_reset_at = next_reset(now(), str(duration)) if duration else None
     row.updated_by = actor
 
 
 # -- budgets ------------------------------------------------------------------------------------
 
 
-async def new_budget(admin: Admin, body: BudgetNew, *, caller: Principal, request: HTTPConnection) -> dict[str, Any]:
+async def new_budget(admin: Admin, body: BudgetNew, *, caller: Principal, request: HTTPConnection) -> JSONObject:
     actor = audit.actor_of(caller)[0]
     budget_id = body.budget_id or str(uuid.uuid4())
     try:
@@ -111,7 +113,7 @@ async def new_budget(admin: Admin, body: BudgetNew, *, caller: Principal, reques
 
 async def update_budget(
     admin: Admin, body: BudgetUpdate, *, caller: Principal, request: HTTPConnection
-) -> dict[str, Any]:
+) -> JSONObject:
     actor = audit.actor_of(caller)[0]
     async with admin.db.session() as session:
         row = await session.get(Budget, body.budget_id, with_for_update=not admin.db.sqlite)
@@ -135,7 +137,7 @@ async def update_budget(
     return view
 
 
-async def budgets_info(admin: Admin, budget_ids: list[str]) -> list[dict[str, Any]]:
+async def budgets_info(admin: Admin, budget_ids: list[str]) -> list[JSONObject]:
     if not budget_ids:
         raise invalid_request(f"Specify list of budget id's to query. Passed in={budget_ids}", param="budgets")
     async with admin.db.session() as session:
@@ -143,13 +145,13 @@ async def budgets_info(admin: Admin, budget_ids: list[str]) -> list[dict[str, An
         return [budget_view(r) for r in rows]
 
 
-async def list_budgets(admin: Admin) -> list[dict[str, Any]]:
+async def list_budgets(admin: Admin) -> list[JSONObject]:
     async with admin.db.session() as session:
         rows = (await session.execute(select(Budget).order_by(Budget.created_at, Budget.budget_id))).scalars()
         return [budget_view(r) for r in rows]
 
 
-async def budget_settings(admin: Admin, budget_id: str) -> list[dict[str, Any]]:
+async def budget_settings(admin: Admin, budget_id: str) -> list[JSONObject]:
     async with admin.db.session() as session:
         row = await session.get(Budget, budget_id)
     values = budget_view(row) if row is not None else {}
@@ -166,7 +168,7 @@ async def budget_settings(admin: Admin, budget_id: str) -> list[dict[str, Any]]:
     ]
 
 
-async def delete_budget(admin: Admin, budget_id: str, *, caller: Principal, request: HTTPConnection) -> dict[str, Any]:
+async def delete_budget(admin: Admin, budget_id: str, *, caller: Principal, request: HTTPConnection) -> JSONObject:
     """Delete a budget; the end users that pointed at it keep no budget (LiteLLM's ON DELETE SET NULL)."""
     async with admin.db.session() as session:
         row = await session.get(Budget, budget_id)

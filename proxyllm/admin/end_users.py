@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -29,6 +28,7 @@ from proxyllm.accounts.views import money, when
 from proxyllm.admin.budgets import Admin, apply_budget, budget_view
 from proxyllm.core.context import Principal
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.tables_budgets import Budget, EndUser
 from proxyllm.ops import audit
 
@@ -48,7 +48,7 @@ def _not_found_end_users(ids: list[str], param: str) -> ProxyError:
     return ProxyError(ErrorKind.NOT_FOUND, f"End User Id(s)={', '.join(ids)} do not exist in db", param=param)
 
 
-def end_user_view(admin: Admin, row: EndUser, budget: Budget | None, customer: str | None = None) -> dict[str, Any]:
+def end_user_view(admin: Admin, row: EndUser, budget: Budget | None, customer: str | None = None) -> JSONObject:
     spend = row.spend + admin.end_users.unflushed((KIND, row.user_id))
     return {
         "user_id": row.user_id,
@@ -68,7 +68,7 @@ def end_user_view(admin: Admin, row: EndUser, budget: Budget | None, customer: s
     }
 
 
-def _audit_end_user(row: EndUser) -> dict[str, Any]:
+def _audit_end_user(row: EndUser) -> JSONObject:
     return {
         "user_id": row.user_id,
         "alias": row.alias,
@@ -109,7 +109,7 @@ async def _link_stripe(admin: Admin, session: AsyncSession, user_id: str, custom
         account.stripe_customer_id = customer
 
 
-def _check_fields(admin: Admin, body: EndUserFields) -> dict[str, Any]:
+def _check_fields(admin: Admin, body: EndUserFields) -> dict[str, object]:
     budget = body.budget_values()
     if budget and "budget_id" in body.given() and body.budget_id is not None:
         raise invalid_request(
@@ -143,7 +143,7 @@ def _apply_end_user(row: EndUser, body: EndUserFields) -> None:
         row.spend = body.spend
 
 
-async def new_end_user(admin: Admin, body: EndUserNew, *, caller: Principal, request: HTTPConnection) -> dict[str, Any]:
+async def new_end_user(admin: Admin, body: EndUserNew, *, caller: Principal, request: HTTPConnection) -> JSONObject:
     budget_values = _check_fields(admin, body)
     await _check_stripe(admin, body)
     actor = audit.actor_of(caller)[0]
@@ -185,7 +185,7 @@ async def new_end_user(admin: Admin, body: EndUserNew, *, caller: Principal, req
 
 async def update_end_user(
     admin: Admin, body: EndUserUpdate, *, caller: Principal, request: HTTPConnection
-) -> dict[str, Any]:
+) -> JSONObject:
     budget_values = _check_fields(admin, body)
     await _check_stripe(admin, body)
     actor = audit.actor_of(caller)[0]
@@ -238,7 +238,7 @@ async def update_end_user(
     return view
 
 
-async def end_user_info(admin: Admin, user_id: str) -> dict[str, Any]:
+async def end_user_info(admin: Admin, user_id: str) -> JSONObject:
     async with admin.db.session() as session:
         row = await session.get(EndUser, user_id)
         if row is None:
@@ -247,7 +247,7 @@ async def end_user_info(admin: Admin, user_id: str) -> dict[str, Any]:
         return end_user_view(admin, row, budget, await _customer(admin, session, user_id))
 
 
-async def list_end_users(admin: Admin, *, page: int, size: int) -> list[dict[str, Any]]:
+async def list_end_users(admin: Admin, *, page: int, size: int) -> list[JSONObject]:
     async with admin.db.session() as session:
         query = (
             select(EndUser, Budget)
@@ -273,7 +273,7 @@ async def list_end_users(admin: Admin, *, page: int, size: int) -> list[dict[str
 
 async def delete_end_users(
     admin: Admin, user_ids: list[str], *, caller: Principal, request: HTTPConnection
-) -> dict[str, Any]:
+) -> JSONObject:
     ids = list(dict.fromkeys(user_ids))
     async with admin.db.session() as session:
         rows = (await session.execute(select(EndUser).where(EndUser.user_id.in_(ids)))).scalars().all()
@@ -300,7 +300,7 @@ async def delete_end_users(
 
 async def set_blocked(
     admin: Admin, user_ids: list[str], blocked: bool, *, caller: Principal, request: HTTPConnection
-) -> list[dict[str, Any]]:
+) -> list[JSONObject]:
     """Block (creating end users not seen yet, as LiteLLM does) or unblock (existing ones only)."""
     ids = list(dict.fromkeys(user_ids))
     action = "end_user.block" if blocked else "end_user.unblock"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
@@ -18,6 +17,7 @@ from proxyllm.admin.permissions import Actor
 from proxyllm.admin.unit import AdminParts, unit_of_work
 from proxyllm.core.clients import check_key_metadata
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.tables import Key, Team
 
 
@@ -47,7 +47,7 @@ def _check_assignable(actor: Actor, user_id: str | None, current: str | None = N
         raise actor.refuse(f"a key of user '{user_id}' (its keys belong to its own user)")
 
 
-def _key_fields(body: KeyGenerate | KeyUpdate) -> dict[str, Any]:
+def _key_fields(body: KeyGenerate | KeyUpdate) -> dict[str, object]:
     return set_fields(body, "key", "duration")
 
 
@@ -57,7 +57,7 @@ def _check_input(parts: AdminParts, body: KeyGenerate | KeyUpdate) -> None:
     check_key_metadata(body.metadata)
 
 
-async def generate(parts: AdminParts, request: HTTPConnection, actor: Actor, body: KeyGenerate) -> dict[str, Any]:
+async def generate(parts: AdminParts, request: HTTPConnection, actor: Actor, body: KeyGenerate) -> JSONObject:
     _check_input(parts, body)
     if not actor.sees_everything and body.user_id is None:
         body.user_id = actor.user_id  # a user's own key, as LiteLLM does for internal users
@@ -92,7 +92,7 @@ async def _owned_key(session: AsyncSession, actor: Actor, token: str) -> Key:
     return key
 
 
-async def info(parts: AdminParts, actor: Actor, key: str | None) -> dict[str, Any]:
+async def info(parts: AdminParts, actor: Actor, key: str | None) -> JSONObject:
     if key is None:
         if actor.key_hash is None:
             raise invalid_request("pass ?key=<key or its hash>", param="key")
@@ -103,7 +103,7 @@ async def info(parts: AdminParts, actor: Actor, key: str | None) -> dict[str, An
         return {"key": token, "info": key_view(row)}
 
 
-async def update(parts: AdminParts, request: HTTPConnection, actor: Actor, body: KeyUpdate) -> dict[str, Any]:
+async def update(parts: AdminParts, request: HTTPConnection, actor: Actor, body: KeyUpdate) -> JSONObject:
     _check_input(parts, body)
     token = token_of(body.key)
     async with unit_of_work(parts, request, actor) as unit:
@@ -111,7 +111,8 @@ async def update(parts: AdminParts, request: HTTPConnection, actor: Actor, body:
         key = await _owned_key(session, actor, token)
         before = key_view(key)
         fields = _key_fields(body)
-        user_id, team_id = fields.get("user_id", key.user_id), fields.get("team_id", key.team_id)
+        user_id = body.user_id if "user_id" in fields else key.user_id
+        team_id = body.team_id if "team_id" in fields else key.team_id
         _check_assignable(actor, user_id, key.user_id)
         if "blocked" in fields and not actor.sees_everything:
             raise actor.refuse("'blocked' (only a proxy admin blocks and unblocks keys)")
@@ -133,7 +134,7 @@ async def update(parts: AdminParts, request: HTTPConnection, actor: Actor, body:
 
 async def set_blocked(
     parts: AdminParts, request: HTTPConnection, actor: Actor, raw: str, blocked: bool
-) -> dict[str, Any]:
+) -> JSONObject:
     token = token_of(raw)
     async with unit_of_work(parts, request, actor) as unit:
         key = await _owned_key(unit.session, actor, token)
@@ -147,7 +148,7 @@ async def set_blocked(
     return view
 
 
-async def delete(parts: AdminParts, request: HTTPConnection, actor: Actor, body: KeyDelete) -> dict[str, Any]:
+async def delete(parts: AdminParts, request: HTTPConnection, actor: Actor, body: KeyDelete) -> JSONObject:
     if not body.keys and not body.key_aliases:
         raise invalid_request("pass 'keys' (keys or their hashes) or 'key_aliases'", param="keys")
     deleted: list[str] = []
@@ -171,7 +172,7 @@ async def delete(parts: AdminParts, request: HTTPConnection, actor: Actor, body:
     return {"deleted_keys": deleted}
 
 
-async def regenerate(parts: AdminParts, request: HTTPConnection, actor: Actor, target: str) -> dict[str, Any]:
+async def regenerate(parts: AdminParts, request: HTTPConnection, actor: Actor, target: str) -> JSONObject:
     old = token_of(target)
     raw = generate_key()
     async with unit_of_work(parts, request, actor) as unit:

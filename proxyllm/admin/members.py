@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,10 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from proxyllm.accounts import store
 from proxyllm.accounts.schemas import MemberRef
 from proxyllm.core.errors import invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.tables import TeamMember, User
 
 
-async def members_of(session: AsyncSession, team_id: str) -> list[dict[str, Any]]:
+async def members_of(session: AsyncSession, team_id: str) -> list[JSONObject]:
     rows = await session.execute(
         select(TeamMember.user_id, TeamMember.role, User.user_email)
         .outerjoin(User, User.user_id == TeamMember.user_id)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import update as sql_update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,13 +25,14 @@ from proxyllm.admin.members import members_of, resolve_existing, resolve_or_crea
 from proxyllm.admin.permissions import Actor
 from proxyllm.admin.unit import AdminParts, Unit, unit_of_work
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.tables import Key, Team, TeamMember
 
 # What a team's own admin may change on it; budgets, limits, models and billing stay the proxy admin's.
 TEAM_ADMIN_FIELDS = frozenset({"team_id", "team_alias", "metadata", "model_aliases", "tags"})
 
 
-async def _team_object(session: AsyncSession, team: Team) -> dict[str, Any]:
+async def _team_object(session: AsyncSession, team: Team) -> JSONObject:
     return {**team_view(team), "members_with_roles": await members_of(session, team.team_id)}
 
 
@@ -57,7 +57,7 @@ async def _add_members(unit: Unit, team_id: str, members: list[Member]) -> list[
     return added
 
 
-async def new_team(parts: AdminParts, request: HTTPConnection, actor: Actor, body: TeamNew) -> dict[str, Any]:
+async def new_team(parts: AdminParts, request: HTTPConnection, actor: Actor, body: TeamNew) -> JSONObject:
     parts.check_models(body.models, "models")
     parts.check_models(list((body.model_aliases or {}).values()), "model_aliases")
     team_id = body.team_id or str(uuid.uuid4())
@@ -77,7 +77,7 @@ async def new_team(parts: AdminParts, request: HTTPConnection, actor: Actor, bod
     return view
 
 
-async def info(parts: AdminParts, actor: Actor, team_id: str) -> dict[str, Any]:
+async def info(parts: AdminParts, actor: Actor, team_id: str) -> JSONObject:
     actor.require(actor.owns_team(team_id), f"team '{team_id}'")
     async with parts.db.session() as session:
         team = await store.get_team(session, team_id)
@@ -85,7 +85,7 @@ async def info(parts: AdminParts, actor: Actor, team_id: str) -> dict[str, Any]:
         return {"team_id": team_id, "team_info": await _team_object(session, team), "keys": [key_view(k) for k in keys]}
 
 
-async def update_team(parts: AdminParts, request: HTTPConnection, actor: Actor, body: TeamUpdate) -> dict[str, Any]:
+async def update_team(parts: AdminParts, request: HTTPConnection, actor: Actor, body: TeamUpdate) -> JSONObject:
     parts.check_models(body.models, "models")
     parts.check_models(list((body.model_aliases or {}).values()), "model_aliases")
     actor.require(actor.owns_team(body.team_id), f"team '{body.team_id}'")
@@ -107,7 +107,7 @@ async def update_team(parts: AdminParts, request: HTTPConnection, actor: Actor, 
     return {"team_id": body.team_id, "data": view}
 
 
-async def delete_teams(parts: AdminParts, request: HTTPConnection, actor: Actor, body: TeamDelete) -> dict[str, Any]:
+async def delete_teams(parts: AdminParts, request: HTTPConnection, actor: Actor, body: TeamDelete) -> JSONObject:
     async with unit_of_work(parts, request, actor) as unit:
         session = unit.session
         teams = [await store.get_team(session, tid) for tid in dict.fromkeys(body.team_ids)]  # once each
@@ -124,7 +124,7 @@ async def delete_teams(parts: AdminParts, request: HTTPConnection, actor: Actor,
     return {"deleted_teams": body.team_ids}
 
 
-async def member_add(parts: AdminParts, request: HTTPConnection, actor: Actor, body: MemberAdd) -> dict[str, Any]:
+async def member_add(parts: AdminParts, request: HTTPConnection, actor: Actor, body: MemberAdd) -> JSONObject:
     actor.require(actor.owns_team(body.team_id), f"team '{body.team_id}'")
     members = body.member if isinstance(body.member, list) else [body.member]
     async with unit_of_work(parts, request, actor) as unit:
@@ -152,7 +152,7 @@ async def _membership(session: AsyncSession, team_id: str, body: MemberUpdate | 
     return member
 
 
-async def member_update(parts: AdminParts, request: HTTPConnection, actor: Actor, body: MemberUpdate) -> dict[str, Any]:
+async def member_update(parts: AdminParts, request: HTTPConnection, actor: Actor, body: MemberUpdate) -> JSONObject:
     actor.require(actor.owns_team(body.team_id), f"team '{body.team_id}'")
     async with unit_of_work(parts, request, actor) as unit:
         session = unit.session
@@ -168,7 +168,7 @@ async def member_update(parts: AdminParts, request: HTTPConnection, actor: Actor
     return {"team_id": body.team_id, "user_id": user.user_id, "user_email": user.user_email, "role": after["role"]}
 
 
-async def member_delete(parts: AdminParts, request: HTTPConnection, actor: Actor, body: MemberDelete) -> dict[str, Any]:
+async def member_delete(parts: AdminParts, request: HTTPConnection, actor: Actor, body: MemberDelete) -> JSONObject:
     actor.require(actor.owns_team(body.team_id), f"team '{body.team_id}'")
     async with unit_of_work(parts, request, actor) as unit:
         session = unit.session

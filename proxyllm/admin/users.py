@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
@@ -20,10 +19,11 @@ from proxyllm.admin.members import members_of
 from proxyllm.admin.permissions import Actor
 from proxyllm.admin.unit import AdminParts, unit_of_work
 from proxyllm.core.errors import invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.tables import Key, Team, TeamMember, User
 
 
-async def new_user(parts: AdminParts, request: HTTPConnection, actor: Actor, body: UserNew) -> dict[str, Any]:
+async def new_user(parts: AdminParts, request: HTTPConnection, actor: Actor, body: UserNew) -> JSONObject:
     parts.check_models(body.models, "models")
     user_id = body.user_id or str(uuid.uuid4())
     teams = list(dict.fromkeys([*([body.team_id] if body.team_id else []), *(body.teams or [])]))
@@ -71,7 +71,7 @@ async def new_user(parts: AdminParts, request: HTTPConnection, actor: Actor, bod
     }
 
 
-async def teams_of(session: AsyncSession, user_id: str) -> list[dict[str, Any]]:
+async def teams_of(session: AsyncSession, user_id: str) -> list[JSONObject]:
     """The user's teams as team objects, each with its members and the user's role in it."""
     out = []
     for team_id in await store.user_teams(session, user_id):
@@ -84,7 +84,7 @@ async def teams_of(session: AsyncSession, user_id: str) -> list[dict[str, Any]]:
     return out
 
 
-async def info(parts: AdminParts, actor: Actor, user_id: str | None) -> dict[str, Any]:
+async def info(parts: AdminParts, actor: Actor, user_id: str | None) -> JSONObject:
     user_id = user_id or actor.user_id
     if user_id is None:
         raise invalid_request("pass ?user_id=", param="user_id")
@@ -100,7 +100,7 @@ async def info(parts: AdminParts, actor: Actor, user_id: str | None) -> dict[str
         }
 
 
-async def update_user(parts: AdminParts, request: HTTPConnection, actor: Actor, body: UserUpdate) -> dict[str, Any]:
+async def update_user(parts: AdminParts, request: HTTPConnection, actor: Actor, body: UserUpdate) -> JSONObject:
     parts.check_models(body.models, "models")
     async with unit_of_work(parts, request, actor) as unit:
         user = await store.get_user(unit.session, body.user_id)  # a missing user: 404, nothing linked
@@ -115,7 +115,7 @@ async def update_user(parts: AdminParts, request: HTTPConnection, actor: Actor, 
     return {**view, "data": view}
 
 
-async def delete_users(parts: AdminParts, request: HTTPConnection, actor: Actor, body: UserDelete) -> dict[str, Any]:
+async def delete_users(parts: AdminParts, request: HTTPConnection, actor: Actor, body: UserDelete) -> JSONObject:
     async with unit_of_work(parts, request, actor) as unit:
         session = unit.session
         users = [await store.get_user(session, uid) for uid in dict.fromkeys(body.user_ids)]  # once each

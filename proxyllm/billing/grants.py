@@ -19,6 +19,7 @@ from sqlalchemy import or_, select, update
 
 from proxyllm.billing.ledger import AccountRef, PrepaidLedger, Settlement, money
 from proxyllm.core import clock
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.tables_billing import BillingAccount, CreditGrant
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ REFRESH = 10.0  # seconds between reloads of which accounts hold grants
 EXPIRE_BATCH = 100
 
 
-def grant_view(row: CreditGrant) -> dict[str, Any]:
+def grant_view(row: CreditGrant) -> JSONObject:
     from proxyllm.accounts.views import money as shown
     from proxyllm.accounts.views import when
 

@@ -261,7 +261,7 @@ class PrepaidLedger:
         await self.ensure_account(session, account)
         if await self._exists(session, kind, reference):
             return None
-        values: dict[str, Any] = {"balance": BillingAccount.balance + money(amount)}
+        values: dict[str, object] = {"balance": BillingAccount.balance + money(amount)}
         if kind in ("topup", "auto_recharge"):
             values["total_topups"] = BillingAccount.total_topups + money(amount)
         balance = (

@@ -16,7 +16,6 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP
-from typing import Any
 
 import stripe
 from sqlalchemy import select, update
@@ -39,7 +38,7 @@ LEASE = timedelta(seconds=60)  # a claimed batch is not picked by another replic
 BATCH = 100
 
 
-def meter_rows(billing: Billing, ctx: RequestContext, account: tuple[str, str], customer: str) -> list[dict[str, Any]]:
+def meter_rows(billing: Billing, ctx: RequestContext, account: tuple[str, str], customer: str) -> list[dict[str, object]]:
     """The outbox rows for one finished request, per STRIPE_METER_VALUE."""
     settings = billing.settings
     usage = ctx.usage
@@ -172,7 +171,7 @@ class MeterSender:
         now = datetime.now(UTC)
         async with self.db.session() as session:
             for (status, error, attempts), identifiers in groups.items():
-                values: dict[str, Any] = {"status": status, "last_error": error}
+                values: dict[str, object] = {"status": status, "last_error": error}
                 if status == "sent":
                     values["sent_at"] = now
                 if status == "pending":

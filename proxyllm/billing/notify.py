@@ -45,6 +45,7 @@ from proxyllm.billing.notify_settings import (
 from proxyllm.core.context import RequestContext
 from proxyllm.core.errors import ErrorKind
 from proxyllm.core.hooks import Hook
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.database import Database
 from proxyllm.db.tables import User
 from proxyllm.db.tables_billing import Notification
@@ -97,8 +98,8 @@ class Notifier:
         return self.settings.enabled and kind not in self.settings.off
 
     def rows(
-        self, kind: str, about: str, account: tuple[str, str] | None, data: dict[str, Any], email: str | None
-    ) -> list[dict[str, Any]]:
+        self, kind: str, about: str, account: tuple[str, str] | None, data: JSONObject, email: str | None
+    ) -> list[JSONObject]:
         ident = event_id(kind, about)
         body = {
             "id": ident,
@@ -133,7 +134,7 @@ class Notifier:
         *,
         about: str,
         account: tuple[str, str] | None,
-        data: dict[str, Any],
+        data: JSONObject,
     ) -> None:
         """Queue an event in the caller's transaction (it commits, or not, with its cause)."""
         if not self.wanted(kind):
@@ -148,7 +149,7 @@ class Notifier:
             stmt = dialect.insert(Notification).on_conflict_do_nothing(index_elements=["event_id", "target"])
             await session.execute(stmt, rows)
 
-    def emit_later(self, kind: str, *, about: str, account: tuple[str, str] | None, data: dict[str, Any]) -> None:
+    def emit_later(self, kind: str, *, about: str, account: tuple[str, str] | None, data: JSONObject) -> None:
         """Queue an event with the spend writer's next batch (from the request path: no I/O here)."""
         if self.writer is None or not self.wanted(kind):
             return

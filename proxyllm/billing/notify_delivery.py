@@ -17,7 +17,6 @@ import ssl
 import time
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -159,7 +158,7 @@ class NotificationSender:
 
     async def _record(self, row: Notification, error: str | None) -> None:
         now = datetime.now(UTC)
-        values: dict[str, Any]
+        values: dict[str, object]
         if error is None:
             values = {"status": "delivered", "delivered_at": now, "last_error": None, "attempts": row.attempts + 1}
         elif row.attempts + 1 >= self.settings.max_attempts:

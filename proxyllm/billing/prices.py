@@ -36,6 +36,7 @@ from sqlalchemy import select
 from proxyllm.core.context import RequestContext
 from proxyllm.core.errors import ProxyError
 from proxyllm.core.hooks import Hook
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.pricing import compute_seconds, seconds_bound
 from proxyllm.db.database import Database
 from proxyllm.db.tables_billing import BillingAccount, RateCardPrice
@@ -143,7 +144,7 @@ class PricePlan:
         return price_of(self, ctx)
 
 
-def count_images(body: dict[str, Any]) -> int:
+def count_images(body: JSONObject) -> int:
     """Images the request sends (message parts and Ollama's ``images``)."""
     images = 0
     messages = body.get("messages")

@@ -31,6 +31,7 @@ from proxyllm.billing.ledger import AccountRef, PrepaidLedger, Settlement, money
 from proxyllm.billing.notify import RECHARGE_FAILED, RECHARGE_SUCCEEDED
 from proxyllm.billing.webhooks import Malformed, minor_units, text_field
 from proxyllm.core.background import cancel
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.tables import User
 from proxyllm.db.tables_billing import AutoRecharge
 
@@ -82,7 +83,7 @@ async def ensure_row(session: AsyncSession, account: AccountRef, *, sqlite_db: b
     return row
 
 
-def recharge_view(row: AutoRecharge | None, account: AccountRef) -> dict[str, Any]:
+def recharge_view(row: AutoRecharge | None, account: AccountRef) -> JSONObject:
     from proxyllm.accounts.views import money as shown
 
     if row is None:
@@ -316,7 +317,7 @@ async def fail_in(
 # -- webhooks -----------------------------------------------------------------------------------
 
 
-def _recharge_metadata(obj: dict[str, Any]) -> tuple[AccountRef, str] | None:
+def _recharge_metadata(obj: JSONObject) -> tuple[AccountRef, str] | None:
     metadata = obj.get("metadata")
     if not isinstance(metadata, dict) or METADATA_KEY not in metadata:
         return None  # e.g. the PaymentIntent behind a Checkout top-up: handled by checkout.session.*
@@ -330,7 +331,7 @@ def _recharge_metadata(obj: dict[str, Any]) -> tuple[AccountRef, str] | None:
 
 
 async def payment_intent_succeeded(
-    ledger: PrepaidLedger, session: AsyncSession, obj: dict[str, Any], created: int
+    ledger: PrepaidLedger, session: AsyncSession, obj: JSONObject, created: int
 ) -> str:
     found = _recharge_metadata(obj)
     if found is None:
@@ -362,7 +363,7 @@ async def payment_intent_succeeded(
     return "credited" if posted is not None else "already credited"
 
 
-async def payment_intent_failed(ledger: PrepaidLedger, session: AsyncSession, obj: dict[str, Any], created: int) -> str:
+async def payment_intent_failed(ledger: PrepaidLedger, session: AsyncSession, obj: JSONObject, created: int) -> str:
     found = _recharge_metadata(obj)
     if found is None:
         return "ignored: not an automatic recharge"
@@ -375,7 +376,7 @@ async def payment_intent_failed(ledger: PrepaidLedger, session: AsyncSession, ob
 
 
 async def setup_intent_succeeded(
-    ledger: PrepaidLedger, session: AsyncSession, obj: dict[str, Any], created: int
+    ledger: PrepaidLedger, session: AsyncSession, obj: JSONObject, created: int
 ) -> str:
     metadata = obj.get("metadata")
     if not isinstance(metadata, dict) or "proxyllm_account_id" not in metadata:

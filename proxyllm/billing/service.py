@@ -19,6 +19,7 @@ from proxyllm.billing.settings import BillingSettings
 from proxyllm.core.background import cancel
 from proxyllm.core.context import Principal, RequestContext
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.database import Database
 from proxyllm.db.tables import Team, User
 from proxyllm.db.tables_billing import BillingAccount, Topup
@@ -163,7 +164,7 @@ class Billing:
 
     async def start_topup(
         self, account: AccountRef, amount: Decimal, success_url: str, cancel_url: str
-    ) -> dict[str, Any]:
+    ) -> JSONObject:
         self.check_topup_amount(amount)
         customer = await self.customer_for(account)
         metadata = {"proxyllm_account_type": account[0], "proxyllm_account_id": account[1]}
@@ -215,7 +216,7 @@ class Billing:
             SETTLEMENT, {"account_type": account[0], "account_id": account[1], "request_id": request_id, "cost": cost}
         )
 
-    async def _write_settlements(self, session: AsyncSession, settlements: list[dict[str, Any]]) -> None:
+    async def _write_settlements(self, session: AsyncSession, settlements: list[JSONObject]) -> None:
         batch = [((i["account_type"], i["account_id"]), i["request_id"], i["cost"]) for i in settlements]
         for account, result in await self.ledger.settle_many(session, batch):
             if result.crossed_low_balance:

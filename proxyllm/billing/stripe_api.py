@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
-from typing import Any
 
 import stripe
 
 from proxyllm.billing.amounts import to_minor_units
 from proxyllm.billing.settings import BillingSettings
 from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.core.jsontypes import JSONObject
 
 log = logging.getLogger("proxyllm.billing")
 
@@ -47,21 +47,21 @@ class StripeAPI:
         base = settings.api_base.rstrip("/")
         return {"api": base, "meter_events": base}
 
-    async def list_meters(self) -> list[dict[str, Any]]:
+    async def list_meters(self) -> list[JSONObject]:
         try:
             page = await self.client.v1.billing.meters.list_async({"limit": 100})
         except stripe.StripeError as error:
             raise stripe_failure(error) from None
         return [m.to_dict() for m in page.data]
 
-    async def create_meter(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def create_meter(self, params: JSONObject) -> JSONObject:
         try:
             meter = await self.client.v1.billing.meters.create_async(params)  # type: ignore[arg-type]
         except stripe.StripeError as error:
             raise stripe_failure(error) from None
         return meter.to_dict()
 
-    async def deactivate_meter(self, meter_id: str) -> dict[str, Any]:
+    async def deactivate_meter(self, meter_id: str) -> JSONObject:
         try:
             meter = await self.client.v1.billing.meters.deactivate_async(meter_id)
         except stripe.StripeError as error:
@@ -69,7 +69,7 @@ class StripeAPI:
         return meter.to_dict()
 
     async def create_customer(self, *, account_type: str, account_id: str, email: str | None) -> str:
-        params: dict[str, Any] = {
+        params: JSONObject = {
             "metadata": {"proxyllm_account_type": account_type, "proxyllm_account_id": account_id},
             "description": f"proxyllm {account_type} {account_id}",
         }
@@ -102,10 +102,10 @@ class StripeAPI:
         metadata: dict[str, str],
         receipt_email: str | None = None,
     ) -> tuple[str, str]:
-        payment: dict[str, Any] = {"metadata": metadata}
+        payment: JSONObject = {"metadata": metadata}
         if receipt_email:
             payment["receipt_email"] = receipt_email  # Stripe emails the receipt
-        params: dict[str, Any] = {
+        params: JSONObject = {
             "mode": "payment",
             "customer": customer,
             "client_reference_id": f"{metadata['proxyllm_account_type']}:{metadata['proxyllm_account_id']}",
@@ -136,7 +136,7 @@ class StripeAPI:
         self, *, customer: str, currency: str, success_url: str, cancel_url: str, metadata: dict[str, str]
     ) -> tuple[str, str]:
         """A Checkout Session that only saves a card for later off-session payments."""
-        params: dict[str, Any] = {
+        params: JSONObject = {
             "mode": "setup",
             "customer": customer,
             "currency": currency,
@@ -153,7 +153,7 @@ class StripeAPI:
 
     async def create_setup_intent(self, *, customer: str, metadata: dict[str, str]) -> tuple[str, str]:
         """A SetupIntent (for Stripe.js / Elements): its id and client secret."""
-        params: dict[str, Any] = {"customer": customer, "usage": "off_session", "metadata": metadata}
+        params: JSONObject = {"customer": customer, "usage": "off_session", "metadata": metadata}
         try:
             intent = await self.client.v1.setup_intents.create_async(params)  # type: ignore[arg-type]
         except stripe.StripeError as error:
@@ -173,7 +173,7 @@ class StripeAPI:
     ) -> tuple[str, str]:
         """Create and confirm an off-session PaymentIntent: (id, status). A decline raises
         ``stripe.CardError``; the same idempotency key never creates a second PaymentIntent."""
-        params: dict[str, Any] = {
+        params: JSONObject = {
             "amount": to_minor_units(amount),
             "currency": currency,
             "customer": customer,
@@ -192,7 +192,7 @@ class StripeAPI:
         return str(intent.id), str(intent.status)
 
     async def create_portal_session(self, *, customer: str, return_url: str) -> str:
-        params: dict[str, Any] = {"customer": customer, "return_url": return_url}
+        params: JSONObject = {"customer": customer, "return_url": return_url}
         try:
             session = await self.client.v1.billing_portal.sessions.create_async(params)  # type: ignore[arg-type]
         except stripe.StripeError as error:

@@ -20,6 +20,7 @@ from proxyllm.billing.service import Billing
 from proxyllm.core.context import RequestContext
 from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.core.hooks import Hook
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.tables import Team, User
 from proxyllm.db.tables_billing import BillingAccount, Subscription
 
@@ -47,13 +48,13 @@ async def account_of_customer(session: AsyncSession, customer: str | None) -> Ac
     return None
 
 
-def _first_item(obj: dict[str, Any]) -> dict[str, Any]:
+def _first_item(obj: JSONObject) -> JSONObject:
     items = (obj.get("items") or {}).get("data") or []
     return items[0] if items and isinstance(items[0], dict) else {}
 
 
 async def subscription_changed(
-    ledger: PrepaidLedger, session: AsyncSession, obj: dict[str, Any], created: int, deleted: bool = False
+    ledger: PrepaidLedger, session: AsyncSession, obj: JSONObject, created: int, deleted: bool = False
 ) -> str:
     account = await account_of_customer(session, obj.get("customer"))
     if account is None:
@@ -102,11 +103,11 @@ async def subscription_changed(
     return f"subscription {status}"
 
 
-async def subscription_deleted(ledger: PrepaidLedger, session: AsyncSession, obj: dict[str, Any], created: int) -> str:
+async def subscription_deleted(ledger: PrepaidLedger, session: AsyncSession, obj: JSONObject, created: int) -> str:
     return await subscription_changed(ledger, session, obj, created, deleted=True)
 
 
-def _invoice_subscription(obj: dict[str, Any]) -> str | None:
+def _invoice_subscription(obj: JSONObject) -> str | None:
     sub = obj.get("subscription")
     if isinstance(sub, str):
         return sub
@@ -114,7 +115,7 @@ def _invoice_subscription(obj: dict[str, Any]) -> str | None:
     return details if isinstance(details, str) else None
 
 
-async def _invoice(session: AsyncSession, obj: dict[str, Any], outcome: str) -> str:
+async def _invoice(session: AsyncSession, obj: JSONObject, outcome: str) -> str:
     sub_id = _invoice_subscription(obj)
     row = await session.get(Subscription, sub_id) if sub_id else None
     if row is None:
@@ -123,12 +124,12 @@ async def _invoice(session: AsyncSession, obj: dict[str, Any], outcome: str) -> 
     return f"invoice {outcome}"
 
 
-async def invoice_paid(ledger: PrepaidLedger, session: AsyncSession, obj: dict[str, Any], created: int) -> str:
+async def invoice_paid(ledger: PrepaidLedger, session: AsyncSession, obj: JSONObject, created: int) -> str:
     return await _invoice(session, obj, "paid")
 
 
 async def invoice_payment_failed(
-    ledger: PrepaidLedger, session: AsyncSession, obj: dict[str, Any], created: int
+    ledger: PrepaidLedger, session: AsyncSession, obj: JSONObject, created: int
 ) -> str:
     return await _invoice(session, obj, "payment_failed")
 
@@ -142,7 +143,7 @@ HANDLERS = {
 }
 
 
-def subscription_view(row: Subscription) -> dict[str, Any]:
+def subscription_view(row: Subscription) -> JSONObject:
     return {
         "subscription_id": row.subscription_id,
         "account_type": row.account_type,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
 
 import orjson
 from sqlalchemy import select
@@ -20,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from proxyllm.billing.amounts import from_minor_units
 from proxyllm.billing.ledger import AccountRef, PrepaidLedger
 from proxyllm.core.errors import invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.database import Database
 from proxyllm.db.tables_billing import BillingAccount, StripeEvent, Topup
 
@@ -27,7 +27,7 @@ log = logging.getLogger("proxyllm.billing.webhook")
 TOLERANCE = 300  # seconds a signature's timestamp may be off, in either direction
 MAX_MINOR_UNITS = 10**11  # far above any single Stripe payment; keeps amounts inside the Money column
 ACCOUNT_TYPES = frozenset({"user", "team", "end_user"})
-Handler = Callable[[PrepaidLedger, AsyncSession, dict[str, Any], int], Awaitable[str]]
+Handler = Callable[[PrepaidLedger, AsyncSession, JSONObject, int], Awaitable[str]]
 
 
 class Malformed(Exception):
@@ -35,7 +35,7 @@ class Malformed(Exception):
     retry it for days), never credited."""
 
 
-def text_field(obj: dict[str, Any], name: str, *, required: bool = False, limit: int = 255) -> str | None:
+def text_field(obj: JSONObject, name: str, *, required: bool = False, limit: int = 255) -> str | None:
     value = obj.get(name)
     if value is None or value == "":
         if required:
@@ -48,7 +48,7 @@ def text_field(obj: dict[str, Any], name: str, *, required: bool = False, limit:
     return value
 
 
-def minor_units(obj: dict[str, Any], name: str) -> int:
+def minor_units(obj: JSONObject, name: str) -> int:
     """A non-negative whole amount in the currency's minor unit (cents), within bounds."""
     value = obj.get(name)
     if value is None:
@@ -58,7 +58,7 @@ def minor_units(obj: dict[str, Any], name: str) -> int:
     return value
 
 
-def _metadata(obj: dict[str, Any]) -> dict[str, Any]:
+def _metadata(obj: JSONObject) -> JSONObject:
     meta = obj.get("metadata")
     if meta is None:
         return {}
@@ -75,7 +75,7 @@ def _signed_at(signature: str) -> int | None:
     return None
 
 
-def verify(payload: bytes, signature: str | None, secret: str | None) -> dict[str, Any]:
+def verify(payload: bytes, signature: str | None, secret: str | None) -> JSONObject:
     """The event, if the payload is signed with ``secret`` within the tolerance; else a 400."""
     if not secret:
         raise invalid_request("webhooks are not accepted: STRIPE_WEBHOOK_SECRET is not configured")
@@ -105,7 +105,7 @@ def verify(payload: bytes, signature: str | None, secret: str | None) -> dict[st
 
 
 async def account_for(
-    session: AsyncSession, *, payment_intent: str | None, metadata: dict[str, Any] | None, customer: str | None
+    session: AsyncSession, *, payment_intent: str | None, metadata: JSONObject | None, customer: str | None
 ) -> tuple[AccountRef | None, Topup | None]:
     topup = None
     if payment_intent:
@@ -130,7 +130,7 @@ async def account_for(
     return None, None
 
 
-async def _checkout(ledger: PrepaidLedger, session: AsyncSession, obj: dict[str, Any], *, paid: bool) -> str:
+async def _checkout(ledger: PrepaidLedger, session: AsyncSession, obj: JSONObject, *, paid: bool) -> str:
     session_id = text_field(obj, "id", required=True)
     assert session_id is not None
     payment_intent = text_field(obj, "payment_intent")
@@ -186,17 +186,17 @@ async def _checkout(ledger: PrepaidLedger, session: AsyncSession, obj: dict[str,
     return "credited" if posted is not None else "already credited"
 
 
-async def checkout_completed(ledger: PrepaidLedger, session: AsyncSession, obj: dict[str, Any], created: int) -> str:
+async def checkout_completed(ledger: PrepaidLedger, session: AsyncSession, obj: JSONObject, created: int) -> str:
     return await _checkout(ledger, session, obj, paid=obj.get("payment_status") in ("paid", "no_payment_required"))
 
 
 async def async_payment_succeeded(
-    ledger: PrepaidLedger, session: AsyncSession, obj: dict[str, Any], created: int
+    ledger: PrepaidLedger, session: AsyncSession, obj: JSONObject, created: int
 ) -> str:
     return await _checkout(ledger, session, obj, paid=True)
 
 
-async def async_payment_failed(ledger: PrepaidLedger, session: AsyncSession, obj: dict[str, Any], created: int) -> str:
+async def async_payment_failed(ledger: PrepaidLedger, session: AsyncSession, obj: JSONObject, created: int) -> str:
     topup = await session.get(Topup, text_field(obj, "id", required=True))
     if topup is None:
         return "ignored: unknown checkout session"
@@ -212,12 +212,12 @@ async def async_payment_failed(ledger: PrepaidLedger, session: AsyncSession, obj
     return "recorded failed payment"
 
 
-def _same_currency(ledger: PrepaidLedger, obj: dict[str, Any]) -> bool:
+def _same_currency(ledger: PrepaidLedger, obj: JSONObject) -> bool:
     currency = (text_field(obj, "currency", limit=8) or ledger.currency).lower()
     return currency == ledger.currency
 
 
-async def charge_refunded(ledger: PrepaidLedger, session: AsyncSession, obj: dict[str, Any], created: int) -> str:
+async def charge_refunded(ledger: PrepaidLedger, session: AsyncSession, obj: JSONObject, created: int) -> str:
     charge_id = text_field(obj, "id", required=True)
     refunded = minor_units(obj, "amount_refunded")
     if not _same_currency(ledger, obj):
@@ -245,7 +245,7 @@ async def charge_refunded(ledger: PrepaidLedger, session: AsyncSession, obj: dic
     return "debited refund"
 
 
-async def dispute_created(ledger: PrepaidLedger, session: AsyncSession, obj: dict[str, Any], created: int) -> str:
+async def dispute_created(ledger: PrepaidLedger, session: AsyncSession, obj: JSONObject, created: int) -> str:
     dispute_id = text_field(obj, "id", required=True)
     cents = minor_units(obj, "amount")
     charge = text_field(obj, "charge")
@@ -279,8 +279,8 @@ HANDLERS: dict[str, Handler] = {
 
 
 async def process(
-    db: Database, ledger: PrepaidLedger, event: dict[str, Any], extra: Mapping[str, Handler] | None = None
-) -> dict[str, Any]:
+    db: Database, ledger: PrepaidLedger, event: JSONObject, extra: Mapping[str, Handler] | None = None
+) -> JSONObject:
     """Apply an event once: its id and its effects commit together."""
     event_type = str(event.get("type"))[:100].replace("\x00", "")
     handler = (extra or {}).get(event_type) or HANDLERS.get(event_type) or recharge_handler(event_type)

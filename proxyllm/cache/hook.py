@@ -27,6 +27,7 @@ from proxyllm.cache.store import CacheStore, LocalStore
 from proxyllm.core.context import RequestContext, Slot
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.core.hooks import Answer, Hook
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.router import Router
 
 log = logging.getLogger("proxyllm.cache")
@@ -127,7 +128,7 @@ class CacheHook(Hook):
     async def stop(self) -> None:
         await self.store.close()
 
-    def controls(self, ctx: RequestContext) -> dict[str, Any] | None:
+    def controls(self, ctx: RequestContext) -> JSONObject | None:
         """The request's ``cache`` object, checked (400 for bad values, 403 for controls this key may not use)."""
         options = ctx.options
         raw = options.get("cache") if options else None

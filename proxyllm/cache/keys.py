@@ -11,18 +11,18 @@ Keys are sorted, so field order does not matter.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 import orjson
 
 from proxyllm.core.context import RequestContext
+from proxyllm.core.jsontypes import JSONObject
 
 IGNORED = frozenset({"model", "stream", "stream_options", "user"})
 
 
 def request_digest(ctx: RequestContext, group: str) -> str:
     body = {k: v for k, v in ctx.body.items() if v is not None and k not in IGNORED}
-    material: dict[str, Any] = {"operation": ctx.operation.value, "model": group, "stream": ctx.stream, "body": body}
+    material: JSONObject = {"operation": ctx.operation.value, "model": group, "stream": ctx.stream, "body": body}
     if ctx.stream:
         material["stream_options"] = ctx.body.get("stream_options")
     native = ctx.native

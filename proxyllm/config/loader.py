@@ -34,6 +34,7 @@ from proxyllm.config.schema import (
     ProxyConfig,
     RouterSettings,
 )
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.units import UNIT_PRICES
 
 log = logging.getLogger("proxyllm.config")
@@ -128,7 +129,7 @@ _UNSET: Any = _Unset()
 class _Resolver:
     """Replaces ``os.environ/NAME`` values, noting every unset variable instead of stopping at the first."""
 
-    def __init__(self, raw: dict[str, Any]) -> None:
+    def __init__(self, raw: JSONObject) -> None:
         self.raw = raw
         self.missing: list[str] = []
         self.unset_paths: set[Path_] = set()
@@ -177,7 +178,7 @@ def entry_label(raw: Any, index: int) -> str:
     return f"model_list[{index}]" + (f" (model_name {name!r})" if name is not None else "")
 
 
-def _check_model_entries(raw: dict[str, Any], problems: list[str]) -> set[int]:
+def _check_model_entries(raw: JSONObject, problems: list[str]) -> set[int]:
     """Problems of the entries' shape, in words clearer than the schema's; the indices of bad entries."""
     models = raw.get("model_list")
     if models is None:
@@ -204,7 +205,7 @@ def _check_model_entries(raw: dict[str, Any], problems: list[str]) -> set[int]:
     return bad
 
 
-def _describe(exc: ValidationError, raw: dict[str, Any], *, skip_entries: set[int], unset: set[Path_]) -> list[str]:
+def _describe(exc: ValidationError, raw: JSONObject, *, skip_entries: set[int], unset: set[Path_]) -> list[str]:
     lines = []
     for err in exc.errors():
         loc = tuple(err["loc"])
@@ -243,7 +244,7 @@ PRICE_PARAMS = frozenset(
 )
 
 
-def unknown_key_warnings(raw: dict[str, Any]) -> list[str]:
+def unknown_key_warnings(raw: JSONObject) -> list[str]:
     """One line per key no part of proxyllm reads, with the known key it is closest to, if any."""
     out: list[str] = []
 

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from proxyllm.core.jsontypes import JSONObject
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
@@ -119,7 +121,7 @@ class RouterSettings(_Section):
     default_fallbacks: list[str] = Field(default_factory=list)
     max_fallbacks: int | None = Field(default=None, ge=0)
     retry_policy: dict[str, int] = Field(default_factory=dict)  # LiteLLM names, e.g. RateLimitErrorRetries
-    routing_strategy_args: dict[str, Any] = Field(default_factory=dict)
+    routing_strategy_args: JSONObject = Field(default_factory=dict)
     enable_pre_call_checks: bool = False
     enable_tag_filtering: bool = False  # route by deployment tags (litellm_params.tags) and request tags
     # Shared state across replicas (else REDIS_URL / REDIS_HOST from the environment).
@@ -173,7 +175,7 @@ class ProxyConfig(BaseModel):
     router_settings: RouterSettings = Field(default_factory=RouterSettings)
     general_settings: GeneralSettings = Field(default_factory=GeneralSettings)
     billing: BillingConfig = Field(default_factory=BillingConfig)
-    environment_variables: dict[str, Any] = Field(default_factory=dict)
+    environment_variables: JSONObject = Field(default_factory=dict)
     source: str | None = Field(default=None, exclude=True)
 
     @field_validator("model_list", mode="before")

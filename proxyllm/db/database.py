@@ -97,14 +97,15 @@ class Database:
             self.engine: AsyncEngine = create_async_engine(url, connect_args={"timeout": 10})
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         else:
-            connect_args: dict[str, Any] = {
+            server_settings = {
+                "statement_timeout": str(statement_timeout_ms),
+                "lock_timeout": str(lock_timeout_ms),
+                "idle_in_transaction_session_timeout": str(max(statement_timeout_ms * 3, 30_000)),
+            }
+            connect_args: dict[str, object] = {
                 "timeout": CONNECT_TIMEOUT,
                 "command_timeout": statement_timeout_ms / 1000 + 5,  # the client's own backstop
-                "server_settings": {
-                    "statement_timeout": str(statement_timeout_ms),
-                    "lock_timeout": str(lock_timeout_ms),
-                    "idle_in_transaction_session_timeout": str(max(statement_timeout_ms * 3, 30_000)),
-                },
+                "server_settings": server_settings,
             }
             self.engine = create_async_engine(
                 url,
@@ -116,7 +117,7 @@ class Database:
             )
             self.hot = HotPool(
                 url,
-                server_settings=connect_args["server_settings"],
+                server_settings=server_settings,
                 connect_timeout=CONNECT_TIMEOUT,
                 size=hot_pool_size,
             )

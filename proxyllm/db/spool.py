@@ -19,8 +19,10 @@ from typing import Any
 
 import orjson
 
+from proxyllm.core.jsontypes import JSONObject
+
 log = logging.getLogger("proxyllm.spool")
-Item = tuple[str, dict[str, Any]]
+Item = tuple[str, JSONObject]
 
 
 def _encode_value(value: Any) -> Any:
@@ -40,7 +42,7 @@ def _decode_value(value: Any) -> Any:
     return value
 
 
-def encode(kind: str, payload: dict[str, Any]) -> bytes:
+def encode(kind: str, payload: JSONObject) -> bytes:
     return orjson.dumps({"kind": kind, "payload": {k: _encode_value(v) for k, v in payload.items()}})
 
 

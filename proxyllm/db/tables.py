@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.types import Money
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON, Decimal: Money}
+    type_annotation_map = {JSONObject: JSON, list[str]: JSON, Decimal: Money}
 
 
 def _now_column() -> Mapped[datetime]:
@@ -34,7 +34,7 @@ class BudgetColumns:
     tpm_limit: Mapped[int | None] = mapped_column(Integer, default=None)
     rpm_limit: Mapped[int | None] = mapped_column(Integer, default=None)
     max_parallel_requests: Mapped[int | None] = mapped_column(Integer, default=None)
-    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    metadata_: Mapped[JSONObject] = mapped_column("metadata", JSON, default=dict)
     blocked: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 

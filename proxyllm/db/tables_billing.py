@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.tables import Base
 from proxyllm.db.types import Money
 
@@ -124,7 +124,7 @@ class MeterEvent(Base):
     stripe_customer_id: Mapped[str] = mapped_column(String(255))
     event_name: Mapped[str] = mapped_column(String(100))
     value: Mapped[int] = mapped_column(BigInteger)
-    dimensions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    dimensions: Mapped[JSONObject] = mapped_column(JSON, default=dict)
     timestamp: Mapped[int] = mapped_column(BigInteger)  # when the usage happened (epoch seconds)
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)

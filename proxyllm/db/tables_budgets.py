@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import JSON, Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.tables import Base
 from proxyllm.db.types import Money
 
@@ -34,7 +34,7 @@ class Budget(Base):
     max_parallel_requests: Mapped[int | None] = mapped_column(Integer, default=None)
     tpm_limit: Mapped[int | None] = mapped_column(Integer, default=None)
     rpm_limit: Mapped[int | None] = mapped_column(Integer, default=None)
-    model_max_budget: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    model_max_budget: Mapped[JSONObject] = mapped_column(JSON, default=dict)
     budget_duration: Mapped[str | None] = mapped_column(String(16), default=None)
     budget_reset_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     created_by: Mapped[str | None] = mapped_column(String(255), default=None)
@@ -70,7 +70,7 @@ class EndUser(Base):
     )
     allowed_model_region: Mapped[str | None] = mapped_column(String(8), default=None)
     default_model: Mapped[str | None] = mapped_column(String(255), default=None)
-    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    metadata_: Mapped[JSONObject] = mapped_column("metadata", JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.tables import Base
 
 
@@ -23,9 +23,9 @@ class StoredModel(Base):
 
     model_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     model_name: Mapped[str] = mapped_column(String(255), index=True)
-    litellm_params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    litellm_params: Mapped[JSONObject] = mapped_column(JSON, default=dict)
     secret_params: Mapped[str | None] = mapped_column(Text, default=None)
-    model_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    model_info: Mapped[JSONObject] = mapped_column(JSON, default=dict)
     created_by: Mapped[str | None] = mapped_column(String(255), default=None)
     updated_by: Mapped[str | None] = mapped_column(String(255), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -52,8 +52,8 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(String(64))  # "<object>.<verb>", e.g. key.update
     target_type: Mapped[str] = mapped_column(String(32))
     target_id: Mapped[str | None] = mapped_column(String(255), default=None)
-    before: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
-    after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    before: Mapped[JSONObject | None] = mapped_column(JSON, default=None)
+    after: Mapped[JSONObject | None] = mapped_column(JSON, default=None)
     client_ip: Mapped[str | None] = mapped_column(String(64), default=None)
 
     __table_args__ = (

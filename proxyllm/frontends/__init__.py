@@ -10,8 +10,8 @@ form (``azure.py``), batch completion over a comma-separated model (``batch.py``
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.types import Operation
 from proxyllm.frontends import azure
 from proxyllm.frontends.anthropic import CountTokensFrontend, MessagesFrontend
@@ -32,9 +32,9 @@ from proxyllm.frontends.responses.store import ResponseStore
 
 def llm_endpoints(
     runtime: Services, openai_paths: Mapping[Operation, tuple[str, ...]], response_store: ResponseStore
-) -> dict[str, Any]:
+) -> JSONObject:
     """Every model endpoint by path: raw ASGI apps the application dispatches before its routing."""
-    endpoints: dict[str, Any] = {}
+    endpoints: JSONObject = {}
     for operation, paths in openai_paths.items():
         endpoint = Endpoint(runtime, OpenAIFrontend(operation))
         for path in paths:

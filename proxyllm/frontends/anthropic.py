@@ -10,13 +10,12 @@ Errors are answered in Anthropic's shape: ``{"type": "error", "error": {"type", 
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from proxyllm.core.admission import group_output_limit
 from proxyllm.core.context import NativeRequest, RequestContext
 from proxyllm.core.errors import ProxyError
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.requests import PROXY_FIELDS, apply_proxy_fields, load_json
 from proxyllm.core.router import Router
 from proxyllm.core.routing.groups import ModelGroup
@@ -34,7 +33,7 @@ NATIVE_PROXY_FIELDS = PROXY_FIELDS - {"metadata"}
 BETA = b"anthropic-beta"
 
 
-def parse_native(raw: bytes) -> dict[str, Any]:
+def parse_native(raw: bytes) -> JSONObject:
     return check_request(load_json(raw))
 
 

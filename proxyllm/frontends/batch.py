@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
+from starlette.types import Send
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.errors import ProxyError, invalid_request
@@ -36,7 +37,7 @@ def batch_models(model: str) -> list[str]:
     return names
 
 
-async def run_batch(gateway: Gateway, frontend: Frontend, incoming: Incoming, ctx: RequestContext, send: Any) -> None:
+async def run_batch(gateway: Gateway, frontend: Frontend, incoming: Incoming, ctx: RequestContext, send: Send) -> None:
     """Answer a comma-separated ``model`` with every model's answer (see the module's docstring)."""
     from proxyllm.frontends.endpoint import request_headers, send_bytes
 

@@ -13,7 +13,8 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator
-from typing import Any
+
+from starlette.types import Receive, Scope, Send
 
 from proxyllm.accounts.auth import key_from_headers
 from proxyllm.core.context import RequestContext
@@ -26,7 +27,6 @@ from proxyllm.frontends.batch import run_batch
 
 log = logging.getLogger("proxyllm.http")
 
-Scope = dict[str, Any]
 JSON = b"application/json"
 STREAM_HEADERS = [
     (b"content-type", b"text/event-stream"),
@@ -50,10 +50,10 @@ class Watch:
         self.task = asyncio.current_task()
         self.watcher: asyncio.Task[None] | None = None
 
-    def start(self, receive: Any) -> None:
+    def start(self, receive: Receive) -> None:
         self.watcher = asyncio.get_running_loop().create_task(self._watch(receive))
 
-    async def _watch(self, receive: Any) -> None:
+    async def _watch(self, receive: Receive) -> None:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
@@ -80,7 +80,7 @@ class Watch:
         return True
 
 
-async def read_body(receive: Any, limit: int, declared: int | None) -> bytes:
+async def read_body(receive: Receive, limit: int, declared: int | None) -> bytes:
     if declared is not None and declared > limit:
         raise _too_large(limit)
     message = await receive()
@@ -139,7 +139,7 @@ def response_headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
 
 
 async def send_bytes(
-    send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]], content_type: bytes = JSON
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]], content_type: bytes = JSON
 ) -> None:
     headers.append((b"content-type", content_type))
     headers.append((b"content-length", str(len(body)).encode()))
@@ -147,7 +147,7 @@ async def send_bytes(
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_error(send: Any, err: ProxyError, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+async def send_error(send: Send, err: ProxyError, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
     for name, value in err.response_headers().items():
         headers.append((name.encode(), value.encode()))
     await send_bytes(send, err.status, body, headers)
@@ -165,7 +165,7 @@ class Endpoint:
         self.max_body = frontend.max_body
         self.stream_headers = [(b"content-type", frontend.stream_type), *STREAM_HEADERS[1:]]
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         request_id = str(uuid.uuid4())
         raw_headers = scope["headers"]
@@ -237,7 +237,7 @@ class Endpoint:
 
     @staticmethod
     async def _send_stream(
-        send: Any,
+        send: Send,
         ctx: RequestContext,
         events: AsyncGenerator[bytes, None],
         encoder: StreamEncoder | None,

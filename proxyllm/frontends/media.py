@@ -16,6 +16,7 @@ from typing import Any
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.errors import invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.requests import apply_proxy_fields, bounded_string, load_json
 from proxyllm.core.types import Operation, Units
 from proxyllm.core.units import audio_seconds_bound, search_units
@@ -132,20 +133,20 @@ RERANK_FIELDS: dict[str, Check] = {
 COMMON: dict[str, Check] = {"model": _string(255), "user": _string(255)}
 
 
-def _check_fields(body: dict[str, Any], fields: dict[str, Check]) -> None:
+def _check_fields(body: JSONObject, fields: dict[str, Check]) -> None:
     for name, check in (*COMMON.items(), *fields.items()):
         value = body.get(name)
         if value is not None:
             check(value, name)
 
 
-def _require(body: dict[str, Any], *names: str) -> None:
+def _require(body: JSONObject, *names: str) -> None:
     for name in names:
         if body.get(name) is None:
             raise invalid_request(f"missing required field '{name}'", param=name)
 
 
-def json_body(raw: bytes) -> dict[str, Any]:
+def json_body(raw: bytes) -> JSONObject:
     body = load_json(raw)
     if not isinstance(body, dict):
         raise invalid_request("the request body must be a JSON object")
@@ -173,7 +174,7 @@ class MediaFrontend(Frontend):
         apply_proxy_fields(ctx)
         return ctx
 
-    def units(self, body: dict[str, Any]) -> Units:
+    def units(self, body: JSONObject) -> Units:
         raise NotImplementedError
 
 
@@ -183,7 +184,7 @@ class ImagesFrontend(MediaFrontend):
     def __init__(self) -> None:
         super().__init__(Operation.IMAGE_GENERATION)
 
-    def units(self, body: dict[str, Any]) -> Units:
+    def units(self, body: JSONObject) -> Units:
         _require(body, "prompt")
         _check_fields(body, IMAGE_FIELDS)
         return Units(images_out=body.get("n") or 1)
@@ -195,7 +196,7 @@ class ModerationsFrontend(MediaFrontend):
     def __init__(self) -> None:
         super().__init__(Operation.MODERATION)
 
-    def units(self, body: dict[str, Any]) -> Units:
+    def units(self, body: JSONObject) -> Units:
         _require(body, "input")
         _check_fields(body, {})
         value = body["input"]
@@ -223,7 +224,7 @@ class SpeechFrontend(MediaFrontend):
     def __init__(self) -> None:
         super().__init__(Operation.SPEECH)
 
-    def units(self, body: dict[str, Any]) -> Units:
+    def units(self, body: JSONObject) -> Units:
         _require(body, "input", "voice")
         _check_fields(body, SPEECH_FIELDS)
         return Units(characters=len(body["input"]))
@@ -238,7 +239,7 @@ class RerankFrontend(MediaFrontend):
     def __init__(self) -> None:
         super().__init__(Operation.RERANK)
 
-    def units(self, body: dict[str, Any]) -> Units:
+    def units(self, body: JSONObject) -> Units:
         _require(body, "query", "documents")
         _check_fields(body, RERANK_FIELDS)
         documents = body["documents"]
@@ -289,7 +290,7 @@ class TranscriptionFrontend(MediaFrontend):
         stream = fields.pop("stream", None)
         if stream is not None and stream != ["false"]:
             raise invalid_request("transcriptions are not streamed here; leave 'stream' out", param="stream")
-        body: dict[str, Any] = {}
+        body: JSONObject = {}
         for name, values in fields.items():
             if name in ("timestamp_granularities[]", "include[]"):
                 body[name] = values

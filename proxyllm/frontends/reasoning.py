@@ -17,9 +17,9 @@ without thinking. So the effort is kept when at least one deployment of the mode
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from proxyllm.core.deployment import Deployment
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.routing.groups import ModelGroup
 
 THINKERS = frozenset({"anthropic", "gemini"})
@@ -39,7 +39,7 @@ def may_think(dep: Deployment, *, explicit: bool) -> bool:
     return explicit
 
 
-def keep_reasoning(body: dict[str, Any], native: dict[str, Any], group: ModelGroup | None) -> None:
+def keep_reasoning(body: JSONObject, native: JSONObject, group: ModelGroup | None) -> None:
     """Drop ``body["reasoning_effort"]`` when no deployment of ``group`` may think."""
     if "reasoning_effort" not in body or group is None or not group.deployments:
         return

@@ -17,6 +17,7 @@ from proxyllm.accounts.hooks import key_auth
 from proxyllm.accounts.ledger import Account
 from proxyllm.accounts.records import KeyAuth
 from proxyllm.core.context import RequestContext
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.router import Router
 
 RPM = "rpm_limit"
@@ -91,7 +92,7 @@ def rules_for(ctx: RequestContext, router: Router, glob: Rule | None) -> list[Ru
     return rules
 
 
-def model_rule(ctx: RequestContext, router: Router, auth: KeyAuth, meta: dict[str, Any], name: str) -> Rule | None:
+def model_rule(ctx: RequestContext, router: Router, auth: KeyAuth, meta: JSONObject, name: str) -> Rule | None:
     """The key's own limits for the model asked for, counted per model group: a limit set on an alias
     also holds when the group is called by its own name (or another alias), and the other way round."""
     group = ctx.group or router.find(ctx.model)

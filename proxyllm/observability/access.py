@@ -19,9 +19,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Any
 
 import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from proxyllm.core.errors import ErrorKind
 from proxyllm.observability.logs import CURRENT, Exchange, log, log_http, mask_secrets
@@ -67,17 +67,17 @@ def error_of(status: int, body: bytes) -> tuple[str, str | None]:
 class RequestLog:
     """ASGI wrapper writing the request line for responses no gateway call logged."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not log.isEnabledFor(logging.INFO):
             await self.app(scope, receive, send)
             return
         exchange = Exchange(scope["method"], scope["path"])
         token = CURRENT.set(exchange)
 
-        async def watch(message: dict[str, Any]) -> None:
+        async def watch(message: Message) -> None:
             if message["type"] == "http.response.start":
                 exchange.status = status = message["status"]
                 headers = message.get("headers") or ()

@@ -22,11 +22,11 @@ import time
 from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 
 from proxyllm.core.context import RequestContext
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.masking import MASKING_FILTER
 from proxyllm.core.pricing import format_cost
 
@@ -73,7 +73,7 @@ class Exchange:
 CURRENT: ContextVar[Exchange | None] = ContextVar("proxyllm_request_exchange", default=None)
 
 
-def request_fields(ctx: RequestContext) -> dict[str, Any]:
+def request_fields(ctx: RequestContext) -> JSONObject:
     principal = ctx.principal
     dep = ctx.deployment
     usage = ctx.usage
@@ -113,7 +113,7 @@ class RequestLine:
 
     __slots__ = ("fields",)
 
-    def __init__(self, fields: dict[str, Any]) -> None:
+    def __init__(self, fields: JSONObject) -> None:
         self.fields = fields
 
     def __str__(self) -> str:
@@ -141,7 +141,7 @@ class HttpLine(RequestLine):
         return text + error_text(f)
 
 
-def error_text(f: dict[str, Any]) -> str:
+def error_text(f: JSONObject) -> str:
     if not f.get("error"):
         return ""
     text = f" error={f['error']}"
@@ -158,7 +158,7 @@ def log_request(ctx: RequestContext) -> None:
         _write(RequestLine(request_fields(ctx)))
 
 
-def log_http(fields: dict[str, Any]) -> None:
+def log_http(fields: JSONObject) -> None:
     _write(HttpLine(fields))
 
 
@@ -173,7 +173,7 @@ class JsonFormatter(logging.Formatter):
     """Every record as one JSON object on one line; a request record's fields at the top level."""
 
     def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, Any] = {
+        data: JSONObject = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,

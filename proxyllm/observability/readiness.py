@@ -10,7 +10,8 @@ loaded from the database, or matched by a wildcard entry. Setups that add every 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+
+from proxyllm.core.jsontypes import JSONObject
 
 TRUE = ("1", "true", "yes", "on")
 
@@ -27,7 +28,7 @@ class ModelsCheck:
         self.allow_none = allow_none
         self.discovering_from = discovering_from
 
-    async def __call__(self) -> tuple[str, dict[str, Any]]:
+    async def __call__(self) -> tuple[str, JSONObject]:
         count = self.served()
         if count or self.allow_none:
             return "models_served", {"status": "ok", "count": count, "required": not self.allow_none}

@@ -38,6 +38,7 @@ from proxyllm.core.context import CURRENT_SCOPE, RequestContext, Slot
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.errors import ProxyError
 from proxyllm.core.hooks import Hook
+from proxyllm.core.jsontypes import JSONObject
 
 if TYPE_CHECKING:
     import aiohttp
@@ -342,8 +343,8 @@ class _Spans:
             span.set_attribute("gen_ai.response.model", self.response_model)
 
 
-def _request_attributes(body: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _request_attributes(body: JSONObject) -> JSONObject:
+    out: JSONObject = {}
     for name, attribute in (
         ("max_tokens", "gen_ai.request.max_tokens"),
         ("max_completion_tokens", "gen_ai.request.max_tokens"),
@@ -357,12 +358,12 @@ def _request_attributes(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _deployment_attributes(dep: Deployment) -> dict[str, Any]:
+def _deployment_attributes(dep: Deployment) -> JSONObject:
     provider = PROVIDERS.get(dep.provider.name, dep.provider.name)
     return {"gen_ai.provider.name": provider, "gen_ai.system": provider}
 
 
-def _server_attributes(api_base: str) -> dict[str, Any]:
+def _server_attributes(api_base: str) -> JSONObject:
     from urllib.parse import urlsplit
 
     try:
@@ -370,7 +371,7 @@ def _server_attributes(api_base: str) -> dict[str, Any]:
         port = parts.port
     except ValueError:
         return {}
-    out: dict[str, Any] = {}
+    out: JSONObject = {}
     if parts.hostname:
         out["server.address"] = parts.hostname
     if port is not None:

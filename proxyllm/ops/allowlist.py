@@ -8,9 +8,8 @@ The middleware is pure ASGI. With no allowlist it only publishes the scope for t
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from starlette.types import Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from proxyllm.core.clients import (
     HEALTH_PATHS,
@@ -29,7 +28,7 @@ log = logging.getLogger("proxyllm.allowlist")
 class IPAllowlistMiddleware:
     def __init__(
         self,
-        app: Any,
+        app: ASGIApp,
         *,
         allowed: Networks | None,
         resolver: ClientResolver,
@@ -41,7 +40,7 @@ class IPAllowlistMiddleware:
         self.exempt_paths = exempt_paths
         self._warned: set[str] = set()
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
@@ -59,7 +58,7 @@ class IPAllowlistMiddleware:
         finally:
             CURRENT_SCOPE.reset(token)
 
-    async def _refuse(self, scope: Scope, send: Any, address: str | None) -> None:
+    async def _refuse(self, scope: Scope, send: Send, address: str | None) -> None:
         if len(self._warned) < 1024 and str(address) not in self._warned:
             self._warned.add(str(address))
             peer = scope.get("client")

@@ -20,6 +20,7 @@ from starlette.types import Scope
 from proxyllm.accounts.store import aware
 from proxyllm.core.clients import client_address
 from proxyllm.core.context import Principal
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.masking import masked
 from proxyllm.db.tables_ops import AuditLog
 
@@ -58,7 +59,7 @@ def jsonable(value: Any) -> Any:
 
 def changes(
     before: Mapping[str, Any] | None, after: Mapping[str, Any] | None
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+) -> tuple[JSONObject | None, JSONObject | None]:
     """For an update, only the fields whose value changed (not ``updated_at``); a creation or deletion
     keeps every field."""
     old = jsonable(before) if before is not None else None
@@ -104,7 +105,7 @@ async def record(
     return row
 
 
-def view(row: AuditLog) -> dict[str, Any]:
+def view(row: AuditLog) -> JSONObject:
     created = aware(row.created_at)
     return {
         "id": row.id,

@@ -6,12 +6,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from proxyllm.config.schema import DeploymentConfig
 from proxyllm.core.clients import ClientResolver, Networks
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.errors import invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.masking import mask_url, masked
 from proxyllm.ops.crypto import SecretBox
 from proxyllm.ops.model_store import ModelStore, Serving, env_flag, poll_seconds
@@ -95,9 +95,9 @@ class OperatorControls:
             log.warning("reloading models after a change failed (%s); polling retries", type(exc).__name__)
         await self.sync.announce(revision)
 
-    async def readiness(self) -> tuple[str, dict[str, Any]]:
+    async def readiness(self) -> tuple[str, JSONObject]:
         assert self.models is not None
-        result: dict[str, Any] = {
+        result: JSONObject = {
             "status": "ok" if self.models.revision is not None and not self.models.not_served else "error",
             "required": False,
             "revision": self.models.revision,
@@ -118,9 +118,9 @@ class OperatorControls:
             )
         return self.models
 
-    def model_info(self, model_id: str | None = None) -> list[dict[str, Any]]:
+    def model_info(self, model_id: str | None = None) -> list[JSONObject]:
         """Every model, whatever its source, with secrets masked."""
-        views: list[dict[str, Any]] = []
+        views: list[JSONObject] = []
         source = self.serving.config.source
         for dep in self.serving.table:
             if dep.model_info.get("db_model"):
@@ -148,7 +148,7 @@ class OperatorControls:
         return views
 
 
-def _entry_view(entry: DeploymentConfig, model_id: str | None, source: str, path: str | None) -> dict[str, Any]:
+def _entry_view(entry: DeploymentConfig, model_id: str | None, source: str, path: str | None) -> JSONObject:
     info = {**entry.model_info.model_dump(mode="json", exclude_none=True), "id": model_id}
     return {
         "model_name": entry.model_name,
@@ -157,7 +157,7 @@ def _entry_view(entry: DeploymentConfig, model_id: str | None, source: str, path
     }
 
 
-def _discovered_view(dep: Deployment) -> dict[str, Any]:
+def _discovered_view(dep: Deployment) -> JSONObject:
     return {
         "model_name": dep.model_name,
         "litellm_params": {"model": f"{dep.provider.name}/{dep.upstream_model}", "api_base": mask_url(dep.api_base)},

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.database import Database
 from proxyllm.db.tables import Key, Team, TeamMember, User
 from proxyllm.db.tables_budgets import Budget, EndUser
@@ -83,7 +84,7 @@ class Importer:
     def _count(summary: Summary, kind: str, created: bool) -> None:
         (summary.created if created else summary.updated)[kind] += 1
 
-    async def _users(self, session: AsyncSession, rows: list[dict[str, Any]], summary: Summary) -> None:
+    async def _users(self, session: AsyncSession, rows: list[JSONObject], summary: Summary) -> None:
         for row in rows:
             user_id = text(row["user_id"])
             if not user_id:
@@ -102,7 +103,7 @@ class Importer:
             self._count(summary, "users", created)
 
     async def _teams(
-        self, session: AsyncSession, rows: list[dict[str, Any]], memberships: list[dict[str, Any]], summary: Summary
+        self, session: AsyncSession, rows: list[JSONObject], memberships: list[JSONObject], summary: Summary
     ) -> None:
         for row in rows:
             team_id = text(row["team_id"])
@@ -148,7 +149,7 @@ class Importer:
             summary.updated["team members"] += 1
 
     async def _keys(
-        self, session: AsyncSession, rows: list[dict[str, Any]], budgets: dict[str, dict[str, Any]], summary: Summary
+        self, session: AsyncSession, rows: list[JSONObject], budgets: dict[str, JSONObject], summary: Summary
     ) -> None:
         for row in rows:
             token = str(row["token"])
@@ -186,7 +187,7 @@ class Importer:
             self._count(summary, "keys", created)
             await session.flush()
 
-    async def _budgets(self, session: AsyncSession, rows: list[dict[str, Any]], summary: Summary) -> None:
+    async def _budgets(self, session: AsyncSession, rows: list[JSONObject], summary: Summary) -> None:
         """LiteLLM's budget objects, as proxyllm's shared budgets (``/budget/*``)."""
         for row in rows:
             budget_id = text(row.get("budget_id"))
@@ -212,7 +213,7 @@ class Importer:
         await session.flush()
 
     async def _end_users(
-        self, session: AsyncSession, rows: list[dict[str, Any]], budget_ids: set[str], summary: Summary
+        self, session: AsyncSession, rows: list[JSONObject], budget_ids: set[str], summary: Summary
     ) -> None:
         from sqlalchemy.dialects import postgresql, sqlite
 
@@ -253,7 +254,7 @@ class Importer:
                 )
             self._count(summary, "end users", exists is None)
 
-    async def _models(self, rows: list[dict[str, Any]], summary: Summary, *, dry_run: bool) -> None:
+    async def _models(self, rows: list[JSONObject], summary: Summary, *, dry_run: bool) -> None:
         if not rows:
             return
         if self.model_store is None:
@@ -280,7 +281,7 @@ class Importer:
             self._count(summary, "models", created)
 
     @staticmethod
-    def _budget_fields(target: Any, row: dict[str, Any]) -> None:
+    def _budget_fields(target: Any, row: JSONObject) -> None:
         target.max_budget = money(row.get("max_budget"))
         target.spend = money(row.get("spend")) or Decimal(0)
         target.spend_price = max(target.spend, Decimal(0))  # LiteLLM charged its cost: the price was the cost

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from proxyllm.core.bounds import MAX_MONEY
+from proxyllm.core.jsontypes import JSONObject
 
 INT32 = 2**31 - 1
 
@@ -111,7 +112,7 @@ class LiteLLMSource:
     def __init__(self, url: str) -> None:
         self.url = url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
-    async def read(self) -> dict[str, list[dict[str, Any]]]:
+    async def read(self) -> dict[str, list[JSONObject]]:
         import asyncpg
 
         try:
@@ -127,7 +128,7 @@ class LiteLLMSource:
             }
             if "LiteLLM_VerificationToken" not in present:
                 raise ImportError_("this is not a LiteLLM database: it has no LiteLLM_VerificationToken table")
-            data: dict[str, list[dict[str, Any]]] = {}
+            data: dict[str, list[JSONObject]] = {}
             for table in self.TABLES:
                 rows = await conn.fetch(f'SELECT * FROM "{table}"') if table in present else []
                 data[table] = [dict(row) for row in rows]

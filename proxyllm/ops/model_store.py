@@ -28,6 +28,7 @@ from proxyllm.config.schema import DeploymentConfig, ProxyConfig
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.deployment_table import DeploymentTable, Source
 from proxyllm.core.errors import ProxyError, invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.masking import is_secret_name, mask_url, mask_value, masked, split_secrets
 from proxyllm.db.database import Database
 from proxyllm.db.tables_ops import OpsRevision, StoredModel
@@ -56,20 +57,20 @@ class ModelRecord:
 
     model_id: str
     model_name: str
-    params: dict[str, Any]
-    model_info: dict[str, Any] = field(default_factory=dict)
+    params: JSONObject
+    model_info: JSONObject = field(default_factory=dict)
     created_by: str | None = None
     updated_by: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
-    def entry(self) -> dict[str, Any]:
+    def entry(self) -> JSONObject:
         info = {**self.model_info, "id": self.model_id, "db_model": True}
         return {"model_name": self.model_name, "litellm_params": self.params, "model_info": info}
 
-    def audit_view(self) -> dict[str, Any]:
+    def audit_view(self) -> JSONObject:
         """Flat fields so an update's audit row names each parameter that changed."""
-        view: dict[str, Any] = {"model_name": self.model_name}
+        view: JSONObject = {"model_name": self.model_name}
         view.update({f"litellm_params.{k}": v for k, v in self.params.items()})
         view.update({f"model_info.{k}": v for k, v in self.model_info.items()})
         return view
@@ -116,8 +117,8 @@ def env_refused(var: str, mode: str, extra: tuple[str, ...] = ()) -> str | None:
 
 
 def _resolve_env(
-    params: dict[str, Any], env: Mapping[str, str], mode: str = "restricted", extra: tuple[str, ...] = ()
-) -> dict[str, Any]:
+    params: JSONObject, env: Mapping[str, str], mode: str = "restricted", extra: tuple[str, ...] = ()
+) -> JSONObject:
     """``os.environ/NAME`` values, read from the proxy's environment when the deployment is built."""
     resolved = dict(params)
     for name, value in params.items():
@@ -158,7 +159,7 @@ class ModelStore:
             row.created_by = actor
 
     def open(self, row: StoredModel) -> ModelRecord:
-        secret: dict[str, Any] = {}
+        secret: JSONObject = {}
         if row.secret_params:
             secret = orjson.loads(self.box.open(row.secret_params, row.model_id))
         return ModelRecord(
@@ -175,7 +176,7 @@ class ModelStore:
     # -- validation ------------------------------------------------------------------------------
 
     def record_from(
-        self, model_id: str, model_name: str, params: dict[str, Any], info: dict[str, Any]
+        self, model_id: str, model_name: str, params: JSONObject, info: JSONObject
     ) -> tuple[ModelRecord, Deployment]:
         """A checked record (parameters normalised as the config file's are) and its deployment; 400 if not usable."""
         if "*" in model_name:
@@ -251,7 +252,7 @@ class ModelStore:
         return given
 
     @staticmethod
-    def merged(old: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    def merged(old: Mapping[str, Any], changes: Mapping[str, Any]) -> JSONObject:
         """An update: null removes a field; a secret sent back masked (as /model/info shows it) is kept."""
         result = dict(old)
         for name, value in changes.items():
@@ -266,7 +267,7 @@ class ModelStore:
         return result
 
     async def import_model(
-        self, *, model_id: str, model_name: str, params: dict[str, Any], info: dict[str, Any], dry_run: bool
+        self, *, model_id: str, model_name: str, params: JSONObject, info: JSONObject, dry_run: bool
     ) -> bool:
         """Store a model from another proxy's database (``proxyllm import-litellm``), checked like
         ``/model/new``; an existing row with that id is replaced. True when it is new."""
@@ -334,7 +335,7 @@ class ModelStore:
 
     # -- what admins see -------------------------------------------------------------------------
 
-    def info(self, record: ModelRecord) -> dict[str, Any]:
+    def info(self, record: ModelRecord) -> JSONObject:
         return {
             "model_name": record.model_name,
             "litellm_params": masked(record.params),

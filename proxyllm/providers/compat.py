@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import orjson
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.errors import ProxyError, invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.provider import register
 from proxyllm.providers.openai import OpenAIProvider
 from proxyllm.providers.openai_errors import openai_error
@@ -72,7 +73,7 @@ CLOUDS = (
 )
 
 
-def refuse_or_drop(payload: dict[str, Any], cloud: Cloud, *, drop: bool) -> dict[str, Any]:
+def refuse_or_drop(payload: JSONObject, cloud: Cloud, *, drop: bool) -> JSONObject:
     """Remove the parameters the cloud refuses (``drop``) or answer a 400 naming the first one."""
     found = [k for k in cloud.unsupported if payload.get(k) is not None and not (k == "n" and payload[k] == 1)]
     if not found:
@@ -88,8 +89,8 @@ def refuse_or_drop(payload: dict[str, Any], cloud: Cloud, *, drop: bool) -> dict
     )
 
 
-def compat_body(cloud: Cloud, dep: Deployment, ctx: RequestContext, *, stream: bool) -> dict[str, Any]:
-    payload: dict[str, Any] = {**dep.request_defaults, **ctx.body} if dep.request_defaults else dict(ctx.body)
+def compat_body(cloud: Cloud, dep: Deployment, ctx: RequestContext, *, stream: bool) -> JSONObject:
+    payload: JSONObject = {**dep.request_defaults, **ctx.body} if dep.request_defaults else dict(ctx.body)
     payload = refuse_or_drop(payload, cloud, drop=ctx.drop_params or bool(dep.drop_params))
     for ours, theirs in cloud.renames.items():
         if ours in payload:

@@ -19,6 +19,7 @@ import orjson
 
 from proxyllm.core.context import RequestContext, Slot
 from proxyllm.core.deployment import Deployment
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.pricing import estimate_prompt_tokens
 from proxyllm.core.types import Operation, Units, Usage
 
@@ -47,7 +48,7 @@ class Upload:
 UPLOAD: Slot[Upload] = Slot("upload")  # a transcription's file (set by frontends/media.py)
 
 
-def multipart(fields: dict[str, Any], upload: Upload) -> tuple[bytes, str]:
+def multipart(fields: JSONObject, upload: Upload) -> tuple[bytes, str]:
     """A multipart/form-data body of ``fields`` (strings, or lists sent as repeated fields) and the file."""
     boundary = "proxyllm-" + uuid.uuid4().hex
     parts: list[bytes] = []
@@ -84,7 +85,7 @@ async def media_complete(provider: OpenAIProvider, dep: Deployment, ctx: Request
     return raw
 
 
-def _json(raw: bytes) -> dict[str, Any]:
+def _json(raw: bytes) -> JSONObject:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -106,7 +107,7 @@ def media_usage(ctx: RequestContext, raw: bytes) -> Usage:
         return Usage(estimate_prompt_tokens(ctx.body), 0, estimated=True, units=Units())
     data = _json(raw)
     found = data.get("usage")
-    usage: dict[str, Any] = found if isinstance(found, dict) else {}
+    usage: JSONObject = found if isinstance(found, dict) else {}
     prompt = _count(usage.get("input_tokens") or usage.get("prompt_tokens"))
     completion = _count(usage.get("output_tokens") or usage.get("completion_tokens"))
     if op is Operation.IMAGE_GENERATION:
@@ -125,7 +126,7 @@ def media_usage(ctx: RequestContext, raw: bytes) -> Usage:
     return Usage(prompt, 0, units=Units(search_units=min(units, bound.search_units or units)))
 
 
-def transcribed_seconds(ctx: RequestContext, data: dict[str, Any], usage: dict[str, Any], bound: Units) -> Decimal:
+def transcribed_seconds(ctx: RequestContext, data: JSONObject, usage: JSONObject, bound: Units) -> Decimal:
     """The audio's length: the upstream's ``usage.seconds`` or ``duration``, else a WAV header's, else
     the bound; never more than the bound the admission step reserved for."""
     limit = bound.audio_seconds or Decimal(0)

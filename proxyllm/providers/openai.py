@@ -7,13 +7,13 @@ back unchanged. Streams are relayed event by event; the proxy parses only the us
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
-from typing import Any
 
 import orjson
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.provider import Provider, register
 from proxyllm.core.types import MEDIA, Operation, Usage
 from proxyllm.core.upstream_http import bearer_headers, iter_line_batches
@@ -33,7 +33,7 @@ DONE = b"data: [DONE]\n\n"
 
 def upstream_body(dep: Deployment, ctx: RequestContext, *, stream: bool = False) -> bytes:
     body = ctx.body
-    payload: dict[str, Any] = {**dep.request_defaults, **body} if dep.request_defaults else dict(body)
+    payload: JSONObject = {**dep.request_defaults, **body} if dep.request_defaults else dict(body)
     payload["model"] = dep.upstream_model
     if stream and not ctx.client_wants_usage:
         # Ask for usage so the request can be costed; the extra chunk is not passed to the client.

@@ -9,11 +9,11 @@ Beyond the status code, the body says which failures need a different model rath
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import orjson
 
 from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.upstream_http import default_error
 
 CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
@@ -21,7 +21,7 @@ CONTEXT_MARKERS = ("maximum context length", "context length", "context window",
 POLICY_CODES = frozenset({"content_filter", "content_policy_violation", "ResponsibleAIPolicyViolation"})
 
 
-def _error_object(raw: bytes) -> dict[str, Any] | None:
+def _error_object(raw: bytes) -> JSONObject | None:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from proxyllm.core.errors import invalid_request
+from proxyllm.core.jsontypes import JSONObject
 
 
-def drop_unsupported(body: dict[str, Any], supported: frozenset[str], *, drop: bool, provider: str) -> dict[str, Any]:
+def drop_unsupported(body: JSONObject, supported: frozenset[str], *, drop: bool, provider: str) -> JSONObject:
     """Return ``body`` without unsupported keys when ``drop``; otherwise refuse the first one."""
     extra = [k for k, v in body.items() if v is not None and k not in supported]
     if not extra:

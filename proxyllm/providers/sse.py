@@ -3,15 +3,14 @@ Gemini): the chunk encoder and the final usage event."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from proxyllm.core.context import RequestContext
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.types import Usage
 
 
-def usage_event(ctx: RequestContext, usage: dict[str, Any]) -> bytes:
+def usage_event(ctx: RequestContext, usage: JSONObject) -> bytes:
     """The final usage-only chunk (``choices: []``) sent when the client asked for ``include_usage``."""
     chunk = {
         "id": f"chatcmpl-{ctx.request_id}",
@@ -34,7 +33,7 @@ class ChunkEncoder:
         self._prefix = b"data: " + head[:-1] + b',"choices":['
         self._suffix = b"]}\n\n"
 
-    def choice(self, choice: dict[str, Any]) -> bytes:
+    def choice(self, choice: JSONObject) -> bytes:
         return self._prefix + orjson.dumps(choice) + self._suffix
 
     def usage(self, usage: Usage) -> bytes:

@@ -5,15 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from starlette.responses import RedirectResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from proxyllm import __version__
 from proxyllm.accounts.throttle import AuthThrottle
 from proxyllm.config import ProxyConfig, load_config
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.types import Operation
 from proxyllm.frontends import azure, llm_endpoints
 from proxyllm.frontends.ollama import routes as ollama_routes
@@ -50,9 +51,9 @@ class ProxyApp(FastAPI):
     CPU. Only the IP allowlist (which also scopes per-key address checks) wraps them.
     """
 
-    hot: dict[str, Any]
+    hot: JSONObject
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             endpoint = self.hot.get(scope["path"])
             if endpoint is None and scope["path"].startswith(azure.PREFIX):  # Azure's path form
@@ -81,7 +82,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.response_store = store = ResponseStore(
         runtime.db, runtime.config.general_settings.responses_retention_days
     )
-    endpoints: dict[str, Any] = llm_endpoints(runtime, LLM_PATHS, store)
+    endpoints: JSONObject = llm_endpoints(runtime, LLM_PATHS, store)
     for path, endpoint in endpoints.items():  # still routed, for the 405 on other methods
         app.router.routes.append(Route(path, endpoint, methods=["POST"], include_in_schema=False))
     app.hot = {  # RequestLog: a log line for responses the gateway does not log (observability/access.py)

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
 
@@ -42,7 +43,7 @@ def too_large(limit: int) -> ProxyError:
     )
 
 
-async def _answer(send: Any, err: ProxyError) -> None:
+async def _answer(send: Send, err: ProxyError) -> None:
     body = err.body()
     headers = [
         (b"content-type", b"application/json"),
@@ -112,14 +113,14 @@ class BodyLimitMiddleware:
     """Pure ASGI: buffers at most ``limit`` bytes of a body, then hands it to the app in one message."""
 
     def __init__(
-        self, app: Any, *, credentialed_limit: int, anonymous_limit: int, path_limits: dict[str, int] | None = None
+        self, app: ASGIApp, *, credentialed_limit: int, anonymous_limit: int, path_limits: dict[str, int] | None = None
     ) -> None:
         self.app = app
         self.credentialed_limit = credentialed_limit
         self.anonymous_limit = anonymous_limit
         self.path_limits = path_limits or {}  # routes with a smaller limit of their own
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -168,12 +169,12 @@ class BodyLimitMiddleware:
                 return
         replayed = False
 
-        async def replay() -> dict[str, Any]:
+        async def replay() -> Message:
             nonlocal replayed
             if not replayed:
                 replayed = True
                 return {"type": "http.request", "body": bytes(body), "more_body": False}
-            message: dict[str, Any] = await receive()
+            message: Message = await receive()
             return message
 
         await self.app(scope, replay, send)

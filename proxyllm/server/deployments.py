@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
 
 import proxyllm.providers  # noqa: F401  (every adapter registers itself)
 from proxyllm.config.schema import REQUEST_DEFAULT_PARAMS, DeploymentConfig, ProxyConfig
 from proxyllm.core import prices
 from proxyllm.core.deployment import DEFAULT_TIMEOUT, Deployment, deployment_id
 from proxyllm.core.errors import ErrorKind, ProxyError, StartupError
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.pricing import compute_settings
 from proxyllm.core.provider import Provider, provider_class, provider_names
 from proxyllm.core.router import RouterPolicy
@@ -213,7 +213,7 @@ class DeploymentFactory:
         )
 
 
-def model_info(info: dict[str, Any], params_extra: dict[str, Any]) -> dict[str, Any]:
+def model_info(info: JSONObject, params_extra: JSONObject) -> JSONObject:
     """The deployment's model_info; ``supports_responses`` may also be given in litellm_params."""
     flag = params_extra.get("supports_responses")
     if isinstance(flag, bool) and "supports_responses" not in info:

@@ -9,9 +9,11 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from proxyllm.core.jsontypes import JSONObject
+
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 ANTHROPIC_ERROR_REF = {"$ref": "#/components/schemas/AnthropicError"}
-ERROR_SCHEMA: dict[str, Any] = {
+ERROR_SCHEMA: JSONObject = {
     "type": "object",
     "required": ["error"],
     "properties": {
@@ -27,7 +29,7 @@ ERROR_SCHEMA: dict[str, Any] = {
         }
     },
 }
-ANTHROPIC_ERROR_SCHEMA: dict[str, Any] = {
+ANTHROPIC_ERROR_SCHEMA: JSONObject = {
     "type": "object",
     "required": ["type", "error"],
     "properties": {
@@ -58,16 +60,16 @@ BILLING_ERRORS = (402, 502, 503)  # routes that may call Stripe: billing off, or
 MODEL_ERRORS = (400, 401, 402, 403, 404, 413, 429, 502, 503, 504)
 
 
-def _errors(codes: tuple[int, ...] | list[int], ref: dict[str, Any] = ERROR_REF) -> dict[str, Any]:
+def _errors(codes: tuple[int, ...] | list[int], ref: JSONObject = ERROR_REF) -> JSONObject:
     return {
         str(code): {"description": DESCRIPTIONS[code], "content": {"application/json": {"schema": ref}}}
         for code in codes
     }
 
 
-def _model_operation(summary: str, required: list[str], properties: dict[str, Any], *, anthropic: bool = False) -> Any:
+def _model_operation(summary: str, required: list[str], properties: JSONObject, *, anthropic: bool = False) -> Any:
     body = {"type": "object", "required": required, "properties": properties, "additionalProperties": True}
-    ok: dict[str, Any] = {"application/json": {"schema": {"type": "object"}}}
+    ok: JSONObject = {"application/json": {"schema": {"type": "object"}}}
     if "stream" in properties:
         ok["text/event-stream"] = {"schema": {"type": "string"}}
     return {
@@ -98,7 +100,7 @@ ANTHROPIC_MESSAGE = {
 }
 MODEL = {"type": "string", "minLength": 1}
 NON_EMPTY_INPUT = {"anyOf": [{"type": "string", "minLength": 1}, {"type": "array", "minItems": 1}]}
-MODEL_PATHS: dict[str, Any] = {
+MODEL_PATHS: JSONObject = {
     "/v1/chat/completions": _model_operation(
         "OpenAI chat completion (stream: true for server-sent events)",
         ["model", "messages"],
@@ -149,14 +151,14 @@ LITELLM_PARAMS = {
 }
 
 
-def _constrain(schema: dict[str, Any], rules: dict[str, Any]) -> None:
+def _constrain(schema: JSONObject, rules: JSONObject) -> None:
     """Add ``rules`` to the string form of a property (pydantic writes optional ones as anyOf)."""
     for variant in [schema, *schema.get("anyOf", ())]:
         if variant.get("type") == "string":
             variant.update(rules)
 
 
-def _tighten(document: dict[str, Any]) -> None:
+def _tighten(document: JSONObject) -> None:
     for schema in document.get("components", {}).get("schemas", {}).values():
         for name, prop in schema.get("properties", {}).items():
             if name in STRING_RULES:
@@ -173,8 +175,8 @@ def _tighten(document: dict[str, Any]) -> None:
                     _constrain(parameter["schema"], QUERY_RULES[parameter["name"]])
 
 
-def _fix_operation(path: str, method: str, operation: dict[str, Any]) -> None:
-    responses: dict[str, Any] = operation.setdefault("responses", {})
+def _fix_operation(path: str, method: str, operation: JSONObject) -> None:
+    responses: JSONObject = operation.setdefault("responses", {})
     responses.pop("422", None)
     if path in OPEN_PATHS:
         codes: list[int] = list(OPEN_PATHS[path])
@@ -189,9 +191,9 @@ def _fix_operation(path: str, method: str, operation: dict[str, Any]) -> None:
         responses.setdefault(code, response)
 
 
-def build(app: FastAPI) -> dict[str, Any]:
+def build(app: FastAPI) -> JSONObject:
     document = get_openapi(title=app.title, version=app.version, routes=app.routes, description=app.description)
-    paths: dict[str, Any] = document.setdefault("paths", {})
+    paths: JSONObject = document.setdefault("paths", {})
     for path, item in paths.items():
         for method, operation in item.items():
             _fix_operation(path, method, operation)
@@ -214,7 +216,7 @@ def build(app: FastAPI) -> dict[str, Any]:
 
 
 def install(app: FastAPI) -> None:
-    def openapi() -> dict[str, Any]:
+    def openapi() -> JSONObject:
         if app.openapi_schema is None:
             app.openapi_schema = build(app)
         return app.openapi_schema

@@ -9,7 +9,6 @@ import asyncio
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
 
 from proxyllm.accounts.auth import AuthHook
 from proxyllm.accounts.end_users import EndUserHook
@@ -23,6 +22,7 @@ from proxyllm.core.deployment_table import DeploymentTable
 from proxyllm.core.errors import invalid_request
 from proxyllm.core.gateway import Gateway
 from proxyllm.core.hooks import Hook
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.provider import Provider
 from proxyllm.core.router import Router, RouterPolicy
 from proxyllm.core.upstream_http import UpstreamHTTP
@@ -207,7 +207,7 @@ class Runtime:
                     f"unknown model '{name}' in '{param}'; GET /v1/models lists the models", param=param
                 )
 
-    async def readiness(self) -> dict[str, Any]:
+    async def readiness(self) -> JSONObject:
         return await readiness_report(
             self.readiness_checks, models=len(self.router.model_names()), auth_open=self.auth.open
         )

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 from proxyllm import __version__
 from proxyllm.accounts.writer import SpendWriter
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.shared_state import SharedState
 from proxyllm.db import Database
 from proxyllm.server.wiring_storage import Migrations
 
-ReadinessCheck = Callable[[], Awaitable[tuple[str, dict[str, Any]]]]
+ReadinessCheck = Callable[[], Awaitable[tuple[str, JSONObject]]]
 
 
 class DatabaseCheck:
@@ -24,12 +24,12 @@ class DatabaseCheck:
         self.spend = spend
         self.migrations = migrations
 
-    async def __call__(self) -> tuple[str, dict[str, Any]]:
+    async def __call__(self) -> tuple[str, JSONObject]:
         problem = await self.db.ping()
         if problem is None and not self.migrations.done:
             problem = "migrations have not run yet"
         spend = self.spend
-        result: dict[str, Any] = {
+        result: JSONObject = {
             "status": "ok" if problem is None else "error",
             "url": self.db.describe(),
             "queued_spend_rows": spend.queued_rows,
@@ -55,14 +55,14 @@ class SharedStateCheck:
     def __init__(self, state: SharedState) -> None:
         self.state = state
 
-    async def __call__(self) -> tuple[str, dict[str, Any]]:
+    async def __call__(self) -> tuple[str, JSONObject]:
         state = self.state
         status = "ok" if state.shared or not state.distributed else "degraded"
         return "shared_state", {"status": status, "backend": state.describe(), "required": False}
 
 
-async def readiness_report(checks: Sequence[ReadinessCheck], *, models: int, auth_open: bool) -> dict[str, Any]:
-    report: dict[str, Any] = {
+async def readiness_report(checks: Sequence[ReadinessCheck], *, models: int, auth_open: bool) -> JSONObject:
+    report: JSONObject = {
         "status": "healthy",
         "proxyllm_version": __version__,
         "models": models,

@@ -9,12 +9,12 @@ cookie the browser sent is dropped first.
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.core.jsontypes import JSONObject
 
 READS = frozenset(
     {
@@ -113,7 +113,7 @@ async def forward(request: Request, target: str, key: str) -> Response:
     if request.method == "POST":
         headers.append((b"content-type", b"application/json"))
         headers.append((b"content-length", str(len(body)).encode()))
-    scope: dict[str, Any] = {
+    scope: Scope = {
         "type": "http",
         "asgi": outer.get("asgi", {"version": "3.0"}),
         "http_version": outer.get("http_version", "1.1"),
@@ -131,7 +131,7 @@ async def forward(request: Request, target: str, key: str) -> Response:
         scope["state"] = dict(outer["state"])
     sent = False
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> JSONObject:
         nonlocal sent
         if sent:
             return {"type": "http.disconnect"}
@@ -142,7 +142,7 @@ async def forward(request: Request, target: str, key: str) -> Response:
     answer_headers: list[tuple[bytes, bytes]] = []
     chunks: list[bytes] = []
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: JSONObject) -> None:
         nonlocal status
         if message["type"] == "http.response.start":
             status = message["status"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Depends, Request
@@ -15,6 +15,7 @@ from proxyllm.admin.actors import actor_of
 from proxyllm.admin.permissions import Role
 from proxyllm.core.context import Principal
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.database import Database
 from proxyllm.ui import bridge
 from proxyllm.ui.assets import Asset, assets, shell
@@ -97,7 +98,7 @@ def check_csrf(request: Request, session: Session | None) -> None:
         )
 
 
-def _json(data: dict[str, Any], status: int = 200) -> Response:
+def _json(data: JSONObject, status: int = 200) -> Response:
     headers = {"cache-control": "no-store", "x-content-type-options": "nosniff"}
     return Response(orjson.dumps(data), status_code=status, media_type="application/json", headers=headers)
 
@@ -133,7 +134,7 @@ async def _role(db: Database, principal: Principal) -> str:
     return "admin" if (await actor_of(principal, db)).role is Role.PROXY_ADMIN else "customer"
 
 
-def _identity(principal: Principal, session: Session, role: str) -> dict[str, Any]:
+def _identity(principal: Principal, session: Session, role: str) -> JSONObject:
     return {
         "signed_in": True,
         "role": role,

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from proxyllm.core.context import RequestContext
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.types import Usage
 
 
@@ -26,7 +27,7 @@ def done_reason(finish: Any) -> str:
     return "length" if finish == "length" else "stop"
 
 
-def final_fields(ctx: RequestContext, reason: str) -> dict[str, Any]:
+def final_fields(ctx: RequestContext, reason: str) -> JSONObject:
     usage = ctx.usage or Usage()
     compute = usage.compute
     total = max(1, int((time.perf_counter() - ctx.started) * 1e9))
@@ -51,7 +52,7 @@ def final_fields(ctx: RequestContext, reason: str) -> dict[str, Any]:
     }
 
 
-def arguments_object(raw: Any) -> dict[str, Any]:
+def arguments_object(raw: Any) -> JSONObject:
     if isinstance(raw, dict):
         return raw
     if isinstance(raw, str) and raw.strip():
@@ -63,7 +64,7 @@ def arguments_object(raw: Any) -> dict[str, Any]:
     return {}
 
 
-def ollama_tool_calls(calls: Any) -> list[dict[str, Any]]:
+def ollama_tool_calls(calls: Any) -> list[JSONObject]:
     """OpenAI tool calls -> Ollama's: ``{"function": {"name", "arguments": {...}}}``."""
     out = []
     for k, call in enumerate(calls if isinstance(calls, list) else []):
@@ -71,32 +72,32 @@ def ollama_tool_calls(calls: Any) -> list[dict[str, Any]]:
         if not isinstance(fn, dict):
             continue
         arguments = arguments_object(fn.get("arguments"))
-        entry: dict[str, Any] = {"function": {"index": k, "name": str(fn.get("name") or ""), "arguments": arguments}}
+        entry: JSONObject = {"function": {"index": k, "name": str(fn.get("name") or ""), "arguments": arguments}}
         if isinstance(call.get("id"), str):
             entry["id"] = call["id"]
         out.append(entry)
     return out
 
 
-def reasoning_of(source: dict[str, Any]) -> str | None:
+def reasoning_of(source: JSONObject) -> str | None:
     value = source.get("reasoning_content") or source.get("reasoning")
     return value if isinstance(value, str) and value else None
 
 
-def chat_answer(data: dict[str, Any], ctx: RequestContext, *, generate: bool) -> dict[str, Any]:
+def chat_answer(data: JSONObject, ctx: RequestContext, *, generate: bool) -> JSONObject:
     """A chat completion -> an ``/api/chat`` (or ``/api/generate``) answer, not streamed."""
     choices = data.get("choices") or [{}]
     choice = choices[0] if isinstance(choices[0], dict) else {}
     message = choice.get("message") or {}
     text = message.get("content") if isinstance(message.get("content"), str) else ""
     thinking = reasoning_of(message)
-    answer: dict[str, Any] = {"model": ctx.model, "created_at": created_at()}
+    answer: JSONObject = {"model": ctx.model, "created_at": created_at()}
     if generate:
         answer["response"] = text
         if thinking:
             answer["thinking"] = thinking
     else:
-        msg: dict[str, Any] = {"role": "assistant", "content": text}
+        msg: JSONObject = {"role": "assistant", "content": text}
         if thinking:
             msg["thinking"] = thinking
         calls = ollama_tool_calls(message.get("tool_calls"))
@@ -107,7 +108,7 @@ def chat_answer(data: dict[str, Any], ctx: RequestContext, *, generate: bool) ->
     return answer
 
 
-def embed_answer(data: dict[str, Any], ctx: RequestContext, *, old: bool) -> dict[str, Any]:
+def embed_answer(data: JSONObject, ctx: RequestContext, *, old: bool) -> JSONObject:
     """OpenAI embeddings -> ``/api/embed`` (``embeddings``) or ``/api/embeddings`` (``embedding``)."""
     items = sorted((d for d in data.get("data") or [] if isinstance(d, dict)), key=lambda d: int(d.get("index") or 0))
     vectors = [d.get("embedding") for d in items]
@@ -125,7 +126,7 @@ def embed_answer(data: dict[str, Any], ctx: RequestContext, *, old: bool) -> dic
 
 def load_answer(model: str, *, generate: bool) -> bytes:
     """Ollama's answer to a request with nothing to generate (it loads the model): ``done_reason: load``."""
-    answer: dict[str, Any] = {"model": model, "created_at": created_at()}
+    answer: JSONObject = {"model": model, "created_at": created_at()}
     if generate:
         answer["response"] = ""
     else:

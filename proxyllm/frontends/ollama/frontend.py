@@ -16,6 +16,7 @@ import orjson
 
 from proxyllm.core.context import NativeRequest, RequestContext
 from proxyllm.core.errors import ProxyError
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.requests import apply_proxy_fields
 from proxyllm.core.types import Operation
 from proxyllm.frontends.base import Frontend, Incoming, StreamEncoder
@@ -39,7 +40,7 @@ class _OllamaFrontend(Frontend):
     def error_body(self, err: ProxyError, request_id: str) -> bytes:
         return ollama_error_body(err)
 
-    def _context(self, incoming: Incoming, native: dict[str, Any], body: dict[str, Any]) -> RequestContext:
+    def _context(self, incoming: Incoming, native: JSONObject, body: JSONObject) -> RequestContext:
         ctx = RequestContext(
             request_id=incoming.request_id, operation=self.operation, body=body, api_key=incoming.api_key
         )

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from proxyllm.core.errors import invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.requests import PROXY_FIELDS, bounded_string, load_json
 
 ROLES = frozenset({"system", "user", "assistant", "tool"})
@@ -33,19 +34,19 @@ MAX_STOP = 16
 IMAGE_TYPES = (("iVBORw0KGgo", "image/png"), ("/9j/", "image/jpeg"), ("R0lGOD", "image/gif"), ("UklGR", "image/webp"))
 
 
-def load_object(raw: bytes) -> dict[str, Any]:
+def load_object(raw: bytes) -> JSONObject:
     body = load_json(raw)
     if not isinstance(body, dict):
         raise invalid_request("the request body must be a JSON object")
     return body
 
 
-def split_proxy_fields(body: dict[str, Any]) -> dict[str, Any]:
+def split_proxy_fields(body: JSONObject) -> JSONObject:
     """The proxy's own fields (fallbacks, metadata, cache, ...), taken out of the client's request."""
     return {k: body.pop(k) for k in PROXY_FIELDS & body.keys()}
 
 
-def model_of(body: dict[str, Any]) -> str:
+def model_of(body: JSONObject) -> str:
     model = body.get("model")
     if model is None:
         model = body.get("name")  # older clients send "name"
@@ -56,7 +57,7 @@ def model_of(body: dict[str, Any]) -> str:
     return bounded_string(model, "model")
 
 
-def _check(body: dict[str, Any], name: str, types: tuple[type, ...], what: str) -> Any:
+def _check(body: JSONObject, name: str, types: tuple[type, ...], what: str) -> Any:
     value = body.get(name)
     if value is not None and (type(value) not in types):
         raise invalid_request(f"'{name}' must be {what}", param=name)
@@ -69,10 +70,10 @@ def _finite(value: Any, name: str) -> Any:
     return value
 
 
-def sampling(body: dict[str, Any]) -> dict[str, Any]:
+def sampling(body: JSONObject) -> JSONObject:
     """``options`` checked; the ones with an OpenAI name, under that name."""
     options = _check(body, "options", (dict,), "an object")
-    common: dict[str, Any] = {}
+    common: JSONObject = {}
     if not options:
         return common
     for key, value in options.items():
@@ -104,7 +105,7 @@ def sampling(body: dict[str, Any]) -> dict[str, Any]:
     return common
 
 
-def response_format(body: dict[str, Any]) -> dict[str, Any] | None:
+def response_format(body: JSONObject) -> JSONObject | None:
     fmt = body.get("format")
     if fmt is None or fmt == "":
         return None
@@ -115,7 +116,7 @@ def response_format(body: dict[str, Any]) -> dict[str, Any] | None:
     raise invalid_request("'format' must be \"json\" or a JSON schema object", param="format")
 
 
-def think(body: dict[str, Any], out: dict[str, Any]) -> None:
+def think(body: JSONObject, out: JSONObject) -> None:
     value = body.get("think")
     if value is None or isinstance(value, bool):
         return
@@ -124,7 +125,7 @@ def think(body: dict[str, Any], out: dict[str, Any]) -> None:
     out["reasoning_effort"] = THINK_LEVELS[value]
 
 
-def common_fields(body: dict[str, Any], out: dict[str, Any]) -> None:
+def common_fields(body: JSONObject, out: JSONObject) -> None:
     """What chat and generate share: stream, options, format, think, keep_alive."""
     stream = _check(body, "stream", (bool,), "true or false")
     out["stream"] = stream is not False  # Ollama streams unless told not to
@@ -140,14 +141,14 @@ def common_fields(body: dict[str, Any], out: dict[str, Any]) -> None:
         _finite(keep_alive, "keep_alive")
 
 
-def image_url(image: Any, where: str) -> dict[str, Any]:
+def image_url(image: Any, where: str) -> JSONObject:
     if not isinstance(image, str) or not image or "\x00" in image:
         raise invalid_request(f"{where} must be a base64-encoded image", param=where)
     mime = next((m for prefix, m in IMAGE_TYPES if image.startswith(prefix)), "image/png")
     return {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{image}"}}
 
 
-def _images(value: Any, where: str) -> list[dict[str, Any]]:
+def _images(value: Any, where: str) -> list[JSONObject]:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -155,11 +156,11 @@ def _images(value: Any, where: str) -> list[dict[str, Any]]:
     return [image_url(image, f"{where}.images[{k}]") for k, image in enumerate(value)]
 
 
-def _content(text: str, images: list[dict[str, Any]]) -> Any:
+def _content(text: str, images: list[JSONObject]) -> Any:
     return [{"type": "text", "text": text}, *images] if images else text
 
 
-def _tool_calls(value: Any, where: str, i: int) -> list[dict[str, Any]]:
+def _tool_calls(value: Any, where: str, i: int) -> list[JSONObject]:
     if not isinstance(value, list):
         raise invalid_request(f"{where}.tool_calls must be a list", param=f"{where}.tool_calls")
     calls = []
@@ -177,11 +178,11 @@ def _tool_calls(value: Any, where: str, i: int) -> list[dict[str, Any]]:
     return calls
 
 
-def chat_messages(value: Any) -> list[dict[str, Any]]:
+def chat_messages(value: Any) -> list[JSONObject]:
     """Ollama messages -> OpenAI messages; a tool result answers the latest open call of its tool."""
     if not isinstance(value, list):
         raise invalid_request("'messages' must be a list", param="messages")
-    out: list[dict[str, Any]] = []
+    out: list[JSONObject] = []
     open_calls: list[tuple[str, str]] = []  # (id, function name) of calls not answered yet
     for i, msg in enumerate(value):
         where = f"messages[{i}]"
@@ -191,7 +192,7 @@ def chat_messages(value: Any) -> list[dict[str, Any]]:
         if role not in ROLES:
             raise invalid_request(f"{where}.role must be one of {', '.join(sorted(ROLES))}", param=f"{where}.role")
         text = _check(msg, "content", (str,), "a string") or ""
-        item: dict[str, Any] = {"role": role, "content": _content(text, _images(msg.get("images"), where))}
+        item: JSONObject = {"role": role, "content": _content(text, _images(msg.get("images"), where))}
         if role == "assistant" and msg.get("tool_calls"):
             calls = _tool_calls(msg["tool_calls"], where, i)
             for call in calls:
@@ -212,7 +213,7 @@ def chat_messages(value: Any) -> list[dict[str, Any]]:
     return out
 
 
-def tools(value: Any) -> list[dict[str, Any]] | None:
+def tools(value: Any) -> list[JSONObject] | None:
     if value is None:
         return None
     if not isinstance(value, list):
@@ -229,9 +230,9 @@ def tools(value: Any) -> list[dict[str, Any]] | None:
     return value or None
 
 
-def chat_body(body: dict[str, Any]) -> dict[str, Any]:
+def chat_body(body: JSONObject) -> JSONObject:
     """``/api/chat`` -> an OpenAI chat body (``messages`` may be empty: a request that loads the model)."""
-    out: dict[str, Any] = {"model": model_of(body), "messages": chat_messages(body.get("messages") or [])}
+    out: JSONObject = {"model": model_of(body), "messages": chat_messages(body.get("messages") or [])}
     found = tools(body.get("tools"))
     if found:
         out["tools"] = found
@@ -239,7 +240,7 @@ def chat_body(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def generate_body(body: dict[str, Any]) -> dict[str, Any]:
+def generate_body(body: JSONObject) -> JSONObject:
     """``/api/generate`` -> an OpenAI chat body: the system text, then the prompt with its images."""
     model = model_of(body)
     prompt = _check(body, "prompt", (str,), "a string") or ""
@@ -248,18 +249,18 @@ def generate_body(body: dict[str, Any]) -> dict[str, Any]:
         _check(body, name, (str,), "a string")
     _check(body, "raw", (bool,), "true or false")
     _check(body, "context", (list,), "a list of numbers")
-    messages: list[dict[str, Any]] = []
+    messages: list[JSONObject] = []
     if system:
         messages.append({"role": "system", "content": system})
     images = _images(body.get("images"), "request")
     if prompt or images:
         messages.append({"role": "user", "content": _content(prompt, images)})
-    out: dict[str, Any] = {"model": model, "messages": messages}
+    out: JSONObject = {"model": model, "messages": messages}
     common_fields(body, out)
     return out
 
 
-def embed_body(body: dict[str, Any], *, old: bool) -> dict[str, Any]:
+def embed_body(body: JSONObject, *, old: bool) -> JSONObject:
     """``/api/embed`` (``input``: a string or strings) or the old ``/api/embeddings`` (``prompt``)."""
     model = model_of(body)
     if old:
@@ -276,7 +277,7 @@ def embed_body(body: dict[str, Any], *, old: bool) -> dict[str, Any]:
             raise invalid_request("'input' must be a string or a non-empty list of strings", param="input")
     _check(body, "truncate", (bool,), "true or false")
     _check(body, "options", (dict,), "an object")
-    out: dict[str, Any] = {"model": model, "input": inputs}
+    out: JSONObject = {"model": model, "input": inputs}
     dimensions = _check(body, "dimensions", (int,), "an integer")
     if dimensions is not None:
         if not 1 <= dimensions <= 65_536:

@@ -26,6 +26,7 @@ from proxyllm.accounts.hooks import visible
 from proxyllm.core.context import Principal
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.routing.groups import ModelGroup
 from proxyllm.core.upstream_http import bearer_headers, client_timeout
 from proxyllm.frontends.base import Services
@@ -83,7 +84,7 @@ def visible_group(runtime: Services, who: Principal, model: str) -> ModelGroup:
     return group
 
 
-def details(group: ModelGroup | None) -> dict[str, Any]:
+def details(group: ModelGroup | None) -> JSONObject:
     family = group.deployments[0].provider.name if group is not None and group.deployments else ""
     return {
         "parent_model": "",
@@ -95,7 +96,7 @@ def details(group: ModelGroup | None) -> dict[str, Any]:
     }
 
 
-def listed(name: str, group: ModelGroup | None) -> dict[str, Any]:
+def listed(name: str, group: ModelGroup | None) -> JSONObject:
     return {
         "name": name,
         "model": name,
@@ -131,7 +132,7 @@ def capabilities(group: ModelGroup) -> list[str]:
     return found
 
 
-async def upstream_show(dep: Deployment) -> dict[str, Any] | None:
+async def upstream_show(dep: Deployment) -> JSONObject | None:
     """The Ollama upstream's own ``show`` of the model, or None when it cannot say."""
     try:
         raw = await dep.provider.http.request(
@@ -158,7 +159,7 @@ async def show(request: Request) -> Response:
     shown = await upstream_show(ollama) if ollama is not None else None
     if shown is None:
         info = group.deployments[0].model_info if group.deployments else {}
-        model_info: dict[str, Any] = {"general.architecture": details(group)["family"]}
+        model_info: JSONObject = {"general.architecture": details(group)["family"]}
         if isinstance(info.get("max_input_tokens"), int):
             model_info["general.context_length"] = info["max_input_tokens"]
         shown = {
@@ -173,7 +174,7 @@ async def show(request: Request) -> Response:
     return ollama_json(shown)
 
 
-async def upstream_ps(dep: Deployment) -> list[dict[str, Any]]:
+async def upstream_ps(dep: Deployment) -> list[JSONObject]:
     try:
         raw = await dep.provider.http.request(
             "GET",
@@ -240,14 +241,14 @@ async def admin_target(request: Request) -> Deployment:
     raise ProxyError(ErrorKind.NOT_FOUND, f"no Ollama deployment has the model id '{wanted}'")
 
 
-async def management_body(request: Request) -> dict[str, Any]:
+async def management_body(request: Request) -> JSONObject:
     raw = await request.body()
     if len(raw) > MAX_MANAGEMENT_BODY:
         raise ProxyError(ErrorKind.PAYLOAD_TOO_LARGE, "the request body is too large")
     return load_object(raw)
 
 
-async def forward(dep: Deployment, method: str, path: str, body: dict[str, Any]) -> Response:
+async def forward(dep: Deployment, method: str, path: str, body: JSONObject) -> Response:
     raw = await dep.provider.http.request(
         method,
         dep.api_base + path,
@@ -280,7 +281,7 @@ async def pull(request: Request) -> Response:
     return await progress_stream(dep, body)
 
 
-async def progress_stream(dep: Deployment, body: dict[str, Any]) -> Response:
+async def progress_stream(dep: Deployment, body: JSONObject) -> Response:
     """A pull's progress lines, relayed as they come (the pull may take many minutes)."""
     opened = dep.provider.http.stream(
         dep.api_base + "/api/pull",

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from proxyllm.core.context import RequestContext
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.frontends.ollama.answer import created_at, done_reason, final_fields, ollama_tool_calls, reasoning_of
 
 
@@ -26,19 +27,19 @@ class OllamaStreamEncoder:
     def __init__(self, model: str, *, generate: bool) -> None:
         self.model = model
         self.generate = generate
-        self.calls: dict[int, dict[str, Any]] = {}  # by index: id, name, argument text so far
+        self.calls: dict[int, JSONObject] = {}  # by index: id, name, argument text so far
         self.finish_reason: Any = None
         self.failed = False
         self.native = False  # the upstream's own lines are being relayed
 
     def _line(self, *, content: str = "", thinking: str | None = None, calls: list[Any] | None = None) -> bytes:
-        line: dict[str, Any] = {"model": self.model, "created_at": created_at()}
+        line: JSONObject = {"model": self.model, "created_at": created_at()}
         if self.generate:
             line["response"] = content
             if thinking:
                 line["thinking"] = thinking
         else:
-            msg: dict[str, Any] = {"role": "assistant", "content": content}
+            msg: JSONObject = {"role": "assistant", "content": content}
             if thinking:
                 msg["thinking"] = thinking
             if calls:
@@ -75,7 +76,7 @@ class OllamaStreamEncoder:
             self._chunk(data, out)
         return out
 
-    def _chunk(self, data: dict[str, Any], out: list[bytes]) -> None:
+    def _chunk(self, data: JSONObject, out: list[bytes]) -> None:
         for choice in data.get("choices") or ():
             if not isinstance(choice, dict):
                 continue
@@ -90,7 +91,7 @@ class OllamaStreamEncoder:
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
 
-    def _tool_piece(self, call: dict[str, Any]) -> None:
+    def _tool_piece(self, call: JSONObject) -> None:
         index = call["index"] if type(call.get("index")) is int else len(self.calls)
         held = self.calls.setdefault(index, {"id": None, "name": "", "arguments": ""})
         if isinstance(call.get("id"), str):
@@ -111,7 +112,7 @@ class OllamaStreamEncoder:
                 for _, c in sorted(self.calls.items())
             ]
             out.append(self._line(calls=ollama_tool_calls(calls)))
-        final: dict[str, Any] = {"model": self.model, "created_at": created_at()}
+        final: JSONObject = {"model": self.model, "created_at": created_at()}
         if self.generate:
             final["response"] = ""
         else:

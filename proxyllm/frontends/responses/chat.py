@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from proxyllm.core.errors import invalid_request
+from proxyllm.core.jsontypes import JSONObject
 
 MAX_ID = 128
 
@@ -35,7 +36,7 @@ class ToolName:
 
 @dataclass(slots=True)
 class ChatTools:
-    tools: list[dict[str, Any]]
+    tools: list[JSONObject]
     names: dict[str, ToolName]  # chat name -> Responses tool, for namespaced and custom tools
     dropped: list[str]  # hosted tools (web_search, ...) that a chat upstream cannot run
 
@@ -62,7 +63,7 @@ def chat_tools(tools: list[Any]) -> ChatTools:
     return out
 
 
-def _tool_name(tool: dict[str, Any], where: str) -> str:
+def _tool_name(tool: JSONObject, where: str) -> str:
     name = tool.get("name")
     if not isinstance(name, str) or not name or len(name) > MAX_ID:
         raise invalid_request(f"{where}.name must be a string of at most {MAX_ID} characters", param=f"{where}.name")
@@ -74,7 +75,7 @@ def _add_tool(out: ChatTools, tool: Any, where: str, namespace: str | None) -> N
         raise invalid_request(f"{where} must be a function or custom tool", param=where)
     name = _tool_name(tool, where)
     chat_name = f"{namespace}{SEPARATOR}{name}" if namespace else name
-    function: dict[str, Any] = {"name": chat_name}
+    function: JSONObject = {"name": chat_name}
     description = tool.get("description")
     if description is not None:
         if not isinstance(description, str):
@@ -96,7 +97,7 @@ def _add_tool(out: ChatTools, tool: Any, where: str, namespace: str | None) -> N
         out.names[chat_name] = ToolName(name, namespace, custom)
 
 
-def chat_tool_choice(choice: str | dict[str, Any]) -> str | dict[str, Any]:
+def chat_tool_choice(choice: str | JSONObject) -> str | JSONObject:
     if isinstance(choice, str):
         if choice not in ("auto", "none", "required"):
             raise invalid_request("'tool_choice' must be auto, none, required or a function", param="tool_choice")
@@ -106,7 +107,7 @@ def chat_tool_choice(choice: str | dict[str, Any]) -> str | dict[str, Any]:
     raise invalid_request("'tool_choice' may name only a function tool: {type: function, name}", param="tool_choice")
 
 
-def response_format(fmt: Any) -> dict[str, Any] | None:
+def response_format(fmt: Any) -> JSONObject | None:
     """``text.format`` as a chat ``response_format`` (None for plain text)."""
     if not isinstance(fmt, dict):
         raise invalid_request("'text.format' must be an object", param="text.format")
@@ -119,7 +120,7 @@ def response_format(fmt: Any) -> dict[str, Any] | None:
         name, schema = fmt.get("name"), fmt.get("schema")
         if not isinstance(name, str) or not isinstance(schema, dict):
             raise invalid_request("'text.format' of type json_schema needs a name and a schema", param="text.format")
-        spec: dict[str, Any] = {"name": name, "schema": schema}
+        spec: JSONObject = {"name": name, "schema": schema}
         if isinstance(fmt.get("strict"), bool):
             spec["strict"] = fmt["strict"]
         if isinstance(fmt.get("description"), str):
@@ -128,8 +129,8 @@ def response_format(fmt: Any) -> dict[str, Any] | None:
     raise invalid_request("'text.format.type' must be text, json_object or json_schema", param="text.format.type")
 
 
-def chat_messages(instructions: str | None, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    messages: list[dict[str, Any]] = []
+def chat_messages(instructions: str | None, items: list[JSONObject]) -> list[JSONObject]:
+    messages: list[JSONObject] = []
     if instructions:
         messages.append({"role": "system", "content": instructions})
     for item in items:
@@ -165,23 +166,23 @@ def chat_messages(instructions: str | None, items: list[dict[str, Any]]) -> list
     return messages
 
 
-def _assistant(messages: list[dict[str, Any]]) -> dict[str, Any]:
+def _assistant(messages: list[JSONObject]) -> JSONObject:
     """The assistant message to add to: the last one, unless a user or tool message came after it."""
     if messages and messages[-1]["role"] == "assistant":
         return messages[-1]
-    message: dict[str, Any] = {"role": "assistant", "content": None}
+    message: JSONObject = {"role": "assistant", "content": None}
     messages.append(message)
     return message
 
 
-def _chat_part(part: dict[str, Any]) -> dict[str, Any]:
+def _chat_part(part: JSONObject) -> JSONObject:
     if part["type"] == "input_image":
         return {"type": "image_url", "image_url": {"url": part["image_url"], "detail": part["detail"]}}
     return {"type": "text", "text": part.get("text") or part.get("refusal") or ""}
 
 
-def chat_body(body: dict[str, Any], items: list[dict[str, Any]], tools: ChatTools) -> dict[str, Any]:
-    chat: dict[str, Any] = {"model": body["model"], "messages": chat_messages(body.get("instructions"), items)}
+def chat_body(body: JSONObject, items: list[JSONObject], tools: ChatTools) -> JSONObject:
+    chat: JSONObject = {"model": body["model"], "messages": chat_messages(body.get("instructions"), items)}
     if body.get("stream") is True:
         chat["stream"] = True
     for name in ("temperature", "top_p", "user"):

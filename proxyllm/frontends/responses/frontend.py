@@ -11,13 +11,13 @@ passed through. With ``store`` (the default) the response is saved before its la
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import orjson
 
 from proxyllm.accounts.auth import Authenticator
 from proxyllm.core.context import NativeRequest, RequestContext, Slot
 from proxyllm.core.errors import invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.pricing import estimate_prompt_tokens
 from proxyllm.core.requests import PROXY_FIELDS, apply_proxy_fields, load_json
 from proxyllm.core.router import Router
@@ -106,14 +106,14 @@ class ResponsesFrontend(Frontend):
         return _Encoder(self, ctx)
 
     @staticmethod
-    def _native(request: ResponsesRequest, response: dict[str, Any]) -> dict[str, Any]:
+    def _native(request: ResponsesRequest, response: JSONObject) -> JSONObject:
         """An upstream's Response, told what the client asked: stored or not, and after which response."""
         request.response_id = str(response.get("id") or request.response_id)
         response["store"] = request.store
         response["previous_response_id"] = request.body.get("previous_response_id")
         return response
 
-    async def save(self, ctx: RequestContext, response: dict[str, Any]) -> None:
+    async def save(self, ctx: RequestContext, response: JSONObject) -> None:
         """Store the response when the client asked to (the default). A database that fails here
         does not take the answer away from the client: the failure is logged."""
         request = request_of(ctx)
@@ -154,7 +154,7 @@ class _Encoder:
         return tail
 
 
-def _rewrite_terminal(event: bytes, response: dict[str, Any]) -> bytes:
+def _rewrite_terminal(event: bytes, response: JSONObject) -> bytes:
     """The upstream's final event with the Response as the client asked for it (``store``, previous id)."""
     lines = event.rstrip(b"\n").split(b"\n")
     for i, line in enumerate(lines):

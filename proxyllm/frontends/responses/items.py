@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 from proxyllm.core.errors import invalid_request
+from proxyllm.core.jsontypes import JSONObject
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
 ROLES = frozenset({"user", "system", "developer", "assistant"})
@@ -20,17 +21,17 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
-def normalise_input(value: str | list[Any]) -> list[dict[str, Any]]:
+def normalise_input(value: str | list[Any]) -> list[JSONObject]:
     if isinstance(value, str):
         return [_message("user", [{"type": "input_text", "text": value}])]
     return [_item(item, f"input[{i}]") for i, item in enumerate(value)]
 
 
-def _message(role: str, content: list[dict[str, Any]], item_id: str | None = None) -> dict[str, Any]:
+def _message(role: str, content: list[JSONObject], item_id: str | None = None) -> JSONObject:
     return {"type": "message", "id": item_id or new_id("msg"), "role": role, "content": content}
 
 
-def _string(item: dict[str, Any], key: str, where: str, *, required: bool = True) -> str | None:
+def _string(item: JSONObject, key: str, where: str, *, required: bool = True) -> str | None:
     value = item.get(key)
     if value is None and not required:
         return None
@@ -39,7 +40,7 @@ def _string(item: dict[str, Any], key: str, where: str, *, required: bool = True
     return value
 
 
-def _item_id(item: dict[str, Any], where: str) -> str | None:
+def _item_id(item: JSONObject, where: str) -> str | None:
     value = item.get("id")
     if value is None:
         return None
@@ -48,7 +49,7 @@ def _item_id(item: dict[str, Any], where: str) -> str | None:
     return value
 
 
-def _item(item: Any, where: str) -> dict[str, Any]:
+def _item(item: Any, where: str) -> JSONObject:
     if not isinstance(item, dict):
         raise invalid_request(f"{where} must be an object", param=where)
     kind = item.get("type", "message")
@@ -105,7 +106,7 @@ def _item(item: Any, where: str) -> dict[str, Any]:
         summary = item.get("summary", [])
         if not isinstance(summary, list) or not all(isinstance(s, dict) for s in summary):
             raise invalid_request(f"{where}.summary must be a list of objects", param=f"{where}.summary")
-        reasoning: dict[str, Any] = {
+        reasoning: JSONObject = {
             "type": "reasoning",
             "id": _item_id(item, where) or new_id("rs"),
             "summary": summary,
@@ -119,7 +120,7 @@ def _item(item: Any, where: str) -> dict[str, Any]:
     raise invalid_request(f"{where}.type '{str(kind)[:64]}' is not supported by this proxy", param=f"{where}.type")
 
 
-def _part(part: Any, where: str) -> dict[str, Any]:
+def _part(part: Any, where: str) -> JSONObject:
     if not isinstance(part, dict):
         raise invalid_request(f"{where} must be an object", param=where)
     kind = part.get("type")

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.types import Usage
 from proxyllm.frontends.responses.request import ResponsesRequest, new_id
 
@@ -22,7 +23,7 @@ ECHOED = (
 )
 
 
-def response_usage(usage: Usage | None) -> dict[str, Any] | None:
+def response_usage(usage: Usage | None) -> JSONObject | None:
     if usage is None:
         return None
     return {
@@ -34,11 +35,11 @@ def response_usage(usage: Usage | None) -> dict[str, Any] | None:
     }
 
 
-def skeleton(request: ResponsesRequest, *, model: str, status: str, created_at: int | None = None) -> dict[str, Any]:
+def skeleton(request: ResponsesRequest, *, model: str, status: str, created_at: int | None = None) -> JSONObject:
     """A Response object with no output yet: what ``response.created`` carries."""
     body = request.body
     text = body.get("text") or {}
-    response: dict[str, Any] = {
+    response: JSONObject = {
         "id": request.response_id,
         "object": "response",
         "created_at": created_at or int(time.time()),
@@ -65,7 +66,7 @@ def skeleton(request: ResponsesRequest, *, model: str, status: str, created_at: 
     return response
 
 
-def message_item(text: str, item_id: str | None = None, status: str = "completed") -> dict[str, Any]:
+def message_item(text: str, item_id: str | None = None, status: str = "completed") -> JSONObject:
     return {
         "type": "message",
         "id": item_id or new_id("msg"),
@@ -75,7 +76,7 @@ def message_item(text: str, item_id: str | None = None, status: str = "completed
     }
 
 
-def reasoning_item(text: str, item_id: str | None = None) -> dict[str, Any]:
+def reasoning_item(text: str, item_id: str | None = None) -> JSONObject:
     return {
         "type": "reasoning",
         "id": item_id or new_id("rs"),
@@ -84,7 +85,7 @@ def reasoning_item(text: str, item_id: str | None = None) -> dict[str, Any]:
     }
 
 
-def function_call_item(call_id: str, name: str, arguments: str, item_id: str | None = None) -> dict[str, Any]:
+def function_call_item(call_id: str, name: str, arguments: str, item_id: str | None = None) -> JSONObject:
     return {
         "type": "function_call",
         "id": item_id or new_id("fc"),
@@ -97,7 +98,7 @@ def function_call_item(call_id: str, name: str, arguments: str, item_id: str | N
 
 def call_item(
     request: ResponsesRequest, call_id: str, chat_name: str, arguments: str, item_id: str | None = None
-) -> dict[str, Any]:
+) -> JSONObject:
     """A chat tool call as the Responses item it stands for: a function call (namespaced or not) or a
     custom tool call, whose free-form input travelled as ``{"input": ...}``."""
     tool = request.tools.names.get(chat_name)
@@ -120,7 +121,7 @@ def call_item(
     return {**function_call_item(call_id, tool.name, arguments, item_id), "namespace": tool.namespace}
 
 
-def finish(response: dict[str, Any], finish_reason: Any, usage: Usage | None) -> dict[str, Any]:
+def finish(response: JSONObject, finish_reason: Any, usage: Usage | None) -> JSONObject:
     """Set status, incomplete details and usage from the chat finish reason."""
     if finish_reason == "length":
         response["status"] = "incomplete"
@@ -134,19 +135,19 @@ def finish(response: dict[str, Any], finish_reason: Any, usage: Usage | None) ->
     return response
 
 
-def from_chat(request: ResponsesRequest, chat: Any, usage: Usage | None, *, model: str) -> dict[str, Any]:
+def from_chat(request: ResponsesRequest, chat: Any, usage: Usage | None, *, model: str) -> JSONObject:
     """A chat completion body as a Response object."""
     created = chat.get("created") if isinstance(chat, dict) else None
     response = skeleton(
         request, model=model, status="completed", created_at=created if isinstance(created, int) else None
     )
     choices = chat.get("choices") if isinstance(chat, dict) else None
-    choice: dict[str, Any] = (
+    choice: JSONObject = (
         choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
     )
     found = choice.get("message")
-    message: dict[str, Any] = found if isinstance(found, dict) else {}
-    output: list[dict[str, Any]] = []
+    message: JSONObject = found if isinstance(found, dict) else {}
+    output: list[JSONObject] = []
     reasoning = message.get("reasoning_content") or message.get("reasoning")
     if isinstance(reasoning, str) and reasoning:
         output.append(reasoning_item(reasoning))
@@ -181,7 +182,7 @@ def from_chat(request: ResponsesRequest, chat: Any, usage: Usage | None, *, mode
     return finish(response, choice.get("finish_reason"), usage)
 
 
-def output_text(response: dict[str, Any]) -> str:
+def output_text(response: JSONObject) -> str:
     parts = []
     for item in response.get("output") or []:
         if isinstance(item, dict) and item.get("type") == "message":

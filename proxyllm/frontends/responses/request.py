@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from proxyllm.core.errors import invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.frontends.responses.chat import ChatTools, chat_body, chat_tool_choice, chat_tools, response_format
 from proxyllm.frontends.responses.items import ID_PATTERN, new_id, normalise_input
 
@@ -65,11 +66,11 @@ NAMES = {"int": "an integer", "float": "a number", "str": "a string", "bool": "a
 class ResponsesRequest:
     """The checked request: what the client sent, its input as items, and its chat translation."""
 
-    body: dict[str, Any]  # the client's fields, checked (proxy-only fields taken out)
-    input_items: list[dict[str, Any]]  # this request's own input, normalised, with ids
-    history: list[dict[str, Any]] = field(default_factory=list)  # from previous_response_id
+    body: JSONObject  # the client's fields, checked (proxy-only fields taken out)
+    input_items: list[JSONObject]  # this request's own input, normalised, with ids
+    history: list[JSONObject] = field(default_factory=list)  # from previous_response_id
     response_id: str = field(default_factory=lambda: new_id("resp"))
-    sent: list[dict[str, Any]] | None = None  # the conversation after ``truncation: auto``, if shortened
+    sent: list[JSONObject] | None = None  # the conversation after ``truncation: auto``, if shortened
     _tools: ChatTools | None = None
 
     @property
@@ -82,28 +83,28 @@ class ResponsesRequest:
     def store(self) -> bool:
         return self.body.get("store") is not False
 
-    def conversation(self) -> list[dict[str, Any]]:
+    def conversation(self) -> list[JSONObject]:
         return [*self.history, *self.input_items]
 
-    def native(self) -> dict[str, Any]:
+    def native(self) -> JSONObject:
         """The request for an upstream that speaks Responses: the conversation inline, nothing stored."""
         request = {k: v for k, v in self.body.items() if k not in ("previous_response_id", "store", "background")}
         request["input"] = [_for_upstream(item) for item in self.upstream_items() if _keeps(item)]
         return request
 
-    def chat(self) -> dict[str, Any]:
+    def chat(self) -> JSONObject:
         return chat_body(self.body, self.upstream_items(), self.tools)
 
-    def upstream_items(self) -> list[dict[str, Any]]:
+    def upstream_items(self) -> list[JSONObject]:
         return self.sent if self.sent is not None else self.conversation()
 
 
-def _keeps(item: dict[str, Any]) -> bool:
+def _keeps(item: JSONObject) -> bool:
     # A reasoning item without its encrypted content means nothing to a stateless upstream.
     return item.get("type") != "reasoning" or bool(item.get("encrypted_content"))
 
 
-def _for_upstream(item: dict[str, Any]) -> dict[str, Any]:
+def _for_upstream(item: JSONObject) -> JSONObject:
     # Ids the proxy gave input messages mean nothing to the upstream.
     if item.get("type") == "message" and item.get("role") != "assistant" and str(item.get("id")).startswith("msg_"):
         return {k: v for k, v in item.items() if k != "id"}
@@ -165,7 +166,7 @@ def _check_metadata(metadata: Any) -> None:
             )
 
 
-def _check_options(body: dict[str, Any]) -> None:
+def _check_options(body: JSONObject) -> None:
     truncation = body.get("truncation")
     if truncation is not None and truncation not in ("auto", "disabled"):
         raise invalid_request("'truncation' must be 'auto' or 'disabled'", param="truncation")

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from proxyllm.core.context import Principal
 from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.database import Database
 from proxyllm.db.tables_responses import StoredResponse
 
@@ -51,9 +52,9 @@ class Stored:
     __slots__ = ("conversation", "input_items", "response")
 
     def __init__(self, row: StoredResponse) -> None:
-        self.response: dict[str, Any] = orjson.loads(row.response)
-        self.input_items: list[dict[str, Any]] = orjson.loads(row.input_items)
-        self.conversation: list[dict[str, Any]] = orjson.loads(row.conversation)
+        self.response: JSONObject = orjson.loads(row.response)
+        self.input_items: list[JSONObject] = orjson.loads(row.input_items)
+        self.conversation: list[JSONObject] = orjson.loads(row.conversation)
 
 
 class ResponseStore:
@@ -66,9 +67,9 @@ class ResponseStore:
         self,
         *,
         owner: str,
-        response: dict[str, Any],
-        input_items: list[dict[str, Any]],
-        conversation: list[dict[str, Any]],
+        response: JSONObject,
+        input_items: list[JSONObject],
+        conversation: list[JSONObject],
     ) -> None:
         now = datetime.now(UTC)
         previous = response.get("previous_response_id")

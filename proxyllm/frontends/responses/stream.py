@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from proxyllm.core.context import RequestContext
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.types import Usage
 from proxyllm.frontends.responses.output import (
     call_item,
@@ -32,7 +33,7 @@ from proxyllm.frontends.responses.request import ResponsesRequest, new_id
 TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
-def sse(kind: str, data: dict[str, Any]) -> bytes:
+def sse(kind: str, data: JSONObject) -> bytes:
     return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
@@ -69,8 +70,8 @@ class ResponsesStreamEncoder:
         self.seq = 0
         self.native: bool | None = None  # decided by the first event
         self.started = False
-        self.response: dict[str, Any] | None = None  # set when the stream ended (to store it)
-        self.output: list[dict[str, Any] | None] = []
+        self.response: JSONObject | None = None  # set when the stream ended (to store it)
+        self.output: list[JSONObject | None] = []
         self.text: _Text | None = None
         self.calls: dict[int, _Call] = {}
         self.finish_reason: Any = None
@@ -80,7 +81,7 @@ class ResponsesStreamEncoder:
 
     # -- events --------------------------------------------------------------------------------
 
-    def _event(self, kind: str, data: dict[str, Any]) -> bytes:
+    def _event(self, kind: str, data: JSONObject) -> bytes:
         data = {"type": kind, "sequence_number": self.seq, **data}
         self.seq += 1
         return sse(kind, data)
@@ -140,7 +141,7 @@ class ResponsesStreamEncoder:
                     return []
         return [event]
 
-    def _chunk(self, chunk: dict[str, Any]) -> list[bytes]:
+    def _chunk(self, chunk: JSONObject) -> list[bytes]:
         out: list[bytes] = []
         usage = Usage.from_openai(chunk.get("usage"))
         if usage is not None:
@@ -173,7 +174,7 @@ class ResponsesStreamEncoder:
             self.output.append(None)
             if kind == "message":
                 item = {**message_item("", text.item_id, "in_progress"), "content": []}
-                part: dict[str, Any] = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+                part: JSONObject = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
             else:
                 item = {**reasoning_item("", text.item_id), "content": []}
                 part = {"type": "reasoning_text", "text": ""}
@@ -210,12 +211,12 @@ class ResponsesStreamEncoder:
             self._event("response.output_item.done", {"output_index": text.index, "item": item}),
         ]
 
-    def _call_delta(self, delta: dict[str, Any]) -> list[bytes]:
+    def _call_delta(self, delta: JSONObject) -> list[bytes]:
         out: list[bytes] = []
         index = delta.get("index", 0)
         index = index if isinstance(index, int) else 0
         found = delta.get("function")
-        function: dict[str, Any] = found if isinstance(found, dict) else {}
+        function: JSONObject = found if isinstance(found, dict) else {}
         call = self.calls.get(index)
         if call is None:
             out.extend(self._close_text())
@@ -267,7 +268,7 @@ class ResponsesStreamEncoder:
         out.append(self._event("response.failed", {"response": response}))
         return out
 
-    def _final(self, status: str) -> dict[str, Any]:
+    def _final(self, status: str) -> JSONObject:
         response = skeleton(self.request, model=self.model, status=status)
         response["output"] = [item for item in self.output if item is not None]
         return response
@@ -287,12 +288,12 @@ class ResponsesStreamEncoder:
         return out
 
 
-def replay(response: dict[str, Any]) -> list[bytes]:
+def replay(response: JSONObject) -> list[bytes]:
     """The event sequence of a finished Response object (for an answer that arrived as one body)."""
     seq = 0
     out: list[bytes] = []
 
-    def event(kind: str, data: dict[str, Any]) -> None:
+    def event(kind: str, data: JSONObject) -> None:
         nonlocal seq
         out.append(sse(kind, {"type": kind, "sequence_number": seq, **data}))
         seq += 1

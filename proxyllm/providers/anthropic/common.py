@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from proxyllm.core.errors import invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.types import Usage
 
 API_VERSION = "2023-06-01"
@@ -42,7 +43,7 @@ def stop_reason(finish: Any) -> str:
     return STOP_REASONS.get(finish, "end_turn") if isinstance(finish, str) else "end_turn"
 
 
-def _int(data: dict[str, Any], key: str) -> int:
+def _int(data: JSONObject, key: str) -> int:
     value = data.get(key)
     return value if type(value) is int and value > 0 else 0
 
@@ -56,10 +57,10 @@ def usage_of(data: Any) -> Usage:
     return Usage(prompt, _int(data, "output_tokens"), cached_tokens=read, cache_creation_tokens=created)
 
 
-def openai_usage(data: Any) -> dict[str, Any]:
+def openai_usage(data: Any) -> JSONObject:
     """Anthropic usage -> OpenAI usage, keeping the cache figures."""
     usage = usage_of(data)
-    out: dict[str, Any] = usage.as_openai()
+    out: JSONObject = usage.as_openai()
     if isinstance(data, dict):
         read, created = _int(data, "cache_read_input_tokens"), _int(data, "cache_creation_input_tokens")
         out["prompt_tokens_details"] = {"cached_tokens": read}
@@ -84,7 +85,7 @@ def anthropic_usage(data: Any) -> dict[str, int]:
     }
 
 
-def image_source(url: Any, where: str) -> dict[str, Any]:
+def image_source(url: Any, where: str) -> JSONObject:
     """An OpenAI ``image_url`` (data URL or http URL) -> an Anthropic image ``source``."""
     if not isinstance(url, str) or not url:
         raise invalid_request("image_url.url must be a non-empty string", param=where)
@@ -109,7 +110,7 @@ def image_url(source: Any, where: str) -> str:
     raise invalid_request("image source must be {type: base64, media_type, data} or {type: url, url}", param=where)
 
 
-def parse_arguments(raw: Any, where: str) -> dict[str, Any]:
+def parse_arguments(raw: Any, where: str) -> JSONObject:
     """OpenAI tool-call arguments (a JSON string) -> an object."""
     if isinstance(raw, dict):
         return raw

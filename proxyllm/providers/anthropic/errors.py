@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from proxyllm.core.errors import ErrorKind, ProxyError, error_from_status, upstream_message
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.upstream_http import retry_after_seconds
 
 KINDS = {
@@ -73,7 +74,7 @@ def map_error(status: int, raw: bytes, headers: Mapping[str, str]) -> ProxyError
 
 def anthropic_error_body(err: ProxyError, request_id: str | None = None) -> bytes:
     """A ProxyError in Anthropic's shape, for clients of ``/v1/messages``."""
-    body: dict[str, Any] = {
+    body: JSONObject = {
         "type": "error",
         "error": {"type": ANTHROPIC_TYPES.get(err.kind, "api_error"), "message": err.message},
     }

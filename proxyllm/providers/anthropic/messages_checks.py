@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 from proxyllm.core.errors import invalid_request
+from proxyllm.core.jsontypes import JSONObject
 
 FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "model": (str,),
@@ -42,7 +43,7 @@ MAX_USER_ID = 512
 THINKING_TYPES = ("enabled", "disabled", "adaptive")
 
 
-def _number(body: dict[str, Any], key: str, low: float, high: float) -> None:
+def _number(body: JSONObject, key: str, low: float, high: float) -> None:
     value = body.get(key)
     if value is None:
         return
@@ -77,7 +78,7 @@ def _blocks(content: Any, where: str) -> None:
             raise invalid_request(f"{where}[{j}].text must be a string", param=f"{where}[{j}].text")
 
 
-def _thinking(thinking: dict[str, Any]) -> None:
+def _thinking(thinking: JSONObject) -> None:
     kind = thinking.get("type")
     if kind not in THINKING_TYPES:
         raise invalid_request("thinking.type must be 'enabled', 'disabled' or 'adaptive'", param="thinking.type")
@@ -101,7 +102,7 @@ def _tools(tools: list[Any]) -> None:
             raise invalid_request(f"tools[{k}].description must be a string", param=f"tools[{k}].description")
 
 
-def check_request(body: Any) -> dict[str, Any]:
+def check_request(body: Any) -> JSONObject:
     """Types, ranges and required fields of an Anthropic request; a 400 naming the field otherwise."""
     if not isinstance(body, dict):
         raise invalid_request("the request body must be a JSON object")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from proxyllm.core.errors import invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.providers.anthropic.common import dumps, image_url
 from proxyllm.providers.anthropic.messages_checks import check_request
 
@@ -46,15 +47,15 @@ def _text(content: Any) -> str:
     return ""
 
 
-def _image_part(block: dict[str, Any], where: str) -> dict[str, Any]:
+def _image_part(block: JSONObject, where: str) -> JSONObject:
     return {"type": "image_url", "image_url": {"url": image_url(block.get("source"), f"{where}.source")}}
 
 
-def _tool_result(block: dict[str, Any], where: str, strict: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _tool_result(block: JSONObject, where: str, strict: bool) -> tuple[JSONObject, list[JSONObject]]:
     """A tool_result -> an OpenAI tool message, plus any images it held (they go to a user message)."""
     content = block.get("content")
     texts: list[str] = []
-    images: list[dict[str, Any]] = []
+    images: list[JSONObject] = []
     for j, part in enumerate(content if isinstance(content, list) else []):
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text":
@@ -69,11 +70,11 @@ def _tool_result(block: dict[str, Any], where: str, strict: bool) -> tuple[dict[
     return {"role": "tool", "tool_call_id": str(block.get("tool_use_id") or ""), "content": text}, images
 
 
-def _user_messages(content: Any, where: str, strict: bool) -> list[dict[str, Any]]:
+def _user_messages(content: Any, where: str, strict: bool) -> list[JSONObject]:
     if isinstance(content, str):
         return [{"role": "user", "content": content}]
-    tool_messages: list[dict[str, Any]] = []
-    parts: list[dict[str, Any]] = []
+    tool_messages: list[JSONObject] = []
+    parts: list[JSONObject] = []
     for j, block in enumerate(content):
         at = f"{where}.content[{j}]"
         kind = block.get("type") if isinstance(block, dict) else None
@@ -96,11 +97,11 @@ def _user_messages(content: Any, where: str, strict: bool) -> list[dict[str, Any
     return out
 
 
-def _assistant_message(content: Any, where: str, strict: bool) -> dict[str, Any] | None:
+def _assistant_message(content: Any, where: str, strict: bool) -> JSONObject | None:
     if isinstance(content, str):
         return {"role": "assistant", "content": content}
     texts: list[str] = []
-    calls: list[dict[str, Any]] = []
+    calls: list[JSONObject] = []
     for j, block in enumerate(content):
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text":
@@ -117,27 +118,27 @@ def _assistant_message(content: Any, where: str, strict: bool) -> dict[str, Any]
             _unsupported(kind, f"{where}.content[{j}]", strict)
     if not texts and not calls:
         return None
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
+    message: JSONObject = {"role": "assistant", "content": "".join(texts) if texts else None}
     if calls:
         message["tool_calls"] = calls
     return message
 
 
-def _tools(tools: list[Any]) -> list[dict[str, Any]]:
+def _tools(tools: list[Any]) -> list[JSONObject]:
     out = []
     for k, tool in enumerate(tools):
         if not isinstance(tool, dict) or not tool.get("name"):
             raise invalid_request("every tool needs a name", param=f"tools[{k}]")
         if tool.get("type") not in (None, "custom"):
             continue  # server tools (web search, bash, ...) run at Anthropic only: left out for other upstreams
-        fn: dict[str, Any] = {"name": tool["name"], "parameters": tool.get("input_schema") or {"type": "object"}}
+        fn: JSONObject = {"name": tool["name"], "parameters": tool.get("input_schema") or {"type": "object"}}
         if tool.get("description"):
             fn["description"] = tool["description"]
         out.append({"type": "function", "function": fn})
     return out
 
 
-def _tool_choice(choice: dict[str, Any]) -> Any:
+def _tool_choice(choice: JSONObject) -> Any:
     kind = choice.get("type")
     if kind == "auto":
         return "auto"
@@ -150,7 +151,7 @@ def _tool_choice(choice: dict[str, Any]) -> Any:
     raise invalid_request("tool_choice.type must be auto, any, tool (with a name) or none", param="tool_choice")
 
 
-def _reasoning_effort(thinking: Any, output_config: dict[str, Any]) -> str | None:
+def _reasoning_effort(thinking: Any, output_config: JSONObject) -> str | None:
     """``output_config.effort`` or the thinking settings -> OpenAI ``reasoning_effort``."""
     effort = output_config.get("effort")
     if isinstance(effort, str) and effort in EFFORTS:
@@ -166,7 +167,7 @@ def _reasoning_effort(thinking: Any, output_config: dict[str, Any]) -> str | Non
     return "medium" if budget <= 8192 else "high"
 
 
-def _response_format(output_config: dict[str, Any]) -> dict[str, Any] | None:
+def _response_format(output_config: JSONObject) -> JSONObject | None:
     fmt = output_config.get("format")
     if not isinstance(fmt, dict):
         return None
@@ -175,9 +176,9 @@ def _response_format(output_config: dict[str, Any]) -> dict[str, Any] | None:
     return {"type": "json_schema", "json_schema": {"name": "output", "schema": fmt["schema"]}}
 
 
-def openai_request(body: dict[str, Any], *, strict: bool = True) -> dict[str, Any]:
+def openai_request(body: JSONObject, *, strict: bool = True) -> JSONObject:
     """A checked Anthropic Messages request -> an OpenAI chat completions request."""
-    messages: list[dict[str, Any]] = []
+    messages: list[JSONObject] = []
     system = _text(body.get("system"))
     if system:
         messages.append({"role": "system", "content": system})
@@ -193,7 +194,7 @@ def openai_request(body: dict[str, Any], *, strict: bool = True) -> dict[str, An
             assistant = _assistant_message(msg["content"], where, strict)
             if assistant is not None:
                 messages.append(assistant)
-    req: dict[str, Any] = {"model": body["model"], "messages": messages}
+    req: JSONObject = {"model": body["model"], "messages": messages}
     if body.get("max_tokens") is not None:
         req["max_tokens"] = body["max_tokens"]
     for key in ("temperature", "top_p", "top_k"):
@@ -245,7 +246,7 @@ def _block_chars(block: Any) -> tuple[int, int]:
     return len(dumps(block)), 0
 
 
-def estimate_input_tokens(body: dict[str, Any]) -> int:
+def estimate_input_tokens(body: JSONObject) -> int:
     """A rough count (about four characters a token, a flat 1,600 per image) for non-Anthropic models."""
     chars = len(_text(body.get("system")))
     images = 0

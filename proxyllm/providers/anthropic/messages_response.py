@@ -7,10 +7,11 @@ from typing import Any
 import orjson
 
 from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.providers.anthropic.common import anthropic_usage, stop_reason
 
 
-def tool_input(arguments: Any) -> dict[str, Any]:
+def tool_input(arguments: Any) -> JSONObject:
     """OpenAI tool-call arguments -> Anthropic ``input``; text that is not a JSON object is kept under ``_raw``."""
     if isinstance(arguments, dict):
         return arguments
@@ -23,7 +24,7 @@ def tool_input(arguments: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"_raw": str(arguments)}
 
 
-def thinking_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+def thinking_blocks(message: JSONObject) -> list[JSONObject]:
     """Signed blocks when the upstream kept them (Anthropic), else the reasoning text unsigned."""
     blocks = [dict(b) for b in message.get("thinking_blocks") or [] if isinstance(b, dict) and b.get("type")]
     if blocks:
@@ -34,13 +35,13 @@ def thinking_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
     return []
 
 
-def anthropic_message(data: dict[str, Any], *, message_id: str, model: str) -> dict[str, Any]:
+def anthropic_message(data: JSONObject, *, message_id: str, model: str) -> JSONObject:
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise ProxyError(ErrorKind.UPSTREAM, "upstream answered without a choice")
     choice = choices[0]
     message = choice.get("message") or {}
-    content: list[dict[str, Any]] = thinking_blocks(message)
+    content: list[JSONObject] = thinking_blocks(message)
     text = message.get("content")
     if isinstance(text, str) and text:
         content.append({"type": "text", "text": text})

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.providers.anthropic.common import anthropic_usage, stop_reason
 
 # OpenAI error type -> Anthropic error type, for errors that happen mid-stream.
@@ -26,7 +27,7 @@ ERROR_TYPES = {
 }
 
 
-def sse(name: str, data: dict[str, Any]) -> bytes:
+def sse(name: str, data: JSONObject) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
@@ -41,7 +42,7 @@ class AnthropicStreamEncoder:
         self.open: tuple[str, int] | None = None  # (block type, OpenAI tool index or -1)
         self.tools: dict[int, int] = {}  # OpenAI tool-call index -> Anthropic block index
         self.finish_reason: str | None = None
-        self.usage: dict[str, Any] | None = None
+        self.usage: JSONObject | None = None
 
     def feed(self, event: bytes) -> list[bytes]:
         out: list[bytes] = []
@@ -61,7 +62,7 @@ class AnthropicStreamEncoder:
         if self.started:
             return []
         self.started = True
-        message: dict[str, Any] = {
+        message: JSONObject = {
             "id": self.message_id,
             "type": "message",
             "role": "assistant",
@@ -73,7 +74,7 @@ class AnthropicStreamEncoder:
         }
         return [sse("message_start", {"type": "message_start", "message": message}), sse("ping", {"type": "ping"})]
 
-    def _chunk(self, chunk: dict[str, Any]) -> list[bytes]:
+    def _chunk(self, chunk: JSONObject) -> list[bytes]:
         if "error" in chunk:
             return self.error(chunk["error"])
         out = self._start()
@@ -99,7 +100,7 @@ class AnthropicStreamEncoder:
                 self.finish_reason = choice["finish_reason"]
         return out
 
-    def _delta(self, delta: dict[str, Any], index: int | None = None) -> bytes:
+    def _delta(self, delta: JSONObject, index: int | None = None) -> bytes:
         at = self.next_index - 1 if index is None else index
         return sse("content_block_delta", {"type": "content_block_delta", "index": at, "delta": delta})
 
@@ -109,7 +110,7 @@ class AnthropicStreamEncoder:
         self.open = None
         return [sse("content_block_stop", {"type": "content_block_stop", "index": self.next_index - 1})]
 
-    def _open(self, kind: str, block: dict[str, Any], tool: int = -1) -> list[bytes]:
+    def _open(self, kind: str, block: JSONObject, tool: int = -1) -> list[bytes]:
         if self.open == (kind, tool):
             return []
         out = self._close()
@@ -138,7 +139,7 @@ class AnthropicStreamEncoder:
         fn = call.get("function") or {}
         out: list[bytes] = []
         if index not in self.tools:
-            block: dict[str, Any] = {
+            block: JSONObject = {
                 "type": "tool_use",
                 "id": call.get("id") or f"toolu_{self.message_id}_{index}",
                 "name": fn.get("name") or "",
@@ -154,7 +155,7 @@ class AnthropicStreamEncoder:
             out.append(self._delta(delta, self.tools[index]))
         return out
 
-    def finish(self, fallback_usage: dict[str, Any] | None = None) -> list[bytes]:
+    def finish(self, fallback_usage: JSONObject | None = None) -> list[bytes]:
         """The closing events; ``fallback_usage`` (OpenAI shape) is used when no usage chunk came."""
         if self.finished or self.failed:
             return []
@@ -174,14 +175,14 @@ class AnthropicStreamEncoder:
         return [sse("error", body)]
 
 
-def message_events(message: dict[str, Any]) -> list[bytes]:
+def message_events(message: JSONObject) -> list[bytes]:
     """A whole Anthropic message as stream events (for an answer that arrived in one piece)."""
     head = {**message, "content": [], "stop_reason": None, "usage": {**message["usage"], "output_tokens": 0}}
     out = [sse("message_start", {"type": "message_start", "message": head})]
     for index, block in enumerate(message["content"]):
         kind = block.get("type")
         start = dict(block)
-        delta: dict[str, Any] | None = None
+        delta: JSONObject | None = None
         if kind == "text":
             start["text"], delta = "", {"type": "text_delta", "text": block.get("text", "")}
         elif kind == "tool_use":

@@ -15,11 +15,10 @@ the gateway's OpenAI chunks by their first bytes (``event:``), see ``frontends/a
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.types import Usage
 from proxyllm.providers.anthropic.common import usage_of
 from proxyllm.providers.anthropic.errors import error_from_body
@@ -29,7 +28,7 @@ HELD = (b"message_start", b"ping")
 READ = frozenset({b"message_start", b"message_delta", b"message_stop", b"error"})
 
 
-def _data(line: bytes) -> dict[str, Any]:
+def _data(line: bytes) -> JSONObject:
     try:
         data = orjson.loads(line[5:])
     except orjson.JSONDecodeError:
@@ -47,7 +46,7 @@ class NativeStream:
         self.held: list[bytes] = []
         self.started = False  # a content block (or the message's end) was relayed
         self.done = False
-        self.usage_data: dict[str, Any] = {}
+        self.usage_data: JSONObject = {}
 
     @property
     def usage(self) -> Usage:
@@ -76,7 +75,7 @@ class NativeStream:
             return out
         return [event]
 
-    def _read(self, data: dict[str, Any]) -> bytes:
+    def _read(self, data: JSONObject) -> bytes:
         kind = data.get("type")
         if kind == "message_start":
             message = data.get("message")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
-from typing import Any
 
 import orjson
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.provider import Provider, register
 from proxyllm.core.types import CHAT_SHAPED, Operation
 from proxyllm.core.upstream_http import JSON_HEADERS, client_timeout, iter_lines
@@ -26,7 +26,7 @@ DONE = b"data: [DONE]\n\n"
 API = "anthropic"  # ctx.native.api of a request that came in through /v1/messages
 
 
-def _json(raw: bytes) -> dict[str, Any]:
+def _json(raw: bytes) -> JSONObject:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -67,7 +67,7 @@ class AnthropicProvider(Provider):
         headers.update(dep.extra_headers)
         return headers
 
-    def payload(self, dep: Deployment, ctx: RequestContext, *, stream: bool) -> dict[str, Any]:
+    def payload(self, dep: Deployment, ctx: RequestContext, *, stream: bool) -> JSONObject:
         """The Messages request: the client's own when it came in through /v1/messages, else translated.
 
         The native request keeps what the OpenAI form cannot carry (cache_control, documents,
@@ -182,7 +182,7 @@ class AnthropicProvider(Provider):
                 return
         raise ProxyError(ErrorKind.UPSTREAM_CONNECT, "Anthropic stream ended before message_stop")
 
-    async def count_tokens(self, dep: Deployment, request: dict[str, Any], beta: str | None = None) -> bytes:
+    async def count_tokens(self, dep: Deployment, request: JSONObject, beta: str | None = None) -> bytes:
         """Ask Anthropic to count the input tokens of a Messages request."""
         body = {k: v for k, v in request.items() if k not in ("max_tokens", "stream", "temperature")}
         body["model"] = dep.upstream_model

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from proxyllm.core.errors import invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.providers.anthropic.common import (
     DEFAULT_MAX_TOKENS,
     JSON_TOOL,
@@ -38,14 +39,14 @@ SUPPORTED = frozenset(
 )
 
 
-def _text_block(text: str, part: dict[str, Any] | None = None) -> dict[str, Any]:
-    block: dict[str, Any] = {"type": "text", "text": text}
+def _text_block(text: str, part: JSONObject | None = None) -> JSONObject:
+    block: JSONObject = {"type": "text", "text": text}
     if part is not None and part.get("cache_control"):
         block["cache_control"] = part["cache_control"]
     return block
 
 
-def content_blocks(content: Any, where: str) -> list[dict[str, Any]]:
+def content_blocks(content: Any, where: str) -> list[JSONObject]:
     """OpenAI message content (a string or parts) -> Anthropic content blocks."""
     if content is None:
         return []
@@ -53,7 +54,7 @@ def content_blocks(content: Any, where: str) -> list[dict[str, Any]]:
         return [_text_block(content)] if content else []
     if not isinstance(content, list):
         raise invalid_request(f"{where}.content must be a string or a list of parts", param=f"{where}.content")
-    blocks: list[dict[str, Any]] = []
+    blocks: list[JSONObject] = []
     for j, part in enumerate(content):
         at = f"{where}.content[{j}]"
         kind = part.get("type") if isinstance(part, dict) else None
@@ -62,7 +63,7 @@ def content_blocks(content: Any, where: str) -> list[dict[str, Any]]:
         elif kind == "image_url":
             ref = part.get("image_url")
             url = ref.get("url") if isinstance(ref, dict) else ref
-            block: dict[str, Any] = {"type": "image", "source": image_source(url, f"{at}.image_url")}
+            block: JSONObject = {"type": "image", "source": image_source(url, f"{at}.image_url")}
             if part.get("cache_control"):
                 block["cache_control"] = part["cache_control"]
             blocks.append(block)
@@ -71,14 +72,14 @@ def content_blocks(content: Any, where: str) -> list[dict[str, Any]]:
     return blocks
 
 
-def _message_cache_control(blocks: list[dict[str, Any]], msg: dict[str, Any]) -> None:
+def _message_cache_control(blocks: list[JSONObject], msg: JSONObject) -> None:
     """A message-level ``cache_control`` (LiteLLM's convention) marks the message's last block."""
     if msg.get("cache_control") and blocks:
         blocks[-1]["cache_control"] = msg["cache_control"]
 
 
-def _assistant_blocks(msg: dict[str, Any], where: str) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = []
+def _assistant_blocks(msg: JSONObject, where: str) -> list[JSONObject]:
+    blocks: list[JSONObject] = []
     for block in msg.get("thinking_blocks") or []:
         if isinstance(block, dict) and block.get("type") in ("thinking", "redacted_thinking"):
             blocks.append(dict(block))
@@ -98,9 +99,9 @@ def _assistant_blocks(msg: dict[str, Any], where: str) -> list[dict[str, Any]]:
     return blocks
 
 
-def _tool_result(msg: dict[str, Any], where: str) -> dict[str, Any]:
+def _tool_result(msg: JSONObject, where: str) -> JSONObject:
     content = msg.get("content")
-    result: dict[str, Any] = {"type": "tool_result", "tool_use_id": msg.get("tool_call_id") or ""}
+    result: JSONObject = {"type": "tool_result", "tool_use_id": msg.get("tool_call_id") or ""}
     if not result["tool_use_id"]:
         raise invalid_request(f"{where}.tool_call_id is required", param=f"{where}.tool_call_id")
     if isinstance(content, list):
@@ -110,10 +111,10 @@ def _tool_result(msg: dict[str, Any], where: str) -> dict[str, Any]:
     return result
 
 
-def to_anthropic_messages(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def to_anthropic_messages(messages: list[JSONObject]) -> tuple[list[JSONObject], list[JSONObject]]:
     """OpenAI messages -> (Anthropic system blocks, Anthropic messages). Same-role turns are merged."""
-    system: list[dict[str, Any]] = []
-    out: list[dict[str, Any]] = []
+    system: list[JSONObject] = []
+    out: list[JSONObject] = []
     for i, msg in enumerate(messages):
         where = f"messages[{i}]"
         role = msg["role"]
@@ -143,13 +144,13 @@ def to_anthropic_messages(messages: list[dict[str, Any]]) -> tuple[list[dict[str
     return system, out
 
 
-def _tools(body: dict[str, Any]) -> list[dict[str, Any]]:
+def _tools(body: JSONObject) -> list[JSONObject]:
     tools = []
     for k, tool in enumerate(body.get("tools") or []):
         fn = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(fn, dict) or tool.get("type") != "function" or not fn.get("name"):
             raise invalid_request("only function tools with a name are supported", param=f"tools[{k}]")
-        spec: dict[str, Any] = {
+        spec: JSONObject = {
             "name": fn["name"],
             "input_schema": fn.get("parameters") or {"type": "object", "properties": {}},
         }
@@ -161,9 +162,9 @@ def _tools(body: dict[str, Any]) -> list[dict[str, Any]]:
     return tools
 
 
-def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
+def _tool_choice(choice: Any, parallel: Any) -> JSONObject | None:
     if choice is None or choice == "auto":
-        out: dict[str, Any] = {"type": "auto"}
+        out: JSONObject = {"type": "auto"}
     elif choice == "required":
         out = {"type": "any"}
     elif choice == "none":
@@ -179,7 +180,7 @@ def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
     return out
 
 
-def _output_format(fmt: Any) -> dict[str, Any] | None:
+def _output_format(fmt: Any) -> JSONObject | None:
     """``response_format`` json_schema -> Anthropic structured outputs (``output_config.format``)."""
     if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
         return None
@@ -189,7 +190,7 @@ def _output_format(fmt: Any) -> dict[str, Any] | None:
     return {"type": "json_schema", "schema": schema}
 
 
-def _json_tool(fmt: Any) -> dict[str, Any] | None:
+def _json_tool(fmt: Any) -> JSONObject | None:
     """``response_format`` json_object (no schema) -> a tool the model must call; its input is the answer."""
     if not isinstance(fmt, dict) or fmt.get("type") in (None, "text", "json_schema"):
         return None
@@ -205,15 +206,15 @@ def _stop(stop: Any) -> list[str]:
 
 
 def messages_request(
-    body: dict[str, Any], model: str, *, drop: bool, stream: bool, default_max_tokens: int = DEFAULT_MAX_TOKENS
-) -> dict[str, Any]:
+    body: JSONObject, model: str, *, drop: bool, stream: bool, default_max_tokens: int = DEFAULT_MAX_TOKENS
+) -> JSONObject:
     """OpenAI chat request -> Anthropic Messages request."""
     body = drop_unsupported(body, SUPPORTED, drop=drop, provider="Anthropic")
     if body.get("n") not in (None, 1) and not drop:
         raise invalid_request("Anthropic returns one choice per request; 'n' must be 1", param="n")
     system, messages = to_anthropic_messages(body["messages"])
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or default_max_tokens
-    req: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": max_tokens}
+    req: JSONObject = {"model": model, "messages": messages, "max_tokens": max_tokens}
     if system:
         req["system"] = system
     if stream:
@@ -257,7 +258,7 @@ def messages_request(
     return req
 
 
-def is_json_mode(body: dict[str, Any]) -> bool:
+def is_json_mode(body: JSONObject) -> bool:
     """True when the answer comes back as the forced JSON tool's input."""
     fmt = body.get("response_format")
     return isinstance(fmt, dict) and fmt.get("type") == "json_object"

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.providers.anthropic.common import JSON_TOOL, dumps, finish_reason, openai_usage
 
 
-def tool_call(block: dict[str, Any]) -> dict[str, Any]:
+def tool_call(block: JSONObject) -> JSONObject:
     return {
         "id": block.get("id") or "",
         "type": "function",
@@ -15,7 +14,7 @@ def tool_call(block: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def chat_response(data: dict[str, Any], *, model: str, created: int, json_mode: bool = False) -> dict[str, Any]:
+def chat_response(data: JSONObject, *, model: str, created: int, json_mode: bool = False) -> JSONObject:
     """One Anthropic message -> an OpenAI chat completion.
 
     Thinking arrives as ``reasoning_content``; the signed blocks themselves are kept in
@@ -23,8 +22,8 @@ def chat_response(data: dict[str, Any], *, model: str, created: int, json_mode: 
     """
     texts: list[str] = []
     reasoning: list[str] = []
-    thinking_blocks: list[dict[str, Any]] = []
-    calls: list[dict[str, Any]] = []
+    thinking_blocks: list[JSONObject] = []
+    calls: list[JSONObject] = []
     for block in data.get("content") or []:
         if not isinstance(block, dict):
             continue
@@ -41,7 +40,7 @@ def chat_response(data: dict[str, Any], *, model: str, created: int, json_mode: 
             thinking_blocks.append(block)
         elif kind == "redacted_thinking":
             thinking_blocks.append(block)
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
+    message: JSONObject = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
     if reasoning:
         message["reasoning_content"] = "".join(reasoning)
     if thinking_blocks:

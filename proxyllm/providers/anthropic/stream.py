@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from proxyllm.core.errors import ProxyError
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.types import Usage
 from proxyllm.providers.anthropic.common import JSON_TOOL, finish_reason, openai_usage, usage_of
 from proxyllm.providers.anthropic.errors import error_from_body
@@ -22,9 +21,9 @@ class StreamTranslator:
         self.encoder = encoder
         self.json_mode = json_mode
         self.started = False
-        self.blocks: dict[int, dict[str, Any]] = {}  # Anthropic block index -> block info
+        self.blocks: dict[int, JSONObject] = {}  # Anthropic block index -> block info
         self.tool_calls = 0
-        self.usage_data: dict[str, Any] = {}
+        self.usage_data: JSONObject = {}
         self.stop_reason: str | None = None
         self.done = False
 
@@ -32,16 +31,16 @@ class StreamTranslator:
     def usage(self) -> Usage:
         return usage_of(self.usage_data)
 
-    def openai_usage(self) -> dict[str, Any]:
+    def openai_usage(self) -> JSONObject:
         return openai_usage(self.usage_data)
 
-    def _delta(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+    def _delta(self, delta: JSONObject, finish: str | None = None) -> bytes:
         if not self.started:
             self.started = True
             delta = {"role": "assistant", **delta}
         return self.encoder.choice({"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None})
 
-    def feed(self, event: dict[str, Any]) -> list[bytes]:
+    def feed(self, event: JSONObject) -> list[bytes]:
         kind = event.get("type")
         if kind == "content_block_delta":
             return self._block_delta(event)
@@ -64,16 +63,16 @@ class StreamTranslator:
         return []  # ping, content_block_stop, unknown future events
 
     @staticmethod
-    def error(event: dict[str, Any]) -> ProxyError:
+    def error(event: JSONObject) -> ProxyError:
         err = error_from_body(event, status=None)
         err.message = f"upstream error mid-stream: {err.message}"
         return err
 
-    def _block_start(self, event: dict[str, Any]) -> list[bytes]:
+    def _block_start(self, event: JSONObject) -> list[bytes]:
         index = event.get("index", 0)
         block = event.get("content_block") or {}
         kind = block.get("type")
-        info: dict[str, Any] = {"type": kind}
+        info: JSONObject = {"type": kind}
         self.blocks[index] = info
         if kind == "tool_use":
             if self.json_mode and block.get("name") == JSON_TOOL:
@@ -94,7 +93,7 @@ class StreamTranslator:
             return [self._delta({"thinking_blocks": [block]})]
         return []
 
-    def _block_delta(self, event: dict[str, Any]) -> list[bytes]:
+    def _block_delta(self, event: JSONObject) -> list[bytes]:
         delta = event.get("delta") or {}
         kind = delta.get("type")
         info = self.blocks.get(event.get("index", 0), {})

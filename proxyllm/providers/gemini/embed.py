@@ -6,9 +6,8 @@ token) and marked ``estimated``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from proxyllm.core.errors import invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.types import Usage
 from proxyllm.providers.ollama.embed import encode_base64
 from proxyllm.providers.params import drop_unsupported
@@ -16,7 +15,7 @@ from proxyllm.providers.params import drop_unsupported
 SUPPORTED = frozenset({"model", "input", "encoding_format", "dimensions", "user", "task_type"})
 
 
-def texts_of(body: dict[str, Any]) -> list[str]:
+def texts_of(body: JSONObject) -> list[str]:
     inputs = body["input"]
     texts = [inputs] if isinstance(inputs, str) else inputs
     if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
@@ -24,8 +23,8 @@ def texts_of(body: dict[str, Any]) -> list[str]:
     return texts
 
 
-def _one(text: str, body: dict[str, Any], model: str | None) -> dict[str, Any]:
-    req: dict[str, Any] = {"content": {"parts": [{"text": text}]}}
+def _one(text: str, body: JSONObject, model: str | None) -> JSONObject:
+    req: JSONObject = {"content": {"parts": [{"text": text}]}}
     if model is not None:
         req["model"] = f"models/{model}"
     if body.get("dimensions") is not None:
@@ -35,7 +34,7 @@ def _one(text: str, body: dict[str, Any], model: str | None) -> dict[str, Any]:
     return req
 
 
-def embed_request(body: dict[str, Any], model: str, *, drop: bool) -> tuple[str, dict[str, Any]]:
+def embed_request(body: JSONObject, model: str, *, drop: bool) -> tuple[str, JSONObject]:
     """-> (method, request): ``embedContent`` for one string, ``batchEmbedContents`` for a list."""
     body = drop_unsupported(body, SUPPORTED, drop=drop, provider="Gemini embeddings")
     fmt = body.get("encoding_format")
@@ -47,7 +46,7 @@ def embed_request(body: dict[str, Any], model: str, *, drop: bool) -> tuple[str,
     return "batchEmbedContents", {"requests": [_one(t, body, model) for t in texts]}
 
 
-def vectors_of(data: dict[str, Any]) -> list[list[float]]:
+def vectors_of(data: JSONObject) -> list[list[float]]:
     if isinstance(data.get("embedding"), dict):
         return [data["embedding"].get("values") or []]
     return [e.get("values") or [] for e in data.get("embeddings") or [] if isinstance(e, dict)]
@@ -57,7 +56,7 @@ def estimate_usage(texts: list[str]) -> Usage:
     return Usage(sum((len(t) + 3) // 4 for t in texts), 0, estimated=True)
 
 
-def embed_response(data: dict[str, Any], *, model: str, encoding_format: str | None, usage: Usage) -> dict[str, Any]:
+def embed_response(data: JSONObject, *, model: str, encoding_format: str | None, usage: Usage) -> JSONObject:
     as_base64 = encoding_format == "base64"
     return {
         "object": "list",

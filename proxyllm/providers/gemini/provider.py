@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
-from typing import Any
 
 import orjson
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.provider import Provider, register
 from proxyllm.core.types import CHAT_SHAPED, Operation
 from proxyllm.core.upstream_http import JSON_HEADERS, client_timeout, iter_lines
@@ -21,7 +21,7 @@ from proxyllm.providers.sse import ChunkEncoder, usage_event
 DONE = b"data: [DONE]\n\n"
 
 
-def _json(raw: bytes) -> dict[str, Any]:
+def _json(raw: bytes) -> JSONObject:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -57,14 +57,14 @@ class GeminiProvider(Provider):
         return headers
 
     @staticmethod
-    def _body(dep: Deployment, ctx: RequestContext) -> dict[str, Any]:
+    def _body(dep: Deployment, ctx: RequestContext) -> JSONObject:
         return {**dep.request_defaults, **ctx.body} if dep.request_defaults else ctx.body
 
     @staticmethod
     def _drop(dep: Deployment, ctx: RequestContext) -> bool:
         return ctx.drop_params or bool(dep.drop_params)
 
-    async def _post(self, dep: Deployment, ctx: RequestContext, method: str, payload: dict[str, Any]) -> dict[str, Any]:
+    async def _post(self, dep: Deployment, ctx: RequestContext, method: str, payload: JSONObject) -> JSONObject:
         raw = await self.http.request(
             "POST",
             model_url(dep, method),

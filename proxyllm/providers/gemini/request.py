@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from proxyllm.core.errors import invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.providers.params import drop_unsupported
 
 SIGNATURE_SEP = "__thought__"
@@ -56,7 +57,7 @@ CONFIG_NAMES = {
 THINKING_BUDGETS = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576}
 
 
-def _part_of(part: Any, where: str) -> dict[str, Any]:
+def _part_of(part: Any, where: str) -> JSONObject:
     kind = part.get("type") if isinstance(part, dict) else None
     if kind == "text":
         return {"text": str(part.get("text", ""))}
@@ -73,7 +74,7 @@ def _part_of(part: Any, where: str) -> dict[str, Any]:
     raise invalid_request(f"Gemini does not take content parts of type {kind!r}", param=where)
 
 
-def parts_of(content: Any, where: str) -> list[dict[str, Any]]:
+def parts_of(content: Any, where: str) -> list[JSONObject]:
     if content is None:
         return []
     if isinstance(content, str):
@@ -83,7 +84,7 @@ def parts_of(content: Any, where: str) -> list[dict[str, Any]]:
     return [_part_of(part, f"{where}.content[{j}]") for j, part in enumerate(content)]
 
 
-def _function_call(call: Any, where: str) -> dict[str, Any]:
+def _function_call(call: Any, where: str) -> JSONObject:
     if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
         raise invalid_request("tool calls must be objects with a function", param=where)
     fn = call["function"]
@@ -92,14 +93,14 @@ def _function_call(call: Any, where: str) -> dict[str, Any]:
         args = raw if isinstance(raw, dict) else orjson.loads(raw or "{}")
     except orjson.JSONDecodeError:
         raise invalid_request("tool call arguments must be a JSON object", param=where) from None
-    part: dict[str, Any] = {"functionCall": {"name": fn.get("name", ""), "args": args}}
+    part: JSONObject = {"functionCall": {"name": fn.get("name", ""), "args": args}}
     signature = str(call.get("id") or "").partition(SIGNATURE_SEP)[2]
     if signature:
         part["thoughtSignature"] = signature
     return part
 
 
-def _function_response(msg: dict[str, Any], names: dict[str, str], where: str) -> dict[str, Any]:
+def _function_response(msg: JSONObject, names: dict[str, str], where: str) -> JSONObject:
     call_id = str(msg.get("tool_call_id") or "")
     name = names.get(call_id) or msg.get("name")
     if not name:
@@ -113,10 +114,10 @@ def _function_response(msg: dict[str, Any], names: dict[str, str], where: str) -
     return {"functionResponse": {"name": name, "response": value if isinstance(value, dict) else {"content": text}}}
 
 
-def to_contents(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def to_contents(messages: list[JSONObject]) -> tuple[list[JSONObject], list[JSONObject]]:
     """OpenAI messages -> (system parts, Gemini contents); consecutive same-role turns are merged."""
-    system: list[dict[str, Any]] = []
-    contents: list[dict[str, Any]] = []
+    system: list[JSONObject] = []
+    contents: list[JSONObject] = []
     names: dict[str, str] = {}
     for i, msg in enumerate(messages):
         where = f"messages[{i}]"
@@ -145,13 +146,13 @@ def to_contents(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], l
     return system, contents
 
 
-def _tools(tools: list[Any]) -> list[dict[str, Any]]:
+def _tools(tools: list[Any]) -> list[JSONObject]:
     declarations = []
     for k, tool in enumerate(tools):
         fn = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(fn, dict) or tool.get("type") != "function" or not fn.get("name"):
             raise invalid_request("only function tools with a name are supported", param=f"tools[{k}]")
-        decl: dict[str, Any] = {"name": fn["name"]}
+        decl: JSONObject = {"name": fn["name"]}
         if fn.get("description"):
             decl["description"] = fn["description"]
         if fn.get("parameters"):
@@ -160,7 +161,7 @@ def _tools(tools: list[Any]) -> list[dict[str, Any]]:
     return [{"functionDeclarations": declarations}]
 
 
-def _tool_config(choice: Any) -> dict[str, Any] | None:
+def _tool_config(choice: Any) -> JSONObject | None:
     if choice is None:
         return None
     modes = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
@@ -171,7 +172,7 @@ def _tool_config(choice: Any) -> dict[str, Any] | None:
     raise invalid_request("tool_choice must be auto, none, required or a named function", param="tool_choice")
 
 
-def _generation_config(body: dict[str, Any], model: str) -> dict[str, Any]:
+def _generation_config(body: JSONObject, model: str) -> JSONObject:
     config = {target: body[name] for name, target in CONFIG_NAMES.items() if body.get(name) is not None}
     stop = body.get("stop")
     if stop:
@@ -199,13 +200,13 @@ def _generation_config(body: dict[str, Any], model: str) -> dict[str, Any]:
     return config
 
 
-def generate_request(body: dict[str, Any], model: str, *, drop: bool) -> dict[str, Any]:
+def generate_request(body: JSONObject, model: str, *, drop: bool) -> JSONObject:
     """OpenAI chat request -> Gemini generateContent request (the model goes in the URL)."""
     body = drop_unsupported(body, SUPPORTED, drop=drop, provider="Gemini")
     system, contents = to_contents(body["messages"])
     if not contents:
         raise invalid_request("Gemini needs at least one user or assistant message", param="messages")
-    req: dict[str, Any] = {"contents": contents}
+    req: JSONObject = {"contents": contents}
     if system:
         req["systemInstruction"] = {"parts": system}
     if body.get("tools") and body.get("tool_choice") != "none":

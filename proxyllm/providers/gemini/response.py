@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.types import Usage
 from proxyllm.providers.gemini.errors import error_from_body
 from proxyllm.providers.gemini.request import SIGNATURE_SEP
@@ -30,7 +31,7 @@ def finish_reason(reason: Any, has_calls: bool) -> str:
     return FINISH.get(reason, "stop") if isinstance(reason, str) else "stop"
 
 
-def _count(data: dict[str, Any], key: str) -> int:
+def _count(data: JSONObject, key: str) -> int:
     value = data.get(key)
     return value if isinstance(value, int) else 0
 
@@ -46,8 +47,8 @@ def usage_of(data: Any) -> Usage:
     return Usage(prompt, completion, cached_tokens=cached)
 
 
-def openai_usage(data: Any) -> dict[str, Any]:
-    out: dict[str, Any] = usage_of(data).as_openai()
+def openai_usage(data: Any) -> JSONObject:
+    out: JSONObject = usage_of(data).as_openai()
     meta = data.get("usageMetadata") if isinstance(data, dict) else None
     if isinstance(meta, dict):
         out["prompt_tokens_details"] = {"cached_tokens": _count(meta, "cachedContentTokenCount")}
@@ -55,7 +56,7 @@ def openai_usage(data: Any) -> dict[str, Any]:
     return out
 
 
-def check_blocked(data: dict[str, Any]) -> None:
+def check_blocked(data: JSONObject) -> None:
     feedback = data.get("promptFeedback")
     reason = feedback.get("blockReason") if isinstance(feedback, dict) else None
     if reason and not data.get("candidates"):
@@ -64,7 +65,7 @@ def check_blocked(data: dict[str, Any]) -> None:
         )
 
 
-def tool_call(call: dict[str, Any], signature: Any) -> dict[str, Any]:
+def tool_call(call: JSONObject, signature: Any) -> JSONObject:
     call_id = str(call.get("id") or "call_" + secrets.token_hex(12))
     if isinstance(signature, str) and signature:
         call_id += SIGNATURE_SEP + signature
@@ -75,11 +76,11 @@ def tool_call(call: dict[str, Any], signature: Any) -> dict[str, Any]:
     }
 
 
-def read_parts(parts: Any) -> tuple[str, str, list[dict[str, Any]]]:
+def read_parts(parts: Any) -> tuple[str, str, list[JSONObject]]:
     """Candidate parts -> (text, reasoning text, OpenAI tool calls)."""
     texts: list[str] = []
     thoughts: list[str] = []
-    calls: list[dict[str, Any]] = []
+    calls: list[JSONObject] = []
     for part in parts if isinstance(parts, list) else []:
         if not isinstance(part, dict):
             continue
@@ -90,7 +91,7 @@ def read_parts(parts: Any) -> tuple[str, str, list[dict[str, Any]]]:
     return "".join(texts), "".join(thoughts), calls
 
 
-def chat_response(data: dict[str, Any], *, model: str, response_id: str, created: int) -> dict[str, Any]:
+def chat_response(data: JSONObject, *, model: str, response_id: str, created: int) -> JSONObject:
     check_blocked(data)
     choices = []
     for position, cand in enumerate(data.get("candidates") or []):
@@ -100,7 +101,7 @@ def chat_response(data: dict[str, Any], *, model: str, response_id: str, created
             raise ProxyError(
                 ErrorKind.CONTENT_POLICY, f"Gemini withheld its answer ({reason})", code="content_policy_violation"
             )
-        message: dict[str, Any] = {"role": "assistant", "content": text if text or not calls else None}
+        message: JSONObject = {"role": "assistant", "content": text if text or not calls else None}
         if thoughts:
             message["reasoning_content"] = thoughts
         if calls:
@@ -134,19 +135,19 @@ class StreamTranslator:
         self.started: set[int] = set()
         self.tool_calls: dict[int, int] = {}
         self.finished: set[int] = set()
-        self.last: dict[str, Any] = {}
+        self.last: JSONObject = {}
 
     @property
     def usage(self) -> Usage:
         return usage_of(self.last)
 
-    def _delta(self, index: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
+    def _delta(self, index: int, delta: JSONObject, finish: str | None = None) -> bytes:
         if index not in self.started:
             self.started.add(index)
             delta = {"role": "assistant", **delta}
         return self.encoder.choice({"index": index, "delta": delta, "finish_reason": finish, "logprobs": None})
 
-    def feed(self, data: dict[str, Any]) -> list[bytes]:
+    def feed(self, data: JSONObject) -> list[bytes]:
         if isinstance(data.get("error"), dict):
             raise error_from_body(data, status=None)
         if not self.started:

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from proxyllm.core.errors import invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.types import ComputeTime, Usage
 from proxyllm.providers.ollama.forced import ForcedTool, forced_tool, with_hint
 from proxyllm.providers.ollama.options import COMMON, base_request, check_n, finish_reason
@@ -60,8 +61,8 @@ def _tool_arguments(raw: Any, where: str) -> Any:
         raise invalid_request("tool call arguments must be a JSON object", param=where) from None
 
 
-def to_ollama_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+def to_ollama_messages(messages: list[JSONObject]) -> list[JSONObject]:
+    out: list[JSONObject] = []
     tool_names: dict[str, str] = {}
     for i, msg in enumerate(messages):
         where = f"messages[{i}]"
@@ -69,7 +70,7 @@ def to_ollama_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             raise invalid_request("each message must be an object with a 'role'", param=where)
         role = msg["role"]
         text, images = split_content(msg.get("content"), where)
-        item: dict[str, Any] = {"role": "system" if role == "developer" else role, "content": text}
+        item: JSONObject = {"role": "system" if role == "developer" else role, "content": text}
         if images:
             item["images"] = images
         calls = msg.get("tool_calls")
@@ -104,7 +105,7 @@ def to_ollama_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _tools(body: dict[str, Any]) -> list[dict[str, Any]] | None:
+def _tools(body: JSONObject) -> list[JSONObject] | None:
     """The tools to send when the model may choose (a forced choice is emulated: ``forced.py``)."""
     tools = body.get("tools")
     if body.get("tool_choice") == "none":
@@ -117,7 +118,7 @@ def _tools(body: dict[str, Any]) -> list[dict[str, Any]] | None:
     return list(tools)
 
 
-def _think(body: dict[str, Any]) -> Any:
+def _think(body: JSONObject) -> Any:
     if body.get("think") is not None:
         return body["think"]
     effort = body.get("reasoning_effort")
@@ -126,7 +127,7 @@ def _think(body: dict[str, Any]) -> Any:
     return effort not in ("none", "minimal")
 
 
-def chat_request(body: dict[str, Any], model: str, *, drop: bool, stream: bool) -> dict[str, Any]:
+def chat_request(body: JSONObject, model: str, *, drop: bool, stream: bool) -> JSONObject:
     """OpenAI chat request -> Ollama /api/chat request."""
     body = drop_unsupported(body, SUPPORTED, drop=drop, provider="Ollama")
     check_n(body, drop)
@@ -146,12 +147,12 @@ def chat_request(body: dict[str, Any], model: str, *, drop: bool, stream: bool) 
     return req
 
 
-def _nanoseconds(data: dict[str, Any], name: str) -> int:
+def _nanoseconds(data: JSONObject, name: str) -> int:
     value = data.get(name)
     return value if type(value) is int and 0 <= value < 10**15 else 0  # under about 11 days
 
 
-def compute_of(data: dict[str, Any]) -> ComputeTime | None:
+def compute_of(data: JSONObject) -> ComputeTime | None:
     """Ollama's durations (nanoseconds) from a final answer or the last stream chunk, when it sent any."""
     found = ComputeTime(
         load_ns=_nanoseconds(data, "load_duration"),
@@ -162,11 +163,11 @@ def compute_of(data: dict[str, Any]) -> ComputeTime | None:
     return found if found != ComputeTime() else None
 
 
-def usage_of(data: dict[str, Any]) -> Usage:
+def usage_of(data: JSONObject) -> Usage:
     return Usage(int(data.get("prompt_eval_count") or 0), int(data.get("eval_count") or 0), compute=compute_of(data))
 
 
-def openai_tool_calls(calls: list[dict[str, Any]], start: int = 0) -> list[dict[str, Any]]:
+def openai_tool_calls(calls: list[JSONObject], start: int = 0) -> list[JSONObject]:
     out = []
     for k, call in enumerate(calls):
         fn = call.get("function") or {}
@@ -186,8 +187,8 @@ def openai_tool_calls(calls: list[dict[str, Any]], start: int = 0) -> list[dict[
 
 
 def chat_response(
-    data: dict[str, Any], *, model: str, response_id: str, created: int, forced: ForcedTool | None = None
-) -> dict[str, Any]:
+    data: JSONObject, *, model: str, response_id: str, created: int, forced: ForcedTool | None = None
+) -> JSONObject:
     """Ollama /api/chat response (stream false) -> OpenAI chat.completion."""
     msg = data.get("message") or {}
     if forced is not None:
@@ -197,7 +198,7 @@ def chat_response(
         calls = openai_tool_calls(msg.get("tool_calls") or [])
         for call in calls:
             del call["index"]
-    message: dict[str, Any] = {"role": "assistant", "content": msg.get("content") or (None if calls else "")}
+    message: JSONObject = {"role": "assistant", "content": msg.get("content") or (None if calls else "")}
     if msg.get("thinking"):
         message["reasoning_content"] = msg["thinking"]
     if calls:
@@ -230,13 +231,13 @@ class ChatStreamTranslator:
         self.forced = forced  # a forced tool call: the content is its arguments, sent at the end
         self.held: list[str] = []
 
-    def _delta(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+    def _delta(self, delta: JSONObject, finish: str | None = None) -> bytes:
         if not self.started:
             self.started = True
             delta = {"role": "assistant", **delta}
         return self.encoder.choice({"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None})
 
-    def feed(self, data: dict[str, Any]) -> list[bytes]:
+    def feed(self, data: JSONObject) -> list[bytes]:
         out: list[bytes] = []
         msg = data.get("message") or {}
         if msg.get("thinking"):

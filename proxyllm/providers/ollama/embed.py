@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 import sys
 from array import array
-from typing import Any
 
 from proxyllm.core.errors import invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.types import Usage
 from proxyllm.providers.ollama.chat import compute_of
 from proxyllm.providers.params import drop_unsupported
@@ -15,7 +15,7 @@ from proxyllm.providers.params import drop_unsupported
 SUPPORTED = frozenset({"model", "input", "encoding_format", "dimensions", "user", "truncate", "keep_alive", "options"})
 
 
-def embed_request(body: dict[str, Any], model: str, *, drop: bool) -> dict[str, Any]:
+def embed_request(body: JSONObject, model: str, *, drop: bool) -> JSONObject:
     body = drop_unsupported(body, SUPPORTED, drop=drop, provider="Ollama embeddings")
     inputs = body["input"]
     if isinstance(inputs, list) and not all(isinstance(x, str) for x in inputs):
@@ -23,7 +23,7 @@ def embed_request(body: dict[str, Any], model: str, *, drop: bool) -> dict[str, 
     fmt = body.get("encoding_format")
     if fmt not in (None, "float", "base64"):
         raise invalid_request("encoding_format must be 'float' or 'base64'", param="encoding_format")
-    req: dict[str, Any] = {"model": model, "input": inputs}
+    req: JSONObject = {"model": model, "input": inputs}
     for key in ("dimensions", "truncate", "keep_alive", "options"):
         if body.get(key) is not None:
             req[key] = body[key]
@@ -38,7 +38,7 @@ def encode_base64(vector: list[float]) -> str:
     return base64.b64encode(packed.tobytes()).decode("ascii")
 
 
-def embed_response(data: dict[str, Any], *, model: str, encoding_format: str | None) -> dict[str, Any]:
+def embed_response(data: JSONObject, *, model: str, encoding_format: str | None) -> JSONObject:
     vectors = data.get("embeddings") or []
     as_base64 = encoding_format == "base64"
     prompt = int(data.get("prompt_eval_count") or 0)
@@ -53,5 +53,5 @@ def embed_response(data: dict[str, Any], *, model: str, encoding_format: str | N
     }
 
 
-def usage_of(data: dict[str, Any]) -> Usage:
+def usage_of(data: JSONObject) -> Usage:
     return Usage(int(data.get("prompt_eval_count") or 0), 0, compute=compute_of(data))

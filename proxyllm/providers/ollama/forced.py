@@ -17,17 +17,18 @@ from typing import Any
 import orjson
 
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.core.jsontypes import JSONObject
 
-EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
+EMPTY_PARAMETERS: JSONObject = {"type": "object", "properties": {}}
 
 
 @dataclass(frozen=True, slots=True)
 class ForcedTool:
     names: tuple[str, ...]  # one: the output is its arguments; several: {"name", "arguments"}
-    schema: dict[str, Any]
+    schema: JSONObject
     hint: str
 
-    def tool_calls(self, text: str) -> list[dict[str, Any]]:
+    def tool_calls(self, text: str) -> list[JSONObject]:
         """The constrained output as OpenAI tool calls (without stream indexes)."""
         try:
             data = orjson.loads(text) if text.strip() else None
@@ -55,7 +56,7 @@ class ForcedTool:
         ]
 
 
-def _functions(tools: Any) -> list[dict[str, Any]]:
+def _functions(tools: Any) -> list[JSONObject]:
     if not isinstance(tools, list) or not tools:
         raise invalid_request("a forced tool_choice needs a non-empty list of 'tools'", param="tool_choice")
     found = []
@@ -70,18 +71,18 @@ def _functions(tools: Any) -> list[dict[str, Any]]:
     return found
 
 
-def _parameters(fn: dict[str, Any]) -> dict[str, Any]:
+def _parameters(fn: JSONObject) -> JSONObject:
     params = fn.get("parameters")
     return params if isinstance(params, dict) and params else EMPTY_PARAMETERS
 
 
-def _described(fn: dict[str, Any]) -> str:
+def _described(fn: JSONObject) -> str:
     description = fn.get("description")
     text = f"'{fn['name']}'"
     return f"{text} ({description.strip()[:500]})" if isinstance(description, str) and description.strip() else text
 
 
-def forced_tool(body: dict[str, Any]) -> ForcedTool | None:
+def forced_tool(body: JSONObject) -> ForcedTool | None:
     """The forced call a chat request asks for, or None (``auto``, ``none`` or no ``tool_choice``)."""
     choice = body.get("tool_choice")
     if choice is None or choice == "auto" or choice == "none":
@@ -126,7 +127,7 @@ def forced_tool(body: dict[str, Any]) -> ForcedTool | None:
     )
 
 
-def with_hint(messages: list[dict[str, Any]], hint: str) -> list[dict[str, Any]]:
+def with_hint(messages: list[JSONObject], hint: str) -> list[JSONObject]:
     """Ollama messages with the forced call's instruction in the (first) system message."""
     if messages and messages[0].get("role") == "system":
         first = messages[0]

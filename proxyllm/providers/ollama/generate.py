@@ -6,9 +6,8 @@ Used for ``/v1/completions`` on any Ollama model, and for chat on ``ollama/<mode
 
 from __future__ import annotations
 
-from typing import Any
-
 from proxyllm.core.errors import invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.types import Usage
 from proxyllm.providers.ollama.chat import compute_of, split_content
 from proxyllm.providers.ollama.options import COMMON, base_request, check_n, finish_reason
@@ -20,7 +19,7 @@ CHAT_SUPPORTED = COMMON | {"messages", "response_format"}
 ROLE_TITLES = {"user": "User", "assistant": "Assistant", "tool": "Tool"}
 
 
-def completion_request(body: dict[str, Any], model: str, *, drop: bool, stream: bool) -> dict[str, Any]:
+def completion_request(body: JSONObject, model: str, *, drop: bool, stream: bool) -> JSONObject:
     """OpenAI /v1/completions -> /api/generate."""
     body = drop_unsupported(body, COMPLETION_SUPPORTED, drop=drop, provider="Ollama")
     check_n(body, drop)
@@ -37,7 +36,7 @@ def completion_request(body: dict[str, Any], model: str, *, drop: bool, stream: 
     return req
 
 
-def chat_as_generate_request(body: dict[str, Any], model: str, *, drop: bool, stream: bool) -> dict[str, Any]:
+def chat_as_generate_request(body: JSONObject, model: str, *, drop: bool, stream: bool) -> JSONObject:
     """OpenAI chat -> /api/generate: system messages become ``system``, the rest one prompt."""
     body = drop_unsupported(body, CHAT_SUPPORTED, drop=drop, provider="Ollama /api/generate")
     check_n(body, drop)
@@ -64,11 +63,11 @@ def chat_as_generate_request(body: dict[str, Any], model: str, *, drop: bool, st
     return req
 
 
-def usage_of(data: dict[str, Any]) -> Usage:
+def usage_of(data: JSONObject) -> Usage:
     return Usage(int(data.get("prompt_eval_count") or 0), int(data.get("eval_count") or 0), compute=compute_of(data))
 
 
-def completion_response(data: dict[str, Any], *, model: str, response_id: str, created: int) -> dict[str, Any]:
+def completion_response(data: JSONObject, *, model: str, response_id: str, created: int) -> JSONObject:
     return {
         "id": response_id,
         "object": "text_completion",
@@ -86,8 +85,8 @@ def completion_response(data: dict[str, Any], *, model: str, response_id: str, c
     }
 
 
-def chat_response(data: dict[str, Any], *, model: str, response_id: str, created: int) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": data.get("response", "")}
+def chat_response(data: JSONObject, *, model: str, response_id: str, created: int) -> JSONObject:
+    message: JSONObject = {"role": "assistant", "content": data.get("response", "")}
     if data.get("thinking"):
         message["reasoning_content"] = data["thinking"]
     return {
@@ -114,13 +113,13 @@ class GenerateStreamTranslator:
     def _event(self, text: str, finish: str | None, key: str = "content") -> bytes:
         if not self.as_chat:
             return self.encoder.choice({"index": 0, "text": text, "logprobs": None, "finish_reason": finish})
-        delta: dict[str, Any] = {key: text} if text else {}
+        delta: JSONObject = {key: text} if text else {}
         if not self.started:
             self.started = True
             delta = {"role": "assistant", **delta}
         return self.encoder.choice({"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None})
 
-    def feed(self, data: dict[str, Any]) -> list[bytes]:
+    def feed(self, data: JSONObject) -> list[bytes]:
         out: list[bytes] = []
         if self.as_chat and data.get("thinking"):
             out.append(self._event(data["thinking"], None, "reasoning_content"))

@@ -19,6 +19,7 @@ import orjson
 from proxyllm.core.context import NativeRequest, RequestContext
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.pricing import estimate_prompt_tokens
 from proxyllm.core.types import Usage
 from proxyllm.core.upstream_http import iter_line_batches
@@ -66,7 +67,7 @@ def renamer(upstream: str, client: str) -> Callable[[bytes], bytes] | None:
     return rename
 
 
-def parse_line(raw: bytes) -> dict[str, Any]:
+def parse_line(raw: bytes) -> JSONObject:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -78,7 +79,7 @@ def parse_line(raw: bytes) -> dict[str, Any]:
     return data
 
 
-def native_usage(native: NativeRequest, ctx: RequestContext, data: dict[str, Any]) -> Usage:
+def native_usage(native: NativeRequest, ctx: RequestContext, data: JSONObject) -> Usage:
     usage = usage_of(data)
     if native.path == "/api/embeddings" and not usage.prompt_tokens:  # the old form reports no counts
         return Usage(estimate_prompt_tokens(ctx.body), 0, estimated=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from proxyllm.core.errors import invalid_request
+from proxyllm.core.jsontypes import JSONObject
 
 # OpenAI name (or an Ollama-only name LiteLLM passes through) -> Ollama options key.
 OPTION_NAMES = {
@@ -28,8 +29,8 @@ IGNORED = frozenset({"user", "stream_options", "metadata", "store", "service_tie
 COMMON = frozenset(OPTION_NAMES) | IGNORED | {"model", "stream", "keep_alive", "options", "n", "format"}
 
 
-def build_options(body: dict[str, Any]) -> dict[str, Any]:
-    options: dict[str, Any] = dict(body.get("options") or {})
+def build_options(body: JSONObject) -> JSONObject:
+    options: JSONObject = dict(body.get("options") or {})
     for name, target in OPTION_NAMES.items():
         value = body.get(name)
         if value is not None:
@@ -37,13 +38,13 @@ def build_options(body: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-def check_n(body: dict[str, Any], drop: bool) -> None:
+def check_n(body: JSONObject, drop: bool) -> None:
     n = body.get("n")
     if n not in (None, 1) and not drop:
         raise invalid_request("Ollama returns one choice per request; 'n' must be 1", param="n")
 
 
-def response_format(body: dict[str, Any]) -> Any:
+def response_format(body: JSONObject) -> Any:
     """``response_format`` -> Ollama's ``format`` ("json" or a JSON schema), or None."""
     if body.get("format") is not None:
         return body["format"]
@@ -71,9 +72,9 @@ def finish_reason(done_reason: Any, has_tool_calls: bool = False) -> str:
     return "length" if done_reason == "length" else "stop"
 
 
-def base_request(body: dict[str, Any], model: str, stream: bool) -> dict[str, Any]:
+def base_request(body: JSONObject, model: str, stream: bool) -> JSONObject:
     """What every Ollama request carries: model, stream, options, format and keep_alive."""
-    req: dict[str, Any] = {"model": model, "stream": stream}
+    req: JSONObject = {"model": model, "stream": stream}
     options = build_options(body)
     if options:
         req["options"] = options

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
-from typing import Any
 
 import orjson
 
 from proxyllm.core.context import NativeRequest, RequestContext
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.provider import Provider, register
 from proxyllm.core.types import CHAT_SHAPED, Operation
 from proxyllm.core.upstream_http import bearer_headers, client_timeout, default_error, iter_line_batches
@@ -28,7 +28,7 @@ def too_long(message: str) -> bool:
     return any(marker in lowered for marker in CONTEXT_MARKERS)
 
 
-def _json(raw: bytes) -> dict[str, Any]:
+def _json(raw: bytes) -> JSONObject:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -63,7 +63,7 @@ class OllamaProvider(Provider):
             return ProxyError(ErrorKind.CONTEXT_WINDOW_EXCEEDED, err.message, code="context_length_exceeded")
         return err
 
-    def _translate(self, dep: Deployment, ctx: RequestContext, stream: bool) -> tuple[str, dict[str, Any]]:
+    def _translate(self, dep: Deployment, ctx: RequestContext, stream: bool) -> tuple[str, JSONObject]:
         body = {**dep.request_defaults, **ctx.body} if dep.request_defaults else ctx.body
         drop = ctx.drop_params or bool(dep.drop_params)
         model = dep.upstream_model
@@ -75,7 +75,7 @@ class OllamaProvider(Provider):
             return "/api/generate", generate.chat_as_generate_request(body, model, drop=drop, stream=stream)
         return "/api/chat", chat.chat_request(body, model, drop=drop, stream=stream)
 
-    def _response(self, ctx: RequestContext, data: dict[str, Any]) -> dict[str, Any]:
+    def _response(self, ctx: RequestContext, data: JSONObject) -> JSONObject:
         created = int(ctx.started_wall)
         if ctx.operation is Operation.EMBEDDING:
             ctx.usage = embed.usage_of(data)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query
 
 from proxyllm.core.bounds import MAX_PAGE
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.ops import audit
 from proxyllm.server.deps import Admin, RuntimeDep
 from proxyllm.server.routes.spend import _moment
@@ -27,7 +26,7 @@ async def audit_logs(
     end_date: str | None = None,
     page: int = Query(default=1, ge=1, le=MAX_PAGE),
     page_size: int = Query(default=100, ge=1, le=1000),
-) -> dict[str, Any]:
+) -> JSONObject:
     since = _moment(start_date, "start_date")
     until = _moment(end_date, "end_date", end=True)
     async with runtime.db.session() as session:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from proxyllm.billing.grants import grant_view
 from proxyllm.billing.recharge import ensure_row, metadata_of, recharge_view
 from proxyllm.core.errors import invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.tables_billing import AutoRecharge
 from proxyllm.server.deps import Admin, Caller
 from proxyllm.server.routes.stripe import BillingDep, resolve_account
@@ -73,7 +74,7 @@ class RechargeBody(Account):
 
 
 @router.post("/stripe/portal")
-async def portal(body: PortalBody, billing: BillingDep, caller: Caller) -> dict[str, Any]:
+async def portal(body: PortalBody, billing: BillingDep, caller: Caller) -> JSONObject:
     """A Stripe Billing Portal session (invoices, receipts, payment methods) for the caller's account."""
     account = resolve_account(billing, caller, body.account_type, body.account_id)
     customer = await billing.customer_for(account)
@@ -84,7 +85,7 @@ async def portal(body: PortalBody, billing: BillingDep, caller: Caller) -> dict[
 @router.get("/stripe/auto_recharge")
 async def get_auto_recharge(
     billing: BillingDep, caller: Caller, account_type: str | None = None, account_id: str | None = None
-) -> dict[str, Any]:
+) -> JSONObject:
     account = resolve_account(billing, caller, account_type, account_id)
     async with billing.db.session() as session:
         row = await session.get(AutoRecharge, account)
@@ -93,7 +94,7 @@ async def get_auto_recharge(
 
 @router.put("/stripe/auto_recharge")
 @router.post("/stripe/auto_recharge")  # the same, for clients (and the dashboard's bridge) without PUT
-async def put_auto_recharge(body: RechargeBody, billing: BillingDep, caller: Caller) -> dict[str, Any]:
+async def put_auto_recharge(body: RechargeBody, billing: BillingDep, caller: Caller) -> JSONObject:
     """Threshold, amount and monthly cap; ``enabled`` needs a saved card."""
     account = resolve_account(billing, caller, body.account_type, body.account_id)
     if body.enabled:
@@ -123,7 +124,7 @@ async def put_auto_recharge(body: RechargeBody, billing: BillingDep, caller: Cal
 
 
 @router.post("/stripe/auto_recharge/card")
-async def save_card(body: CardBody, billing: BillingDep, caller: Caller) -> dict[str, Any]:
+async def save_card(body: CardBody, billing: BillingDep, caller: Caller) -> JSONObject:
     """A Stripe Checkout page (setup mode) that saves a card for automatic recharges."""
     account = resolve_account(billing, caller, body.account_type, body.account_id)
     customer = await billing.customer_for(account)
@@ -138,7 +139,7 @@ async def save_card(body: CardBody, billing: BillingDep, caller: Caller) -> dict
 
 
 @router.post("/stripe/auto_recharge/setup_intent")
-async def setup_intent(body: Account, billing: BillingDep, caller: Caller) -> dict[str, Any]:
+async def setup_intent(body: Account, billing: BillingDep, caller: Caller) -> JSONObject:
     """A SetupIntent for Stripe.js (Elements): confirm it in the browser with its client secret."""
     account = resolve_account(billing, caller, body.account_type, body.account_id)
     customer = await billing.customer_for(account)
@@ -176,7 +177,7 @@ class GrantBody(BaseModel):
 
 
 @router.post("/stripe/grants")
-async def give_grant(body: GrantBody, billing: BillingDep, caller: Admin) -> dict[str, Any]:
+async def give_grant(body: GrantBody, billing: BillingDep, caller: Admin) -> JSONObject:
     """Give an account promotional credit (spent before paid credit; what is left expires)."""
     account = resolve_account(billing, caller, body.account_type, body.account_id)
     expires = body.expires_at
@@ -193,7 +194,7 @@ async def give_grant(body: GrantBody, billing: BillingDep, caller: Admin) -> dic
 @router.get("/stripe/grants")
 async def list_grants(
     billing: BillingDep, caller: Caller, account_type: str | None = None, account_id: str | None = None
-) -> dict[str, Any]:
+) -> JSONObject:
     """The caller's promotional credits: amount, what is left, priority, expiry."""
     account = resolve_account(billing, caller, account_type, account_id)
     rows = await billing.grants.list(account)

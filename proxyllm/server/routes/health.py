@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
@@ -18,6 +17,7 @@ from fastapi.responses import Response
 from proxyllm import __version__
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.errors import ProxyError
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.masking import mask_text
 from proxyllm.server.deps import Admin, RuntimeDep
 from proxyllm.server.runtime import Runtime
@@ -88,7 +88,7 @@ def _cache(request: Request, runtime: Runtime) -> ProbeCache:
 
 
 @router.get("/health")
-async def health(request: Request, runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
+async def health(request: Request, runtime: RuntimeDep, _: Admin) -> JSONObject:
     """Each deployment's probe result and routing state (cooldown, in flight, usage this minute). Admins only.
 
     With background health checks on, the latest background results are shown instead of probing.

@@ -16,6 +16,7 @@ from proxyllm.accounts.hooks import visible
 from proxyllm.core.bounds import MAX_ID
 from proxyllm.core.context import Principal
 from proxyllm.core.deployment import Deployment
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.core.requests import FIELD_TYPES
 from proxyllm.core.types import Operation
 from proxyllm.server.deps import Caller, RuntimeDep
@@ -55,10 +56,10 @@ def _price(value: Decimal | None) -> float | None:
     return None if value is None else float(value)
 
 
-def group_info(name: str, deployments: list[Deployment]) -> dict[str, Any]:
+def group_info(name: str, deployments: list[Deployment]) -> JSONObject:
     info = [d.model_info for d in deployments]
     mode = mode_of(deployments[0])
-    entry: dict[str, Any] = {
+    entry: JSONObject = {
         "model_group": name,
         "providers": sorted({d.provider.name for d in deployments}),
         "max_input_tokens": _number([i.get("max_input_tokens") or i.get("max_tokens") for i in info]),
@@ -80,7 +81,7 @@ def group_info(name: str, deployments: list[Deployment]) -> dict[str, Any]:
 @router.get("/model_group/info")
 async def model_group_info(
     runtime: RuntimeDep, caller: Caller, model_group: str | None = Query(default=None, max_length=MAX_ID)
-) -> dict[str, Any]:
+) -> JSONObject:
     groups = runtime.router.groups
     names = [n for n in sorted(groups) if visible(runtime.router, caller, n)]
     if model_group is not None:
@@ -88,10 +89,10 @@ async def model_group_info(
     return {"data": [group_info(n, groups[n].deployments) for n in names if groups[n].deployments]}
 
 
-def deployment_entries(runtime: Any, caller: Principal) -> list[dict[str, Any]]:
+def deployment_entries(runtime: Any, caller: Principal) -> list[JSONObject]:
     """``/model/info`` entries: every deployment for the master key; for a virtual key, those of the
     models it may use, without addresses or credentials."""
-    entries: list[dict[str, Any]] = runtime.ops.model_info()
+    entries: list[JSONObject] = runtime.ops.model_info()
     if caller.auth is None:
         return entries
     allowed = []
@@ -120,7 +121,7 @@ async def model_info_v2(
     sort_order: Literal["asc", "desc"] = Query(default="asc", alias="sortOrder"),
     page: int = Query(default=1, ge=1, le=1_000_000),
     size: int = Query(default=50, ge=1, le=1000),
-) -> dict[str, Any]:
+) -> JSONObject:
     entries = deployment_entries(runtime, caller)
     if model is not None:
         entries = [e for e in entries if e.get("model_name") == model]
@@ -132,7 +133,7 @@ async def model_info_v2(
     if sort_by is not None:
         field = sort_by
 
-        def key(entry: dict[str, Any]) -> str:
+        def key(entry: JSONObject) -> str:
             value = entry.get("model_name") if field == "model_name" else (entry.get("model_info") or {}).get(field)
             return str(value or "")
 

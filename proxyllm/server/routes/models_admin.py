@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.tables_ops import StoredModel
 from proxyllm.ops import audit
 from proxyllm.ops.crypto import SecretError
@@ -27,8 +28,8 @@ class ModelNew(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model_name: str = Field(min_length=1, max_length=255)
-    litellm_params: dict[str, Any]
-    model_info: dict[str, Any] = Field(default_factory=dict)
+    litellm_params: JSONObject
+    model_info: JSONObject = Field(default_factory=dict)
 
 
 class ModelUpdate(BaseModel):
@@ -36,8 +37,8 @@ class ModelUpdate(BaseModel):
 
     id: str | None = Field(default=None, min_length=1, max_length=64)
     model_name: str | None = Field(default=None, min_length=1, max_length=255)
-    litellm_params: dict[str, Any] | None = None
-    model_info: dict[str, Any] | None = None
+    litellm_params: JSONObject | None = None
+    model_info: JSONObject | None = None
 
 
 class ModelDelete(BaseModel):
@@ -55,7 +56,7 @@ def _actor(caller: Any) -> str:
 
 
 @router.post("/model/new")
-async def model_new(body: ModelNew, request: Request, runtime: RuntimeDep, caller: Admin) -> dict[str, Any]:
+async def model_new(body: ModelNew, request: Request, runtime: RuntimeDep, caller: Admin) -> JSONObject:
     store = runtime.ops.require_models()
     model_id = store.new_id(body.model_info)
     store.check_new_id(model_id)
@@ -73,7 +74,7 @@ async def model_new(body: ModelNew, request: Request, runtime: RuntimeDep, calle
 
 
 @router.post("/model/update")
-async def model_update(body: ModelUpdate, request: Request, runtime: RuntimeDep, caller: Admin) -> dict[str, Any]:
+async def model_update(body: ModelUpdate, request: Request, runtime: RuntimeDep, caller: Admin) -> JSONObject:
     store = runtime.ops.require_models()
     model_id = body.id or (body.model_info or {}).get("id")
     if not isinstance(model_id, str) or not model_id:
@@ -106,14 +107,14 @@ async def model_update(body: ModelUpdate, request: Request, runtime: RuntimeDep,
 
 
 @router.post("/model/delete")
-async def model_delete(body: ModelDelete, request: Request, runtime: RuntimeDep, caller: Admin) -> dict[str, Any]:
+async def model_delete(body: ModelDelete, request: Request, runtime: RuntimeDep, caller: Admin) -> JSONObject:
     store = runtime.ops.require_models()
     store.check_managed(body.id)
     async with runtime.db.session() as session:
         row = await session.get(StoredModel, body.id)
         if row is None:
             raise _not_found(body.id)
-        before: dict[str, Any] = {"model_name": row.model_name}
+        before: JSONObject = {"model_name": row.model_name}
         if body.id in store.records:
             before = store.records[body.id].audit_view()
         await session.delete(row)
@@ -127,7 +128,7 @@ async def model_delete(body: ModelDelete, request: Request, runtime: RuntimeDep,
 @router.get("/v1/model/info")
 async def model_info(
     runtime: RuntimeDep, caller: Caller, litellm_model_id: str | None = Query(default=None, max_length=64)
-) -> dict[str, Any]:
+) -> JSONObject:
     """Every deployment for the master key; a virtual key sees those of the models it may use."""
     entries = deployment_entries(runtime, caller)
     if litellm_model_id is not None:

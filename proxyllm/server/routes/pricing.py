@@ -11,6 +11,7 @@ from sqlalchemy import delete, select, update
 
 from proxyllm.billing.prices import CARD_NAME, PriceConfigError, Rates, parse_markup
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.tables_billing import BillingAccount, RateCardPrice
 from proxyllm.server.deps import Admin, Caller, RuntimeDep
 from proxyllm.server.routes.stripe import BillingDep, resolve_account
@@ -80,12 +81,12 @@ def _card_name(name: str) -> str:
     return name
 
 
-def _card_view(name: str, lines: list[RateCardPrice]) -> dict[str, Any]:
+def _card_view(name: str, lines: list[RateCardPrice]) -> JSONObject:
     return {"name": name, "models": {line.model_group: Rates.of(line).view() for line in lines}}
 
 
 @router.put("/billing/rate_cards/{name}")
-async def put_rate_card(name: str, body: RateCardBody, runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
+async def put_rate_card(name: str, body: RateCardBody, runtime: RuntimeDep, _: Admin) -> JSONObject:
     """Create or replace a rate card: its lines are exactly the ones given."""
     card = _card_name(name)
     async with runtime.db.session() as session:
@@ -100,7 +101,7 @@ async def put_rate_card(name: str, body: RateCardBody, runtime: RuntimeDep, _: A
 
 
 @router.get("/billing/rate_cards")
-async def list_rate_cards(runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
+async def list_rate_cards(runtime: RuntimeDep, _: Admin) -> JSONObject:
     async with runtime.db.session() as session:
         rows = (await session.execute(select(RateCardPrice).order_by(RateCardPrice.card))).scalars().all()
     cards: dict[str, list[RateCardPrice]] = {}
@@ -110,7 +111,7 @@ async def list_rate_cards(runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
 
 
 @router.delete("/billing/rate_cards/{name}")
-async def delete_rate_card(name: str, runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
+async def delete_rate_card(name: str, runtime: RuntimeDep, _: Admin) -> JSONObject:
     card = _card_name(name)
     async with runtime.db.session() as session:
         await session.execute(delete(RateCardPrice).where(RateCardPrice.card == card))
@@ -121,7 +122,7 @@ async def delete_rate_card(name: str, runtime: RuntimeDep, _: Admin) -> dict[str
 
 
 @router.post("/billing/pricing")
-async def set_pricing(body: PricingBody, runtime: RuntimeDep, billing: BillingDep, caller: Admin) -> dict[str, Any]:
+async def set_pricing(body: PricingBody, runtime: RuntimeDep, billing: BillingDep, caller: Admin) -> JSONObject:
     """Assign an account its rate card and/or its own markup (both may be null)."""
     account = resolve_account(billing, caller, body.account_type, body.account_id)
     try:
@@ -148,13 +149,13 @@ async def get_pricing(
     caller: Caller,
     account_type: str | None = None,
     account_id: str | None = None,
-) -> dict[str, Any]:
+) -> JSONObject:
     """The caller's own prices (an admin names the account)."""
     account = resolve_account(billing, caller, account_type, account_id)
     return await _pricing_view(runtime, account)
 
 
-async def _pricing_view(runtime: RuntimeDep, account: tuple[str, str]) -> dict[str, Any]:
+async def _pricing_view(runtime: RuntimeDep, account: tuple[str, str]) -> JSONObject:
     assert runtime.prices is not None
     plan = await runtime.prices.load(account)
     markup = plan.markup if plan.markup is not None else plan.global_markup

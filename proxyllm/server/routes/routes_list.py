@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.server.deps import Caller
 
 router = APIRouter(tags=["health"])
@@ -25,8 +26,8 @@ def walk(routes: Sequence[Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
 
 
 @router.get("/routes")
-async def list_routes(request: Request, _: Caller) -> dict[str, Any]:
-    routes: list[dict[str, Any]] = []
+async def list_routes(request: Request, _: Caller) -> JSONObject:
+    routes: list[JSONObject] = []
     for path, route in walk(request.app.routes):
         methods = getattr(route, "methods", None)
         endpoint = route.endpoint

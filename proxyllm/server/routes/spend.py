@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from proxyllm.accounts.keys import token_of
 from proxyllm.accounts.views import money, spend_view
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.tables import SpendLog, Team
 from proxyllm.server.deps import Admin, Caller, RuntimeDep
 
@@ -51,7 +52,7 @@ async def spend_logs(
     start_date: str | None = None,
     end_date: str | None = None,
     limit: int = Query(default=100, ge=1, le=10_000),
-) -> list[dict[str, Any]]:
+) -> list[JSONObject]:
     if not caller.is_admin:
         if (api_key and token_of(api_key) != caller.key_hash) or user_id or team_id:
             raise ProxyError(ErrorKind.PERMISSION, "a virtual key may only read its own spend")
@@ -76,7 +77,7 @@ async def spend_logs(
 
 
 @router.get("/global/spend")
-async def global_spend(runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
+async def global_spend(runtime: RuntimeDep, _: Admin) -> JSONObject:
     async with runtime.db.session() as session:
         charged = func.sum(func.coalesce(SpendLog.price, SpendLog.spend))
         total, price = (
@@ -96,7 +97,7 @@ async def spend_report(
     start_date: str | None = None,
     end_date: str | None = None,
     group_by: str = Query(default="team", pattern="^(team|key|api_key|model|user|customer)$"),
-) -> list[dict[str, Any]]:
+) -> list[JSONObject]:
     """Spend per day and per ``group_by``, each group with its ``metadata``: the spend of each (model,
     api key) in it, as LiteLLM's report has it. Team groups carry ``team_name`` (the alias, else
     "Unassigned Team"; ``team`` keeps the id)."""
@@ -121,7 +122,7 @@ async def spend_report(
         query = query.where(SpendLog.start_time >= start)
     if end:
         query = query.where(SpendLog.start_time < end)
-    days: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
+    days: dict[str, dict[tuple[Any, ...], JSONObject]] = {}
     async with runtime.db.session() as session:
         rows = (await session.execute(query)).mappings().all()
         names = await _team_names(session, {r["group"] for r in rows}) if group_by == "team" else {}
@@ -162,11 +163,11 @@ async def spend_report(
     return report
 
 
-def _totals() -> dict[str, Any]:
+def _totals() -> JSONObject:
     return {"_spend": Decimal(0), "_revenue": Decimal(0), "total_tokens": 0, "requests": 0}
 
 
-def _finish(group: dict[str, Any]) -> dict[str, Any]:
+def _finish(group: JSONObject) -> JSONObject:
     spend, revenue = group.pop("_spend"), group.pop("_revenue")
     group["total_spend"] = money(spend)  # LiteLLM's field: the operator's cost
     group["total_cost"] = money(spend)
@@ -184,7 +185,7 @@ async def _team_names(session: Any, team_ids: set[Any]) -> dict[str, str]:
 
 
 @router.get("/global/spend/teams")
-async def spend_per_team(runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
+async def spend_per_team(runtime: RuntimeDep, _: Admin) -> JSONObject:
     """The last 30 days' spend per team and day, in LiteLLM's shape (teams named by their alias)."""
     since = datetime.combine(datetime.now(UTC).date() - timedelta(days=30), time.min, UTC)
     day = func.date(SpendLog.start_time)

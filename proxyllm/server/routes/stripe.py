@@ -18,6 +18,7 @@ from proxyllm.billing.webhooks import process, verify
 from proxyllm.core.bounds import MAX_BIGINT, MAX_ID, MAX_MONEY
 from proxyllm.core.context import Principal
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.tables_billing import BillingAccount, LedgerEntry, MeterEvent, Subscription
 from proxyllm.ops import audit
 from proxyllm.server.deps import Admin, Caller, RuntimeDep
@@ -82,7 +83,7 @@ def resolve_account(
     return own
 
 
-def account_view(row: BillingAccount, threshold: Decimal) -> dict[str, Any]:
+def account_view(row: BillingAccount, threshold: Decimal) -> JSONObject:
     limit = row.low_balance_threshold if row.low_balance_threshold is not None else threshold
     return {
         "account_type": row.account_type,
@@ -102,7 +103,7 @@ def account_view(row: BillingAccount, threshold: Decimal) -> dict[str, Any]:
 @router.get("/stripe/balance")
 async def balance(
     billing: BillingDep, caller: Caller, account_type: str | None = None, account_id: str | None = None
-) -> dict[str, Any]:
+) -> JSONObject:
     account = resolve_account(billing, caller, account_type, account_id)
     async with billing.db.session() as session:
         row = await billing.ledger.get(session, account)
@@ -110,7 +111,7 @@ async def balance(
 
 
 @router.post("/stripe/topup")
-async def topup(body: TopupBody, billing: BillingDep, caller: Caller) -> dict[str, Any]:
+async def topup(body: TopupBody, billing: BillingDep, caller: Caller) -> JSONObject:
     account = resolve_account(billing, caller, body.account_type, body.account_id)
     return await billing.start_topup(account, body.amount, body.success_url, body.cancel_url)
 
@@ -123,7 +124,7 @@ async def transactions(
     account_id: str | None = None,
     limit: int = Query(default=50, ge=1, le=500),
     starting_after: int | None = Query(default=None, ge=0, le=MAX_BIGINT),
-) -> dict[str, Any]:
+) -> JSONObject:
     account = resolve_account(billing, caller, account_type, account_id)
     query = select(LedgerEntry).where(LedgerEntry.account_type == account[0], LedgerEntry.account_id == account[1])
     if starting_after is not None:
@@ -151,7 +152,7 @@ async def balances(
     _: Admin,
     limit: int = Query(default=100, ge=1, le=1000),
     offset: int = Query(default=0, ge=0, le=MAX_BIGINT),
-) -> dict[str, Any]:
+) -> JSONObject:
     async with billing.db.session() as session:
         rows = (
             (
@@ -169,7 +170,7 @@ async def balances(
 
 
 @router.post("/stripe/balance/adjust")
-async def adjust(body: AdjustBody, request: Request, billing: BillingDep, caller: Admin) -> dict[str, Any]:
+async def adjust(body: AdjustBody, request: Request, billing: BillingDep, caller: Admin) -> JSONObject:
     """A manual credit or debit with a reason: one ledger entry and its audit row, in one transaction."""
     if body.amount == 0:
         raise invalid_request("'amount' must not be zero", param="amount")
@@ -189,7 +190,7 @@ async def adjust(body: AdjustBody, request: Request, billing: BillingDep, caller
 
 
 @router.post("/stripe/webhook")
-async def webhook(request: Request, billing: BillingDep) -> dict[str, Any]:
+async def webhook(request: Request, billing: BillingDep) -> JSONObject:
     payload = await request.body()
     event = verify(payload, request.headers.get("stripe-signature"), billing.settings.webhook_secret)
     result = await process(billing.db, billing.ledger, event, SUBSCRIPTION_HANDLERS)
@@ -210,12 +211,12 @@ class MeterBody(BaseModel):
 
 
 @router.get("/stripe/meters")
-async def list_meters(billing: BillingDep, _: Admin) -> dict[str, Any]:
+async def list_meters(billing: BillingDep, _: Admin) -> JSONObject:
     return {"data": await billing.api.list_meters()}
 
 
 @router.post("/stripe/meters")
-async def create_meter(body: MeterBody, billing: BillingDep, _: Admin) -> dict[str, Any]:
+async def create_meter(body: MeterBody, billing: BillingDep, _: Admin) -> JSONObject:
     return await billing.api.create_meter(
         {
             "display_name": body.display_name,
@@ -228,7 +229,7 @@ async def create_meter(body: MeterBody, billing: BillingDep, _: Admin) -> dict[s
 
 
 @router.post("/stripe/meters/{meter_id}/deactivate")
-async def deactivate_meter(meter_id: str, billing: BillingDep, _: Admin) -> dict[str, Any]:
+async def deactivate_meter(meter_id: str, billing: BillingDep, _: Admin) -> JSONObject:
     return await billing.api.deactivate_meter(meter_id)
 
 
@@ -239,7 +240,7 @@ async def meter_events(
     status: Literal["pending", "sent", "failed"] | None = None,
     account_id: str | None = None,
     limit: int = Query(default=100, ge=1, le=1000),
-) -> dict[str, Any]:
+) -> JSONObject:
     query = select(MeterEvent)
     if status:
         query = query.where(MeterEvent.status == status)
@@ -276,7 +277,7 @@ async def meter_events(
 @router.get("/stripe/subscription")
 async def subscription(
     billing: BillingDep, caller: Caller, account_type: str | None = None, account_id: str | None = None
-) -> dict[str, Any]:
+) -> JSONObject:
     account = resolve_account(billing, caller, account_type, account_id)
     async with billing.db.session() as session:
         rows = (
@@ -305,7 +306,7 @@ async def subscriptions(
     billing: BillingDep,
     _: Admin,
     limit: int = Query(default=100, ge=1, le=1000),
-) -> dict[str, Any]:
+) -> JSONObject:
     async with billing.db.session() as session:
         rows = (
             (await session.execute(select(Subscription).order_by(Subscription.updated_at.desc()).limit(limit)))
