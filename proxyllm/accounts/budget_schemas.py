@@ -10,13 +10,13 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from proxyllm.accounts.durations import check_duration
 from proxyllm.core.bounds import MAX_ID, MAX_INT32, MAX_LIST, MAX_MONEY
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 
 
 def _no_nul(value: str) -> str:
@@ -41,7 +41,7 @@ BUDGET_FIELDS = (
 )
 
 
-def _exact(value: Any) -> Any:
+def _exact(value: JSONValue) -> JSONValue:
     """JSON numbers arrive as float; their shortest repr is the decimal the client wrote."""
     if isinstance(value, float):
         if not math.isfinite(value):

@@ -19,6 +19,7 @@ from proxyllm.accounts.records import KeyAuth
 from proxyllm.accounts.store import aware
 from proxyllm.core import clock
 from proxyllm.core.errors import ProxyError
+from proxyllm.core.jsontypes import JSONValue
 from proxyllm.db.database import Database, DatabaseUnavailable
 from proxyllm.db.tables import Key, Team, User
 
@@ -180,13 +181,13 @@ def key_aliases(key: Key) -> dict[str, str]:
     return _string_map((key.metadata_ or {}).get("aliases"))
 
 
-def _string_map(found: Any) -> dict[str, str]:
+def _string_map(found: JSONValue) -> dict[str, str]:
     if not isinstance(found, dict):
         return {}
     return {k: v for k, v in found.items() if isinstance(k, str) and isinstance(v, str)}
 
 
-def _retrieve(task: asyncio.Task[Any]) -> None:
+def _retrieve(task: asyncio.Task[object]) -> None:
     """A background refresh's failure was logged or answered already; do not report it again."""
     if not task.cancelled():
         task.exception()

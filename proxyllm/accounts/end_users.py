@@ -35,7 +35,7 @@ from proxyllm.accounts.store import aware
 from proxyllm.core.context import CURRENT_SCOPE, RequestContext, Slot
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.core.hooks import Hook
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.db.database import Database
 from proxyllm.db.tables_budgets import Budget, EndUser
 
@@ -46,7 +46,7 @@ MAX_ID = 255
 MAX_ENTRIES = 50_000  # end users remembered in process; the idle ones are dropped past this
 
 
-def _checked(value: Any, param: str) -> str | None:
+def _checked(value: JSONValue, param: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):

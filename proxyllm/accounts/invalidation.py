@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from proxyllm.accounts.cache import KeyCache
 from proxyllm.state import MarkEvent
@@ -30,7 +29,7 @@ class KeyInvalidations:
     def __init__(self, keys: KeyCache, scripts: Scripts) -> None:
         self.keys = keys
         self.scripts = scripts
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
         if scripts.state.distributed:
             scripts.state.subscribe(GROUP, self._received)
             scripts.state.on_recover(self._recovered)
@@ -45,7 +44,7 @@ class KeyInvalidations:
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
-    def _done(self, task: asyncio.Task[Any]) -> None:
+    def _done(self, task: asyncio.Task[object]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("announcing a key-cache invalidation failed", exc_info=task.exception())

@@ -8,13 +8,13 @@ are checked strictly (types, lengths, ranges) and a bad value is a 400 naming th
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from proxyllm.accounts.durations import check_duration
 from proxyllm.core.bounds import MAX_ID, MAX_INT32, MAX_KEY, MAX_LIST, MAX_MONEY
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
 Text = Annotated[str, Field(max_length=MAX_ID)]
@@ -26,7 +26,7 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-def _not_null(value: Any) -> Any:
+def _not_null(value: JSONValue) -> JSONValue:
     """Fields whose column cannot be empty may be left out, but not sent as null."""
     if value is None:
         raise ValueError("may be left out but not null")
@@ -52,7 +52,7 @@ class _Limits(_Body):
 
     @field_validator("max_budget", mode="before")
     @classmethod
-    def _exact_money(cls, value: Any) -> Any:
+    def _exact_money(cls, value: JSONValue) -> JSONValue:
         # JSON numbers arrive as float; their shortest repr is the decimal the client wrote
         return Decimal(repr(value)) if isinstance(value, float) else value
 
@@ -124,7 +124,7 @@ class UserUpdate(UserFields):
 
     @field_validator("spend", mode="before")
     @classmethod
-    def _exact_spend(cls, value: Any) -> Any:
+    def _exact_spend(cls, value: JSONValue) -> JSONValue:
         return Decimal(repr(value)) if isinstance(value, float) else value
 
 

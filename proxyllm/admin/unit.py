@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,8 +47,8 @@ class Unit:
         action: str,
         target: str | None,
         *,
-        before: Mapping[str, Any] | None = None,
-        after: Mapping[str, Any] | None = None,
+        before: Mapping[str, object] | None = None,
+        after: Mapping[str, object] | None = None,
     ) -> None:
         await audit.record(
             self.session, self.request, self.actor.principal, action=action, target=target, before=before, after=after

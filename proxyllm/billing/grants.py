@@ -13,9 +13,9 @@ import logging
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 
 from proxyllm.billing.ledger import AccountRef, PrepaidLedger, Settlement, money
 from proxyllm.core import clock
@@ -51,7 +51,7 @@ def grant_view(row: CreditGrant) -> JSONObject:
     }
 
 
-def _active(account: AccountRef, now: datetime) -> list[Any]:
+def _active(account: AccountRef, now: datetime) -> list[ColumnElement[bool]]:
     return [
         CreditGrant.account_type == account[0],
         CreditGrant.account_id == account[1],

@@ -14,9 +14,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, func, insert, literal, select, update
+from sqlalchemy import BindParameter, ColumnElement, delete, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,12 +43,12 @@ class Settlement:
     charged: Decimal = ZERO  # what this settlement took from the balance
 
 
-def money(amount: Decimal) -> Any:
+def money(amount: Decimal) -> BindParameter[Decimal]:
     """A bound amount in the stored unit, whatever side of an expression it lands on."""
     return literal(amount, Money())
 
 
-def _where(account: AccountRef) -> Any:
+def _where(account: AccountRef) -> ColumnElement[bool]:
     return (BillingAccount.account_type == account[0]) & (BillingAccount.account_id == account[1])
 
 

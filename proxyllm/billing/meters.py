@@ -38,7 +38,9 @@ LEASE = timedelta(seconds=60)  # a claimed batch is not picked by another replic
 BATCH = 100
 
 
-def meter_rows(billing: Billing, ctx: RequestContext, account: tuple[str, str], customer: str) -> list[dict[str, object]]:
+def meter_rows(
+    billing: Billing, ctx: RequestContext, account: tuple[str, str], customer: str
+) -> list[dict[str, object]]:
     """The outbox rows for one finished request, per STRIPE_METER_VALUE."""
     settings = billing.settings
     usage = ctx.usage

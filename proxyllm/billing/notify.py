@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 from sqlalchemy.dialects import postgresql, sqlite
@@ -81,7 +81,7 @@ def event_id(kind: str, about: str) -> str:
     return "evt_" + hashlib.sha256(f"{kind}\x00{about}".encode()).hexdigest()[:32]
 
 
-def _json_default(value: Any) -> Any:
+def _json_default(value: object) -> str:
     return str(value)  # Decimal amounts as exact strings
 
 

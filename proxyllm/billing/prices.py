@@ -29,14 +29,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.errors import ProxyError
 from proxyllm.core.hooks import Hook
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.core.pricing import compute_seconds, seconds_bound
 from proxyllm.db.database import Database
 from proxyllm.db.tables_billing import BillingAccount, RateCardPrice
@@ -63,7 +63,7 @@ class PriceConfigError(ValueError):
     pass
 
 
-def parse_markup(raw: Any, name: str) -> Decimal | None:
+def parse_markup(raw: JSONValue, name: str) -> Decimal | None:
     """A markup percentage (e.g. ``25`` or ``"12.5"``), checked; None when not set."""
     if raw is None or raw == "":
         return None

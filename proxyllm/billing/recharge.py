@@ -20,10 +20,10 @@ import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import stripe
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from proxyllm.billing.amounts import from_minor_units
@@ -58,7 +58,7 @@ def metadata_of(account: AccountRef, attempt: str | None = None) -> dict[str, st
     return found
 
 
-def _where(account: AccountRef) -> Any:
+def _where(account: AccountRef) -> ColumnElement[bool]:
     return (AutoRecharge.account_type == account[0]) & (AutoRecharge.account_id == account[1])
 
 

@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import update
 
@@ -110,7 +110,7 @@ class Billing:
             row = await session.get(BillingAccount, account)
             found = row.stripe_customer_id if row is not None else None
             if found is None and account[0] in ("user", "team"):
-                owner: Any = await session.get(User if account[0] == "user" else Team, account[1])
+                owner: User | Team | None = await session.get(User if account[0] == "user" else Team, account[1])
                 found = owner.stripe_customer_id if owner is not None else None
         self._customers[account] = (now + CUSTOMER_TTL, found)
         return found
@@ -156,10 +156,14 @@ class Billing:
                 return row.stripe_customer_id
             row.stripe_customer_id = customer
             self.forget(account)
-            table: Any = {"user": User, "team": Team}.get(account[0])
-            if table is not None:
-                pk = table.user_id if table is User else table.team_id
-                await session.execute(update(table).where(pk == account[1]).values(stripe_customer_id=customer))
+            if account[0] == "user":
+                await session.execute(
+                    update(User).where(User.user_id == account[1]).values(stripe_customer_id=customer)
+                )
+            elif account[0] == "team":
+                await session.execute(
+                    update(Team).where(Team.team_id == account[1]).values(stripe_customer_id=customer)
+                )
         return customer
 
     async def start_topup(

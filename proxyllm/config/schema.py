@@ -7,11 +7,11 @@ warns once for every key no part of the proxy reads.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 
 
 class _Section(BaseModel):
@@ -180,7 +180,7 @@ class ProxyConfig(BaseModel):
 
     @field_validator("model_list", mode="before")
     @classmethod
-    def _none_is_empty(cls, value: Any) -> Any:
+    def _none_is_empty(cls, value: JSONValue) -> JSONValue:
         return [] if value is None else value
 
 

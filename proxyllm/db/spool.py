@@ -15,17 +15,16 @@ from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import orjson
 
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 
 log = logging.getLogger("proxyllm.spool")
 Item = tuple[str, JSONObject]
 
 
-def _encode_value(value: Any) -> Any:
+def _encode_value(value: object) -> JSONValue:
     if isinstance(value, Decimal):
         return {"$dec": str(value)}
     if isinstance(value, datetime):
@@ -33,7 +32,7 @@ def _encode_value(value: Any) -> Any:
     return value
 
 
-def _decode_value(value: Any) -> Any:
+def _decode_value(value: JSONValue) -> object:
     if isinstance(value, dict) and len(value) == 1:
         if "$dec" in value:
             return Decimal(value["$dec"])

@@ -7,7 +7,6 @@ BIGINT count of 10^-9 dollars on every backend. Increments (``spend = spend + :d
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
 
 from sqlalchemy import BigInteger
 from sqlalchemy.engine import Dialect
@@ -29,12 +28,12 @@ class Money(TypeDecorator[Decimal]):
     impl = BigInteger
     cache_ok = True
 
-    def process_bind_param(self, value: Any, dialect: Dialect) -> int | None:
+    def process_bind_param(self, value: Decimal | int | None, dialect: Dialect) -> int | None:
         if value is None:
             return None
         if isinstance(value, float):
             raise TypeError("money must be Decimal or int, never float")
         return to_units(Decimal(value))
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+    def process_result_value(self, value: int | None, dialect: Dialect) -> Decimal | None:
         return None if value is None else from_units(int(value))

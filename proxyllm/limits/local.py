@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from proxyllm.core.clock import time as wall_time
 from proxyllm.limits.rules import PARALLEL, RPM, TPM, Rule
+
+if TYPE_CHECKING:
+    from proxyllm.limits.shared import BudgetAsk
 
 WINDOW = 60  # seconds: limits are per clock minute
 SWEEP_AT = 10_000  # idle counters are dropped once this many exist
@@ -59,7 +62,7 @@ class Grant:
         self.counters = counters  # the local counters, for the release
         self.shared = shared  # counted in Redis
         self.request_id = request_id
-        self.budget: Any = None  # the budget reserved in Redis with this admission (shared.BudgetAsk)
+        self.budget: BudgetAsk | None = None  # the budget reserved in Redis with this admission
 
 
 class LocalLimiter:

@@ -10,14 +10,12 @@ refused until the next; parallel requests are counted from admission to the end 
 
 from __future__ import annotations
 
-from typing import Any
-
 from proxyllm.accounts.end_users import END_USER
 from proxyllm.accounts.hooks import key_auth
 from proxyllm.accounts.ledger import Account
 from proxyllm.accounts.records import KeyAuth
 from proxyllm.core.context import RequestContext
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.core.router import Router
 
 RPM = "rpm_limit"
@@ -121,5 +119,5 @@ def model_rule(ctx: RequestContext, router: Router, auth: KeyAuth, meta: JSONObj
     )
 
 
-def _valid(value: Any) -> bool:
+def _valid(value: JSONValue) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0

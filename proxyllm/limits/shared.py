@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Sequence
 
 from proxyllm.limits.local import Grant, LocalLimiter, Refusal
 from proxyllm.limits.rules import PARALLEL, RPM, TPM, Rule
@@ -157,7 +156,7 @@ class SharedLimiter:
         self._release = scripts.register(RELEASE)
         self._settle = scripts.register(SETTLE)
         self._degraded = False
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
         self._settles: list[tuple[list[str], list[int]]] = []  # budget settlements waiting for one pipeline
         self._settler: asyncio.Task[None] | None = None
 
@@ -269,7 +268,7 @@ class SharedLimiter:
             self._degraded = True
             log.warning("Redis is unreachable: rate limits and budgets hold per process until it is back")
 
-    def _spawn(self, work: Any) -> None:
+    def _spawn(self, work: Awaitable[object]) -> None:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +19,7 @@ from starlette.types import Scope
 from proxyllm.accounts.store import aware
 from proxyllm.core.clients import client_address
 from proxyllm.core.context import Principal
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.core.masking import masked
 from proxyllm.db.tables_ops import AuditLog
 
@@ -40,7 +39,7 @@ def actor_of(actor: Principal | str | None) -> tuple[str, str | None]:
     return actor.kind, None
 
 
-def jsonable(value: Any) -> Any:
+def jsonable(value: object) -> JSONValue:
     """Values as JSON keeps them: money as exact decimal strings, times in ISO 8601."""
     if value is None or isinstance(value, bool | int | float | str):
         return value
@@ -58,7 +57,7 @@ def jsonable(value: Any) -> Any:
 
 
 def changes(
-    before: Mapping[str, Any] | None, after: Mapping[str, Any] | None
+    before: Mapping[str, object] | None, after: Mapping[str, object] | None
 ) -> tuple[JSONObject | None, JSONObject | None]:
     """For an update, only the fields whose value changed (not ``updated_at``); a creation or deletion
     keeps every field."""
@@ -77,8 +76,8 @@ async def record(
     *,
     action: str,
     target: str | None = None,
-    before: Mapping[str, Any] | None = None,
-    after: Mapping[str, Any] | None = None,
+    before: Mapping[str, object] | None = None,
+    after: Mapping[str, object] | None = None,
 ) -> AuditLog:
     """Add an audit row to ``session`` (inside the transaction that makes the change).
 

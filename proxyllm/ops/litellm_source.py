@@ -12,10 +12,9 @@ import hashlib
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 from proxyllm.core.bounds import MAX_MONEY
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 
 INT32 = 2**31 - 1
 
@@ -24,14 +23,14 @@ class ImportError_(Exception):
     """The source cannot be imported (unreachable, not a LiteLLM database, a secret that does not open)."""
 
 
-def money(value: Any) -> Decimal | None:
+def money(value: JSONValue) -> Decimal | None:
     """LiteLLM's float dollars as exact decimals (its shortest repr: 0.1 stays 0.1)."""
     if value is None:
         return None
     return Decimal(repr(float(value))) if not isinstance(value, Decimal) else value
 
 
-def bounded_money(value: Any) -> Decimal | None:
+def bounded_money(value: JSONValue) -> Decimal | None:
     """Money within what proxyllm stores (0 to 1e9 dollars); LiteLLM's floats may be anything."""
     amount = money(value)
     if amount is None or not amount.is_finite():
@@ -39,21 +38,21 @@ def bounded_money(value: Any) -> Decimal | None:
     return min(max(amount, Decimal(0)), MAX_MONEY)
 
 
-def limit(value: Any) -> int | None:
+def limit(value: JSONValue) -> int | None:
     """LiteLLM's BigInt limits into proxyllm's integer columns."""
     if value is None:
         return None
     return max(0, min(int(value), INT32))
 
 
-def text(value: Any, width: int = 255) -> str | None:
+def text(value: JSONValue, width: int = 255) -> str | None:
     if value is None:
         return None
     cleaned = str(value).replace("\x00", "")
     return cleaned[:width]
 
 
-def jsonish(value: Any) -> Any:
+def jsonish(value: JSONValue) -> JSONValue:
     """asyncpg gives JSON columns as text."""
     if isinstance(value, str):
         try:

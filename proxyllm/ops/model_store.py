@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import orjson
 from pydantic import ValidationError
@@ -28,7 +27,7 @@ from proxyllm.config.schema import DeploymentConfig, ProxyConfig
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.deployment_table import DeploymentTable, Source
 from proxyllm.core.errors import ProxyError, invalid_request
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.core.masking import is_secret_name, mask_url, mask_value, masked, split_secrets
 from proxyllm.db.database import Database
 from proxyllm.db.tables_ops import OpsRevision, StoredModel
@@ -241,7 +240,7 @@ class ModelStore:
             )
 
     @staticmethod
-    def new_id(info: Mapping[str, Any]) -> str:
+    def new_id(info: Mapping[str, JSONValue]) -> str:
         given = info.get("id")
         if given is None:
             return str(uuid.uuid4())
@@ -252,7 +251,7 @@ class ModelStore:
         return given
 
     @staticmethod
-    def merged(old: Mapping[str, Any], changes: Mapping[str, Any]) -> JSONObject:
+    def merged(old: Mapping[str, JSONValue], changes: Mapping[str, JSONValue]) -> JSONObject:
         """An update: null removes a field; a secret sent back masked (as /model/info shows it) is kept."""
         result = dict(old)
         for name, value in changes.items():

@@ -16,13 +16,13 @@ string, and JSON that is not strict (``NaN``, ``Infinity``, numbers beyond 64 bi
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
+from proxyllm.core.jsontypes import JSONValue
 
 CREDENTIAL_HEADERS = frozenset({b"authorization", b"x-api-key", b"api-key", b"stripe-signature"})
 SESSION_COOKIE = b"proxyllm_session="
@@ -66,7 +66,7 @@ def _nul_in_query(query: bytes) -> ProxyError | None:
     return invalid_request("the query string contains a NUL byte", code="nul_byte")
 
 
-def _path_with_nul(data: Any, path: str = "") -> str | None:
+def _path_with_nul(data: JSONValue, path: str = "") -> str | None:
     """Where in parsed JSON a string (or a key) holds a NUL byte; None when nowhere."""
     if isinstance(data, str):
         return path or "body" if "\x00" in data else None

@@ -4,8 +4,6 @@ invisible to FastAPI's generator."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
@@ -67,7 +65,9 @@ def _errors(codes: tuple[int, ...] | list[int], ref: JSONObject = ERROR_REF) -> 
     }
 
 
-def _model_operation(summary: str, required: list[str], properties: JSONObject, *, anthropic: bool = False) -> Any:
+def _model_operation(
+    summary: str, required: list[str], properties: JSONObject, *, anthropic: bool = False
+) -> JSONObject:
     body = {"type": "object", "required": required, "properties": properties, "additionalProperties": True}
     ok: JSONObject = {"application/json": {"schema": {"type": "object"}}}
     if "stream" in properties:

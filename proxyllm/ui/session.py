@@ -26,7 +26,6 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 from cryptography.exceptions import InvalidTag
@@ -36,6 +35,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from starlette.requests import Request
 from starlette.responses import Response
 
+from proxyllm.core.jsontypes import JSONValue
 from proxyllm.core.shared_state import SharedState
 
 SESSION_COOKIE = "proxyllm_session"
@@ -84,7 +84,7 @@ class SessionCodec:
             return None
         try:
             raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-            data: Any = orjson.loads(self._aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], CONTEXT))
+            data: JSONValue = orjson.loads(self._aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], CONTEXT))
         except (binascii.Error, ValueError, InvalidTag, orjson.JSONDecodeError):
             return None
         if not isinstance(data, dict):

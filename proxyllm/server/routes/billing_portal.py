@@ -6,16 +6,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from proxyllm.billing.grants import grant_view
 from proxyllm.billing.recharge import ensure_row, metadata_of, recharge_view
 from proxyllm.core.errors import invalid_request
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.db.tables_billing import AutoRecharge
 from proxyllm.server.deps import Admin, Caller
 from proxyllm.server.routes.stripe import BillingDep, resolve_account
@@ -26,7 +25,7 @@ MAX_CAP = Decimal(10_000_000)
 MAX_GRANT = Decimal(1_000_000)
 
 
-def _exact(value: Any) -> Any:
+def _exact(value: JSONValue) -> JSONValue:
     return Decimal(repr(value)) if isinstance(value, float) else value
 
 
@@ -67,7 +66,7 @@ class RechargeBody(Account):
 
     @field_validator("threshold", "amount", "monthly_cap")
     @classmethod
-    def _money(cls, value: Decimal, info: Any) -> Decimal:
+    def _money(cls, value: Decimal, info: ValidationInfo) -> Decimal:
         if not value.is_finite() or value < 0 or value != value.quantize(Decimal("0.01")):
             raise ValueError(f"'{info.field_name}' must be a non-negative amount with at most two decimals")
         return value

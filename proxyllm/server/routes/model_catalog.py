@@ -16,7 +16,7 @@ from proxyllm.accounts.hooks import visible
 from proxyllm.core.bounds import MAX_ID
 from proxyllm.core.context import Principal
 from proxyllm.core.deployment import Deployment
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONArray, JSONObject, JSONValue
 from proxyllm.core.requests import FIELD_TYPES
 from proxyllm.core.types import Operation
 from proxyllm.server.deps import Caller, RuntimeDep
@@ -47,7 +47,7 @@ def supported_params(mode: str) -> list[str]:
     return sorted(name for name in FIELD_TYPES[operation] if name not in BODY_FIELDS)
 
 
-def _number(values: list[Any]) -> Any:
+def _number(values: JSONArray) -> JSONValue:
     found = [v for v in values if isinstance(v, int | float | Decimal) and not isinstance(v, bool)]
     return max(found) if found else None
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy import delete, select, update
 
 from proxyllm.billing.prices import CARD_NAME, PriceConfigError, Rates, parse_markup
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.db.tables_billing import BillingAccount, RateCardPrice
 from proxyllm.server.deps import Admin, Caller, RuntimeDep
 from proxyllm.server.routes.stripe import BillingDep, resolve_account
@@ -21,7 +20,7 @@ MAX_PRICE = Decimal(1_000_000)  # dollars per unit: anything above is a typo
 MAX_LINES = 1000
 
 
-def _exact(value: Any) -> Any:
+def _exact(value: JSONValue) -> JSONValue:
     return Decimal(repr(value)) if isinstance(value, float) else value
 
 
@@ -48,8 +47,8 @@ class RatesBody(BaseModel):
 
     @field_validator("*")
     @classmethod
-    def _bounded(cls, value: Decimal | None, info: Any) -> Decimal | None:
-        return _price(value, info.field_name)
+    def _bounded(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        return _price(value, str(info.field_name))
 
 
 class RateCardBody(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -18,7 +18,7 @@ from proxyllm.billing.webhooks import process, verify
 from proxyllm.core.bounds import MAX_BIGINT, MAX_ID, MAX_MONEY
 from proxyllm.core.context import Principal
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.db.tables_billing import BillingAccount, LedgerEntry, MeterEvent, Subscription
 from proxyllm.ops import audit
 from proxyllm.server.deps import Admin, Caller, RuntimeDep
@@ -41,7 +41,7 @@ def get_billing(runtime: RuntimeDep) -> Billing:
 BillingDep = Annotated[Billing, Depends(get_billing)]
 
 
-def _exact(value: Any) -> Any:
+def _exact(value: JSONValue) -> JSONValue:
     return Decimal(repr(value)) if isinstance(value, float) else value
 
 
