@@ -12,7 +12,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
 
 from proxyllm.accounts.ledger import Account, AccountId
 from proxyllm.accounts.records import KeyAuth
@@ -153,7 +152,7 @@ class KeyCache:
             team = await session.get(Team, key.team_id) if key.team_id else None
             return key, user, team
 
-    def account(self, kind: str, ident: str, row: Any) -> Account:
+    def account(self, kind: str, ident: str, row: Key | User | Team) -> Account:
         """The one shared Account for this key/user/team, refreshed from its row."""
         account = self.accounts.get((kind, ident))
         if account is None:

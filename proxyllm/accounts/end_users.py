@@ -20,17 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proxyllm.accounts.durations import next_reset
-from proxyllm.accounts.ledger import Account
+from proxyllm.accounts.ledger import Account, AccountId
 from proxyllm.accounts.store import aware
 from proxyllm.core.context import CURRENT_SCOPE, RequestContext, Slot
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
@@ -94,12 +93,12 @@ def end_user_id(
     return None
 
 
-def request_headers(ctx: RequestContext) -> Any:
+def request_headers(ctx: RequestContext) -> Iterable[tuple[bytes, bytes]] | None:
     scope = CURRENT_SCOPE.get()
     if scope is not None:
         return scope.get("headers")
     raw = ctx.request_headers
-    if isinstance(raw, dict):
+    if isinstance(raw, Mapping):
         return [(str(k).encode("latin-1"), str(v).encode("latin-1")) for k, v in raw.items()]
     return raw
 
@@ -112,8 +111,8 @@ class EndUsers:
         db: Database,
         *,
         ttl: float = 10.0,
-        unflushed: Any = lambda _: Decimal(0),
-        writer_state: Any = lambda: (False, 0),
+        unflushed: Callable[[AccountId], Decimal] = lambda _: Decimal(0),
+        writer_state: Callable[[], tuple[bool, int]] = lambda: (False, 0),
     ) -> None:
         self.db = db
         self.ttl = ttl

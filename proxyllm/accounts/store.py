@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypeVar
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proxyllm.accounts.durations import next_reset
 from proxyllm.core import clock
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
-from proxyllm.db.tables import Key, Team, TeamMember, User
+from proxyllm.db.tables import Base, Key, Team, TeamMember, User
+
+Row = TypeVar("Row", bound=Base)
+Order = TypeVar("Order")
 
 BUDGET_FIELDS = (
     "max_budget",
@@ -47,7 +50,9 @@ METADATA_FIELDS = ("model_rpm_limit", "model_tpm_limit", "allowed_cache_controls
 TEAM_METADATA_FIELDS = ("model_aliases", "tags", "team_member_permissions", "organization_id")
 
 
-def apply_fields(row: Any, fields: Mapping[str, object], metadata_fields: tuple[str, ...] = METADATA_FIELDS) -> None:
+def apply_fields(
+    row: Key | User | Team, fields: Mapping[str, object], metadata_fields: tuple[str, ...] = METADATA_FIELDS
+) -> None:
     """Copy API fields onto a row; a new budget_duration restarts the budget period."""
     for name, value in fields.items():
         if name not in metadata_fields:
@@ -159,7 +164,9 @@ async def delete_team_members(session: AsyncSession, team_id: str, user_ids: Seq
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def page_of(session: AsyncSession, model: Any, order: Any, page: int, size: int) -> tuple[Sequence[Any], int]:
+async def page_of(
+    session: AsyncSession, model: type[Row], order: ColumnElement[Order], page: int, size: int
+) -> tuple[Sequence[Row], int]:
     total = (await session.execute(select(func.count()).select_from(model))).scalar_one()
     rows = await session.execute(select(model).order_by(order).offset((page - 1) * size).limit(size))
     return rows.scalars().all(), total

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from proxyllm.accounts.store import aware
 from proxyllm.core.jsontypes import JSONObject
@@ -20,7 +19,7 @@ def when(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _limits(row: Any) -> JSONObject:
+def _limits(row: Key | User | Team) -> JSONObject:
     return {
         "max_budget": money(row.max_budget),
         "spend": money(row.spend) or 0.0,  # the operator's cost (LiteLLM's field)

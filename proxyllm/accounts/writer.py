@@ -23,9 +23,9 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any
+from pathlib import Path
 
-from sqlalchemy import insert, update
+from sqlalchemy import FromClause, Insert, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -92,7 +92,7 @@ class SpendWriter:
         self._flush_lock = asyncio.Lock()  # one flush at a time; never shared with readers
         self._task: asyncio.Task[None] | None = None
         self._done: set[int] = set()  # items of the flush in progress already committed
-        self._replayed: list[Any] = []  # journal files whose items are queued, deleted once written
+        self._replayed: list[Path] = []  # journal files whose items are queued, deleted once written
         self.failing_since: float | None = None  # monotonic time of the first failed flush in a row
         self.flushing = False
         self.epoch = 0  # bumped whenever charges were committed (see accounts/cache.py)
@@ -104,7 +104,7 @@ class SpendWriter:
     def add_row(self, row: dict[str, object]) -> None:
         self._items.append((SPEND_LOG, row))
 
-    def add_outbox_row(self, table: Any, row: dict[str, object]) -> None:
+    def add_outbox_row(self, table: type[Base], row: dict[str, object]) -> None:
         """A row for another table, committed in the same transaction as the spend logs."""
         self._items.append((TABLE + table.__tablename__, row))
 
@@ -257,11 +257,12 @@ class SpendWriter:
                 .values(spend=table.spend + cost, spend_price=table.spend_price + price)
             )
 
-    def _insert_ignore(self, table: Any) -> Any:
+    def _insert_ignore(self, table: FromClause) -> Insert:
         """INSERT that skips rows whose primary key was already written (a retried batch)."""
         dialect = sqlite if self.db.sqlite else postgresql
-        keys = [column.name for column in table.primary_key.columns]  # a Core insert: far cheaper per row
-        return dialect.insert(table).on_conflict_do_nothing(index_elements=keys)
+        keys = [column.name for column in table.primary_key]  # a Core insert: far cheaper per row
+        statement: Insert = dialect.insert(table).on_conflict_do_nothing(index_elements=keys)
+        return statement
 
     async def _dead_letter(self, item: Item, error: BaseException) -> None:
         kind, payload = item

@@ -9,10 +9,10 @@ at all), then drops what the process cached about the end users pointing at the 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -28,6 +28,9 @@ from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.database import Database
 from proxyllm.db.tables_budgets import Budget, EndUser
 from proxyllm.ops import audit
+
+if TYPE_CHECKING:
+    from proxyllm.billing.service import Billing
 
 # What /budget/settings describes (LiteLLM's list: field, type, description).
 SETTINGS = (
@@ -47,8 +50,8 @@ class Admin:
 
     db: Database
     end_users: EndUsers
-    billing: Any  # billing.service.Billing or None
-    serves: Any  # Callable[[str], bool]: is this model name served?
+    billing: Billing | None
+    serves: Callable[[str], bool]  # is this model name served?
 
 
 def now() -> datetime:

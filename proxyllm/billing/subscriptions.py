@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,12 +38,12 @@ async def account_of_customer(session: AsyncSession, customer: str | None) -> Ac
     )
     if row is not None:
         return (row.account_type, row.account_id)
-    for table, kind in ((User, "user"), (Team, "team")):
-        owner: Any = (
-            (await session.execute(select(table).where(table.stripe_customer_id == customer))).scalars().first()
-        )
-        if owner is not None:
-            return (kind, owner.user_id if kind == "user" else owner.team_id)
+    user = (await session.execute(select(User).where(User.stripe_customer_id == customer))).scalars().first()
+    if user is not None:
+        return ("user", user.user_id)
+    team = (await session.execute(select(Team).where(Team.stripe_customer_id == customer))).scalars().first()
+    if team is not None:
+        return ("team", team.team_id)
     return None
 
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from typing import Any
 
 from proxyllm.core.context import RequestContext
 from proxyllm.core.errors import invalid_request
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.core.requests import apply_proxy_fields, bounded_string, load_json
 from proxyllm.core.types import Operation, Units
 from proxyllm.core.units import audio_seconds_bound, search_units
@@ -44,11 +43,11 @@ AUDIO_TYPES = {
 }
 TEXT_FORMATS = frozenset({"text", "srt", "vtt"})
 
-Check = Callable[[Any, str], Any]
+Check = Callable[[JSONValue, str], JSONValue]
 
 
 def _string(limit: int = MAX_FIELD_CHARS) -> Check:
-    def check(value: Any, name: str) -> Any:
+    def check(value: JSONValue, name: str) -> JSONValue:
         if type(value) is not str:
             raise invalid_request(f"'{name}' must be a string", param=name)
         return bounded_string(value, name, limit)
@@ -57,7 +56,7 @@ def _string(limit: int = MAX_FIELD_CHARS) -> Check:
 
 
 def _choice(*allowed: str) -> Check:
-    def check(value: Any, name: str) -> Any:
+    def check(value: JSONValue, name: str) -> JSONValue:
         if value not in allowed:
             raise invalid_request(f"'{name}' must be one of {', '.join(allowed)}", param=name)
         return value
@@ -66,7 +65,7 @@ def _choice(*allowed: str) -> Check:
 
 
 def _number(low: float, high: float) -> Check:
-    def check(value: Any, name: str) -> Any:
+    def check(value: JSONValue, name: str) -> JSONValue:
         if type(value) not in (int, float) or not math.isfinite(value) or not low <= value <= high:
             raise invalid_request(f"'{name}' must be a number from {low:g} to {high:g}", param=name)
         return value
@@ -75,7 +74,7 @@ def _number(low: float, high: float) -> Check:
 
 
 def _whole(low: int, high: int) -> Check:
-    def check(value: Any, name: str) -> Any:
+    def check(value: JSONValue, name: str) -> JSONValue:
         if type(value) is not int or not low <= value <= high:
             raise invalid_request(f"'{name}' must be a whole number from {low} to {high}", param=name)
         return value
@@ -83,13 +82,13 @@ def _whole(low: int, high: int) -> Check:
     return check
 
 
-def _boolean(value: Any, name: str) -> Any:
+def _boolean(value: JSONValue, name: str) -> JSONValue:
     if type(value) is not bool:
         raise invalid_request(f"'{name}' must be true or false", param=name)
     return value
 
 
-def _size(value: Any, name: str) -> Any:
+def _size(value: JSONValue, name: str) -> JSONValue:
     if type(value) is not str or not SIZE.match(value):
         raise invalid_request(f"'{name}' must be 'auto' or WIDTHxHEIGHT, such as '1024x1024'", param=name)
     return value

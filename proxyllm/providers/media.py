@@ -13,13 +13,13 @@ import struct
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 
 from proxyllm.core.context import RequestContext, Slot
 from proxyllm.core.deployment import Deployment
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.core.pricing import estimate_prompt_tokens
 from proxyllm.core.types import Operation, Units, Usage
 
@@ -93,7 +93,7 @@ def _json(raw: bytes) -> JSONObject:
     return data if isinstance(data, dict) else {}
 
 
-def _count(value: Any) -> int:
+def _count(value: JSONValue) -> int:
     return value if type(value) is int and value >= 0 else 0
 
 

@@ -11,7 +11,6 @@ only the final ``response.*`` event is parsed, for usage.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Mapping
-from typing import Any
 
 import aiohttp
 import orjson
@@ -19,6 +18,7 @@ import orjson
 from proxyllm.core.context import RequestContext
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.errors import ErrorKind, ProxyError
+from proxyllm.core.jsontypes import JSONValue
 from proxyllm.core.types import Usage
 from proxyllm.core.upstream_http import UpstreamHTTP, iter_lines
 
@@ -51,7 +51,7 @@ def native_body(dep: Deployment, ctx: RequestContext, *, stream: bool) -> bytes:
     return orjson.dumps(payload)
 
 
-def usage_of(response: Any) -> Usage | None:
+def usage_of(response: JSONValue) -> Usage | None:
     usage = response.get("usage") if isinstance(response, dict) else None
     if not isinstance(usage, dict):
         return None

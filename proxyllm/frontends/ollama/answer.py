@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 
 from proxyllm.core.context import RequestContext
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.core.types import Usage
 
 
@@ -23,7 +22,7 @@ def created_at() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def done_reason(finish: Any) -> str:
+def done_reason(finish: JSONValue) -> str:
     return "length" if finish == "length" else "stop"
 
 
@@ -52,7 +51,7 @@ def final_fields(ctx: RequestContext, reason: str) -> JSONObject:
     }
 
 
-def arguments_object(raw: Any) -> JSONObject:
+def arguments_object(raw: JSONValue) -> JSONObject:
     if isinstance(raw, dict):
         return raw
     if isinstance(raw, str) and raw.strip():
@@ -64,7 +63,7 @@ def arguments_object(raw: Any) -> JSONObject:
     return {}
 
 
-def ollama_tool_calls(calls: Any) -> list[JSONObject]:
+def ollama_tool_calls(calls: JSONValue) -> list[JSONObject]:
     """OpenAI tool calls -> Ollama's: ``{"function": {"name", "arguments": {...}}}``."""
     out = []
     for k, call in enumerate(calls if isinstance(calls, list) else []):

@@ -10,13 +10,11 @@ Ollama's ``{"error": "..."}`` with the status that fits (400, 401, 404, 429, ...
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from proxyllm.core.context import NativeRequest, RequestContext
 from proxyllm.core.errors import ProxyError
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.core.requests import apply_proxy_fields
 from proxyllm.core.types import Operation
 from proxyllm.frontends.base import Frontend, Incoming, StreamEncoder
@@ -50,7 +48,7 @@ class _OllamaFrontend(Frontend):
         return ctx
 
     @staticmethod
-    def _native_answer(data: Any) -> bool:
+    def _native_answer(data: JSONValue) -> bool:
         """An Ollama upstream's own answer (bytes-through, or replayed from the cache), not OpenAI's."""
         return isinstance(data, dict) and "choices" not in data and data.get("object") != "list"
 

@@ -10,12 +10,11 @@ reach Ollama upstreams, which get the client's own request; other upstreams neve
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import orjson
 
 from proxyllm.core.errors import invalid_request
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.core.requests import PROXY_FIELDS, bounded_string, load_json
 
 ROLES = frozenset({"system", "user", "assistant", "tool"})
@@ -57,14 +56,14 @@ def model_of(body: JSONObject) -> str:
     return bounded_string(model, "model")
 
 
-def _check(body: JSONObject, name: str, types: tuple[type, ...], what: str) -> Any:
+def _check(body: JSONObject, name: str, types: tuple[type, ...], what: str) -> JSONValue:
     value = body.get(name)
     if value is not None and (type(value) not in types):
         raise invalid_request(f"'{name}' must be {what}", param=name)
     return value
 
 
-def _finite(value: Any, name: str) -> Any:
+def _finite(value: JSONValue, name: str) -> JSONValue:
     if type(value) is float and not math.isfinite(value):
         raise invalid_request(f"'{name}' must be a finite number", param=name)
     return value
@@ -141,14 +140,14 @@ def common_fields(body: JSONObject, out: JSONObject) -> None:
         _finite(keep_alive, "keep_alive")
 
 
-def image_url(image: Any, where: str) -> JSONObject:
+def image_url(image: JSONValue, where: str) -> JSONObject:
     if not isinstance(image, str) or not image or "\x00" in image:
         raise invalid_request(f"{where} must be a base64-encoded image", param=where)
     mime = next((m for prefix, m in IMAGE_TYPES if image.startswith(prefix)), "image/png")
     return {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{image}"}}
 
 
-def _images(value: Any, where: str) -> list[JSONObject]:
+def _images(value: JSONValue, where: str) -> list[JSONObject]:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -156,11 +155,11 @@ def _images(value: Any, where: str) -> list[JSONObject]:
     return [image_url(image, f"{where}.images[{k}]") for k, image in enumerate(value)]
 
 
-def _content(text: str, images: list[JSONObject]) -> Any:
+def _content(text: str, images: list[JSONObject]) -> JSONValue:
     return [{"type": "text", "text": text}, *images] if images else text
 
 
-def _tool_calls(value: Any, where: str, i: int) -> list[JSONObject]:
+def _tool_calls(value: JSONValue, where: str, i: int) -> list[JSONObject]:
     if not isinstance(value, list):
         raise invalid_request(f"{where}.tool_calls must be a list", param=f"{where}.tool_calls")
     calls = []
@@ -178,7 +177,7 @@ def _tool_calls(value: Any, where: str, i: int) -> list[JSONObject]:
     return calls
 
 
-def chat_messages(value: Any) -> list[JSONObject]:
+def chat_messages(value: JSONValue) -> list[JSONObject]:
     """Ollama messages -> OpenAI messages; a tool result answers the latest open call of its tool."""
     if not isinstance(value, list):
         raise invalid_request("'messages' must be a list", param="messages")
@@ -213,7 +212,7 @@ def chat_messages(value: Any) -> list[JSONObject]:
     return out
 
 
-def tools(value: Any) -> list[JSONObject] | None:
+def tools(value: JSONValue) -> list[JSONObject] | None:
     if value is None:
         return None
     if not isinstance(value, list):
@@ -267,7 +266,7 @@ def embed_body(body: JSONObject, *, old: bool) -> JSONObject:
         prompt = _check(body, "prompt", (str,), "a string")
         if not prompt:
             raise invalid_request("missing required field 'prompt'", param="prompt")
-        inputs: Any = prompt
+        inputs: JSONValue = prompt
     else:
         inputs = body.get("input")
         if isinstance(inputs, list):

@@ -15,7 +15,6 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import wraps
-from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
@@ -26,7 +25,7 @@ from proxyllm.accounts.hooks import visible
 from proxyllm.core.context import Principal
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.core.routing.groups import ModelGroup
 from proxyllm.core.upstream_http import bearer_headers, client_timeout
 from proxyllm.frontends.base import Services
@@ -43,7 +42,7 @@ MAX_MANAGEMENT_BODY = 64 * 1024
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def ollama_json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def ollama_json(data: JSONValue, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type="application/json", headers=headers)
 
 

@@ -8,12 +8,10 @@ mid-stream becomes Ollama's ``{"error": "..."}`` line.
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from proxyllm.core.context import RequestContext
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.frontends.ollama.answer import created_at, done_reason, final_fields, ollama_tool_calls, reasoning_of
 
 
@@ -28,11 +26,11 @@ class OllamaStreamEncoder:
         self.model = model
         self.generate = generate
         self.calls: dict[int, JSONObject] = {}  # by index: id, name, argument text so far
-        self.finish_reason: Any = None
+        self.finish_reason: JSONValue = None
         self.failed = False
         self.native = False  # the upstream's own lines are being relayed
 
-    def _line(self, *, content: str = "", thinking: str | None = None, calls: list[Any] | None = None) -> bytes:
+    def _line(self, *, content: str = "", thinking: str | None = None, calls: list[JSONValue] | None = None) -> bytes:
         line: JSONObject = {"model": self.model, "created_at": created_at()}
         if self.generate:
             line["response"] = content

@@ -7,12 +7,11 @@ becomes ``response_format``, and the conversation's items become chat messages.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
 from proxyllm.core.errors import invalid_request
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 
 MAX_ID = 128
 
@@ -41,7 +40,7 @@ class ChatTools:
     dropped: list[str]  # hosted tools (web_search, ...) that a chat upstream cannot run
 
 
-def chat_tools(tools: list[Any]) -> ChatTools:
+def chat_tools(tools: list[JSONValue]) -> ChatTools:
     """Function, custom and namespaced tools as chat functions; hosted tools are left out."""
     out = ChatTools([], {}, [])
     for i, tool in enumerate(tools):
@@ -70,7 +69,7 @@ def _tool_name(tool: JSONObject, where: str) -> str:
     return name
 
 
-def _add_tool(out: ChatTools, tool: Any, where: str, namespace: str | None) -> None:
+def _add_tool(out: ChatTools, tool: JSONValue, where: str, namespace: str | None) -> None:
     if not isinstance(tool, dict) or tool.get("type") not in ("function", "custom"):
         raise invalid_request(f"{where} must be a function or custom tool", param=where)
     name = _tool_name(tool, where)
@@ -107,7 +106,7 @@ def chat_tool_choice(choice: str | JSONObject) -> str | JSONObject:
     raise invalid_request("'tool_choice' may name only a function tool: {type: function, name}", param="tool_choice")
 
 
-def response_format(fmt: Any) -> JSONObject | None:
+def response_format(fmt: JSONValue) -> JSONObject | None:
     """``text.format`` as a chat ``response_format`` (None for plain text)."""
     if not isinstance(fmt, dict):
         raise invalid_request("'text.format' must be an object", param="text.format")
@@ -144,7 +143,7 @@ def chat_messages(instructions: str | None, items: list[JSONObject]) -> list[JSO
                 continue
             parts = item["content"]
             if all(p["type"] == "input_text" for p in parts):
-                content: Any = "".join(p["text"] for p in parts)
+                content: JSONValue = "".join(p["text"] for p in parts)
             else:
                 content = [_chat_part(p) for p in parts]
             messages.append({"role": "system" if role == "developer" else role, "content": content})

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
 
 from proxyllm.core.errors import invalid_request
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
 ROLES = frozenset({"user", "system", "developer", "assistant"})
@@ -21,7 +20,7 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
-def normalise_input(value: str | list[Any]) -> list[JSONObject]:
+def normalise_input(value: str | list[JSONValue]) -> list[JSONObject]:
     if isinstance(value, str):
         return [_message("user", [{"type": "input_text", "text": value}])]
     return [_item(item, f"input[{i}]") for i, item in enumerate(value)]
@@ -49,7 +48,7 @@ def _item_id(item: JSONObject, where: str) -> str | None:
     return value
 
 
-def _item(item: Any, where: str) -> JSONObject:
+def _item(item: JSONValue, where: str) -> JSONObject:
     if not isinstance(item, dict):
         raise invalid_request(f"{where} must be an object", param=where)
     kind = item.get("type", "message")
@@ -120,7 +119,7 @@ def _item(item: Any, where: str) -> JSONObject:
     raise invalid_request(f"{where}.type '{str(kind)[:64]}' is not supported by this proxy", param=f"{where}.type")
 
 
-def _part(part: Any, where: str) -> JSONObject:
+def _part(part: JSONValue, where: str) -> JSONObject:
     if not isinstance(part, dict):
         raise invalid_request(f"{where} must be an object", param=where)
     kind = part.get("type")
@@ -145,7 +144,7 @@ def _part(part: Any, where: str) -> JSONObject:
     raise invalid_request(f"{where}.type '{str(kind)[:64]}' is not supported by this proxy", param=f"{where}.type")
 
 
-def _output_text(part: Any, where: str) -> str:
+def _output_text(part: JSONValue, where: str) -> str:
     if (
         isinstance(part, dict)
         and part.get("type") in ("input_text", "output_text")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import orjson
 
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.core.types import Usage
 from proxyllm.frontends.responses.request import ResponsesRequest, new_id
 
@@ -121,7 +120,7 @@ def call_item(
     return {**function_call_item(call_id, tool.name, arguments, item_id), "namespace": tool.namespace}
 
 
-def finish(response: JSONObject, finish_reason: Any, usage: Usage | None) -> JSONObject:
+def finish(response: JSONObject, finish_reason: JSONValue, usage: Usage | None) -> JSONObject:
     """Set status, incomplete details and usage from the chat finish reason."""
     if finish_reason == "length":
         response["status"] = "incomplete"
@@ -135,7 +134,7 @@ def finish(response: JSONObject, finish_reason: Any, usage: Usage | None) -> JSO
     return response
 
 
-def from_chat(request: ResponsesRequest, chat: Any, usage: Usage | None, *, model: str) -> JSONObject:
+def from_chat(request: ResponsesRequest, chat: JSONValue, usage: Usage | None, *, model: str) -> JSONObject:
     """A chat completion body as a Response object."""
     created = chat.get("created") if isinstance(chat, dict) else None
     response = skeleton(

@@ -7,11 +7,11 @@ that speaks only chat; upstreams that speak Responses get the checked request it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from proxyllm.core.errors import invalid_request
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.frontends.responses.chat import ChatTools, chat_body, chat_tool_choice, chat_tools, response_format
 from proxyllm.frontends.responses.items import ID_PATTERN, new_id, normalise_input
 
@@ -115,13 +115,13 @@ def _type_name(types: tuple[type, ...]) -> str:
     return " or ".join(NAMES.get(t.__name__, "a list" if t is list else "an object") for t in types)
 
 
-def check_id(value: Any, param: str) -> str:
+def check_id(value: JSONValue, param: str) -> str:
     if not isinstance(value, str) or not ID_PATTERN.match(value):
         raise invalid_request(f"'{param}' must be a response id such as 'resp_abc123'", param=param)
     return value
 
 
-def parse_request(body: Any) -> ResponsesRequest:
+def parse_request(body: JSONValue) -> ResponsesRequest:
     if not isinstance(body, dict):
         raise invalid_request("the request body must be a JSON object")
     for key, types in TYPES.items():
@@ -152,7 +152,7 @@ def parse_request(body: Any) -> ResponsesRequest:
     return ResponsesRequest(body=body, input_items=items)
 
 
-def _check_metadata(metadata: Any) -> None:
+def _check_metadata(metadata: JSONValue) -> None:
     if metadata is None:
         return
     if len(metadata) > MAX_METADATA_KEYS:
@@ -196,7 +196,7 @@ def _check_options(body: JSONObject) -> None:
 # -- truncation ------------------------------------------------------------------------------------
 
 
-def truncate(request: ResponsesRequest, limit: int, estimate: Any) -> int:
+def truncate(request: ResponsesRequest, limit: int, estimate: Callable[[JSONObject], int]) -> int:
     """``truncation: auto``: leave out the oldest conversation items until the chat request fits ``limit``
     tokens (by ``estimate``), keeping the newest item. A function call goes together with its output,
     so the chat messages stay valid. What is stored stays whole. Returns how many items were left out."""

@@ -5,13 +5,14 @@ Only the key that created a response sees it; for any other key it does not exis
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from proxyllm.accounts.auth import key_from_headers
+from proxyllm.core.jsontypes import JSONValue
 from proxyllm.frontends.responses.request import check_id
 from proxyllm.frontends.responses.store import ResponseStore, owner_of
 
@@ -29,7 +30,7 @@ def _store(request: Request) -> ResponseStore:
     return store
 
 
-def _json(data: Any) -> Response:
+def _json(data: JSONValue) -> Response:
     return Response(orjson.dumps(data), media_type="application/json")
 
 

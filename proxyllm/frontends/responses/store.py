@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import orjson
 from sqlalchemy import delete, or_, select
@@ -19,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from proxyllm.core.context import Principal
 from proxyllm.core.errors import ErrorKind, ProxyError
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.db.database import Database
 from proxyllm.db.tables_responses import StoredResponse
 
@@ -42,7 +41,7 @@ def not_found(response_id: str) -> ProxyError:
     )
 
 
-def _column(value: Any, size: int) -> str:
+def _column(value: JSONValue, size: int) -> str:
     """A string column's value: bounded, and without NUL (PostgreSQL's text refuses it). The JSON
     columns need nothing: orjson writes control characters escaped."""
     return str(value).replace("\x00", "")[:size]

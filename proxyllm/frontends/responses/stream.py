@@ -14,12 +14,10 @@ the final one is parsed, to keep the stored response.
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from proxyllm.core.context import RequestContext
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.core.types import Usage
 from proxyllm.frontends.responses.output import (
     call_item,
@@ -74,7 +72,7 @@ class ResponsesStreamEncoder:
         self.output: list[JSONObject | None] = []
         self.text: _Text | None = None
         self.calls: dict[int, _Call] = {}
-        self.finish_reason: Any = None
+        self.finish_reason: JSONValue = None
         self.usage: Usage | None = None
         self.failed = False
         self.held: bytes | None = None  # an upstream's final event, held back until ``finish``
@@ -253,7 +251,7 @@ class ResponsesStreamEncoder:
         self.calls.clear()
         return out
 
-    def _fail(self, error: Any) -> list[bytes]:
+    def _fail(self, error: JSONValue) -> list[bytes]:
         self.failed = True
         message = error.get("message") if isinstance(error, dict) else error
         message = message if isinstance(message, str) and message else "the upstream failed mid-stream"

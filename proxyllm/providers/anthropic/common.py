@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from proxyllm.core.errors import invalid_request
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.core.types import Usage
 
 API_VERSION = "2023-06-01"
@@ -34,12 +32,12 @@ STOP_REASONS = {
 }
 
 
-def finish_reason(stop_reason: Any, *, json_mode: bool = False) -> str:
+def finish_reason(stop_reason: JSONValue, *, json_mode: bool = False) -> str:
     reason = FINISH_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
     return "stop" if json_mode and reason == "tool_calls" else reason
 
 
-def stop_reason(finish: Any) -> str:
+def stop_reason(finish: JSONValue) -> str:
     return STOP_REASONS.get(finish, "end_turn") if isinstance(finish, str) else "end_turn"
 
 
@@ -48,7 +46,7 @@ def _int(data: JSONObject, key: str) -> int:
     return value if type(value) is int and value > 0 else 0
 
 
-def usage_of(data: Any) -> Usage:
+def usage_of(data: JSONValue) -> Usage:
     """Anthropic usage -> proxy Usage: prompt tokens count every input token, cached or not."""
     if not isinstance(data, dict):
         return Usage()
@@ -57,7 +55,7 @@ def usage_of(data: Any) -> Usage:
     return Usage(prompt, _int(data, "output_tokens"), cached_tokens=read, cache_creation_tokens=created)
 
 
-def openai_usage(data: Any) -> JSONObject:
+def openai_usage(data: JSONValue) -> JSONObject:
     """Anthropic usage -> OpenAI usage, keeping the cache figures."""
     usage = usage_of(data)
     out: JSONObject = usage.as_openai()
@@ -69,7 +67,7 @@ def openai_usage(data: Any) -> JSONObject:
     return out
 
 
-def anthropic_usage(data: Any) -> dict[str, int]:
+def anthropic_usage(data: JSONValue) -> dict[str, int]:
     """OpenAI usage -> Anthropic usage: input_tokens excludes what was read from or written to the cache."""
     if not isinstance(data, dict):
         return {"input_tokens": 0, "output_tokens": 0}
@@ -85,7 +83,7 @@ def anthropic_usage(data: Any) -> dict[str, int]:
     }
 
 
-def image_source(url: Any, where: str) -> JSONObject:
+def image_source(url: JSONValue, where: str) -> JSONObject:
     """An OpenAI ``image_url`` (data URL or http URL) -> an Anthropic image ``source``."""
     if not isinstance(url, str) or not url:
         raise invalid_request("image_url.url must be a non-empty string", param=where)
@@ -100,7 +98,7 @@ def image_source(url: Any, where: str) -> JSONObject:
     raise invalid_request("image_url.url must be a data URL or an http(s) URL", param=where)
 
 
-def image_url(source: Any, where: str) -> str:
+def image_url(source: JSONValue, where: str) -> str:
     """An Anthropic image ``source`` -> an OpenAI image URL (a data URL for base64 images)."""
     if isinstance(source, dict):
         if source.get("type") == "base64" and isinstance(source.get("data"), str):
@@ -110,7 +108,7 @@ def image_url(source: Any, where: str) -> str:
     raise invalid_request("image source must be {type: base64, media_type, data} or {type: url, url}", param=where)
 
 
-def parse_arguments(raw: Any, where: str) -> JSONObject:
+def parse_arguments(raw: JSONValue, where: str) -> JSONObject:
     """OpenAI tool-call arguments (a JSON string) -> an object."""
     if isinstance(raw, dict):
         return raw
@@ -125,5 +123,5 @@ def parse_arguments(raw: Any, where: str) -> JSONObject:
     return value
 
 
-def dumps(value: Any) -> str:
+def dumps(value: JSONValue) -> str:
     return orjson.dumps(value).decode()

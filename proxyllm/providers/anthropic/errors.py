@@ -7,12 +7,11 @@ Anthropic answers ``{"type": "error", "error": {"type": "...", "message": "..."}
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import orjson
 
 from proxyllm.core.errors import ErrorKind, ProxyError, error_from_status, upstream_message
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.core.upstream_http import retry_after_seconds
 
 KINDS = {
@@ -47,7 +46,7 @@ ANTHROPIC_TYPES = {
 }
 
 
-def error_from_body(data: Any, *, status: int | None, retry_after: float | None = None) -> ProxyError:
+def error_from_body(data: JSONValue, *, status: int | None, retry_after: float | None = None) -> ProxyError:
     err = data.get("error") if isinstance(data, dict) else None
     if not isinstance(err, dict):
         return error_from_status(status or 500, "Anthropic returned an error without details", retry_after=retry_after)

@@ -12,10 +12,9 @@ fields the proxy does not read go to an Anthropic upstream as they are and are d
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from proxyllm.core.errors import invalid_request
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 
 FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "model": (str,),
@@ -51,17 +50,17 @@ def _number(body: JSONObject, key: str, low: float, high: float) -> None:
         raise invalid_request(f"'{key}' must be a number from {low:g} to {high:g}", param=key)
 
 
-def _whole(value: Any, where: str, low: int, high: int = MAX_INT) -> None:
+def _whole(value: JSONValue, where: str, low: int, high: int = MAX_INT) -> None:
     if type(value) is not int or not low <= value <= high:
         raise invalid_request(f"'{where}' must be a whole number from {low} to {high}", param=where)
 
 
-def _name(value: Any, where: str) -> None:
+def _name(value: JSONValue, where: str) -> None:
     if not isinstance(value, str) or not value or len(value) > MAX_NAME or "\x00" in value:
         raise invalid_request(f"'{where}' must be a non-empty string of at most {MAX_NAME} characters", param=where)
 
 
-def _blocks(content: Any, where: str) -> None:
+def _blocks(content: JSONValue, where: str) -> None:
     """A message's (or system's) content: a string or a list of blocks, each an object with a type."""
     if isinstance(content, str):
         return
@@ -87,7 +86,7 @@ def _thinking(thinking: JSONObject) -> None:
         _whole(budget, "thinking.budget_tokens", 0)
 
 
-def _tools(tools: list[Any]) -> None:
+def _tools(tools: list[JSONValue]) -> None:
     for k, tool in enumerate(tools):
         if not isinstance(tool, dict):
             raise invalid_request(f"tools[{k}] must be an object", param=f"tools[{k}]")
@@ -102,7 +101,7 @@ def _tools(tools: list[Any]) -> None:
             raise invalid_request(f"tools[{k}].description must be a string", param=f"tools[{k}].description")
 
 
-def check_request(body: Any) -> JSONObject:
+def check_request(body: JSONValue) -> JSONObject:
     """Types, ranges and required fields of an Anthropic request; a 400 naming the field otherwise."""
     if not isinstance(body, dict):
         raise invalid_request("the request body must be a JSON object")

@@ -12,10 +12,8 @@ each provider maps to its own: Ollama ``think``, Gemini's thinking budget, Anthr
 
 from __future__ import annotations
 
-from typing import Any
-
 from proxyllm.core.errors import invalid_request
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.providers.anthropic.common import dumps, image_url
 from proxyllm.providers.anthropic.messages_checks import check_request
 
@@ -27,19 +25,19 @@ SERVER_BLOCKS = frozenset({"server_tool_use", "mcp_tool_use", "mcp_tool_result",
 __all__ = ["check_request", "estimate_input_tokens", "openai_request"]
 
 
-def _dropped(kind: Any) -> bool:
+def _dropped(kind: JSONValue) -> bool:
     """Blocks no other upstream can take and that are left out rather than refused."""
     return kind in SERVER_BLOCKS or (isinstance(kind, str) and kind.endswith("_tool_result") and kind != "tool_result")
 
 
-def _unsupported(kind: Any, where: str, strict: bool) -> None:
+def _unsupported(kind: JSONValue, where: str, strict: bool) -> None:
     if strict:
         raise invalid_request(
             f"content blocks of type {kind!r} need an Anthropic model; this model cannot take them", param=where
         )
 
 
-def _text(content: Any) -> str:
+def _text(content: JSONValue) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
@@ -70,7 +68,7 @@ def _tool_result(block: JSONObject, where: str, strict: bool) -> tuple[JSONObjec
     return {"role": "tool", "tool_call_id": str(block.get("tool_use_id") or ""), "content": text}, images
 
 
-def _user_messages(content: Any, where: str, strict: bool) -> list[JSONObject]:
+def _user_messages(content: JSONValue, where: str, strict: bool) -> list[JSONObject]:
     if isinstance(content, str):
         return [{"role": "user", "content": content}]
     tool_messages: list[JSONObject] = []
@@ -97,7 +95,7 @@ def _user_messages(content: Any, where: str, strict: bool) -> list[JSONObject]:
     return out
 
 
-def _assistant_message(content: Any, where: str, strict: bool) -> JSONObject | None:
+def _assistant_message(content: JSONValue, where: str, strict: bool) -> JSONObject | None:
     if isinstance(content, str):
         return {"role": "assistant", "content": content}
     texts: list[str] = []
@@ -124,7 +122,7 @@ def _assistant_message(content: Any, where: str, strict: bool) -> JSONObject | N
     return message
 
 
-def _tools(tools: list[Any]) -> list[JSONObject]:
+def _tools(tools: list[JSONValue]) -> list[JSONObject]:
     out = []
     for k, tool in enumerate(tools):
         if not isinstance(tool, dict) or not tool.get("name"):
@@ -138,7 +136,7 @@ def _tools(tools: list[Any]) -> list[JSONObject]:
     return out
 
 
-def _tool_choice(choice: JSONObject) -> Any:
+def _tool_choice(choice: JSONObject) -> JSONValue:
     kind = choice.get("type")
     if kind == "auto":
         return "auto"
@@ -151,7 +149,7 @@ def _tool_choice(choice: JSONObject) -> Any:
     raise invalid_request("tool_choice.type must be auto, any, tool (with a name) or none", param="tool_choice")
 
 
-def _reasoning_effort(thinking: Any, output_config: JSONObject) -> str | None:
+def _reasoning_effort(thinking: JSONValue, output_config: JSONObject) -> str | None:
     """``output_config.effort`` or the thinking settings -> OpenAI ``reasoning_effort``."""
     effort = output_config.get("effort")
     if isinstance(effort, str) and effort in EFFORTS:
@@ -226,7 +224,7 @@ def openai_request(body: JSONObject, *, strict: bool = True) -> JSONObject:
     return req
 
 
-def _block_chars(block: Any) -> tuple[int, int]:
+def _block_chars(block: JSONValue) -> tuple[int, int]:
     """(characters, images) in one content block."""
     kind = block.get("type") if isinstance(block, dict) else None
     if kind == "image":

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from proxyllm.core.errors import ErrorKind, ProxyError
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.providers.anthropic.common import anthropic_usage, stop_reason
 
 
-def tool_input(arguments: Any) -> JSONObject:
+def tool_input(arguments: JSONValue) -> JSONObject:
     """OpenAI tool-call arguments -> Anthropic ``input``; text that is not a JSON object is kept under ``_raw``."""
     if isinstance(arguments, dict):
         return arguments

@@ -8,11 +8,9 @@ usage) and ``message_stop``. An error event from the gateway becomes ``event: er
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.providers.anthropic.common import anthropic_usage, stop_reason
 
 # OpenAI error type -> Anthropic error type, for errors that happen mid-stream.
@@ -120,7 +118,7 @@ class AnthropicStreamEncoder:
         out.append(sse("content_block_start", {"type": "content_block_start", "index": index, "content_block": block}))
         return out
 
-    def _thinking_block(self, block: Any) -> list[bytes]:
+    def _thinking_block(self, block: JSONValue) -> list[bytes]:
         if not isinstance(block, dict):
             return []
         if block.get("type") == "redacted_thinking":
@@ -132,7 +130,7 @@ class AnthropicStreamEncoder:
             return [*out, self._delta({"type": "signature_delta", "signature": signature})]
         return []
 
-    def _tool_call(self, call: Any) -> list[bytes]:
+    def _tool_call(self, call: JSONValue) -> list[bytes]:
         if not isinstance(call, dict):
             return []
         index = call.get("index", 0)
@@ -167,7 +165,7 @@ class AnthropicStreamEncoder:
         out.append(sse("message_stop", {"type": "message_stop"}))
         return out
 
-    def error(self, err: Any) -> list[bytes]:
+    def error(self, err: JSONValue) -> list[bytes]:
         self.failed = True
         err = err if isinstance(err, dict) else {"message": str(err)}
         kind = ERROR_TYPES.get(str(err.get("type")), "api_error")

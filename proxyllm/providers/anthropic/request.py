@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from proxyllm.core.errors import invalid_request
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.providers.anthropic.common import (
     DEFAULT_MAX_TOKENS,
     JSON_TOOL,
@@ -46,7 +44,7 @@ def _text_block(text: str, part: JSONObject | None = None) -> JSONObject:
     return block
 
 
-def content_blocks(content: Any, where: str) -> list[JSONObject]:
+def content_blocks(content: JSONValue, where: str) -> list[JSONObject]:
     """OpenAI message content (a string or parts) -> Anthropic content blocks."""
     if content is None:
         return []
@@ -162,7 +160,7 @@ def _tools(body: JSONObject) -> list[JSONObject]:
     return tools
 
 
-def _tool_choice(choice: Any, parallel: Any) -> JSONObject | None:
+def _tool_choice(choice: JSONValue, parallel: JSONValue) -> JSONObject | None:
     if choice is None or choice == "auto":
         out: JSONObject = {"type": "auto"}
     elif choice == "required":
@@ -180,7 +178,7 @@ def _tool_choice(choice: Any, parallel: Any) -> JSONObject | None:
     return out
 
 
-def _output_format(fmt: Any) -> JSONObject | None:
+def _output_format(fmt: JSONValue) -> JSONObject | None:
     """``response_format`` json_schema -> Anthropic structured outputs (``output_config.format``)."""
     if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
         return None
@@ -190,7 +188,7 @@ def _output_format(fmt: Any) -> JSONObject | None:
     return {"type": "json_schema", "schema": schema}
 
 
-def _json_tool(fmt: Any) -> JSONObject | None:
+def _json_tool(fmt: JSONValue) -> JSONObject | None:
     """``response_format`` json_object (no schema) -> a tool the model must call; its input is the answer."""
     if not isinstance(fmt, dict) or fmt.get("type") in (None, "text", "json_schema"):
         return None
@@ -200,7 +198,7 @@ def _json_tool(fmt: Any) -> JSONObject | None:
     return {"name": JSON_TOOL, "description": "Respond with a JSON object.", "input_schema": schema}
 
 
-def _stop(stop: Any) -> list[str]:
+def _stop(stop: JSONValue) -> list[str]:
     stops = [stop] if isinstance(stop, str) else list(stop or [])
     return [s for s in stops if isinstance(s, str) and s.strip()]  # whitespace-only stops are refused
 

@@ -8,11 +8,11 @@ names its wait in a ``google.rpc.RetryInfo`` detail (``"retryDelay": "17s"``), u
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import orjson
 
 from proxyllm.core.errors import ErrorKind, ProxyError, error_from_status, upstream_message
+from proxyllm.core.jsontypes import JSONValue
 from proxyllm.core.upstream_http import retry_after_seconds
 
 STATUS_KINDS = {
@@ -27,7 +27,7 @@ STATUS_KINDS = {
 CONTEXT_MARKERS = ("exceeds the maximum number of tokens", "input token count", "context window")
 
 
-def _retry_delay(details: Any) -> float | None:
+def _retry_delay(details: JSONValue) -> float | None:
     for detail in details if isinstance(details, list) else []:
         if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
             delay = str(detail.get("retryDelay") or "").removesuffix("s")
@@ -38,11 +38,11 @@ def _retry_delay(details: Any) -> float | None:
     return None
 
 
-def _reasons(details: Any) -> set[str]:
+def _reasons(details: JSONValue) -> set[str]:
     return {str(d.get("reason")) for d in details if isinstance(d, dict)} if isinstance(details, list) else set()
 
 
-def error_from_body(data: Any, *, status: int | None, retry_after: float | None = None) -> ProxyError:
+def error_from_body(data: JSONValue, *, status: int | None, retry_after: float | None = None) -> ProxyError:
     err = data.get("error") if isinstance(data, dict) else None
     if not isinstance(err, dict):
         return error_from_status(status or 500, "Gemini returned an error without details", retry_after=retry_after)

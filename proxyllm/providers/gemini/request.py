@@ -9,12 +9,11 @@ tool-call id (``call_<hex>`` + ``SIGNATURE_SEP`` + signature), which clients ech
 from __future__ import annotations
 
 import mimetypes
-from typing import Any
 
 import orjson
 
 from proxyllm.core.errors import invalid_request
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.providers.params import drop_unsupported
 
 SIGNATURE_SEP = "__thought__"
@@ -57,7 +56,7 @@ CONFIG_NAMES = {
 THINKING_BUDGETS = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576}
 
 
-def _part_of(part: Any, where: str) -> JSONObject:
+def _part_of(part: JSONValue, where: str) -> JSONObject:
     kind = part.get("type") if isinstance(part, dict) else None
     if kind == "text":
         return {"text": str(part.get("text", ""))}
@@ -74,7 +73,7 @@ def _part_of(part: Any, where: str) -> JSONObject:
     raise invalid_request(f"Gemini does not take content parts of type {kind!r}", param=where)
 
 
-def parts_of(content: Any, where: str) -> list[JSONObject]:
+def parts_of(content: JSONValue, where: str) -> list[JSONObject]:
     if content is None:
         return []
     if isinstance(content, str):
@@ -84,7 +83,7 @@ def parts_of(content: Any, where: str) -> list[JSONObject]:
     return [_part_of(part, f"{where}.content[{j}]") for j, part in enumerate(content)]
 
 
-def _function_call(call: Any, where: str) -> JSONObject:
+def _function_call(call: JSONValue, where: str) -> JSONObject:
     if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
         raise invalid_request("tool calls must be objects with a function", param=where)
     fn = call["function"]
@@ -146,7 +145,7 @@ def to_contents(messages: list[JSONObject]) -> tuple[list[JSONObject], list[JSON
     return system, contents
 
 
-def _tools(tools: list[Any]) -> list[JSONObject]:
+def _tools(tools: list[JSONValue]) -> list[JSONObject]:
     declarations = []
     for k, tool in enumerate(tools):
         fn = tool.get("function") if isinstance(tool, dict) else None
@@ -161,7 +160,7 @@ def _tools(tools: list[Any]) -> list[JSONObject]:
     return [{"functionDeclarations": declarations}]
 
 
-def _tool_config(choice: Any) -> JSONObject | None:
+def _tool_config(choice: JSONValue) -> JSONObject | None:
     if choice is None:
         return None
     modes = {"auto": "AUTO", "none": "NONE", "required": "ANY"}

@@ -8,12 +8,11 @@ short for safety after some content ends with ``finish_reason: content_filter``.
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
 import orjson
 
 from proxyllm.core.errors import ErrorKind, ProxyError
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.core.types import Usage
 from proxyllm.providers.gemini.errors import error_from_body
 from proxyllm.providers.gemini.request import SIGNATURE_SEP
@@ -23,7 +22,7 @@ FILTERED = frozenset({"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT",
 FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
 
 
-def finish_reason(reason: Any, has_calls: bool) -> str:
+def finish_reason(reason: JSONValue, has_calls: bool) -> str:
     if reason in FILTERED:
         return "content_filter"
     if has_calls:
@@ -36,7 +35,7 @@ def _count(data: JSONObject, key: str) -> int:
     return value if isinstance(value, int) else 0
 
 
-def usage_of(data: Any) -> Usage:
+def usage_of(data: JSONValue) -> Usage:
     """usageMetadata -> Usage: thinking tokens are output tokens (billed as such)."""
     meta = data.get("usageMetadata") if isinstance(data, dict) else None
     if not isinstance(meta, dict):
@@ -47,7 +46,7 @@ def usage_of(data: Any) -> Usage:
     return Usage(prompt, completion, cached_tokens=cached)
 
 
-def openai_usage(data: Any) -> JSONObject:
+def openai_usage(data: JSONValue) -> JSONObject:
     out: JSONObject = usage_of(data).as_openai()
     meta = data.get("usageMetadata") if isinstance(data, dict) else None
     if isinstance(meta, dict):
@@ -65,7 +64,7 @@ def check_blocked(data: JSONObject) -> None:
         )
 
 
-def tool_call(call: JSONObject, signature: Any) -> JSONObject:
+def tool_call(call: JSONObject, signature: JSONValue) -> JSONObject:
     call_id = str(call.get("id") or "call_" + secrets.token_hex(12))
     if isinstance(signature, str) and signature:
         call_id += SIGNATURE_SEP + signature
@@ -76,7 +75,7 @@ def tool_call(call: JSONObject, signature: Any) -> JSONObject:
     }
 
 
-def read_parts(parts: Any) -> tuple[str, str, list[JSONObject]]:
+def read_parts(parts: JSONValue) -> tuple[str, str, list[JSONObject]]:
     """Candidate parts -> (text, reasoning text, OpenAI tool calls)."""
     texts: list[str] = []
     thoughts: list[str] = []

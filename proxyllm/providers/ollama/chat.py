@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
 import orjson
 
 from proxyllm.core.errors import invalid_request
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.core.types import ComputeTime, Usage
 from proxyllm.providers.ollama.forced import ForcedTool, forced_tool, with_hint
 from proxyllm.providers.ollama.options import COMMON, base_request, check_n, finish_reason
@@ -22,7 +21,7 @@ def new_tool_call_id() -> str:
     return "call_" + secrets.token_hex(12)
 
 
-def split_content(content: Any, where: str) -> tuple[str, list[str]]:
+def split_content(content: JSONValue, where: str) -> tuple[str, list[str]]:
     """OpenAI message content (a string or parts) -> (text, base64 images)."""
     if content is None:
         return "", []
@@ -50,7 +49,7 @@ def split_content(content: Any, where: str) -> tuple[str, list[str]]:
     return "".join(texts), images
 
 
-def _tool_arguments(raw: Any, where: str) -> Any:
+def _tool_arguments(raw: JSONValue, where: str) -> JSONValue:
     if isinstance(raw, dict):
         return raw
     if not raw:
@@ -118,7 +117,7 @@ def _tools(body: JSONObject) -> list[JSONObject] | None:
     return list(tools)
 
 
-def _think(body: JSONObject) -> Any:
+def _think(body: JSONObject) -> JSONValue:
     if body.get("think") is not None:
         return body["think"]
     effort = body.get("reasoning_effort")

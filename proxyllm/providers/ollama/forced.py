@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 
 EMPTY_PARAMETERS: JSONObject = {"type": "object", "properties": {}}
 
@@ -34,7 +33,7 @@ class ForcedTool:
             data = orjson.loads(text) if text.strip() else None
         except orjson.JSONDecodeError:
             data = None
-        name: Any
+        name: JSONValue
         if len(self.names) == 1:
             name, arguments = self.names[0], data
         elif isinstance(data, dict):
@@ -56,7 +55,7 @@ class ForcedTool:
         ]
 
 
-def _functions(tools: Any) -> list[JSONObject]:
+def _functions(tools: JSONValue) -> list[JSONObject]:
     if not isinstance(tools, list) or not tools:
         raise invalid_request("a forced tool_choice needs a non-empty list of 'tools'", param="tool_choice")
     found = []

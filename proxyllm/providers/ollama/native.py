@@ -12,8 +12,8 @@ the one the client asked for; only the final line (``"done":true``) is parsed, f
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
-from typing import Any
 
+import aiohttp
 import orjson
 
 from proxyllm.core.context import NativeRequest, RequestContext
@@ -96,7 +96,7 @@ def complete_answer(native: NativeRequest, dep: Deployment, ctx: RequestContext,
 
 
 async def relay_lines(
-    native: NativeRequest, dep: Deployment, ctx: RequestContext, resp: Any
+    native: NativeRequest, dep: Deployment, ctx: RequestContext, resp: aiohttp.ClientResponse
 ) -> AsyncGenerator[bytes, None]:
     """The upstream's NDJSON lines, a network read's worth at a time, up to the final one."""
     rename = renamer(dep.upstream_model, ctx.model)

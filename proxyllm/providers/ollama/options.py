@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from proxyllm.core.errors import invalid_request
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 
 # OpenAI name (or an Ollama-only name LiteLLM passes through) -> Ollama options key.
 OPTION_NAMES = {
@@ -44,7 +42,7 @@ def check_n(body: JSONObject, drop: bool) -> None:
         raise invalid_request("Ollama returns one choice per request; 'n' must be 1", param="n")
 
 
-def response_format(body: JSONObject) -> Any:
+def response_format(body: JSONObject) -> JSONValue:
     """``response_format`` -> Ollama's ``format`` ("json" or a JSON schema), or None."""
     if body.get("format") is not None:
         return body["format"]
@@ -66,7 +64,7 @@ def response_format(body: JSONObject) -> Any:
     raise invalid_request(f"unknown response_format type {kind!r}", param="response_format")
 
 
-def finish_reason(done_reason: Any, has_tool_calls: bool = False) -> str:
+def finish_reason(done_reason: JSONValue, has_tool_calls: bool = False) -> str:
     if has_tool_calls:
         return "tool_calls"
     return "length" if done_reason == "length" else "stop"

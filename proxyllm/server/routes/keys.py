@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query, Request, Response
 
 from proxyllm.accounts import store
@@ -86,5 +84,5 @@ async def list_keys(
         rows, total = await store.list_keys(
             session, page=page, size=size, user_id=user_id, team_id=team_id, alias=key_alias
         )
-        found: list[Any] = [key_view(r) if return_full_object else r.token for r in rows]
+        found: list[JSONObject | str] = [key_view(r) if return_full_object else r.token for r in rows]
     return {"keys": found, "total_count": total, "current_page": page, "total_pages": -(-total // size)}

@@ -8,7 +8,7 @@ group differ, the group shows the most any of them allows (tokens, rpm, tpm) and
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Query
 
@@ -20,6 +20,7 @@ from proxyllm.core.jsontypes import JSONArray, JSONObject, JSONValue
 from proxyllm.core.requests import FIELD_TYPES
 from proxyllm.core.types import Operation
 from proxyllm.server.deps import Caller, RuntimeDep
+from proxyllm.server.runtime import Runtime
 
 router = APIRouter(tags=["models"])
 BODY_FIELDS = frozenset({"model", "messages", "prompt", "input"})
@@ -89,7 +90,7 @@ async def model_group_info(
     return {"data": [group_info(n, groups[n].deployments) for n in names if groups[n].deployments]}
 
 
-def deployment_entries(runtime: Any, caller: Principal) -> list[JSONObject]:
+def deployment_entries(runtime: Runtime, caller: Principal) -> list[JSONObject]:
     """``/model/info`` entries: every deployment for the master key; for a virtual key, those of the
     models it may use, without addresses or credentials."""
     entries: list[JSONObject] = runtime.ops.model_info()

@@ -8,11 +8,10 @@ After the commit this replica serves the change at once and announces it to the 
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from proxyllm.core.context import Principal
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.tables_ops import StoredModel
@@ -51,7 +50,7 @@ def _not_found(model_id: str) -> ProxyError:
     return ProxyError(ErrorKind.NOT_FOUND, f"no model with id '{model_id}' was added through the API", param="id")
 
 
-def _actor(caller: Any) -> str:
+def _actor(caller: Principal) -> str:
     return audit.actor_of(caller)[0]
 
 

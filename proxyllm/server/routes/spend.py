@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
 
 from fastapi import APIRouter, Query
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from proxyllm.accounts.keys import token_of
 from proxyllm.accounts.views import money, spend_view
@@ -86,7 +86,7 @@ async def global_spend(runtime: RuntimeDep, _: Admin) -> JSONObject:
     return {"spend": money(Decimal(total)), "spend_price": money(Decimal(price)), "max_budget": None}
 
 
-def _dollars(value: Any) -> Decimal:
+def _dollars(value: Decimal | int | float | str | None) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(value or 0)
 
 
@@ -122,7 +122,7 @@ async def spend_report(
         query = query.where(SpendLog.start_time >= start)
     if end:
         query = query.where(SpendLog.start_time < end)
-    days: dict[str, dict[tuple[Any, ...], JSONObject]] = {}
+    days: dict[str, dict[tuple[object, ...], JSONObject]] = {}
     async with runtime.db.session() as session:
         rows = (await session.execute(query)).mappings().all()
         names = await _team_names(session, {r["group"] for r in rows}) if group_by == "team" else {}
@@ -176,7 +176,7 @@ def _finish(group: JSONObject) -> JSONObject:
     return group
 
 
-async def _team_names(session: Any, team_ids: set[Any]) -> dict[str, str]:
+async def _team_names(session: AsyncSession, team_ids: set[object]) -> dict[str, str]:
     ids = [t for t in team_ids if isinstance(t, str)]
     if not ids:
         return {}
