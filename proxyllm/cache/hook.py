@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator
-from typing import Any
+from types import TracebackType
 
 from proxyllm.cache.entry import BODY, STREAM, decode, encode
 from proxyllm.cache.keys import request_digest
@@ -57,7 +57,11 @@ class Recording(AsyncGenerator[bytes, None]):
     async def asend(self, value: None) -> bytes:
         return await self.__anext__()
 
-    async def athrow(self, typ: Any, val: Any = None, tb: Any = None) -> bytes:
+    async def athrow(
+        self, typ: type[BaseException] | BaseException, val: object = None, tb: TracebackType | None = None
+    ) -> bytes:
+        if isinstance(typ, BaseException):
+            return await self.inner.athrow(typ, None, tb)
         return await self.inner.athrow(typ, val, tb)
 
     async def aclose(self) -> None:

@@ -18,7 +18,6 @@ import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -34,7 +33,7 @@ from proxyllm.config.schema import (
     ProxyConfig,
     RouterSettings,
 )
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.core.units import UNIT_PRICES
 
 log = logging.getLogger("proxyllm.config")
@@ -123,7 +122,7 @@ class _Unset:
         return "<unset>"
 
 
-_UNSET: Any = _Unset()
+_UNSET = _Unset()
 
 
 class _Resolver:
@@ -134,7 +133,7 @@ class _Resolver:
         self.missing: list[str] = []
         self.unset_paths: set[Path_] = set()
 
-    def resolve(self, value: Any, path: Path_) -> Any:
+    def resolve(self, value: JSONValue, path: Path_) -> JSONValue:
         if isinstance(value, str) and value.startswith(ENV_PREFIX):
             name = value[len(ENV_PREFIX) :]
             found = os.environ.get(name)
@@ -155,7 +154,7 @@ class _Resolver:
         return value
 
 
-def where(raw: Any, path: Iterable[str | int]) -> str:
+def where(raw: JSONValue, path: Iterable[str | int]) -> str:
     """``model_list[0] (model_name 'a'): litellm_params.api_key`` for the path of a value in the file."""
     parts = list(path)
     prefix = ""
@@ -171,7 +170,7 @@ def where(raw: Any, path: Iterable[str | int]) -> str:
     return prefix + (field or "(top level)")
 
 
-def entry_label(raw: Any, index: int) -> str:
+def entry_label(raw: JSONValue, index: int) -> str:
     entries = raw.get("model_list") if isinstance(raw, dict) else None
     entry = entries[index] if isinstance(entries, list) and index < len(entries) else None
     name = entry.get("model_name") if isinstance(entry, dict) else None
@@ -248,7 +247,7 @@ def unknown_key_warnings(raw: JSONObject) -> list[str]:
     """One line per key no part of proxyllm reads, with the known key it is closest to, if any."""
     out: list[str] = []
 
-    def check(values: Any, known: set[str], path: Path_, allowed: Iterable[str] = ()) -> None:
+    def check(values: JSONValue, known: set[str], path: Path_, allowed: Iterable[str] = ()) -> None:
         if not isinstance(values, dict):
             return
         for key in values:

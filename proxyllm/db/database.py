@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -15,6 +15,11 @@ from proxyllm.core.errors import ErrorKind, ProxyError
 from proxyllm.db.hot import POOL_SIZE as HOT_POOL_SIZE
 from proxyllm.db.hot import HotPool, HotPoolUnavailable
 from proxyllm.db.url import is_sqlite, redact
+
+if TYPE_CHECKING:
+    import asyncpg
+    from sqlalchemy.engine.interfaces import DBAPIConnection
+    from sqlalchemy.pool import ConnectionPoolEntry
 
 log = logging.getLogger("proxyllm.db")
 CONNECT_TIMEOUT = 5.0
@@ -72,7 +77,7 @@ def is_unavailable(error: BaseException) -> bool:
     return isinstance(error, UNAVAILABLE_ERRORS)
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
+def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _: ConnectionPoolEntry) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=10000")
@@ -123,7 +128,7 @@ class Database:
             )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
-    async def hot_rows(self, sql: str, *args: Any) -> list[Any]:
+    async def hot_rows(self, sql: str, *args: object) -> list[asyncpg.Record]:
         """One self-contained statement on the request path's pool (``db/hot.py``), PostgreSQL only;
         a 503 when the database cannot run it now. ``UniqueViolation`` passes through."""
         assert self.hot is not None, "hot_rows is for PostgreSQL"

@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from proxyllm.db.url import to_async_url
+
+if TYPE_CHECKING:
+    import asyncpg
 
 log = logging.getLogger("proxyllm.db")
 POOL_SIZE = 32  # connections kept for the request path (a pool smaller than the concurrency churns)
 
 
-async def _keep(connection: Any) -> None:
+async def _keep(connection: asyncpg.Connection) -> None:
     """The pool's reset on release: nothing to undo (the default costs a round trip per statement)."""
 
 
@@ -49,10 +52,10 @@ class HotPool:
         self.dsn = plain_dsn(url)
         self.server_settings = {**server_settings, "synchronous_commit": "off"}
         self.connect_timeout = connect_timeout
-        self._pool: Any = None
+        self._pool: asyncpg.Pool | None = None
         self._creating: asyncio.Lock | None = None
 
-    async def _get_pool(self) -> Any:
+    async def _get_pool(self) -> asyncpg.Pool:
         if self._pool is not None:
             return self._pool
         if self._creating is None:
@@ -72,7 +75,7 @@ class HotPool:
                 )
         return self._pool
 
-    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+    async def fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
         """Run one self-contained statement (atomic alone, safe to run again after a dropped
         connection); retried once when the connection died under it."""
         import asyncpg

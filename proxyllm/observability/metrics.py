@@ -26,7 +26,6 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
@@ -187,8 +186,8 @@ class Metrics:
             registry=r,
         )
         self._models: dict[tuple[str, str], _ModelMetrics] = {}
-        self._requests: dict[tuple[str, str], Any] = {}
-        self._failures: dict[tuple[str, str], Any] = {}
+        self._requests: dict[tuple[str, str], Counter] = {}
+        self._failures: dict[tuple[str, str], Counter] = {}
         self._states: set[tuple[str, str]] = set()
         self._refresher: asyncio.Task[None] | None = None
 

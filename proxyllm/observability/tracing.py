@@ -32,7 +32,8 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from proxyllm.core.context import CURRENT_SCOPE, RequestContext, Slot
 from proxyllm.core.deployment import Deployment
@@ -42,6 +43,13 @@ from proxyllm.core.jsontypes import JSONObject
 
 if TYPE_CHECKING:
     import aiohttp
+    from opentelemetry.context import Context
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.trace import Span, Status
+
+    from proxyllm.config.schema import ProxyConfig
+    from proxyllm.core.router import Router
+    from proxyllm.core.upstream_http import UpstreamHTTP
 
 log = logging.getLogger("proxyllm.tracing")
 
@@ -61,7 +69,7 @@ _MODEL = re.compile(rb'"model"\s*:\s*"([^"]{1,256})"')
 SPANS: Slot[_Spans] = Slot("otel")
 
 # The span of the upstream attempt running in this task: its context goes out as the traceparent.
-UPSTREAM_SPAN: ContextVar[Any] = ContextVar("proxyllm_upstream_span", default=None)
+UPSTREAM_SPAN: ContextVar[Span | None] = ContextVar("proxyllm_upstream_span", default=None)
 
 
 def tracing_wanted(callbacks: list[str], env: Mapping[str, str]) -> bool:
@@ -77,7 +85,20 @@ def tracing_wanted(callbacks: list[str], env: Mapping[str, str]) -> bool:
     )
 
 
-def tracing_hooks(runtime: Any) -> list[Hook]:
+T = TypeVar("T")
+
+
+class Wiring(Protocol):
+    """What tracing wires itself into: the config and environment that turn it on, the router (each
+    upstream attempt gets a span) and the upstream client (which sends the span's ``traceparent``)."""
+
+    config: ProxyConfig
+    env: Mapping[str, str]
+    router: Router
+    http: UpstreamHTTP
+
+
+def tracing_hooks(runtime: Wiring) -> list[Hook]:
     """The tracing hook when tracing is on (also wiring the router and the upstream client), else none."""
     settings = runtime.config.litellm_settings
     if not tracing_wanted(settings.callbacks, runtime.env):
@@ -88,7 +109,7 @@ def tracing_hooks(runtime: Any) -> list[Hook]:
     return [hook]
 
 
-def _exporter(env: Mapping[str, str]) -> Any:
+def _exporter(env: Mapping[str, str]) -> SpanExporter:
     kind = env.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() or "otlp"
     if kind == "console":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
@@ -152,7 +173,7 @@ class TracingHook(Hook):
         self._status, self._error_code = Status, StatusCode.ERROR
         log.info("OpenTelemetry tracing is on (service %s)", attributes["service.name"])
 
-    def error_status(self, message: str) -> Any:
+    def error_status(self, message: str) -> Status:
         return self._status(self._error_code, message)
 
     # -- the request span ----------------------------------------------------------------------
@@ -240,14 +261,14 @@ class TracingHook(Hook):
     # -- upstream attempts ---------------------------------------------------------------------
 
     def wrap_attempt(
-        self, ctx: RequestContext, attempt: Callable[[Deployment], Awaitable[Any]]
-    ) -> Callable[[Deployment], Awaitable[Any]]:
+        self, ctx: RequestContext, attempt: Callable[[Deployment], Awaitable[T]]
+    ) -> Callable[[Deployment], Awaitable[T]]:
         spans = ctx.get(SPANS)
         if spans is None:  # a call that did not pass the hooks (not expected): untraced
             return attempt
         operation = OPERATIONS.get(ctx.operation.value, ctx.operation.value)
 
-        async def traced(dep: Deployment) -> Any:
+        async def traced(dep: Deployment) -> T:
             spans.end_admission(time.time_ns())
             spans.attempts += 1
             span = self.tracer.start_span(
@@ -300,7 +321,9 @@ class TracingHook(Hook):
         inject = self.propagator.inject
         in_span = self.trace.set_span_in_context
 
-        async def on_request_start(_: Any, __: Any, params: aiohttp.TraceRequestStartParams) -> None:
+        async def on_request_start(
+            _: aiohttp.ClientSession, __: SimpleNamespace, params: aiohttp.TraceRequestStartParams
+        ) -> None:
             span = UPSTREAM_SPAN.get()
             if span is not None:
                 inject(params.headers, context=in_span(span))
@@ -318,12 +341,12 @@ class TracingHook(Hook):
 class _Spans:
     __slots__ = ("admission", "attempts", "in_root", "response_id", "response_model", "root", "stream")
 
-    def __init__(self, root: Any, in_root: Any, admission: Any) -> None:
+    def __init__(self, root: Span, in_root: Context, admission: Span | None) -> None:
         self.root = root
         self.in_root = in_root
-        self.admission: Any = admission
+        self.admission = admission
         self.attempts = 0
-        self.stream: Any = None
+        self.stream: Span | None = None
         self.response_id: str | None = None
         self.response_model: str | None = None
 
@@ -332,7 +355,7 @@ class _Spans:
             self.admission.end(now)
             self.admission = None
 
-    def note_response(self, head: bytes, span: Any) -> None:
+    def note_response(self, head: bytes, span: Span) -> None:
         found = _ID.search(head)
         if found:
             self.response_id = found.group(1).decode("utf-8", "replace")

@@ -17,7 +17,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,6 +38,9 @@ from proxyllm.ops.litellm_source import (
 )
 
 __all__ = ["ImportError_", "Importer", "LiteLLMSource", "Summary"]
+
+if TYPE_CHECKING:
+    from proxyllm.ops.model_store import ModelStore
 
 log = logging.getLogger("proxyllm.import")
 ROLES = {"proxy_admin", "proxy_admin_viewer", "internal_user", "internal_user_viewer", "team", "customer"}
@@ -60,7 +63,7 @@ class Summary:
 
 
 class Importer:
-    def __init__(self, db: Database, *, salt_key: str | None, model_store: Any = None) -> None:
+    def __init__(self, db: Database, *, salt_key: str | None, model_store: ModelStore | None = None) -> None:
         self.db = db
         self.salt_key = salt_key
         self.model_store = model_store  # proxyllm's (ops.model_store.ModelStore) when store_model_in_db is on
@@ -281,7 +284,7 @@ class Importer:
             self._count(summary, "models", created)
 
     @staticmethod
-    def _budget_fields(target: Any, row: JSONObject) -> None:
+    def _budget_fields(target: User | Team | Key, row: JSONObject) -> None:
         target.max_budget = money(row.get("max_budget"))
         target.spend = money(row.get("spend")) or Decimal(0)
         target.spend_price = max(target.spend, Decimal(0))  # LiteLLM charged its cost: the price was the cost

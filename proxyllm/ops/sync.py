@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from proxyllm.db.url import redact
 from proxyllm.ops.model_store import ModelStore
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 log = logging.getLogger("proxyllm.models")
 RECONNECT_MAX = 30.0
@@ -28,7 +31,7 @@ class ModelSync:
         self.redis_url = redis_url
         self.channel = channel
         self._tasks: list[asyncio.Task[None]] = []
-        self._publisher: Any = None  # a redis.asyncio.Redis once started with Redis
+        self._publisher: aioredis.Redis | None = None  # once started with Redis
         self._publish_failed = False
         self._stopping = False
         self.subscribed = asyncio.Event()

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
@@ -247,7 +247,7 @@ class RedisState(SharedState):
         keys = list(deltas)
 
         async def remote() -> dict[str, int]:
-            values: list[Any] = await self._incr_many(
+            values: list[int] = await self._incr_many(
                 keys=[self._key(k) for k in keys], args=[int(ttl * 1000), *(deltas[k] for k in keys)]
             )
             return {k: int(v) for k, v in zip(keys, values, strict=True)}
@@ -284,7 +284,7 @@ class RedisState(SharedState):
 
     async def marks(self, group: str) -> dict[str, tuple[float, str]]:
         async def remote() -> dict[str, tuple[float, str]]:
-            flat: list[Any] = await self._marks(keys=[self._hash(group)], args=[])
+            flat: list[str] = await self._marks(keys=[self._hash(group)], args=[])
             return {flat[i]: (int(flat[i + 1]) / 1000, flat[i + 2]) for i in range(0, len(flat), 3)}
 
         return await self._op(remote, lambda: self._local.marks(group))

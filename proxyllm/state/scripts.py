@@ -12,14 +12,19 @@ nothing is stored), for invalidations that need no state of their own.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from proxyllm.core.memory_state import MemoryState
 from proxyllm.core.shared_state import MarkEvent, SharedState
 
+T = TypeVar("T")
+
 if TYPE_CHECKING:
+    from redis.commands.core import AsyncScript
+
     from proxyllm.state.redis import RedisState  # imported for real only when Redis is configured
 
+Keys = Sequence[str]  # Redis key names
 Args = Sequence[str | int]
 
 
@@ -28,7 +33,7 @@ class Script:
 
     __slots__ = ("_script",)
 
-    def __init__(self, script: Any) -> None:
+    def __init__(self, script: AsyncScript | None) -> None:
         self._script = script
 
 
@@ -50,18 +55,19 @@ class Scripts:
     def register(self, source: str) -> Script:
         return Script(self._redis._client.register_script(source) if self._redis is not None else None)
 
-    async def run(self, script: Script, keys: Args, args: Args, local: Callable[[], Awaitable[Any]]) -> Any:
+    async def run(self, script: Script, keys: Keys, args: Args, local: Callable[[], Awaitable[T]]) -> T:
         """The script's result from Redis, or ``local()``'s when Redis is absent or unreachable."""
         redis, registered = self._redis, script._script
         if redis is None or registered is None or not redis.shared:
             return await local()
 
-        async def remote() -> Any:
-            return await registered(keys=list(keys), args=list(args))
+        async def remote() -> T:
+            result: T = await registered(keys=list(keys), args=list(args))  # the script's reply, as local() answers
+            return result
 
         return await redis._op(remote, local)
 
-    async def run_many(self, script: Script, calls: Sequence[tuple[Args, Args]]) -> bool:
+    async def run_many(self, script: Script, calls: Sequence[tuple[Keys, Args]]) -> bool:
         """Run the script once per (keys, args) in one pipelined round trip; results are dropped.
         False when Redis is absent or unreachable (nothing ran)."""
         redis, registered = self._redis, script._script

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 from fastapi import APIRouter, Request
+from starlette.routing import BaseRoute
 
 from proxyllm.core.jsontypes import JSONObject
 from proxyllm.server.deps import Caller
@@ -13,7 +13,7 @@ from proxyllm.server.deps import Caller
 router = APIRouter(tags=["health"])
 
 
-def walk(routes: Sequence[Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+def walk(routes: Sequence[BaseRoute], prefix: str = "") -> Iterator[tuple[str, BaseRoute]]:
     """Each route with its full path; included routers (which FastAPI may keep as one entry that
     wraps the router) are walked into."""
     for route in routes:
@@ -30,7 +30,7 @@ async def list_routes(request: Request, _: Caller) -> JSONObject:
     routes: list[JSONObject] = []
     for path, route in walk(request.app.routes):
         methods = getattr(route, "methods", None)
-        endpoint = route.endpoint
+        endpoint = getattr(route, "endpoint", None)  # walk yields only routes that have one
         routes.append(
             {
                 "path": path,
