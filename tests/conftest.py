@@ -254,6 +254,7 @@ model_list:
       api_base: {ollama_base}
 general_settings:
   master_key: {MASTER_KEY}
+  proxy_batch_write_at: 0.2  # spend logs and counters written soon: tests that read them wait less
 router_settings:
   num_retries: 2
 {extra}

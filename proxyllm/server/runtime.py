@@ -128,6 +128,7 @@ class Runtime:
         self.db = Database(resolve_database_url(config.general_settings.database_url, env), **database_timeouts(env))
         self.spend = SpendWriter(
             self.db,
+            interval=gs.proxy_batch_write_at,
             spool=Spool(spool_directory(env, self.db), self.db.url),
             stop_deadline=float(env.get("PROXYLLM_SHUTDOWN_FLUSH_SECONDS") or 10),
         )
