@@ -141,6 +141,8 @@ class GeneralSettings(_Section):
     # /health/readiness is 503 while no model is served, unless models are only added at run time.
     allow_no_models: bool = False
     health_check_interval: float = Field(default=300.0, gt=0)
+    # Spend logs and spend counters are written in batches this often (LiteLLM's name; its default is 10 s).
+    proxy_batch_write_at: float = Field(default=1.0, gt=0, le=3600)
     # Operator controls (proxyllm/ops): models in the database, IP allowlist, client address behind proxies.
     store_model_in_db: bool = False
     allowed_ips: list[str] | None = None

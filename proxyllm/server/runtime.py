@@ -80,7 +80,7 @@ class Runtime:
         # Storage and accounts.
         self.db = storage.build_database(config, env)
         self.migrations = storage.Migrations(self.db)
-        self.spend = storage.build_spend_writer(env, self.db)
+        self.spend = storage.build_spend_writer(config, env, self.db)
         self.budgets_at_price = budgets_at_price_setting(config, env)  # budgets count prices (docs/reselling.md)
         self.end_users = accounts.build_end_users(self.db, self.spend)
         self.keys = accounts.build_key_cache(self.db, self.spend, budgets_at_price=self.budgets_at_price)

@@ -55,9 +55,11 @@ def build_database(config: ProxyConfig, env: Mapping[str, str]) -> Database:
     return Database(resolve_database_url(config.general_settings.database_url, env), **database_timeouts(env))
 
 
-def build_spend_writer(env: Mapping[str, str], db: Database) -> SpendWriter:
+def build_spend_writer(config: ProxyConfig, env: Mapping[str, str], db: Database) -> SpendWriter:
+    """Spend logs and counters, written in batches every ``general_settings.proxy_batch_write_at`` seconds."""
     return SpendWriter(
         db,
+        interval=config.general_settings.proxy_batch_write_at,
         spool=Spool(spool_directory(env, db), db.url),
         stop_deadline=float(env.get("PROXYLLM_SHUTDOWN_FLUSH_SECONDS") or 10),
     )

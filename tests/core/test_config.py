@@ -78,6 +78,8 @@ def test_litellm_config_loads(monkeypatch: pytest.MonkeyPatch, caplog: pytest.Lo
             "environment variable NOPE_NOT_SET, which is not set",
         ),
         ("router_settings: {num_retries: -1}", "router_settings.num_retries"),
+        ("general_settings: {proxy_batch_write_at: 0}", "general_settings.proxy_batch_write_at"),
+        ("general_settings: {proxy_batch_write_at: .nan}", "general_settings.proxy_batch_write_at"),
     ],
 )
 def test_bad_config_names_file_entry_and_field(text: str, expected: str) -> None:
@@ -93,6 +95,14 @@ def test_a_provider_proxyllm_lacks_loads_as_unavailable(caplog: pytest.LogCaptur
     (dep,) = runtime.router.deployments
     assert dep.public_info()["available"] is False and "'nosuch'" in dep.public_info()["reason"]
     assert "provider 'nosuch' is not implemented" in caplog.text
+
+
+def test_spend_is_written_as_often_as_proxy_batch_write_at_says() -> None:
+    """LiteLLM's ``general_settings.proxy_batch_write_at``: seconds between batched spend writes (ours: 1 s)."""
+    default = Runtime(parse_config("{}", source="c.yaml"), env={"DATABASE_URL": "sqlite:///:memory:"})
+    assert default.spend.interval == 1.0
+    text = "general_settings: {proxy_batch_write_at: 10}"
+    assert Runtime(parse_config(text, source="c.yaml"), env={"DATABASE_URL": "sqlite:///:memory:"}).spend.interval == 10
 
 
 def test_missing_file() -> None:
