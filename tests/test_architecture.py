@@ -72,3 +72,36 @@ def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
     tree = ast.parse("from proxyllm.server.runtime import Runtime\nimport proxyllm.core.errors\n")
     assert [name for _, name in _imports(tree)] == ["proxyllm.server.runtime", "proxyllm.core.errors"]
     assert RANK["server"] > RANK["core"]
+
+
+def _any_uses(tree: ast.AST) -> list[int]:
+    """Lines that name ``typing.Any`` (imported, or as ``typing.Any``)."""
+    lines = [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        and node.module in ("typing", "typing_extensions")
+        and any(alias.name == "Any" for alias in node.names)
+    ]
+    lines += [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr == "Any" and isinstance(node.value, ast.Name)
+        and node.value.id in ("typing", "t")
+    ]
+    return lines
+
+
+def test_any_only_at_the_json_boundary() -> None:
+    """``Any`` stands for parsed JSON of unknown shape only, and is spelled ``JSONValue`` / ``JSONObject``
+    (proxyllm/core/jsontypes.py); everything else has a real type."""
+    found = [
+        f"{path.relative_to(ROOT.parent)}:{line}"
+        for path in sorted(ROOT.rglob("*.py"))
+        if path != ROOT / "core" / "jsontypes.py"
+        for line in _any_uses(ast.parse(path.read_text(), str(path)))
+    ]
+    assert not found, "typing.Any outside core/jsontypes.py (use JSONValue/JSONObject, or a real type):\n" + "\n".join(
+        found
+    )
+    assert _any_uses(ast.parse("from typing import Any, cast\nimport typing\nx: typing.Any\n")) == [1, 3]
