@@ -106,7 +106,8 @@ async def test_unknown_model_is_404(shared_http: httpx.AsyncClient) -> None:
 async def test_input_items_paging(shared_http: httpx.AsyncClient) -> None:
     items = [{"role": "user", "content": f"m{i}"} for i in range(5)]
     made = (await shared_http.post("/v1/responses", json={**OK, "input": items})).json()
-    first = (await shared_http.get(f"/v1/responses/{made['id']}/input_items", params={"limit": 2, "order": "asc"})).json()
+    path = f"/v1/responses/{made['id']}/input_items"
+    first = (await shared_http.get(path, params={"limit": 2, "order": "asc"})).json()
     assert [i["content"][0]["text"] for i in first["data"]] == ["m0", "m1"] and first["has_more"]
     params = {"limit": 10, "order": "asc", "after": first["last_id"]}
     rest = (await shared_http.get(f"/v1/responses/{made['id']}/input_items", params=params)).json()
