@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator
+from types import ModuleType
 from typing import Any
 
 import openai
@@ -39,23 +40,31 @@ async def state(request: pytest.FixtureRequest, namespace: str) -> AsyncIterator
     await made.close()
 
 
-async def test_counters_add_up_and_expire(state: SharedState) -> None:
+async def let_pass(state: SharedState, seconds: float, clock: ModuleType) -> None:
+    """Time passes: the proxy's clock moves for the in-process state; Redis expires on its own clock."""
+    if isinstance(state, MemoryState):
+        clock.advance(seconds)
+    else:
+        await asyncio.sleep(seconds)
+
+
+async def test_counters_add_up_and_expire(state: SharedState, clock: ModuleType) -> None:
     assert await state.incr("a", 2, ttl=0.3) == 2
     assert await state.incr("a", 3, ttl=0.3) == 5
     assert await state.incr_many({"a": 0, "b": 4}, ttl=0.3) == {"a": 5, "b": 4}
-    await asyncio.sleep(0.4)
+    await let_pass(state, 0.4, clock)
     assert await state.incr_many({"a": 0, "b": 1}, ttl=10) == {"a": 0, "b": 1}
     await state.delete("b")
     assert await state.incr("b", 0, ttl=10) == 0
 
 
-async def test_marks_expire_and_are_announced(state: SharedState) -> None:
+async def test_marks_expire_and_are_announced(state: SharedState, clock: ModuleType) -> None:
     await state.mark("cooldown", "dep-1", 0.3, "failing")
     await state.mark("cooldown", "dep-2", 5, "rate_limited")
     marks = await state.marks("cooldown")
     assert set(marks) == {"dep-1", "dep-2"}
     assert 0 < marks["dep-1"][0] <= 0.3 and marks["dep-2"][1] == "rate_limited"
-    await asyncio.sleep(0.35)
+    await let_pass(state, 0.35, clock)
     assert set(await state.marks("cooldown")) == {"dep-2"}
     await state.unmark("cooldown", "dep-2")
     assert await state.marks("cooldown") == {}
