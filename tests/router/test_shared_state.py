@@ -106,7 +106,7 @@ def two_deployments(bad: Any, good: Any) -> list[dict[str, Any]]:
     ]
 
 
-async def test_two_proxies_share_cooldowns(proxy_factory: Any, fakes: Any, redis_url: str, namespace: str) -> None:
+async def test_two_proxies_share_cooldowns(fakes: Any, proxy_factory: Any, redis_url: str, namespace: str) -> None:
     bad, good = await fakes(2)
     bad.failure_rate = 1.0
     text = config(
@@ -133,7 +133,7 @@ async def test_two_proxies_share_cooldowns(proxy_factory: Any, fakes: Any, redis
     assert late.runtime.shared_state.shared
 
 
-async def test_failures_add_up_across_proxies(proxy_factory: Any, fakes: Any, redis_url: str, namespace: str) -> None:
+async def test_failures_add_up_across_proxies(fakes: Any, proxy_factory: Any, redis_url: str, namespace: str) -> None:
     bad, good = await fakes(2)
     bad.failure_rate = 1.0
     text = config(
@@ -155,7 +155,7 @@ async def test_failures_add_up_across_proxies(proxy_factory: Any, fakes: Any, re
     await eventually(lambda: status(one, bad)["state"] == "cooldown" and status(two, bad)["state"] == "cooldown")
 
 
-async def test_usage_counters_are_shared(proxy_factory: Any, fakes: Any, redis_url: str, namespace: str) -> None:
+async def test_usage_counters_are_shared(fakes: Any, proxy_factory: Any, redis_url: str, namespace: str) -> None:
     (only,) = await fakes(1)
     text = config([deployment("m", only, rpm=4)], router={"redis_namespace": namespace})
     env = {"REDIS_URL": redis_url}
@@ -177,7 +177,7 @@ async def test_usage_counters_are_shared(proxy_factory: Any, fakes: Any, redis_u
 
 
 async def test_unreachable_redis_degrades_with_one_warning(
-    proxy_factory: Any, fakes: Any, caplog: pytest.LogCaptureFixture
+    fakes: Any, proxy_factory: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     bad, good = await fakes(2)
     bad.failure_rate = 1.0
@@ -234,7 +234,7 @@ def private_redis() -> Any:
 
 
 async def test_redis_going_away_mid_run_never_fails_requests(
-    proxy_factory: Any, fakes: Any, private_redis: Any, caplog: pytest.LogCaptureFixture
+    fakes: Any, proxy_factory: Any, private_redis: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     bad, good = await fakes(2)
     caplog.set_level(logging.WARNING, logger="proxyllm.state")
