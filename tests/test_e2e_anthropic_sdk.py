@@ -26,8 +26,9 @@ PIXEL = base64.b64encode(b"\x89PNG\r\n\x1a\n fake").decode()
 
 
 @pytest.fixture
-def client(proxy: ProxyServer) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=proxy.url, api_key=MASTER_KEY, max_retries=0)
+def client(shared_proxy: ProxyServer) -> anthropic.AsyncAnthropic:
+    """An SDK client of the module's proxy (a 400 upstream does not count towards a cooldown)."""
+    return anthropic.AsyncAnthropic(base_url=shared_proxy.url, api_key=MASTER_KEY, max_retries=0)
 
 
 def last_request(model: str, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama) -> dict[str, Any]:
@@ -64,12 +65,12 @@ async def test_streamed(client: anthropic.AsyncAnthropic, model: str) -> None:
     assert final.usage.output_tokens == 5 and final.usage.input_tokens > 0
 
 
-async def test_stream_event_names(proxy: ProxyServer) -> None:
+async def test_stream_event_names(shared_proxy: ProxyServer) -> None:
     async with (
         httpx.AsyncClient(timeout=30) as http,
         http.stream(
             "POST",
-            proxy.url + "/v1/messages",
+            shared_proxy.url + "/v1/messages",
             headers={"x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01"},
             json={"model": "llama3", "max_tokens": 50, "stream": True, "messages": [{"role": "user", "content": "hi"}]},
         ) as resp,
@@ -151,11 +152,11 @@ async def test_image_and_parameters_reach_ollama(client: anthropic.AsyncAnthropi
     assert sent["options"] == {"num_predict": 77, "temperature": 0.3, "top_k": 5, "stop": ["END"]}
 
 
-async def test_bearer_auth_and_wrong_key(proxy: ProxyServer) -> None:
-    bearer = anthropic.AsyncAnthropic(base_url=proxy.url, auth_token=MASTER_KEY, api_key=None, max_retries=0)
+async def test_bearer_auth_and_wrong_key(shared_proxy: ProxyServer) -> None:
+    bearer = anthropic.AsyncAnthropic(base_url=shared_proxy.url, auth_token=MASTER_KEY, api_key=None, max_retries=0)
     msg = await bearer.messages.create(model="llama3", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
     assert msg.content
-    wrong = anthropic.AsyncAnthropic(base_url=proxy.url, api_key="sk-wrong", max_retries=0)
+    wrong = anthropic.AsyncAnthropic(base_url=shared_proxy.url, api_key="sk-wrong", max_retries=0)
     with pytest.raises(anthropic.AuthenticationError) as info:
         await wrong.messages.create(model="llama3", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
     assert info.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
@@ -175,9 +176,9 @@ async def test_errors_in_anthropic_shape(client: anthropic.AsyncAnthropic, opena
     assert upstream.value.body["error"]["message"] == "temperature is out of range"  # type: ignore[index]
 
 
-async def test_non_json_body_is_400(proxy: ProxyServer) -> None:
+async def test_non_json_body_is_400(shared_proxy: ProxyServer) -> None:
     async with httpx.AsyncClient() as http:
-        r = await http.post(proxy.url + "/v1/messages", headers={"x-api-key": MASTER_KEY}, content=b"{nope")
+        r = await http.post(shared_proxy.url + "/v1/messages", headers={"x-api-key": MASTER_KEY}, content=b"{nope")
     assert r.status_code == 400
     assert r.json()["error"]["type"] == "invalid_request_error"
 
@@ -189,9 +190,9 @@ async def test_document_blocks_need_an_anthropic_model(client: anthropic.AsyncAn
     assert "Anthropic model" in info.value.message
 
 
-async def test_error_mid_stream_is_an_error_event(
-    client: anthropic.AsyncAnthropic, ollama_upstream: FakeOllama
-) -> None:
+async def test_error_mid_stream_is_an_error_event(proxy: ProxyServer, ollama_upstream: FakeOllama) -> None:
+    """On a proxy of its own: a failed stream counts towards the deployment's cooldown."""
+    client = anthropic.AsyncAnthropic(base_url=proxy.url, api_key=MASTER_KEY, max_retries=0)
     ollama_upstream.push(Action(error_after=2))
     with pytest.raises(anthropic.APIStatusError) as info:
         async with client.messages.stream(

@@ -25,8 +25,10 @@ TOOLS = [
 
 
 @pytest.fixture
-def client(proxy: ProxyServer) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=MASTER_KEY, max_retries=0)
+def client(shared_proxy: ProxyServer) -> openai.AsyncOpenAI:
+    """An SDK client of the module's proxy: every case here is a request and its answer (a 400 upstream
+    does not count towards a cooldown)."""
+    return openai.AsyncOpenAI(base_url=shared_proxy.url + "/v1", api_key=MASTER_KEY, max_retries=0)
 
 
 @pytest.mark.parametrize("model", ["gpt-fake", "llama3", "llama3-generate"])
@@ -146,12 +148,12 @@ async def test_embeddings_float_and_base64(client: openai.AsyncOpenAI, model: st
     assert floats.data[0].embedding == pytest.approx(resp.data[0].embedding)
 
 
-async def test_ollama_base64_is_little_endian_float32(proxy: ProxyServer) -> None:
+async def test_ollama_base64_is_little_endian_float32(shared_proxy: ProxyServer) -> None:
     import httpx
 
     async with httpx.AsyncClient() as http:
         r = await http.post(
-            proxy.url + "/v1/embeddings",
+            shared_proxy.url + "/v1/embeddings",
             headers={"authorization": f"Bearer {MASTER_KEY}"},
             json={"model": "nomic", "input": "x", "encoding_format": "base64"},
         )
@@ -186,8 +188,8 @@ async def test_response_format_json_schema_reaches_ollama(client: openai.AsyncOp
     assert sent["stream"] is False
 
 
-async def test_wrong_key_is_401(proxy: ProxyServer) -> None:
-    bad = openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key="sk-wrong", max_retries=0)
+async def test_wrong_key_is_401(shared_proxy: ProxyServer) -> None:
+    bad = openai.AsyncOpenAI(base_url=shared_proxy.url + "/v1", api_key="sk-wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError) as info:
         await bad.chat.completions.create(model="gpt-fake", messages=[{"role": "user", "content": "hi"}])
     assert info.value.status_code == 401

@@ -37,6 +37,19 @@ async def http(proxy: ProxyServer) -> Any:
         yield client
 
 
+@pytest.fixture(scope="module")
+async def shared(module_proxy_factory: Any, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama) -> ProxyServer:
+    """One proxy for the cases that assert nothing about what is cached (refusals of cache controls); the
+    others count hits and misses, so each has its own cache."""
+    return await start(module_proxy_factory, cache_config(openai_upstream, ollama_upstream))
+
+
+@pytest.fixture(scope="module")
+async def shared_http(shared: ProxyServer) -> Any:
+    async with httpx.AsyncClient(base_url=shared.url, headers=AUTH, timeout=30) as client:
+        yield client
+
+
 async def chat(http: httpx.AsyncClient, *, key: str | None = None, **body: Any) -> httpx.Response:
     payload = {"model": "gpt-fake", "messages": HI, **body}
     headers = {"authorization": f"Bearer {key}"} if key else None
@@ -228,19 +241,19 @@ async def test_default_off_mode_and_call_types(
 
 
 async def test_keys_may_be_forbidden_cache_controls(
-    proxy: ProxyServer, http: httpx.AsyncClient, admin_for: Any
+    shared: ProxyServer, shared_http: httpx.AsyncClient, admin_for: Any
 ) -> None:
-    admin = admin_for(proxy)
+    admin = admin_for(shared)
     some = await new_key(admin, allowed_cache_controls=["no-store"])
     none = await new_key(admin, allowed_cache_controls=[])
     anything = await new_key(admin)
-    assert (await chat(http, key=some["key"], cache={"no-store": True})).status_code == 200
-    refused = await chat(http, key=some["key"], cache={"no-cache": True})
+    assert (await chat(shared_http, key=some["key"], cache={"no-store": True})).status_code == 200
+    refused = await chat(shared_http, key=some["key"], cache={"no-cache": True})
     assert refused.status_code == 403
     assert "may not use the cache control 'no-cache' (allowed: no-store)" in refused.json()["error"]["message"]
-    assert (await chat(http, key=none["key"], cache={"no-store": True})).status_code == 403
-    assert (await chat(http, key=none["key"])).status_code == 200
-    assert (await chat(http, key=anything["key"], cache={"no-cache": True, "ttl": 5})).status_code == 200
+    assert (await chat(shared_http, key=none["key"], cache={"no-store": True})).status_code == 403
+    assert (await chat(shared_http, key=none["key"])).status_code == 200
+    assert (await chat(shared_http, key=anything["key"], cache={"no-cache": True, "ttl": 5})).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -254,8 +267,8 @@ async def test_keys_may_be_forbidden_cache_controls(
         ({"bogus": 1}, "cache"),
     ],
 )
-async def test_bad_cache_controls_are_a_clear_400(http: httpx.AsyncClient, controls: Any, param: str) -> None:
-    resp = await chat(http, cache=controls)
+async def test_bad_cache_controls_are_a_clear_400(shared_http: httpx.AsyncClient, controls: Any, param: str) -> None:
+    resp = await chat(shared_http, cache=controls)
     assert resp.status_code == 400
     assert resp.json()["error"]["param"] == param
 

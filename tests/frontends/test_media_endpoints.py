@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -20,15 +20,22 @@ from tests.conftest import MASTER_KEY, ProxyServer, fresh_postgres_database, pos
 from tests.fakes.openai_upstream import FakeOpenAI
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def upstream() -> AsyncIterator[FakeOpenAI]:
+    """The module's own fake (its requests are reset after every test)."""
     fake = FakeOpenAI()
     await fake.start()
     yield fake
     await fake.stop()
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
+def _reset_upstream(upstream: FakeOpenAI) -> Iterator[None]:
+    yield
+    upstream.reset()
+
+
+@pytest.fixture(scope="module")
 async def pg_url() -> AsyncIterator[str]:
     async with fresh_postgres_database(await postgres_template()) as url:
         yield url
@@ -56,9 +63,13 @@ def media_config(fake: FakeOpenAI) -> str:
     )
 
 
-@pytest.fixture
-async def proxy(pg_url: str, proxy_factory: Any, upstream: FakeOpenAI) -> ProxyServer:
-    server: ProxyServer = await asyncio.to_thread(proxy_factory, media_config(upstream), env={"DATABASE_URL": pg_url})
+@pytest.fixture(scope="module")
+async def proxy(upstream: FakeOpenAI, pg_url: str, module_proxy_factory: Any) -> ProxyServer:
+    """One proxy (and PostgreSQL database) for the module: each case reads only the spend rows of its own
+    requests and the budget of its own key. Set up in this order, the proxy stops first, then its
+    database is dropped, then the fake stops."""
+    config = media_config(upstream)
+    server: ProxyServer = await asyncio.to_thread(module_proxy_factory, config, env={"DATABASE_URL": pg_url})
     return server
 
 

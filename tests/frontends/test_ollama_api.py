@@ -4,8 +4,7 @@ Ollama, OpenAI and Anthropic upstreams (fakes on 127.0.0.1)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -39,14 +38,7 @@ async def anthropic_upstream() -> AsyncIterator[FakeAnthropic]:
     await fake.stop()
 
 
-@pytest.fixture
-async def proxy(
-    tmp_path: Path,
-    proxy_factory: Any,
-    openai_upstream: FakeOpenAI,
-    ollama_upstream: FakeOllama,
-    anthropic_upstream: FakeAnthropic,
-) -> AsyncIterator[ProxyServer]:
+def ollama_config(openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama, anthropic_upstream: FakeAnthropic) -> str:
     extra = f"""
   - model_name: claude
     litellm_params:
@@ -58,13 +50,41 @@ async def proxy(
       model: ollama_chat/qwen3:8b
       api_base: {ollama_upstream.url}
 """
-    config = standard_config(openai_upstream.api_base, ollama_upstream.url).replace(
+    return standard_config(openai_upstream.api_base, ollama_upstream.url).replace(
         "general_settings:", extra.strip("\n") + "\ngeneral_settings:", 1
     )
-    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/proxyllm.db"}
-    server: ProxyServer = await asyncio.to_thread(proxy_factory, config, env=env)
-    yield server
+
+
+@pytest.fixture(autouse=True)
+def _reset_anthropic(anthropic_upstream: FakeAnthropic) -> Iterator[None]:
+    yield
     anthropic_upstream.reset()
+
+
+@pytest.fixture(scope="module")
+async def shared(
+    module_proxy_factory: Any,
+    openai_upstream: FakeOpenAI,
+    ollama_upstream: FakeOllama,
+    anthropic_upstream: FakeAnthropic,
+) -> ProxyServer:
+    """The proxy the tests here share: they read, or make keys of their own. Tests that make an upstream
+    fail use ``proxy`` (their own): failures count towards a deployment's cooldown."""
+    config = ollama_config(openai_upstream, ollama_upstream, anthropic_upstream)
+    server: ProxyServer = await asyncio.to_thread(module_proxy_factory, config)
+    return server
+
+
+@pytest.fixture
+async def proxy(
+    proxy_factory: Any,
+    openai_upstream: FakeOpenAI,
+    ollama_upstream: FakeOllama,
+    anthropic_upstream: FakeAnthropic,
+) -> ProxyServer:
+    config = ollama_config(openai_upstream, ollama_upstream, anthropic_upstream)
+    server: ProxyServer = await asyncio.to_thread(proxy_factory, config)
+    return server
 
 
 def client(proxy: ProxyServer, key: str = MASTER_KEY, **headers: str) -> ollama.AsyncClient:
@@ -79,8 +99,8 @@ async def new_key(proxy: ProxyServer, **fields: Any) -> str:
         return key
 
 
-async def test_list_and_show(proxy: ProxyServer) -> None:
-    c = client(proxy)
+async def test_list_and_show(shared: ProxyServer) -> None:
+    c = client(shared)
     names = {m.model for m in (await c.list()).models}
     assert {"llama3", "gpt-fake", "claude", "nomic", "llama-renamed"} <= names
     shown = await c.show("llama3")  # an Ollama model: the upstream's own details
@@ -90,14 +110,14 @@ async def test_list_and_show(proxy: ProxyServer) -> None:
     hosted = await c.show("claude")
     assert hosted.details is not None and hosted.details.family == "anthropic"
     assert "completion" in (hosted.capabilities or [])
-    async with httpx.AsyncClient(base_url=proxy.url) as anonymous:  # no key needed, as on Ollama
+    async with httpx.AsyncClient(base_url=shared.url) as anonymous:  # no key needed, as on Ollama
         version = await anonymous.get("/api/version")
     assert version.status_code == 200 and version.json()["version"]
 
 
-async def test_list_is_the_keys_own(proxy: ProxyServer) -> None:
-    key = await new_key(proxy, models=["gpt-fake"])
-    c = client(proxy, key)
+async def test_list_is_the_keys_own(shared: ProxyServer) -> None:
+    key = await new_key(shared, models=["gpt-fake"])
+    c = client(shared, key)
     assert [m.model for m in (await c.list()).models] == ["gpt-fake"]
     with pytest.raises(ollama.ResponseError) as info:
         await c.show("llama3")
@@ -108,8 +128,8 @@ async def test_list_is_the_keys_own(proxy: ProxyServer) -> None:
 
 
 @pytest.mark.parametrize("model", MODELS)
-async def test_chat(proxy: ProxyServer, model: str) -> None:
-    reply = await client(proxy).chat(model=model, messages=HI, stream=False, options={"temperature": 0.1})
+async def test_chat(shared: ProxyServer, model: str) -> None:
+    reply = await client(shared).chat(model=model, messages=HI, stream=False, options={"temperature": 0.1})
     assert reply.message.role == "assistant"
     assert reply.message.content and "Hello" in reply.message.content
     assert reply.model == model
@@ -119,8 +139,8 @@ async def test_chat(proxy: ProxyServer, model: str) -> None:
 
 
 @pytest.mark.parametrize("model", MODELS)
-async def test_chat_stream(proxy: ProxyServer, model: str) -> None:
-    parts = [part async for part in await client(proxy).chat(model=model, messages=HI, stream=True)]
+async def test_chat_stream(shared: ProxyServer, model: str) -> None:
+    parts = [part async for part in await client(shared).chat(model=model, messages=HI, stream=True)]
     assert "".join(p.message.content or "" for p in parts).startswith("Hello")
     assert all(not p.done for p in parts[:-1]) and len(parts) > 2
     last = parts[-1]
@@ -128,8 +148,8 @@ async def test_chat_stream(proxy: ProxyServer, model: str) -> None:
     assert {p.model for p in parts} == {model}
 
 
-async def test_ndjson_content_type_and_headers(proxy: ProxyServer) -> None:
-    async with httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {MASTER_KEY}"}) as h:
+async def test_ndjson_content_type_and_headers(shared: ProxyServer) -> None:
+    async with httpx.AsyncClient(base_url=shared.url, headers={"authorization": f"Bearer {MASTER_KEY}"}) as h:
         resp = await h.post("/api/chat", json={"model": "gpt-fake", "messages": HI})
         assert resp.headers["content-type"] == "application/x-ndjson"
         assert resp.headers["x-litellm-model-group"] == "gpt-fake"
@@ -140,8 +160,8 @@ async def test_ndjson_content_type_and_headers(proxy: ProxyServer) -> None:
 
 
 @pytest.mark.parametrize("model", MODELS)
-async def test_tools(proxy: ProxyServer, model: str) -> None:
-    c = client(proxy)
+async def test_tools(shared: ProxyServer, model: str) -> None:
+    c = client(shared)
     reply = await c.chat(model=model, messages=[{"role": "user", "content": "weather?"}], tools=[WEATHER], stream=False)
     calls = reply.message.tool_calls
     assert calls and calls[0].function.name == "get_weather" and calls[0].function.arguments == {"city": "Paris"}
@@ -166,8 +186,8 @@ async def test_tools(proxy: ProxyServer, model: str) -> None:
 
 
 @pytest.mark.parametrize("model", ("llama3", "gpt-fake"))
-async def test_embed(proxy: ProxyServer, model: str) -> None:
-    c = client(proxy)
+async def test_embed(shared: ProxyServer, model: str) -> None:
+    c = client(shared)
     name = "nomic" if model == "llama3" else "embed-fake"
     result = await c.embed(model=name, input=["one", "two"])
     assert len(result.embeddings) == 2 and all(len(v) > 0 for v in result.embeddings)
@@ -176,8 +196,8 @@ async def test_embed(proxy: ProxyServer, model: str) -> None:
     assert len(old.embedding) > 0
 
 
-async def test_generate(proxy: ProxyServer, ollama_upstream: FakeOllama) -> None:
-    c = client(proxy)
+async def test_generate(shared: ProxyServer, ollama_upstream: FakeOllama) -> None:
+    c = client(shared)
     for model in ("gpt-fake", "llama3"):
         reply = await c.generate(model=model, prompt="hi", system="be brief", stream=False)
         assert reply.response.startswith("Hello") and reply.done and reply.eval_count
@@ -186,9 +206,9 @@ async def test_generate(proxy: ProxyServer, ollama_upstream: FakeOllama) -> None
     assert ollama_upstream.requests[-1].path == "/api/generate"  # an Ollama model: the client's own request
 
 
-async def test_ollama_upstream_is_bytes_through(proxy: ProxyServer, ollama_upstream: FakeOllama) -> None:
+async def test_ollama_upstream_is_bytes_through(shared: ProxyServer, ollama_upstream: FakeOllama) -> None:
     """Ollama-only fields reach an Ollama upstream untouched; only the model name is the upstream's."""
-    c = client(proxy)
+    c = client(shared)
     reply = await c.chat(
         model="llama-renamed",
         messages=HI,
@@ -208,9 +228,9 @@ async def test_ollama_upstream_is_bytes_through(proxy: ProxyServer, ollama_upstr
     assert orjson.loads("".join(p.message.content or "" for p in parts)) == {"reply": "Hello from the fake upstream"}
 
 
-async def test_format_schema_on_any_model(proxy: ProxyServer, openai_upstream: FakeOpenAI) -> None:
+async def test_format_schema_on_any_model(shared: ProxyServer, openai_upstream: FakeOpenAI) -> None:
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-    await client(proxy).chat(model="gpt-fake", messages=HI, format=schema, stream=False)
+    await client(shared).chat(model="gpt-fake", messages=HI, format=schema, stream=False)
     sent = openai_upstream.requests[-1].body
     assert sent["response_format"] == {"type": "json_schema", "json_schema": {"name": "response", "schema": schema}}
 
@@ -233,7 +253,7 @@ async def test_errors(proxy: ProxyServer, openai_upstream: FakeOpenAI, ollama_up
     with pytest.raises(ollama.ResponseError) as info:
         await client(proxy).chat(model="llama3", messages=HI, stream=False)
     assert info.value.status_code == 404 and "try pulling it first" in info.value.error
-    openai_upstream.fail(429, "slow down", times=3, retry_after="1")  # the upstream's 429
+    openai_upstream.fail(429, "slow down", times=3, retry_after="0")  # the upstream's 429 (retried at once)
     with pytest.raises(ollama.ResponseError) as info:
         await client(proxy).chat(model="gpt-fake", messages=HI, stream=False, options={"seed": 1})
     assert info.value.status_code == 429
@@ -275,24 +295,24 @@ async def test_mid_stream_error_is_an_error_line(proxy: ProxyServer, openai_upst
             pass
 
 
-async def test_empty_messages_load_the_model(proxy: ProxyServer, ollama_upstream: FakeOllama) -> None:
-    reply = await client(proxy).chat(model="gpt-fake", messages=[], stream=False)
+async def test_empty_messages_load_the_model(shared: ProxyServer, ollama_upstream: FakeOllama) -> None:
+    reply = await client(shared).chat(model="gpt-fake", messages=[], stream=False)
     assert reply.done and reply.done_reason == "load"
 
 
-async def test_model_management(proxy: ProxyServer, ollama_upstream: FakeOllama) -> None:
-    key = await new_key(proxy)
+async def test_model_management(shared: ProxyServer, ollama_upstream: FakeOllama) -> None:
+    key = await new_key(shared)
     with pytest.raises(ollama.ResponseError) as info:
-        await client(proxy, key).pull("llama3.2")
+        await client(shared, key).pull("llama3.2")
     assert info.value.status_code == 403 and "master key" in info.value.error
     with pytest.raises(ollama.ResponseError) as info:
-        await client(proxy, key).delete("llama3")
+        await client(shared, key).delete("llama3")
     assert info.value.status_code == 403
     with pytest.raises(ollama.ResponseError) as info:  # the master key must name the deployment
-        await client(proxy).pull("llama3.2")
+        await client(shared).pull("llama3.2")
     assert info.value.status_code == 400 and "x-proxyllm-deployment" in info.value.error
-    llama = next(d for d in proxy.runtime.router.deployments if d.model_name == "llama3")
-    admin = client(proxy, **{"x-proxyllm-deployment": llama.id})
+    llama = next(d for d in shared.runtime.router.deployments if d.model_name == "llama3")
+    admin = client(shared, **{"x-proxyllm-deployment": llama.id})
     progress = [p.status async for p in await admin.pull("llama3.2", stream=True)]
     assert progress[-1] == "success"
     assert ollama_upstream.requests[-1].path == "/api/pull" and ollama_upstream.requests[-1].body["insecure"] is False
@@ -306,12 +326,12 @@ async def test_model_management(proxy: ProxyServer, ollama_upstream: FakeOllama)
         assert info.value.status_code == 403
 
 
-async def test_ps(proxy: ProxyServer) -> None:
-    running = await client(proxy).ps()
+async def test_ps(shared: ProxyServer) -> None:
+    running = await client(shared).ps()
     # the fake has llama3 loaded: both model groups that send to it are listed, under the proxy's names
     assert [m.model for m in running.models] == ["llama3", "llama3-generate"]
-    key = await new_key(proxy, models=["llama3", "gpt-fake"])
-    assert [m.model for m in (await client(proxy, key).ps()).models] == ["llama3"]
+    key = await new_key(shared, models=["llama3", "gpt-fake"])
+    assert [m.model for m in (await client(shared, key).ps()).models] == ["llama3"]
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -105,9 +105,9 @@ def test_output_that_is_not_json_is_an_upstream_error() -> None:
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("choice", ["required", {"type": "function", "function": {"name": "get_weather"}}])
 async def test_forced_call_through_the_proxy(
-    proxy: ProxyServer, ollama_upstream: FakeOllama, stream: bool, choice: Any
+    shared_proxy: ProxyServer, ollama_upstream: FakeOllama, stream: bool, choice: Any
 ) -> None:
-    client = openai.AsyncOpenAI(base_url=f"{proxy.url}/v1", api_key=MASTER_KEY, max_retries=0)
+    client = openai.AsyncOpenAI(base_url=f"{shared_proxy.url}/v1", api_key=MASTER_KEY, max_retries=0)
     kwargs: Any = {"model": "llama3", "messages": ASK, "tools": [WEATHER]}
     if stream:
         pieces = [c async for c in await client.chat.completions.create(**kwargs, tool_choice=choice, stream=True)]
@@ -127,8 +127,10 @@ async def test_forced_call_through_the_proxy(
     assert sent["format"] == WEATHER["function"]["parameters"] and "tools" not in sent
 
 
-async def test_required_with_several_tools_through_the_proxy(proxy: ProxyServer, ollama_upstream: FakeOllama) -> None:
-    client = openai.AsyncOpenAI(base_url=f"{proxy.url}/v1", api_key=MASTER_KEY, max_retries=0)
+async def test_required_with_several_tools_through_the_proxy(
+    shared_proxy: ProxyServer, ollama_upstream: FakeOllama
+) -> None:
+    client = openai.AsyncOpenAI(base_url=f"{shared_proxy.url}/v1", api_key=MASTER_KEY, max_retries=0)
     reply = await client.chat.completions.create(
         model="llama3", messages=ASK, tools=[WEATHER, TIME], tool_choice="required"
     )  # type: ignore[list-item]
@@ -143,9 +145,9 @@ class City(BaseModel):
     capital: bool
 
 
-async def test_pydantic_ai_structured_output(proxy: ProxyServer, ollama_upstream: FakeOllama) -> None:
+async def test_pydantic_ai_structured_output(shared_proxy: ProxyServer, ollama_upstream: FakeOllama) -> None:
     """pydantic-ai asks for its output through a forced tool call; an Ollama model now answers it."""
-    model = OpenAIChatModel("llama3", provider=OpenAIProvider(base_url=f"{proxy.url}/v1", api_key=MASTER_KEY))
+    model = OpenAIChatModel("llama3", provider=OpenAIProvider(base_url=f"{shared_proxy.url}/v1", api_key=MASTER_KEY))
     agent = Agent(model, output_type=City)
     result = await agent.run("Which is the largest city of France?")
     assert result.output == City(name="Paris", population=1, capital=True)

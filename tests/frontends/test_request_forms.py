@@ -4,7 +4,7 @@ team model aliases, and the x-litellm-tags header."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -18,8 +18,9 @@ from tests.fakes.openai_upstream import FakeOpenAI
 HI = [{"role": "user", "content": "hi"}]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def fakes() -> AsyncIterator[list[FakeOpenAI]]:
+    """The module's two fakes (what each was sent is reset after every test)."""
     made = [FakeOpenAI(), FakeOpenAI()]
     for fake in made:
         await fake.start()
@@ -28,8 +29,16 @@ async def fakes() -> AsyncIterator[list[FakeOpenAI]]:
         await fake.stop()
 
 
-@pytest.fixture
-async def proxy(proxy_factory: Any, fakes: list[FakeOpenAI]) -> ProxyServer:
+@pytest.fixture(autouse=True)
+def _reset_fakes_here(fakes: list[FakeOpenAI]) -> Iterator[None]:
+    yield
+    for fake in fakes:
+        fake.reset()
+
+
+@pytest.fixture(scope="module")
+async def proxy(module_proxy_factory: Any, fakes: list[FakeOpenAI]) -> ProxyServer:
+    """One proxy for the module: each case makes keys and teams of its own and reads only their spend."""
     one, two = fakes
 
     def entry(name: str, fake: FakeOpenAI, **params: Any) -> dict[str, Any]:
@@ -50,7 +59,7 @@ async def proxy(proxy_factory: Any, fakes: list[FakeOpenAI]) -> ProxyServer:
             "general_settings": {"master_key": MASTER_KEY},
         }
     )
-    server: ProxyServer = await asyncio.to_thread(proxy_factory, text)
+    server: ProxyServer = await asyncio.to_thread(module_proxy_factory, text)
     return server
 
 

@@ -42,11 +42,12 @@ def native_model(openai_base: str) -> str:
 """
 
 
-@pytest.fixture
-async def proxy(proxy_factory: Any, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama) -> ProxyServer:
+@pytest.fixture(scope="module")
+async def proxy(module_proxy_factory: Any, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama) -> ProxyServer:
+    """One proxy for the module: every case reads, or stores responses of its own."""
     config = standard_config(openai_upstream.api_base, ollama_upstream.url)
     config = config.replace("model_list:\n", "model_list:\n" + native_model(openai_upstream.api_base), 1)
-    server: ProxyServer = await asyncio.to_thread(proxy_factory, config)
+    server: ProxyServer = await asyncio.to_thread(module_proxy_factory, config)
     return server
 
 

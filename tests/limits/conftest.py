@@ -29,6 +29,18 @@ def namespace() -> Iterator[str]:
     """A Redis key prefix no other test (or run) uses; its keys are deleted afterwards."""
     name = f"proxyllm-test-{uuid.uuid4().hex[:12]}"
     yield name
+    delete_namespace(name)
+
+
+@pytest.fixture(scope="module")
+def module_namespace() -> Iterator[str]:
+    """``namespace`` for proxies one module shares."""
+    name = f"proxyllm-test-{uuid.uuid4().hex[:12]}"
+    yield name
+    delete_namespace(name)
+
+
+def delete_namespace(name: str) -> None:
     url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
     try:
         client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)

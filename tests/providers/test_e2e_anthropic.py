@@ -50,6 +50,17 @@ general_settings:
 """
 
 
+@pytest.fixture(scope="module")
+async def shared(
+    module_proxy_factory: Any, anthropic_upstream: FakeAnthropic, ollama_upstream: FakeOllama
+) -> ProxyServer:
+    """The proxy the module shares. Cases that make the upstream fail in a way that counts towards a
+    cooldown (429, error events, overload) use ``proxy``, their own."""
+    text = config(anthropic_upstream.url, ollama_upstream.url)
+    server: ProxyServer = await asyncio.to_thread(module_proxy_factory, text, env={"ANTHROPIC_API_KEY": API_KEY})
+    return server
+
+
 @pytest.fixture
 async def proxy(proxy_factory: Any, anthropic_upstream: FakeAnthropic, ollama_upstream: FakeOllama) -> ProxyServer:
     text = config(anthropic_upstream.url, ollama_upstream.url)
@@ -58,7 +69,12 @@ async def proxy(proxy_factory: Any, anthropic_upstream: FakeAnthropic, ollama_up
 
 
 @pytest.fixture
-def client(proxy: ProxyServer) -> openai.AsyncOpenAI:
+def client(shared: ProxyServer) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=shared.url + "/v1", api_key=MASTER_KEY, max_retries=0)
+
+
+@pytest.fixture
+def own_client(proxy: ProxyServer) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=MASTER_KEY, max_retries=0)
 
 
@@ -222,9 +238,9 @@ async def test_context_window_error_is_classified(
     assert len(anthropic_upstream.requests) == 1
 
 
-async def test_rate_limit_is_retried(client: openai.AsyncOpenAI, anthropic_upstream: FakeAnthropic) -> None:
+async def test_rate_limit_is_retried(own_client: openai.AsyncOpenAI, anthropic_upstream: FakeAnthropic) -> None:
     anthropic_upstream.fail(429, "rate limited", retry_after="0")
-    resp = await client.chat.completions.with_raw_response.create(
+    resp = await own_client.chat.completions.with_raw_response.create(
         model="claude", messages=[{"role": "user", "content": "hi"}]
     )
     assert resp.headers["x-litellm-attempted-retries"] == "1"
@@ -232,10 +248,10 @@ async def test_rate_limit_is_retried(client: openai.AsyncOpenAI, anthropic_upstr
 
 
 async def test_error_event_before_content_is_retried(
-    client: openai.AsyncOpenAI, anthropic_upstream: FakeAnthropic
+    own_client: openai.AsyncOpenAI, anthropic_upstream: FakeAnthropic
 ) -> None:
     anthropic_upstream.push(Action(error_after=2))  # message_start and ping, then an overloaded_error event
-    stream = await client.chat.completions.create(
+    stream = await own_client.chat.completions.create(
         model="claude", messages=[{"role": "user", "content": "hi"}], stream=True
     )
     text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
@@ -244,10 +260,10 @@ async def test_error_event_before_content_is_retried(
 
 
 async def test_error_event_mid_stream_reaches_client(
-    client: openai.AsyncOpenAI, anthropic_upstream: FakeAnthropic
+    own_client: openai.AsyncOpenAI, anthropic_upstream: FakeAnthropic
 ) -> None:
     anthropic_upstream.push(Action(error_after=5))
-    stream = await client.chat.completions.create(
+    stream = await own_client.chat.completions.create(
         model="claude", messages=[{"role": "user", "content": "hi"}], stream=True
     )
     with pytest.raises(openai.APIError) as info:
@@ -258,10 +274,10 @@ async def test_error_event_mid_stream_reaches_client(
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_overloaded_anthropic_falls_back_to_ollama(
-    client: openai.AsyncOpenAI, anthropic_upstream: FakeAnthropic, ollama_upstream: FakeOllama, stream: bool
+    own_client: openai.AsyncOpenAI, anthropic_upstream: FakeAnthropic, ollama_upstream: FakeOllama, stream: bool
 ) -> None:
     anthropic_upstream.fail(529, "Overloaded", times=2)
-    raw = await client.chat.completions.with_raw_response.create(
+    raw = await own_client.chat.completions.with_raw_response.create(
         model="claude", messages=[{"role": "user", "content": "hi"}], stream=stream
     )
     assert raw.headers["x-litellm-attempted-fallbacks"] == "1"

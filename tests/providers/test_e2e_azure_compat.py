@@ -19,10 +19,12 @@ from tests.fakes.openai_upstream import FakeOpenAI
 HI: Any = [{"role": "user", "content": "hi"}]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def proxy(
-    proxy_factory: Any, azure_upstream: FakeAzure, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama
+    module_proxy_factory: Any, azure_upstream: FakeAzure, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama
 ) -> ProxyServer:
+    """One proxy for the module: every case is a request and its answer (the refusals are content policy, not
+    counted towards a cooldown, or on a deployment of their own)."""
     oai = openai_upstream.api_base
     text = f"""
 model_list:
@@ -52,7 +54,7 @@ router_settings: {{num_retries: 1}}
 general_settings: {{master_key: {MASTER_KEY}}}
 """
     env = {"AZURE_API_KEY": API_KEY, "GROQ_API_KEY": "gsk-groq", "MISTRAL_API_KEY": "mk", "FIREWORKS_AI_API_KEY": "fw"}
-    server: ProxyServer = await asyncio.to_thread(proxy_factory, text, env=env)
+    server: ProxyServer = await asyncio.to_thread(module_proxy_factory, text, env=env)
     return server
 
 

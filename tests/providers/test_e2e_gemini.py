@@ -18,9 +18,8 @@ from tests.providers.test_e2e_anthropic import TOOLS
 HI: Any = [{"role": "user", "content": "hi"}]
 
 
-@pytest.fixture
-async def proxy(proxy_factory: Any, gemini_upstream: FakeGemini, ollama_upstream: FakeOllama) -> ProxyServer:
-    text = f"""
+def gemini_config(gemini_upstream: FakeGemini, ollama_upstream: FakeOllama) -> str:
+    return f"""
 model_list:
   - model_name: gemini
     litellm_params: {{model: gemini/gemini-fake-flash, api_base: {gemini_upstream.url}}}
@@ -37,12 +36,30 @@ litellm_settings:
 router_settings: {{num_retries: 1}}
 general_settings: {{master_key: {MASTER_KEY}}}
 """
+
+
+@pytest.fixture(scope="module")
+async def shared(module_proxy_factory: Any, gemini_upstream: FakeGemini, ollama_upstream: FakeOllama) -> ProxyServer:
+    """The proxy the module shares; the quota case (a 429 counts towards a cooldown) uses ``proxy``."""
+    text = gemini_config(gemini_upstream, ollama_upstream)
+    server: ProxyServer = await asyncio.to_thread(module_proxy_factory, text, env={"GEMINI_API_KEY": API_KEY})
+    return server
+
+
+@pytest.fixture
+async def proxy(proxy_factory: Any, gemini_upstream: FakeGemini, ollama_upstream: FakeOllama) -> ProxyServer:
+    text = gemini_config(gemini_upstream, ollama_upstream)
     server: ProxyServer = await asyncio.to_thread(proxy_factory, text, env={"GEMINI_API_KEY": API_KEY})
     return server
 
 
 @pytest.fixture
-def client(proxy: ProxyServer) -> openai.AsyncOpenAI:
+def client(shared: ProxyServer) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=shared.url + "/v1", api_key=MASTER_KEY, max_retries=0)
+
+
+@pytest.fixture
+def own_client(proxy: ProxyServer) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=MASTER_KEY, max_retries=0)
 
 
@@ -149,9 +166,9 @@ async def test_safety_block_uses_content_policy_fallbacks(client: openai.AsyncOp
     assert raw.parse().choices[0].message.content == "Hello from the fake upstream"
 
 
-async def test_quota_error_is_retried(client: openai.AsyncOpenAI, gemini_upstream: FakeGemini) -> None:
+async def test_quota_error_is_retried(own_client: openai.AsyncOpenAI, gemini_upstream: FakeGemini) -> None:
     gemini_upstream.fail(429, "Resource has been exhausted")
-    raw = await client.chat.completions.with_raw_response.create(model="gemini", messages=HI)
+    raw = await own_client.chat.completions.with_raw_response.create(model="gemini", messages=HI)
     assert raw.headers["x-litellm-attempted-retries"] == "1"
     assert len(gemini_upstream.requests) == 2
 
@@ -175,12 +192,12 @@ async def test_embeddings(client: openai.AsyncOpenAI, gemini_upstream: FakeGemin
     assert many.usage.prompt_tokens == 2
 
 
-async def test_embeddings_base64_is_float32(proxy: ProxyServer) -> None:
+async def test_embeddings_base64_is_float32(shared: ProxyServer) -> None:
     import httpx
 
     async with httpx.AsyncClient() as http:
         r = await http.post(
-            proxy.url + "/v1/embeddings",
+            shared.url + "/v1/embeddings",
             headers={"authorization": f"Bearer {MASTER_KEY}"},
             json={"model": "gemini-embed", "input": "x", "encoding_format": "base64"},
         )

@@ -19,6 +19,16 @@ TOOLS: list[Any] = [
 ]
 
 
+@pytest.fixture(scope="module")
+async def shared(
+    module_proxy_factory: Any, anthropic_upstream: FakeAnthropic, ollama_upstream: FakeOllama
+) -> ProxyServer:
+    """The proxy the module shares; the overload cases (a 529 counts towards a cooldown) use ``proxy``."""
+    text = config(anthropic_upstream.url, ollama_upstream.url)
+    server: ProxyServer = await asyncio.to_thread(module_proxy_factory, text, env={"ANTHROPIC_API_KEY": API_KEY})
+    return server
+
+
 @pytest.fixture
 async def proxy(proxy_factory: Any, anthropic_upstream: FakeAnthropic, ollama_upstream: FakeOllama) -> ProxyServer:
     text = config(anthropic_upstream.url, ollama_upstream.url)
@@ -27,7 +37,12 @@ async def proxy(proxy_factory: Any, anthropic_upstream: FakeAnthropic, ollama_up
 
 
 @pytest.fixture
-def client(proxy: ProxyServer) -> anthropic.AsyncAnthropic:
+def client(shared: ProxyServer) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(base_url=shared.url, api_key=MASTER_KEY, max_retries=0)
+
+
+@pytest.fixture
+def own_client(proxy: ProxyServer) -> anthropic.AsyncAnthropic:
     return anthropic.AsyncAnthropic(base_url=proxy.url, api_key=MASTER_KEY, max_retries=0)
 
 
@@ -107,15 +122,15 @@ async def test_count_tokens_asks_anthropic(client: anthropic.AsyncAnthropic, ant
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_overloaded_anthropic_falls_back_to_ollama(
-    client: anthropic.AsyncAnthropic, anthropic_upstream: FakeAnthropic, ollama_upstream: FakeOllama, stream: bool
+    own_client: anthropic.AsyncAnthropic, anthropic_upstream: FakeAnthropic, ollama_upstream: FakeOllama, stream: bool
 ) -> None:
     anthropic_upstream.fail(529, "Overloaded", times=2)
     ask: Any = [{"role": "user", "content": "hi"}]
     if stream:
-        async with client.messages.stream(model="claude", max_tokens=50, messages=ask) as events:
+        async with own_client.messages.stream(model="claude", max_tokens=50, messages=ask) as events:
             msg = await events.get_final_message()
     else:
-        msg = await client.messages.create(model="claude", max_tokens=50, messages=ask)
+        msg = await own_client.messages.create(model="claude", max_tokens=50, messages=ask)
     assert msg.content[0].text == "Hello from the fake upstream"  # type: ignore[union-attr]
     assert msg.model == "claude"
     assert len(anthropic_upstream.requests) == 2
@@ -123,11 +138,11 @@ async def test_overloaded_anthropic_falls_back_to_ollama(
 
 
 async def test_overloaded_without_fallback_is_529_overloaded(
-    client: anthropic.AsyncAnthropic, anthropic_upstream: FakeAnthropic
+    own_client: anthropic.AsyncAnthropic, anthropic_upstream: FakeAnthropic
 ) -> None:
     anthropic_upstream.fail(529, "Overloaded", times=2)
     with pytest.raises(anthropic.APIStatusError) as info:
-        await client.messages.create(
+        await own_client.messages.create(
             model="claude", max_tokens=50, messages=[{"role": "user", "content": "hi"}], extra_body={"fallbacks": []}
         )
     assert info.value.status_code == 529

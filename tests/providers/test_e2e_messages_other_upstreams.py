@@ -22,8 +22,9 @@ HEADERS = {"x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01", "anthropi
 ANTHROPIC_ONLY = ("thinking", "context_management", "output_config", "cache_control", "metadata", "input_examples")
 
 
-@pytest.fixture
-async def proxy(proxy_factory: Any, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama) -> ProxyServer:
+@pytest.fixture(scope="module")
+async def proxy(module_proxy_factory: Any, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama) -> ProxyServer:
+    """One proxy for the module: every case is a request and its translation."""
     text = f"""
 model_list:
   - model_name: gpt
@@ -39,7 +40,7 @@ model_list:
 general_settings:
   master_key: {MASTER_KEY}
 """
-    server: ProxyServer = await asyncio.to_thread(proxy_factory, text)
+    server: ProxyServer = await asyncio.to_thread(module_proxy_factory, text)
     return server
 
 

@@ -61,6 +61,18 @@ async def proxy(proxy_factory: Any, anthropic_upstream: FakeAnthropic, ollama_up
     return server
 
 
+@pytest.fixture(scope="module")
+async def shared(
+    module_proxy_factory: Any, anthropic_upstream: FakeAnthropic, ollama_upstream: FakeOllama
+) -> ProxyServer:
+    """``proxy`` shared by the cases that succeed or are refused before the upstream (each reads only the
+    log lines of its own requests); the upstream-error cases keep their own (errors count towards a
+    cooldown)."""
+    text = config(anthropic_upstream.url, ollama_upstream.url)
+    server: ProxyServer = await asyncio.to_thread(module_proxy_factory, text, env={"ANTHROPIC_API_KEY": API_KEY})
+    return server
+
+
 def block(index: int, content_block: dict[str, Any], *deltas: dict[str, Any]) -> list[bytes]:
     out = [sse("content_block_start", {"type": "content_block_start", "index": index, "content_block": content_block})]
     out += [sse("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d}) for d in deltas]
@@ -135,7 +147,7 @@ def request_lines(caplog: pytest.LogCaptureFixture, request_id: str) -> list[dic
 
 
 async def test_stream_is_relayed_byte_for_byte_and_cache_tokens_priced(
-    proxy: ProxyServer, anthropic_upstream: FakeAnthropic, caplog: pytest.LogCaptureFixture
+    shared: ProxyServer, anthropic_upstream: FakeAnthropic, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="proxyllm.requests")
     anthropic_upstream.raw_stream = [*HEAD, *BLOCKS, *TAIL]
@@ -147,7 +159,7 @@ async def test_stream_is_relayed_byte_for_byte_and_cache_tokens_priced(
         "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 2}],
         "messages": [{"role": "user", "content": "What is proxyllm?"}],
     }
-    async with httpx.AsyncClient(base_url=proxy.url, timeout=30) as c:
+    async with httpx.AsyncClient(base_url=shared.url, timeout=30) as c:
         async with c.stream("POST", "/v1/messages?beta=true", json=body, headers=HEADERS) as resp:
             received = b"".join([chunk async for chunk in resp.aiter_bytes()])
     assert resp.status_code == 200
@@ -164,9 +176,9 @@ async def test_stream_is_relayed_byte_for_byte_and_cache_tokens_priced(
 
 
 async def test_plain_answer_is_anthropics_own_and_priced_with_cache_tokens(
-    proxy: ProxyServer, anthropic_upstream: FakeAnthropic
+    shared: ProxyServer, anthropic_upstream: FakeAnthropic
 ) -> None:
-    client = anthropic.AsyncAnthropic(base_url=proxy.url, api_key=MASTER_KEY, max_retries=0)
+    client = anthropic.AsyncAnthropic(base_url=shared.url, api_key=MASTER_KEY, max_retries=0)
     raw = await client.messages.with_raw_response.create(
         model="claude",
         max_tokens=500,
@@ -187,8 +199,8 @@ async def test_plain_answer_is_anthropics_own_and_priced_with_cache_tokens(
     await client.close()
 
 
-async def test_streamed_adaptive_thinking_through_the_sdk(proxy: ProxyServer) -> None:
-    client = anthropic.AsyncAnthropic(base_url=proxy.url, api_key=MASTER_KEY, max_retries=0)
+async def test_streamed_adaptive_thinking_through_the_sdk(shared: ProxyServer) -> None:
+    client = anthropic.AsyncAnthropic(base_url=shared.url, api_key=MASTER_KEY, max_retries=0)
     async with client.messages.stream(
         model="claude",
         max_tokens=500,
@@ -234,7 +246,7 @@ async def test_error_after_content_ends_with_an_error_event(
 
 
 async def test_refused_requests_are_anthropic_shaped_and_logged(
-    proxy: ProxyServer, caplog: pytest.LogCaptureFixture
+    shared: ProxyServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="proxyllm.requests")
     hi = [{"role": "user", "content": "hi"}]
@@ -257,7 +269,7 @@ async def test_refused_requests_are_anthropic_shaped_and_logged(
             "messages[0].content[0]",
         ),
     ]
-    async with httpx.AsyncClient(base_url=proxy.url, timeout=30) as c:
+    async with httpx.AsyncClient(base_url=shared.url, timeout=30) as c:
         answers = [
             await c.post(path, content=raw, headers={**HEADERS, "content-type": "application/json"})
             for path, raw, _ in bad

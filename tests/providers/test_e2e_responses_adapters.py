@@ -25,8 +25,11 @@ TOOLS: list[Any] = [
 ]
 
 
-@pytest.fixture
-async def proxy(proxy_factory: Any, anthropic_upstream: FakeAnthropic, gemini_upstream: FakeGemini) -> ProxyServer:
+@pytest.fixture(scope="module")
+async def proxy(
+    module_proxy_factory: Any, anthropic_upstream: FakeAnthropic, gemini_upstream: FakeGemini
+) -> ProxyServer:
+    """One proxy for the module: every case is a request and its translation."""
     text = f"""
 model_list:
   - model_name: claude
@@ -37,7 +40,7 @@ general_settings:
   master_key: {MASTER_KEY}
 """
     env = {"ANTHROPIC_API_KEY": ANTHROPIC_KEY, "GEMINI_API_KEY": GEMINI_KEY}
-    server: ProxyServer = await asyncio.to_thread(proxy_factory, text, env=env)
+    server: ProxyServer = await asyncio.to_thread(module_proxy_factory, text, env=env)
     return server
 
 

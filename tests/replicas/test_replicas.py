@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from proxyllm.db.tables import Key
-from tests.conftest import ProxyServer, fresh_postgres_database, postgres_template, run_in_proxy
+from tests.conftest import ProxyServer, fresh_postgres_database, postgres_template, redis_url_or_skip, run_in_proxy
 from tests.fakes.ollama_upstream import FakeOllama
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.limits.conftest import away_from_minute_end, eventually, limits_config, new_key, start
@@ -21,25 +21,26 @@ from tests.limits.test_limits import post_chat
 COST = Decimal("0.000011")  # one "hi" to gpt-fake: 1 prompt token x 0.000001 + 5 completion tokens x 0.000002
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def database() -> AsyncIterator[str]:
     async with fresh_postgres_database(await postgres_template()) as url:
         yield url
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def replicas(
+    module_namespace: str,
     database: str,
-    proxy_factory: Any,
+    module_proxy_factory: Any,
     openai_upstream: FakeOpenAI,
     ollama_upstream: FakeOllama,
-    redis_url: str,
-    namespace: str,
 ) -> tuple[ProxyServer, ProxyServer]:
-    router = {"redis_url": redis_url, "redis_namespace": namespace}
+    """Two replicas the module's cases share: each makes keys of its own, and every limit, budget and
+    cache entry here is a key's. They stop before the database is dropped and the namespace emptied."""
+    router = {"redis_url": redis_url_or_skip(), "redis_namespace": module_namespace}
     config = limits_config(openai_upstream, ollama_upstream, router=router)
-    one = await start(proxy_factory, config, env={"DATABASE_URL": database})
-    two = await start(proxy_factory, config, env={"DATABASE_URL": database})
+    one = await start(module_proxy_factory, config, env={"DATABASE_URL": database})
+    two = await start(module_proxy_factory, config, env={"DATABASE_URL": database})
     assert one.runtime.shared_state.shared and two.runtime.shared_state.shared
     return one, two
 
@@ -97,7 +98,7 @@ async def test_budgets_hold_across_replicas(
     admin_for: Any,
     openai_upstream: FakeOpenAI,
     redis_url: str,
-    namespace: str,
+    module_namespace: str,
 ) -> None:
     one, two = replicas
     budget = COST * 5 + COST / 2  # covers five requests and a half
@@ -113,7 +114,7 @@ async def test_budgets_hold_across_replicas(
 
     # One at a time, alternating replicas, requests pass until the spend reaches the budget: six in all.
     client = redis.Redis.from_url(redis_url)
-    reservations = f"{namespace}:budget:key:{key['token']}:0"
+    reservations = f"{module_namespace}:budget:key:{key['token']}:0"
     later = 0
     for i in range(10):
         await eventually(lambda: int(client.hget(reservations, "r") or 0) == 0)  # the last one settled

@@ -28,7 +28,11 @@ def namespace() -> str:
 
 @pytest.fixture
 async def fakes() -> AsyncIterator[Callable[..., Awaitable[Any]]]:
-    """``await fakes(n)`` -> n fresh FakeOpenAI servers; ``await fakes(n, kind="ollama")`` for Ollama."""
+    """``await fakes(n)`` -> n fresh FakeOpenAI servers; ``await fakes(n, kind="ollama")`` for Ollama.
+
+    Ask for it before ``proxy_factory``: fixtures stop in reverse order, so the proxy stops first and
+    closes its upstream connections. Stopped the other way round, a fake's clean-up waits (aiohttp: up to
+    60 s) for a handler still serving the proxy, such as a stalled stream, until the proxy lets go."""
     started: list[FakeOpenAI | FakeOllama] = []
 
     async def make(n: int = 1, *, kind: str = "openai", **kwargs: Any) -> list[Any]:

@@ -14,7 +14,7 @@ from tests.router.conftest import chat, client, config, deployment, eventually, 
 
 
 async def test_cooldown_after_allowed_fails_and_back_after_cooldown_time(
-    proxy_factory: Any, fakes: Any, clock: ModuleType
+    fakes: Any, proxy_factory: Any, clock: ModuleType
 ) -> None:
     bad, good = await fakes(2)
     bad.failure_rate = 1.0
@@ -38,7 +38,7 @@ async def test_cooldown_after_allowed_fails_and_back_after_cooldown_time(
     assert status(proxy, bad)["state"] == "available"
 
 
-async def test_every_deployment_cooling_fails_fast_with_503(proxy_factory: Any, fakes: Any) -> None:
+async def test_every_deployment_cooling_fails_fast_with_503(fakes: Any, proxy_factory: Any) -> None:
     (bad,) = await fakes(1)
     bad.failure_rate = 1.0
     text = config([deployment("m", bad)], router={"allowed_fails": 1, "cooldown_time": 5, "num_retries": 0})
@@ -56,7 +56,7 @@ async def test_every_deployment_cooling_fails_fast_with_503(proxy_factory: Any, 
     assert len(bad.requests) == 1
 
 
-async def test_429_with_retry_after_is_waited_for_on_a_single_deployment(proxy_factory: Any, fakes: Any) -> None:
+async def test_429_with_retry_after_is_waited_for_on_a_single_deployment(fakes: Any, proxy_factory: Any) -> None:
     (only,) = await fakes(1)
     only.fail(429, "slow down", retry_after="1")
     proxy = await start(proxy_factory, config([deployment("m", only)]))
@@ -68,7 +68,7 @@ async def test_429_with_retry_after_is_waited_for_on_a_single_deployment(proxy_f
     assert len(only.requests) == 2
 
 
-async def test_429_longer_than_max_retry_wait_goes_back_to_the_client(proxy_factory: Any, fakes: Any) -> None:
+async def test_429_longer_than_max_retry_wait_goes_back_to_the_client(fakes: Any, proxy_factory: Any) -> None:
     (only,) = await fakes(1)
     only.fail(429, "quota window", retry_after="30")
     proxy = await start(proxy_factory, config([deployment("m", only)]))
@@ -80,7 +80,7 @@ async def test_429_longer_than_max_retry_wait_goes_back_to_the_client(proxy_fact
     assert len(only.requests) == 1
 
 
-async def test_429_with_another_deployment_cools_it_for_retry_after(proxy_factory: Any, fakes: Any) -> None:
+async def test_429_with_another_deployment_cools_it_for_retry_after(fakes: Any, proxy_factory: Any) -> None:
     limited, other = await fakes(2)
     limited.fail(429, "rate limited", retry_after="2")
     text = config(
@@ -103,7 +103,7 @@ async def test_429_with_another_deployment_cools_it_for_retry_after(proxy_factor
     assert len(limited.requests) == 2
 
 
-async def test_failures_the_client_caused_do_not_cool_a_deployment(proxy_factory: Any, fakes: Any) -> None:
+async def test_failures_the_client_caused_do_not_cool_a_deployment(fakes: Any, proxy_factory: Any) -> None:
     (only,) = await fakes(1)
     only.fail(400, "bad temperature", times=5)
     proxy = await start(proxy_factory, config([deployment("m", only)], router={"allowed_fails": 1}))
@@ -126,7 +126,7 @@ async def test_failures_the_client_caused_do_not_cool_a_deployment(proxy_factory
     assert status(proxy, only)["state"] == "available"
 
 
-async def test_mid_stream_failures_count_towards_cooldown(proxy_factory: Any, fakes: Any) -> None:
+async def test_mid_stream_failures_count_towards_cooldown(fakes: Any, proxy_factory: Any) -> None:
     flaky, steady = await fakes(2)
     flaky.push(Action(error_after=2), Action(error_after=2))
     text = config(

@@ -11,7 +11,7 @@ from tests.fakes.base import Action
 from tests.router.conftest import HI, chat, client, config, deployment, start
 
 
-async def test_ollama_prompt_too_long_falls_back(proxy_factory: Any, fakes: Any) -> None:
+async def test_ollama_prompt_too_long_falls_back(fakes: Any, proxy_factory: Any) -> None:
     (box,) = await fakes(1, kind="ollama")
     (cloud,) = await fakes(1)
     box.push(Action(status=400, body={"error": "prompt too long; exceeded max context length by 904 tokens"}))
@@ -25,7 +25,7 @@ async def test_ollama_prompt_too_long_falls_back(proxy_factory: Any, fakes: Any)
     assert len(box.requests) == 1 and len(cloud.requests) == 1
 
 
-async def test_pre_call_checks_skip_deployments_the_prompt_does_not_fit(proxy_factory: Any, fakes: Any) -> None:
+async def test_pre_call_checks_skip_deployments_the_prompt_does_not_fit(fakes: Any, proxy_factory: Any) -> None:
     small, big = await fakes(2)
     text = config(
         [
@@ -43,7 +43,7 @@ async def test_pre_call_checks_skip_deployments_the_prompt_does_not_fit(proxy_fa
     assert len(small.requests) == 1, "the long prompt never went to the small model"
 
 
-async def test_generic_fallback_after_retries(proxy_factory: Any, fakes: Any) -> None:
+async def test_generic_fallback_after_retries(fakes: Any, proxy_factory: Any) -> None:
     broken, backup = await fakes(2)
     broken.failure_rate = 1.0
     text = config(
@@ -58,7 +58,7 @@ async def test_generic_fallback_after_retries(proxy_factory: Any, fakes: Any) ->
     assert len(broken.requests) == 3
 
 
-async def test_default_fallbacks_apply_to_groups_without_their_own(proxy_factory: Any, fakes: Any) -> None:
+async def test_default_fallbacks_apply_to_groups_without_their_own(fakes: Any, proxy_factory: Any) -> None:
     broken, backup = await fakes(2)
     broken.failure_rate = 1.0
     text = config(
@@ -71,7 +71,7 @@ async def test_default_fallbacks_apply_to_groups_without_their_own(proxy_factory
     assert raw.headers["x-litellm-model-group"] == "backup"
 
 
-async def test_request_fallbacks_override_the_config(proxy_factory: Any, fakes: Any) -> None:
+async def test_request_fallbacks_override_the_config(fakes: Any, proxy_factory: Any) -> None:
     broken, configured, asked = await fakes(3)
     broken.failure_rate = 1.0
     text = config(
@@ -86,7 +86,7 @@ async def test_request_fallbacks_override_the_config(proxy_factory: Any, fakes: 
     assert not configured.requests
 
 
-async def test_max_fallbacks_and_the_final_error_lists_every_attempt(proxy_factory: Any, fakes: Any) -> None:
+async def test_max_fallbacks_and_the_final_error_lists_every_attempt(fakes: Any, proxy_factory: Any) -> None:
     a, b, c_ = await fakes(3)
     a.failure_rate = b.failure_rate = 1.0
     text = config(
@@ -101,7 +101,7 @@ async def test_max_fallbacks_and_the_final_error_lists_every_attempt(proxy_facto
     assert info.value.response.headers["x-litellm-attempted-fallbacks"] == "1"
 
 
-async def test_bad_request_is_not_retried_nor_fallen_back(proxy_factory: Any, fakes: Any) -> None:
+async def test_bad_request_is_not_retried_nor_fallen_back(fakes: Any, proxy_factory: Any) -> None:
     picky, backup = await fakes(2)
     picky.fail(400, "temperature must be <= 2")
     text = config([deployment("m", picky), deployment("backup", backup)], router={"fallbacks": [{"m": ["backup"]}]})
@@ -112,7 +112,7 @@ async def test_bad_request_is_not_retried_nor_fallen_back(proxy_factory: Any, fa
     assert len(picky.requests) == 1 and not backup.requests
 
 
-async def test_unknown_fallback_group_is_skipped(proxy_factory: Any, fakes: Any) -> None:
+async def test_unknown_fallback_group_is_skipped(fakes: Any, proxy_factory: Any) -> None:
     broken, backup = await fakes(2)
     broken.failure_rate = 1.0
     text = config(

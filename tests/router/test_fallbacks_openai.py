@@ -33,7 +33,7 @@ POLICY_ERROR = {
 }
 
 
-async def test_context_window_error_falls_back_to_the_bigger_model(proxy_factory: Any, fakes: Any) -> None:
+async def test_context_window_error_falls_back_to_the_bigger_model(fakes: Any, proxy_factory: Any) -> None:
     small, big = await fakes(2)
     small.push(Action(status=400, body=CONTEXT_ERROR))
     text = config(
@@ -49,7 +49,7 @@ async def test_context_window_error_falls_back_to_the_bigger_model(proxy_factory
     assert len(small.requests) == 1 and big.requests[0].body["model"] == "gpt-fake-big"
 
 
-async def test_context_window_error_without_fallback_reaches_the_client(proxy_factory: Any, fakes: Any) -> None:
+async def test_context_window_error_without_fallback_reaches_the_client(fakes: Any, proxy_factory: Any) -> None:
     (small,) = await fakes(1)
     small.push(Action(status=400, body=CONTEXT_ERROR))
     proxy = await start(proxy_factory, config([deployment("small", small)]))
@@ -59,7 +59,7 @@ async def test_context_window_error_without_fallback_reaches_the_client(proxy_fa
     assert "maximum context length" in info.value.message
 
 
-async def test_content_policy_fallbacks(proxy_factory: Any, fakes: Any) -> None:
+async def test_content_policy_fallbacks(fakes: Any, proxy_factory: Any) -> None:
     strict, lenient = await fakes(2)
     strict.push(Action(status=400, body=POLICY_ERROR))
     text = config(

@@ -16,7 +16,7 @@ from tests.router.conftest import HI, chat, client, config, deployment, start
 
 
 async def test_a_config_with_providers_proxyllm_lacks_starts_and_serves_the_others(
-    proxy_factory: Any, fakes: Any
+    fakes: Any, proxy_factory: Any
 ) -> None:
     (fake,) = await fakes(1)
     text = config(
@@ -43,7 +43,7 @@ async def test_a_config_with_providers_proxyllm_lacks_starts_and_serves_the_othe
     assert "br" in unhealthy
 
 
-async def test_every_attempt_timing_out_is_a_504_that_lists_the_attempts(proxy_factory: Any, fakes: Any) -> None:
+async def test_every_attempt_timing_out_is_a_504_that_lists_the_attempts(fakes: Any, proxy_factory: Any) -> None:
     (slow,) = await fakes(1)
     slow.delay = 2.0
     text = config([deployment("m", slow, timeout=1)], router={"allowed_fails": 1, "num_retries": 1})
@@ -58,7 +58,7 @@ async def test_every_attempt_timing_out_is_a_504_that_lists_the_attempts(proxy_f
     assert error["attempts"][0]["kind"] == "timeout" and error["attempts"][0]["model_group"] == "m"
 
 
-async def test_fallbacks_as_objects_bring_their_own_messages(proxy_factory: Any, fakes: Any) -> None:
+async def test_fallbacks_as_objects_bring_their_own_messages(fakes: Any, proxy_factory: Any) -> None:
     broken, backup = await fakes(2)
     broken.push(*[Action(status=500) for _ in range(10)])
     proxy = await start(proxy_factory, config([deployment("m", broken), deployment("backup", backup)]))
@@ -71,7 +71,7 @@ async def test_fallbacks_as_objects_bring_their_own_messages(proxy_factory: Any,
         await chat(client(proxy), "m", extra_body={"fallbacks": [{"model": "backup", "api_base": "http://evil"}]})
 
 
-async def test_mock_response_answers_without_an_upstream(proxy_factory: Any, fakes: Any) -> None:
+async def test_mock_response_answers_without_an_upstream(fakes: Any, proxy_factory: Any) -> None:
     (fake,) = await fakes(1)
     proxy = await start(proxy_factory, config([deployment("m", fake, input_cost_per_token=0.000001)]))
     c = client(proxy)
@@ -85,7 +85,7 @@ async def test_mock_response_answers_without_an_upstream(proxy_factory: Any, fak
     assert fake.requests == []
 
 
-async def test_v1_models_lists_what_the_key_may_use(proxy_factory: Any, fakes: Any) -> None:
+async def test_v1_models_lists_what_the_key_may_use(fakes: Any, proxy_factory: Any) -> None:
     (fake,) = await fakes(1)
     text = config(
         [
@@ -115,7 +115,7 @@ async def test_v1_models_lists_what_the_key_may_use(proxy_factory: Any, fakes: A
         await c.close()
 
 
-async def test_per_model_num_retries_and_litellm_headers(proxy_factory: Any, fakes: Any) -> None:
+async def test_per_model_num_retries_and_litellm_headers(fakes: Any, proxy_factory: Any) -> None:
     (flaky,) = await fakes(1)
     flaky.push(*[Action(status=500) for _ in range(3)])
     text = config(
@@ -131,7 +131,7 @@ async def test_per_model_num_retries_and_litellm_headers(proxy_factory: Any, fak
     assert raw.headers["x-litellm-model-region"] == "eu-west-1"
 
 
-async def test_a_team_key_may_not_name_models_outside_the_team(proxy_factory: Any, fakes: Any) -> None:
+async def test_a_team_key_may_not_name_models_outside_the_team(fakes: Any, proxy_factory: Any) -> None:
     (fake,) = await fakes(1)
     proxy = await start(proxy_factory, config([deployment("a", fake), deployment("b", fake)]))
     async with httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {MASTER_KEY}"}) as admin:
@@ -142,7 +142,7 @@ async def test_a_team_key_may_not_name_models_outside_the_team(proxy_factory: An
     assert allowed.status_code == 200, allowed.text
 
 
-async def test_tag_routing_by_request_and_key_tags(proxy_factory: Any, fakes: Any) -> None:
+async def test_tag_routing_by_request_and_key_tags(fakes: Any, proxy_factory: Any) -> None:
     paid, free, fallback = await fakes(3)
     text = config(
         [

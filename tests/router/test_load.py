@@ -25,7 +25,7 @@ async def one(c: openai.AsyncOpenAI, stream: bool) -> tuple[float, int]:
 
 
 async def test_200_concurrent_requests_with_one_deployment_failing_half_the_time(
-    proxy_factory: Any, fakes: Any
+    fakes: Any, proxy_factory: Any
 ) -> None:
     flaky, a, b = await fakes(3)
     flaky.failure_rate = 0.5

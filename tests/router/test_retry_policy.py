@@ -12,7 +12,7 @@ from tests.router.conftest import chat, client, config, deployment, start
 POLICY = {"RateLimitErrorRetries": 3, "InternalServerErrorRetries": 0, "BadRequestErrorRetries": 0}
 
 
-async def test_retries_follow_the_error_class(proxy_factory: Any, fakes: Any) -> None:
+async def test_retries_follow_the_error_class(fakes: Any, proxy_factory: Any) -> None:
     (only,) = await fakes(1)
     text = config([deployment("m", only)], router={"retry_policy": POLICY, "allowed_fails": 100})
     proxy = await start(proxy_factory, text)
@@ -36,7 +36,7 @@ async def test_retries_follow_the_error_class(proxy_factory: Any, fakes: Any) ->
     assert len(only.requests) == 1
 
 
-async def test_timeouts_default_to_num_retries(proxy_factory: Any, fakes: Any) -> None:
+async def test_timeouts_default_to_num_retries(fakes: Any, proxy_factory: Any) -> None:
     (only,) = await fakes(1)
     only.fail(504, "gateway timeout", times=2)
     text = config([deployment("m", only)], router={"retry_policy": {"RateLimitErrorRetries": 5}, "num_retries": 2})

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator
+from types import ModuleType
 from typing import Any
 
 import openai
@@ -39,23 +40,31 @@ async def state(request: pytest.FixtureRequest, namespace: str) -> AsyncIterator
     await made.close()
 
 
-async def test_counters_add_up_and_expire(state: SharedState) -> None:
+async def let_pass(state: SharedState, seconds: float, clock: ModuleType) -> None:
+    """Time passes: the proxy's clock moves for the in-process state; Redis expires on its own clock."""
+    if isinstance(state, MemoryState):
+        clock.advance(seconds)
+    else:
+        await asyncio.sleep(seconds)
+
+
+async def test_counters_add_up_and_expire(state: SharedState, clock: ModuleType) -> None:
     assert await state.incr("a", 2, ttl=0.3) == 2
     assert await state.incr("a", 3, ttl=0.3) == 5
     assert await state.incr_many({"a": 0, "b": 4}, ttl=0.3) == {"a": 5, "b": 4}
-    await asyncio.sleep(0.4)
+    await let_pass(state, 0.4, clock)
     assert await state.incr_many({"a": 0, "b": 1}, ttl=10) == {"a": 0, "b": 1}
     await state.delete("b")
     assert await state.incr("b", 0, ttl=10) == 0
 
 
-async def test_marks_expire_and_are_announced(state: SharedState) -> None:
+async def test_marks_expire_and_are_announced(state: SharedState, clock: ModuleType) -> None:
     await state.mark("cooldown", "dep-1", 0.3, "failing")
     await state.mark("cooldown", "dep-2", 5, "rate_limited")
     marks = await state.marks("cooldown")
     assert set(marks) == {"dep-1", "dep-2"}
     assert 0 < marks["dep-1"][0] <= 0.3 and marks["dep-2"][1] == "rate_limited"
-    await asyncio.sleep(0.35)
+    await let_pass(state, 0.35, clock)
     assert set(await state.marks("cooldown")) == {"dep-2"}
     await state.unmark("cooldown", "dep-2")
     assert await state.marks("cooldown") == {}
@@ -97,7 +106,7 @@ def two_deployments(bad: Any, good: Any) -> list[dict[str, Any]]:
     ]
 
 
-async def test_two_proxies_share_cooldowns(proxy_factory: Any, fakes: Any, redis_url: str, namespace: str) -> None:
+async def test_two_proxies_share_cooldowns(fakes: Any, proxy_factory: Any, redis_url: str, namespace: str) -> None:
     bad, good = await fakes(2)
     bad.failure_rate = 1.0
     text = config(
@@ -124,7 +133,7 @@ async def test_two_proxies_share_cooldowns(proxy_factory: Any, fakes: Any, redis
     assert late.runtime.shared_state.shared
 
 
-async def test_failures_add_up_across_proxies(proxy_factory: Any, fakes: Any, redis_url: str, namespace: str) -> None:
+async def test_failures_add_up_across_proxies(fakes: Any, proxy_factory: Any, redis_url: str, namespace: str) -> None:
     bad, good = await fakes(2)
     bad.failure_rate = 1.0
     text = config(
@@ -146,7 +155,7 @@ async def test_failures_add_up_across_proxies(proxy_factory: Any, fakes: Any, re
     await eventually(lambda: status(one, bad)["state"] == "cooldown" and status(two, bad)["state"] == "cooldown")
 
 
-async def test_usage_counters_are_shared(proxy_factory: Any, fakes: Any, redis_url: str, namespace: str) -> None:
+async def test_usage_counters_are_shared(fakes: Any, proxy_factory: Any, redis_url: str, namespace: str) -> None:
     (only,) = await fakes(1)
     text = config([deployment("m", only, rpm=4)], router={"redis_namespace": namespace})
     env = {"REDIS_URL": redis_url}
@@ -168,7 +177,7 @@ async def test_usage_counters_are_shared(proxy_factory: Any, fakes: Any, redis_u
 
 
 async def test_unreachable_redis_degrades_with_one_warning(
-    proxy_factory: Any, fakes: Any, caplog: pytest.LogCaptureFixture
+    fakes: Any, proxy_factory: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     bad, good = await fakes(2)
     bad.failure_rate = 1.0
@@ -225,7 +234,7 @@ def private_redis() -> Any:
 
 
 async def test_redis_going_away_mid_run_never_fails_requests(
-    proxy_factory: Any, fakes: Any, private_redis: Any, caplog: pytest.LogCaptureFixture
+    fakes: Any, proxy_factory: Any, private_redis: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     bad, good = await fakes(2)
     caplog.set_level(logging.WARNING, logger="proxyllm.state")

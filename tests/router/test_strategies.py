@@ -16,7 +16,7 @@ async def spread(c: openai.AsyncOpenAI, n: int, *, batch: int = 20, **kwargs: An
         await asyncio.gather(*(chat(c, **kwargs) for _ in range(min(batch, n - i))))
 
 
-async def test_simple_shuffle_follows_weights(proxy_factory: Any, fakes: Any) -> None:
+async def test_simple_shuffle_follows_weights(fakes: Any, proxy_factory: Any) -> None:
     a, b = await fakes(2)
     proxy = await start(proxy_factory, config([deployment("m", a, weight=3), deployment("m", b, weight=1)]))
     await spread(client(proxy), 400)
@@ -25,7 +25,7 @@ async def test_simple_shuffle_follows_weights(proxy_factory: Any, fakes: Any) ->
     assert 0.68 < share < 0.82, f"weight 3:1 should send ~75% to the first, sent {share:.0%}"
 
 
-async def test_least_busy_balances_concurrent_requests(proxy_factory: Any, fakes: Any) -> None:
+async def test_least_busy_balances_concurrent_requests(fakes: Any, proxy_factory: Any) -> None:
     a, b = await fakes(2)
     a.delay = b.delay = 0.5
     text = config([deployment("m", a), deployment("m", b)], router={"routing_strategy": "least-busy"})
@@ -34,7 +34,7 @@ async def test_least_busy_balances_concurrent_requests(proxy_factory: Any, fakes
     assert (len(a.requests), len(b.requests)) == (5, 5), "ten requests in flight at once split evenly"
 
 
-async def test_least_busy_avoids_the_slow_deployment(proxy_factory: Any, fakes: Any) -> None:
+async def test_least_busy_avoids_the_slow_deployment(fakes: Any, proxy_factory: Any) -> None:
     slow, fast = await fakes(2)
     slow.delay = 1.0
     text = config([deployment("m", slow), deployment("m", fast)], router={"routing_strategy": "least-busy"})
@@ -49,7 +49,7 @@ async def test_least_busy_avoids_the_slow_deployment(proxy_factory: Any, fakes: 
     assert proxy.runtime.router.stats[proxy.runtime.router.deployments[0].id].dep.in_flight == 0
 
 
-async def test_latency_based_prefers_fast_and_explores(proxy_factory: Any, fakes: Any) -> None:
+async def test_latency_based_prefers_fast_and_explores(fakes: Any, proxy_factory: Any) -> None:
     slow, fast = await fakes(2)
     slow.delay = 0.06  # thirty times the fakes' own answer time: clear even on a loaded machine
     text = config(
@@ -75,7 +75,7 @@ async def test_latency_based_prefers_fast_and_explores(proxy_factory: Any, fakes
     assert len(slow.requests) > before
 
 
-async def test_latency_based_uses_time_to_first_token_for_streams(proxy_factory: Any, fakes: Any) -> None:
+async def test_latency_based_uses_time_to_first_token_for_streams(fakes: Any, proxy_factory: Any) -> None:
     slow_start, quick_start = await fakes(2)
     slow_start.delay = 0.15
     text = config(
@@ -94,7 +94,7 @@ async def test_latency_based_uses_time_to_first_token_for_streams(proxy_factory:
     assert ttfts[slow_start.api_base] is not None and ttfts[slow_start.api_base] > 0.1
 
 
-async def test_usage_based_prefers_fewest_tokens_this_minute(proxy_factory: Any, fakes: Any) -> None:
+async def test_usage_based_prefers_fewest_tokens_this_minute(fakes: Any, proxy_factory: Any) -> None:
     wordy, terse = await fakes(2)
     wordy.reply_text = " ".join(["word"] * 60)
     terse.reply_text = "ok"
@@ -111,7 +111,7 @@ async def test_usage_based_prefers_fewest_tokens_this_minute(proxy_factory: Any,
     assert tokens[0] > 0
 
 
-async def test_cost_based_picks_the_cheapest_available(proxy_factory: Any, fakes: Any) -> None:
+async def test_cost_based_picks_the_cheapest_available(fakes: Any, proxy_factory: Any) -> None:
     pricey, cheap = await fakes(2)
     text = config(
         [
@@ -131,7 +131,7 @@ async def test_cost_based_picks_the_cheapest_available(proxy_factory: Any, fakes
     assert len(cheap.requests) == 21
 
 
-async def test_rpm_limit_skips_a_deployment_at_its_limit(proxy_factory: Any, fakes: Any) -> None:
+async def test_rpm_limit_skips_a_deployment_at_its_limit(fakes: Any, proxy_factory: Any) -> None:
     limited, free = await fakes(2)
     text = config(
         [deployment("m", limited, rpm=2), deployment("m", free)], router={"routing_strategy": "cost-based-routing"}
@@ -147,7 +147,7 @@ async def test_rpm_limit_skips_a_deployment_at_its_limit(proxy_factory: Any, fak
 
 @pytest.mark.parametrize("limit", [{"rpm": 3}, {"tpm": 10}])
 async def test_all_at_their_limit_is_429_with_retry_after(
-    proxy_factory: Any, fakes: Any, limit: dict[str, int]
+    fakes: Any, proxy_factory: Any, limit: dict[str, int]
 ) -> None:
     a, b = await fakes(2)
     proxy = await start(proxy_factory, config([deployment("m", a, **limit), deployment("m", b, **limit)]))

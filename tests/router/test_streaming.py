@@ -44,7 +44,7 @@ async def read_stream(c: openai.AsyncOpenAI) -> tuple[str, Any]:
     ids=["dropped", "error-event", "500", "stalled"],
 )
 async def test_stream_failing_before_first_chunk_is_served_elsewhere(
-    proxy_factory: Any, fakes: Any, failure: Action
+    fakes: Any, proxy_factory: Any, failure: Action
 ) -> None:
     dying, healthy = await fakes(2)
     dying.push(failure)
@@ -58,7 +58,7 @@ async def test_stream_failing_before_first_chunk_is_served_elsewhere(
     assert len(dying.requests) == 1 and len(healthy.requests) == 1
 
 
-async def test_stream_failing_before_first_chunk_falls_back(proxy_factory: Any, fakes: Any) -> None:
+async def test_stream_failing_before_first_chunk_falls_back(fakes: Any, proxy_factory: Any) -> None:
     dying, backup = await fakes(2)
     dying.push(Action(drop_after=0))
     text = config(
@@ -81,7 +81,7 @@ async def test_stream_failing_before_first_chunk_falls_back(proxy_factory: Any, 
     ids=["error-event", "dropped", "stalled"],
 )
 async def test_stream_failing_midway_ends_with_an_error_event(
-    proxy_factory: Any, fakes: Any, failure: Action, words: str
+    fakes: Any, proxy_factory: Any, failure: Action, words: str
 ) -> None:
     dying, healthy = await fakes(2)
     dying.push(failure)
@@ -111,7 +111,7 @@ async def test_stream_failing_midway_ends_with_an_error_event(
     await eventually(lambda: all(d.in_flight == 0 for d in proxy.runtime.router.deployments))
 
 
-async def test_client_leaving_mid_stream_releases_the_deployment(proxy_factory: Any, fakes: Any) -> None:
+async def test_client_leaving_mid_stream_releases_the_deployment(fakes: Any, proxy_factory: Any) -> None:
     slow, other = await fakes(2)
     slow.push(Action(chunk_delay=0.3))
     text = config(cheap_first(slow, other), router={"routing_strategy": "cost-based-routing"})

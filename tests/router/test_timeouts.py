@@ -12,7 +12,7 @@ from tests.fakes.base import Action
 from tests.router.conftest import HI, chat, client, config, deployment, start, status
 
 
-async def test_request_timeout_moves_to_another_deployment(proxy_factory: Any, fakes: Any) -> None:
+async def test_request_timeout_moves_to_another_deployment(fakes: Any, proxy_factory: Any) -> None:
     slow, quick = await fakes(2)
     slow.delay = 2.0
     text = config(
@@ -30,7 +30,7 @@ async def test_request_timeout_moves_to_another_deployment(proxy_factory: Any, f
     assert len(quick.requests) == 1
 
 
-async def test_router_settings_timeout_applies_to_every_deployment(proxy_factory: Any, fakes: Any) -> None:
+async def test_router_settings_timeout_applies_to_every_deployment(fakes: Any, proxy_factory: Any) -> None:
     (slow,) = await fakes(1)
     slow.delay = 2.0
     proxy = await start(proxy_factory, config([deployment("m", slow)], router={"timeout": 0.2, "num_retries": 0}))
@@ -41,7 +41,7 @@ async def test_router_settings_timeout_applies_to_every_deployment(proxy_factory
     assert time.perf_counter() - started < 1.0
 
 
-async def test_stream_timeout_is_for_the_first_chunk_only(proxy_factory: Any, fakes: Any) -> None:
+async def test_stream_timeout_is_for_the_first_chunk_only(fakes: Any, proxy_factory: Any) -> None:
     (box,) = await fakes(1)
     # The first chunk comes quickly, the rest slowly: within stream_timeout, within the idle timeout.
     box.push(Action(chunk_delay=0.15))
@@ -53,7 +53,7 @@ async def test_stream_timeout_is_for_the_first_chunk_only(proxy_factory: Any, fa
     assert text == "Hello from the fake upstream", "a 0.9s stream is fine with a 0.3s first-chunk timeout"
 
 
-async def test_slow_first_chunk_is_retried(proxy_factory: Any, fakes: Any) -> None:
+async def test_slow_first_chunk_is_retried(fakes: Any, proxy_factory: Any) -> None:
     (box,) = await fakes(1)
     box.push(Action(delay=1.0))
     proxy = await start(proxy_factory, config([deployment("m", box, stream_timeout=0.3)]))
@@ -66,7 +66,7 @@ async def test_slow_first_chunk_is_retried(proxy_factory: Any, fakes: Any) -> No
 
 
 @pytest.mark.parametrize("how", ["body", "header"])
-async def test_per_request_timeout(proxy_factory: Any, fakes: Any, how: str) -> None:
+async def test_per_request_timeout(fakes: Any, proxy_factory: Any, how: str) -> None:
     (slow,) = await fakes(1)
     slow.delay = 1.0
     proxy = await start(proxy_factory, config([deployment("m", slow)], router={"num_retries": 0}))
@@ -82,7 +82,7 @@ async def test_per_request_timeout(proxy_factory: Any, fakes: Any, how: str) -> 
     assert "timeout" not in slow.requests[0].body, "the proxy's own field is not forwarded"
 
 
-async def test_per_request_timeout_on_streams_bounds_the_first_chunk(proxy_factory: Any, fakes: Any) -> None:
+async def test_per_request_timeout_on_streams_bounds_the_first_chunk(fakes: Any, proxy_factory: Any) -> None:
     (slow,) = await fakes(1)
     slow.push(Action(delay=1.0))
     proxy = await start(proxy_factory, config([deployment("m", slow)], router={"num_retries": 0}))

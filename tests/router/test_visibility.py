@@ -12,7 +12,7 @@ from tests.conftest import MASTER_KEY
 from tests.router.conftest import chat, client, config, dep_id, deployment, eventually, fresh_minute, start, status
 
 
-async def test_response_headers(proxy_factory: Any, fakes: Any) -> None:
+async def test_response_headers(fakes: Any, proxy_factory: Any) -> None:
     (slow,) = await fakes(1)
     slow.delay = 0.3
     proxy = await start(proxy_factory, config([deployment("m", slow)]))
@@ -36,7 +36,7 @@ async def test_response_headers(proxy_factory: Any, fakes: Any) -> None:
         pass
 
 
-async def test_overhead_counts_retry_waits_as_waiting(proxy_factory: Any, fakes: Any) -> None:
+async def test_overhead_counts_retry_waits_as_waiting(fakes: Any, proxy_factory: Any) -> None:
     (only,) = await fakes(1)
     only.fail(429, "slow down", retry_after="0.5")
     proxy = await start(proxy_factory, config([deployment("m", only)]))
@@ -45,7 +45,7 @@ async def test_overhead_counts_retry_waits_as_waiting(proxy_factory: Any, fakes:
     assert float(raw.headers["x-litellm-overhead-duration-ms"]) < 100
 
 
-async def test_health_reports_each_deployments_state(proxy_factory: Any, fakes: Any) -> None:
+async def test_health_reports_each_deployments_state(fakes: Any, proxy_factory: Any) -> None:
     bad, good = await fakes(2)
     bad.failure_rate = 1.0
     text = config([deployment("m", bad), deployment("m", good)], router={"allowed_fails": 1, "cooldown_time": 30})
@@ -67,7 +67,7 @@ async def test_health_reports_each_deployments_state(proxy_factory: Any, fakes: 
     assert "sk-upstream" not in str(report)
 
 
-async def test_background_health_checks_feed_cooldowns(proxy_factory: Any, fakes: Any) -> None:
+async def test_background_health_checks_feed_cooldowns(fakes: Any, proxy_factory: Any) -> None:
     missing, fine = await fakes(2)
     missing.models = ("something-else",)  # the upstream no longer lists the model: the probe fails
     text = config(
@@ -92,7 +92,7 @@ async def test_background_health_checks_feed_cooldowns(proxy_factory: Any, fakes
     assert missing.requests
 
 
-async def test_readiness_reports_shared_state(proxy_factory: Any, fakes: Any) -> None:
+async def test_readiness_reports_shared_state(fakes: Any, proxy_factory: Any) -> None:
     (only,) = await fakes(1)
     proxy = await start(proxy_factory, config([deployment("m", only)]))
     async with httpx.AsyncClient(base_url=proxy.url) as http:

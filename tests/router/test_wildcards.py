@@ -14,7 +14,7 @@ def wildcard(name: str, model: str, api_base: str, **params: Any) -> dict[str, A
     return {"model_name": name, "litellm_params": {"model": model, "api_base": api_base, **params}}
 
 
-async def test_provider_wildcard_routes_the_requested_model(proxy_factory: Any, fakes: Any) -> None:
+async def test_provider_wildcard_routes_the_requested_model(fakes: Any, proxy_factory: Any) -> None:
     (box,) = await fakes(1, kind="ollama")
     proxy = await start(proxy_factory, config([wildcard("ollama/*", "ollama_chat/*", box.url)]))
     c = client(proxy)
@@ -30,7 +30,7 @@ async def test_provider_wildcard_routes_the_requested_model(proxy_factory: Any, 
     assert len(proxy.runtime.router.deployments) == 2
 
 
-async def test_catch_all_wildcard(proxy_factory: Any, fakes: Any) -> None:
+async def test_catch_all_wildcard(fakes: Any, proxy_factory: Any) -> None:
     (box,) = await fakes(1, kind="ollama")
     (cloud,) = await fakes(1)
     text = config(
@@ -50,7 +50,7 @@ async def test_catch_all_wildcard(proxy_factory: Any, fakes: Any) -> None:
     assert (await c.models.retrieve("llama3")).id == "llama3"
 
 
-async def test_openai_wildcard_and_provider_per_request(proxy_factory: Any, fakes: Any) -> None:
+async def test_openai_wildcard_and_provider_per_request(fakes: Any, proxy_factory: Any) -> None:
     (cloud,) = await fakes(1)
     (box,) = await fakes(1, kind="ollama")
     text = config(
@@ -70,7 +70,7 @@ async def test_openai_wildcard_and_provider_per_request(proxy_factory: Any, fake
     assert info.value.code == "model_not_found" and "nosuch" in info.value.message
 
 
-async def test_model_group_alias(proxy_factory: Any, fakes: Any) -> None:
+async def test_model_group_alias(fakes: Any, proxy_factory: Any) -> None:
     (cloud,) = await fakes(1)
     text = config(
         [{"model_name": "gpt-fake", "litellm_params": {"model": "openai/gpt-fake", "api_base": cloud.api_base}}],

@@ -44,10 +44,12 @@ def config(openai_upstream: FakeOpenAI, redis: str | None = None, **general: Any
     )
 
 
-@pytest.fixture
-async def proxy(database_url: str, proxy_factory: Any, openai_upstream: FakeOpenAI) -> ProxyServer:
+@pytest.fixture(scope="module")
+async def proxy(module_database_url: str, module_proxy_factory: Any, openai_upstream: FakeOpenAI) -> ProxyServer:
+    """One proxy per module and database: the throttle counts per client address and per key prefix, and
+    every case here comes from addresses (and uses prefixes) of its own."""
     server: ProxyServer = await asyncio.to_thread(
-        proxy_factory, config(openai_upstream), env={"DATABASE_URL": database_url}
+        module_proxy_factory, config(openai_upstream), env={"DATABASE_URL": module_database_url}
     )
     return server
 

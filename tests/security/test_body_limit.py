@@ -66,9 +66,9 @@ def send_chunked(port: int, path: str, headers: dict[str, str], total: int) -> t
 
 
 @pytest.mark.parametrize("path", ["/stripe/webhook", "/key/generate", "/model/new", "/ui/login", "/user/new"])
-async def test_unauthenticated_huge_chunked_body_is_refused_early(proxy: ProxyServer, path: str) -> None:
+async def test_unauthenticated_huge_chunked_body_is_refused_early(shared_proxy: ProxyServer, path: str) -> None:
     before = rss_bytes()
-    status, sent = await asyncio.to_thread(send_chunked, proxy.port, path, {}, HUGE)
+    status, sent = await asyncio.to_thread(send_chunked, shared_proxy.port, path, {}, HUGE)
     grown = rss_bytes() - before
     assert status == 413
     assert sent < 32 * 1024 * 1024, f"{sent} bytes were accepted before the refusal"
@@ -76,9 +76,9 @@ async def test_unauthenticated_huge_chunked_body_is_refused_early(proxy: ProxySe
 
 
 @pytest.mark.parametrize("path", ["/stripe/webhook", "/key/generate", "/team/new"])
-async def test_declared_length_over_the_limit_is_refused_without_reading(proxy: ProxyServer, path: str) -> None:
+async def test_declared_length_over_the_limit_is_refused_without_reading(shared_proxy: ProxyServer, path: str) -> None:
     """The Content-Length promises 256 MiB and one byte arrives: the answer comes without waiting for more."""
-    assert await asyncio.to_thread(_declared_only, proxy.port, path) == 413
+    assert await asyncio.to_thread(_declared_only, shared_proxy.port, path) == 413
 
 
 def _declared_only(port: int, path: str) -> int | None:
@@ -94,18 +94,18 @@ def _declared_only(port: int, path: str) -> int | None:
     return int(reply.split(b" ")[1]) if reply.startswith(b"HTTP/1.1 ") else None
 
 
-async def test_authenticated_admin_body_over_admin_limit(proxy: ProxyServer) -> None:
+async def test_authenticated_admin_body_over_admin_limit(shared_proxy: ProxyServer) -> None:
     status, sent = await asyncio.to_thread(
-        send_chunked, proxy.port, "/key/generate", {"Authorization": f"Bearer {MASTER_KEY}"}, HUGE
+        send_chunked, shared_proxy.port, "/key/generate", {"Authorization": f"Bearer {MASTER_KEY}"}, HUGE
     )
     assert status == 413
     assert sent < 32 * 1024 * 1024
 
 
-async def test_ordinary_bodies_still_work(proxy: ProxyServer, http: Any) -> None:
-    response = await http.post("/key/generate", json={"key_alias": "fits", "metadata": {"note": "x" * 70_000}})
+async def test_ordinary_bodies_still_work(shared_proxy: ProxyServer, shared_http: Any) -> None:
+    response = await shared_http.post("/key/generate", json={"key_alias": "fits", "metadata": {"note": "x" * 70_000}})
     assert response.status_code == 200, response.text
-    async with httpx.AsyncClient(base_url=proxy.url, timeout=30) as anonymous:
+    async with httpx.AsyncClient(base_url=shared_proxy.url, timeout=30) as anonymous:
         response = await anonymous.post("/key/generate", json={"key_alias": "x" * 70_000})
         assert response.status_code == 413  # over the anonymous limit: refused before authentication
         assert response.json()["error"]["code"] == "request_too_large"

@@ -47,28 +47,38 @@ async def proxy(database_url: str, proxy_factory: Any, openai_upstream: FakeOpen
     return server
 
 
+@pytest.fixture(scope="module")
+async def shared(module_database_url: str, module_proxy_factory: Any, openai_upstream: FakeOpenAI) -> ProxyServer:
+    """``proxy`` for the cases that count nothing (SQLite and PostgreSQL). The probe-rate case keeps its
+    own: on a shared proxy an earlier /health call may already have probed, and it would count nothing."""
+    server: ProxyServer = await asyncio.to_thread(
+        module_proxy_factory, config(openai_upstream), env={"DATABASE_URL": module_database_url}
+    )
+    return server
+
+
 def as_key(proxy: ProxyServer, key: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=proxy.url, timeout=30, headers={"authorization": f"Bearer {key}"})
 
 
-async def test_customers_get_liveliness_and_readiness_but_not_the_probe(proxy: ProxyServer) -> None:
-    async with as_key(proxy, MASTER_KEY) as admin:
+async def test_customers_get_liveliness_and_readiness_but_not_the_probe(shared: ProxyServer) -> None:
+    async with as_key(shared, MASTER_KEY) as admin:
         created = await admin.post("/key/generate", json={"key_alias": "customer"})
         assert created.status_code == 200, created.text
-    async with as_key(proxy, created.json()["key"]) as customer:
+    async with as_key(shared, created.json()["key"]) as customer:
         refused = await customer.get("/health")
         assert refused.status_code == 403
         assert refused.json()["error"]["type"] == "permission_error"
         assert "127.0.0.1" not in refused.text
         assert (await customer.get("/health/liveliness")).status_code == 200
         assert (await customer.get("/health/readiness")).status_code == 200
-    async with httpx.AsyncClient(base_url=proxy.url) as anonymous:
+    async with httpx.AsyncClient(base_url=shared.url) as anonymous:
         assert (await anonymous.get("/health")).status_code == 401
         assert (await anonymous.get("/health/liveliness")).status_code == 200
 
 
-async def test_api_key_and_url_credentials_do_not_break_health(proxy: ProxyServer) -> None:
-    async with as_key(proxy, MASTER_KEY) as admin:
+async def test_api_key_and_url_credentials_do_not_break_health(shared: ProxyServer) -> None:
+    async with as_key(shared, MASTER_KEY) as admin:
         resp = await admin.get("/health")
     assert resp.status_code == 200, resp.text
     report = resp.json()

@@ -32,7 +32,14 @@ def leaks(text: str) -> list[str]:
 
 @pytest.fixture
 async def proxy(database_url: str, proxy_factory: Any, openai_upstream: FakeOpenAI) -> ProxyServer:
+    """A proxy of its own: for the case that reads the whole audit table and every log line."""
     return await start(proxy_factory, ops_config(openai_upstream), database_url)
+
+
+@pytest.fixture(scope="module")
+async def shared(module_database_url: str, module_proxy_factory: Any, openai_upstream: FakeOpenAI) -> ProxyServer:
+    """``proxy`` shared by the cases that look only at the models they name (SQLite and PostgreSQL)."""
+    return await start(module_proxy_factory, ops_config(openai_upstream), module_database_url)
 
 
 async def test_model_secrets_stay_out_of_audit_rows_logs_and_responses(
@@ -72,12 +79,12 @@ async def test_model_secrets_stay_out_of_audit_rows_logs_and_responses(
     assert not leaks(caplog.text)
 
 
-async def test_api_base_with_credentials_is_sealed(proxy: ProxyServer, openai_upstream: FakeOpenAI) -> None:
+async def test_api_base_with_credentials_is_sealed(shared: ProxyServer, openai_upstream: FakeOpenAI) -> None:
     body = {
         "model_name": "cred-url",
         "litellm_params": {"model": "openai/gpt-fake", "api_base": with_credentials(openai_upstream.api_base)},
     }
-    async with admin(proxy) as client:
+    async with admin(shared) as client:
         created = await client.post("/model/new", json=body)
         assert created.status_code == 200, created.text
         shown = created.json()["litellm_params"]["api_base"]
@@ -86,11 +93,11 @@ async def test_api_base_with_credentials_is_sealed(proxy: ProxyServer, openai_up
         same = {"id": created.json()["model_id"], "litellm_params": {"api_base": shown, "rpm": 5}}
         updated = await client.post("/model/update", json=same)
         assert updated.status_code == 200, updated.text
-    rows = await db_rows(proxy, StoredModel.__table__)
+    rows = await db_rows(shared, StoredModel.__table__)
     (row,) = [r for r in rows if r["model_name"] == "cred-url"]
     assert "api_base" not in (row["litellm_params"] or {})
     assert URL_PASSWORD not in orjson.dumps(row, default=str).decode()
-    stored = proxy.runtime.ops.models
+    stored = shared.runtime.ops.models
     assert stored is not None
     (record,) = [r for r in stored.records.values() if r.model_name == "cred-url"]
     assert URL_PASSWORD in record.params["api_base"]  # in memory, in clear: still usable
@@ -100,18 +107,18 @@ async def test_api_base_with_credentials_is_sealed(proxy: ProxyServer, openai_up
     "var", ["STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET", "LITELLM_SALT_KEY", "LITELLM_MASTER_KEY", "DATABASE_URL"]
 )
 async def test_stored_models_cannot_read_the_proxys_own_secrets(
-    proxy: ProxyServer, openai_upstream: FakeOpenAI, var: str
+    shared: ProxyServer, openai_upstream: FakeOpenAI, var: str
 ) -> None:
     body = {
         "model_name": "exfiltrate",
         "litellm_params": {"model": "openai/x", "api_base": openai_upstream.api_base, "api_key": f"os.environ/{var}"},
     }
-    async with admin(proxy) as client:
+    async with admin(shared) as client:
         resp = await client.post("/model/new", json=body)
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"]["param"] == "litellm_params.api_key"
     assert var in resp.json()["error"]["message"]
-    assert proxy.runtime.router.find("exfiltrate") is None
+    assert shared.runtime.router.find("exfiltrate") is None
 
 
 async def test_other_environment_names_still_work(

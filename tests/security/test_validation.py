@@ -3,14 +3,12 @@ never a 500 — and non-finite numbers are refused."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import MASTER_KEY, ProxyServer, standard_config
-from tests.fakes.ollama_upstream import FakeOllama
+from tests.conftest import MASTER_KEY, ProxyServer
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.ops.conftest import ops_config, start
 
@@ -66,7 +64,15 @@ QUERIES: list[tuple[str, dict[str, Any], str | None]] = [
 
 @pytest.fixture
 async def proxy(database_url: str, proxy_factory: Any, openai_upstream: FakeOpenAI) -> ProxyServer:
+    """A proxy of its own, for cases that assert on everything in a table (no key at all, one audit row)."""
     return await start(proxy_factory, ops_config(openai_upstream), database_url, **BILLING_ENV)
+
+
+@pytest.fixture(scope="module")
+async def shared(module_database_url: str, module_proxy_factory: Any, openai_upstream: FakeOpenAI) -> ProxyServer:
+    """``proxy`` shared by the module's cases that only make requests and rows of their own (SQLite and
+    PostgreSQL)."""
+    return await start(module_proxy_factory, ops_config(openai_upstream), module_database_url, **BILLING_ENV)
 
 
 def client(proxy: ProxyServer, key: str = MASTER_KEY) -> httpx.AsyncClient:
@@ -98,22 +104,22 @@ async def test_admin_bodies_out_of_the_databases_range(proxy: ProxyServer) -> No
         assert listed["total_count"] == 0
 
 
-async def test_query_strings_out_of_range(proxy: ProxyServer) -> None:
-    async with client(proxy) as c:
+async def test_query_strings_out_of_range(shared: ProxyServer) -> None:
+    async with client(shared) as c:
         for path, params, param in QUERIES:
             assert_400(await c.get(path, params=params), param)
 
 
-async def test_customer_key_with_nul_in_spend_logs(proxy: ProxyServer) -> None:
-    async with client(proxy) as c:
+async def test_customer_key_with_nul_in_spend_logs(shared: ProxyServer) -> None:
+    async with client(shared) as c:
         key = (await c.post("/key/generate", json={"key_alias": "customer"})).json()["key"]
-    async with client(proxy, key) as customer:
+    async with client(shared, key) as customer:
         assert_400(await customer.get("/spend/logs", params={"request_id": "a\x00"}), "request_id")
         assert_400(await customer.get("/stripe/transactions", params={"starting_after": str(10**20)}), None)
 
 
-async def test_non_finite_json_numbers_are_refused(proxy: ProxyServer) -> None:
-    async with client(proxy) as c:
+async def test_non_finite_json_numbers_are_refused(shared: ProxyServer) -> None:
+    async with client(shared) as c:
         for raw in (b'{"max_budget": NaN}', b'{"max_budget": Infinity}', b'{"metadata": {"x": -Infinity}}'):
             resp = await c.post("/key/generate", content=raw, headers={"content-type": "application/json"})
             assert_400(resp, None)
@@ -123,8 +129,8 @@ async def test_non_finite_json_numbers_are_refused(proxy: ProxyServer) -> None:
         assert_400(resp, None)
 
 
-async def test_ordinary_values_still_accepted(proxy: ProxyServer) -> None:
-    async with client(proxy) as c:
+async def test_ordinary_values_still_accepted(shared: ProxyServer) -> None:
+    async with client(shared) as c:
         resp = await c.post(
             "/key/generate",
             json={"key_alias": "é-ok", "max_budget": 1000000, "rpm_limit": 2**31 - 1, "duration": "36500d"},
@@ -133,22 +139,14 @@ async def test_ordinary_values_still_accepted(proxy: ProxyServer) -> None:
         assert (await c.get("/key/list", params={"page": 1000})).status_code == 200
 
 
-@pytest.fixture
-async def standard(proxy_factory: Any, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama) -> ProxyServer:
-    server: ProxyServer = await asyncio.to_thread(
-        proxy_factory, standard_config(openai_upstream.api_base, ollama_upstream.url)
-    )
-    return server
-
-
-async def test_llama3_tool_calls_of_the_wrong_type(standard: ProxyServer) -> None:
+async def test_llama3_tool_calls_of_the_wrong_type(shared_proxy: ProxyServer) -> None:
     bodies = [
         {"model": "llama3", "messages": [{"role": "assistant", "content": None, "tool_calls": [1]}]},
         {"model": "llama3", "messages": [{"role": "assistant", "tool_calls": [{"function": 1}]}]},
         {"model": "llama3", "messages": [{"role": "assistant", "tool_calls": "x"}]},
         {"model": "llama3", "messages": [1]},
     ]
-    async with client(standard) as http:
+    async with client(shared_proxy) as http:
         for body in bodies:
             resp = await http.post("/v1/chat/completions", json=body)
             assert resp.status_code == 400, f"{body}: {resp.status_code} {resp.text}"
@@ -156,8 +154,8 @@ async def test_llama3_tool_calls_of_the_wrong_type(standard: ProxyServer) -> Non
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "1e309", "NaN"])
-async def test_non_finite_timeout_header(standard: ProxyServer, value: str) -> None:
-    async with client(standard) as http:
+async def test_non_finite_timeout_header(shared_proxy: ProxyServer, value: str) -> None:
+    async with client(shared_proxy) as http:
         resp = await http.post(
             "/v1/chat/completions",
             json={"model": "gpt-fake", "messages": [{"role": "user", "content": "hi"}]},
