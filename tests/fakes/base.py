@@ -60,7 +60,10 @@ class FakeUpstream:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        self.runner = web.AppRunner(self.app, handle_signals=False, access_log=None, handler_cancellation=True)
+        # A handler still serving (a stalled stream) is cancelled after 1 s at stop, not aiohttp's 60 s.
+        self.runner = web.AppRunner(
+            self.app, handle_signals=False, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
+        )
         await self.runner.setup()
         self.port = free_port()
         site = web.TCPSite(self.runner, "127.0.0.1", self.port)
