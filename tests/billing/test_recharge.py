@@ -229,7 +229,7 @@ async def test_portal_session_and_receipt_email(start: Any, stripe_api: FakeStri
             sent = stripe_api.portal_sessions[-1]
             assert sent["return_url"] == "https://app.example/billing"
             assert stripe_api.customers[-1]["email"] == "portal@example.com"
-            assert sent["customer"] == f"cus_{len(stripe_api.customers)}"
+            assert sent["customer"] == stripe_api.customer_ids[-1]
             topup = await customer.post(
                 "/stripe/topup", json={"amount": 10, "success_url": "https://x/ok", "cancel_url": "https://x/no"}
             )

@@ -42,7 +42,7 @@ async def test_topup_then_webhook_credits_once(
     assert str(started["checkout_url"]).startswith("https://checkout.stripe.com/")
     assert stripe_api.customers[0]["metadata[proxyllm_account_id]"] == "alice"
     form = stripe_api.sessions[0]
-    assert form["mode"] == "payment" and form["customer"] == "cus_1"
+    assert form["mode"] == "payment" and form["customer"] == stripe_api.customer_ids[0]
     assert form["line_items[0][price_data][unit_amount]"] == "2500"
     assert form["metadata[proxyllm_account_id]"] == "alice"
 
@@ -52,7 +52,8 @@ async def test_topup_then_webhook_credits_once(
     late = event("checkout.session.async_payment_succeeded", checkout_completed(session_id, 2500))
     assert (await deliver(admin, late)).json()["result"] == "already credited"
     info = await balance_of(admin, "alice")
-    assert info["balance"] == 25 and info["total_topups"] == 25 and info["stripe_customer_id"] == "cus_1"
+    assert info["balance"] == 25 and info["total_topups"] == 25
+    assert info["stripe_customer_id"] == stripe_api.customer_ids[0]
 
     second = await start_topup(proxy, key, "10.50")
     assert len(stripe_api.customers) == 1, "the customer is created once and reused"
