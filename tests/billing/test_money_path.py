@@ -69,7 +69,7 @@ async def test_cost_driving_and_stored_fields_are_bounded(
     assert resp.status_code == 400, resp.text
     error = resp.json()["error"]
     assert error["type"] == "invalid_request_error" and error["param"] == field, error
-    assert (await settled(shared_admin, user))["balance"] == 1
+    assert (await settled(shared_admin, user, shared_proxy))["balance"] == 1
 
 
 async def test_a_model_name_too_long_for_the_spend_log_is_refused(
@@ -96,7 +96,7 @@ async def test_negative_max_tokens_in_flight_cannot_unlock_an_empty_balance(
     served = sum(r.status_code == 200 for r in results[20:])
     assert all(r.status_code in (200, 402) for r in results[20:])
     assert served <= 4, served
-    info = await settled(shared_admin, user)
+    info = await settled(shared_admin, user, shared_proxy)
     assert info["balance"] >= 0, info
     await ledger_invariant(shared_proxy)
 
@@ -117,7 +117,7 @@ async def test_a_long_answer_without_max_tokens_cannot_overdraw(
     assert 402 in statuses and 200 in statuses, statuses
     sent = [r.body for r in openai_upstream.requests if r.path.endswith("/chat/completions")]
     assert sent and all(b.get("max_tokens") == 100 for b in sent), [b.get("max_tokens") for b in sent]
-    info = await settled(shared_admin, user)
+    info = await settled(shared_admin, user, shared_proxy)
     assert info["balance"] >= 0, info
     await ledger_invariant(shared_proxy)
 
@@ -132,7 +132,7 @@ async def test_n_choices_are_reserved(
     results = await asyncio.gather(*(post_chat(shared_proxy, key, {"n": 8, "max_tokens": 50}) for _ in range(10)))
     statuses = [r.status_code for r in results]
     assert set(statuses) <= {200, 402} and 402 in statuses, statuses
-    info = await settled(shared_admin, user)
+    info = await settled(shared_admin, user, shared_proxy)
     assert info["balance"] >= 0, info  # 8 x 50 output tokens per request were reserved, not 50
 
 
@@ -169,12 +169,12 @@ async def test_a_cache_hit_reserves_and_charges_nothing(
         key = await user_key(admin, "cached")
         await fund(admin, "cached", "0.001")
         first = await post_chat(proxy, key, {"max_tokens": 10})
-        after_first = (await settled(admin, "cached"))["balance"]
+        after_first = (await settled(admin, "cached", proxy))["balance"]
         hits = [await post_chat(proxy, key, {"max_tokens": 10}) for _ in range(5)]
         assert all(h.headers.get("x-litellm-cache-key") for h in hits)
         await fund(admin, "cached", "-0.001")  # nothing left to reserve from: hits still answer
         late = await post_chat(proxy, key, {"max_tokens": 10})
-        info = await settled(admin, "cached")
+        info = await settled(admin, "cached", proxy)
     assert first.status_code == 200 and all(h.status_code == 200 for h in hits), [h.text for h in hits]
     assert late.status_code == 200 and late.headers.get("x-litellm-cache-key"), late.text
     assert Decimal(str(info["balance"])) == Decimal(str(after_first)) - Decimal("0.001")

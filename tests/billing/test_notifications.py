@@ -204,7 +204,7 @@ async def test_balance_and_topup_events_are_signed_retried_and_delivered_once(
             for _ in range(2):
                 resp = await client.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI})
                 assert resp.status_code == 200, resp.text
-                await settled(admin, "notified")
+                await settled(admin, "notified", proxy)
             refused = await client.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI})
             assert refused.status_code == 402
         started = await admin.post(
@@ -255,7 +255,7 @@ async def test_budget_reached_and_switched_off_types(start: Any, receiver: Recei
         ) as client:
             # The first request spends past the key's budget (and takes the balance under its threshold).
             assert (await client.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI})).is_success
-            await settled(admin, "budgeted")
+            await settled(admin, "budgeted", proxy)
             for _ in range(3):
                 refused = await client.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI})
                 assert refused.status_code == 400 and refused.json()["error"]["type"] == "budget_exceeded"

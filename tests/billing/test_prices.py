@@ -106,8 +106,8 @@ async def chat(proxy: ProxyServer, key: str, model: str = "gpt-fake", **extra: A
         return await c.post("/v1/chat/completions", json={"model": model, "messages": HI, **extra})
 
 
-async def usage_amounts(admin: httpx.AsyncClient, user: str) -> list[Decimal]:
-    await settled(admin, user)
+async def usage_amounts(admin: httpx.AsyncClient, user: str, proxy: ProxyServer) -> list[Decimal]:
+    await settled(admin, user, proxy)
     entries = (await admin.get("/stripe/transactions", params={"account_id": user})).json()["data"]
     return [Decimal(repr(e["amount"])) for e in entries if e["kind"] == "usage"]
 
@@ -135,7 +135,7 @@ async def test_global_markup_in_ledger_spend_log_and_report(start: Any) -> None:
         await fund(admin, "marked", "1")
         resp = await chat(proxy, key, max_tokens=10)
         assert resp.status_code == 200, resp.text
-        assert await usage_amounts(admin, "marked") == [-COST * Decimal("1.5")]
+        assert await usage_amounts(admin, "marked", proxy) == [-COST * Decimal("1.5")]
         spend, price = await spend_log(proxy, resp.headers["x-litellm-call-id"])
         assert (spend, price) == (COST, COST * Decimal("1.5"))  # LiteLLM's spend stays the cost
         report = (await admin.get("/global/spend/report", params={"group_by": "model"})).json()
@@ -154,13 +154,13 @@ async def test_group_markup_and_account_markup(shared_proxy: ProxyServer) -> Non
         key = await user_key(admin, user)
         await fund(admin, user, "1")
         assert (await chat(proxy, key, "gpt-marked", max_tokens=10)).status_code == 200
-        assert await usage_amounts(admin, user) == [-COST * Decimal("1.1")]
+        assert await usage_amounts(admin, user, proxy) == [-COST * Decimal("1.1")]
         # The account's own markup comes before the model group's.
         resp = await admin.post("/billing/pricing", json={"account_id": user, "markup_percent": 200, "rate_card": None})
         assert resp.status_code == 200, resp.text
         assert resp.json()["markup_percent"] == "200"
         assert (await chat(proxy, key, "gpt-marked", max_tokens=10)).status_code == 200
-        assert sorted(await usage_amounts(admin, user)) == [-COST * 3, -COST * Decimal("1.1")]
+        assert sorted(await usage_amounts(admin, user, proxy)) == [-COST * 3, -COST * Decimal("1.1")]
         mine = await admin.get("/billing/pricing", params={"account_id": user})
         assert mine.json()["markup_percent"] == "200"
 
@@ -176,7 +176,7 @@ async def test_the_reservation_is_at_the_worst_case_price(start: Any) -> None:
         assert f"{worst_cost * 2:.6f}" in refused.json()["error"]["message"]
         await fund(admin, "bound", str(worst_cost))
         assert (await chat(proxy, key, max_tokens=10)).status_code == 200
-        assert await usage_amounts(admin, "bound") == [-COST * 2]
+        assert await usage_amounts(admin, "bound", proxy) == [-COST * 2]
 
 
 async def test_rate_card_prices_in_ledger_and_meters(start: Any, stripe_api: FakeStripe) -> None:
@@ -207,11 +207,11 @@ async def test_rate_card_prices_in_ledger_and_meters(start: Any, stripe_api: Fak
         assert assigned.status_code == 200, assigned.text
         assert (await chat(proxy, key, max_tokens=10)).status_code == 200
         price = Decimal("0.00001") + 5 * Decimal("0.00002") + Decimal("0.001")
-        assert await usage_amounts(admin, "carded") == [-price]
+        assert await usage_amounts(admin, "carded", proxy) == [-price]
         # A model not on the card is charged its cost (no markup configured).
         assert (await chat(proxy, key, "llama3", max_tokens=10)).status_code == 200
         llama = 7 * Decimal("0.0000005") + 5 * Decimal("0.0000005")
-        assert sorted(await usage_amounts(admin, "carded")) == sorted([-price, -llama])
+        assert sorted(await usage_amounts(admin, "carded", proxy)) == sorted([-price, -llama])
         for _ in range(200):
             if len(stripe_api.meter_events) >= 2:
                 break
@@ -224,7 +224,7 @@ async def test_rate_card_prices_in_ledger_and_meters(start: Any, stripe_api: Fak
         async with httpx.AsyncClient(base_url=proxy.url, timeout=30, headers={"authorization": f"Bearer {key}"}) as c:
             resp = await c.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": image, "max_tokens": 5})
         assert resp.status_code == 200, resp.text
-        amounts = await usage_amounts(admin, "carded")
+        amounts = await usage_amounts(admin, "carded", proxy)
         assert min(amounts) <= -(Decimal("0.01") + Decimal("0.001"))
         report = (await admin.get("/global/spend/report", params={"group_by": "model"})).json()
         gpt = next(m for m in report[-1]["models"] if m["model"] == "gpt-fake")
@@ -296,7 +296,7 @@ async def test_compute_time_price_from_ollama_durations(
         await fund(admin, user, "1")
         resp = await chat(proxy, key, model, max_tokens=10)
         assert resp.status_code == 200, resp.text
-        assert await usage_amounts(admin, user) == [-expected]
+        assert await usage_amounts(admin, user, proxy) == [-expected]
         spend, price = await spend_log(proxy, resp.headers["x-litellm-call-id"])
         assert spend == expected == price
         # The reservation covered the longest call the deployment allows (60 s at 0.003/s).
@@ -319,4 +319,4 @@ async def test_a_team_markup_prices_its_members(shared_proxy: ProxyServer) -> No
         )
         assert team.status_code == 200, team.text
         assert (await chat(proxy, made.json()["key"], max_tokens=10)).status_code == 200
-        assert await usage_amounts(admin, user) == [-COST * Decimal("1.25")]
+        assert await usage_amounts(admin, user, proxy) == [-COST * Decimal("1.25")]

@@ -105,7 +105,7 @@ async def test_fifty_requests_on_two_replicas_start_one_recharge(start: Any, str
         await refresh(first, second)
         served = await asyncio.gather(spend(first, key, 25), spend(second, key, 25))
         assert sum(served) == 12  # 6.00 at 0.50 a request
-        await settled(admin, "busy")
+        await settled(admin, "busy", first, second)
         await wait_for(lambda: stripe_api.payment_intents)
         await asyncio.sleep(1.5)  # time for a second one, if anything would create it
         assert len(stripe_api.payment_intents) == 1
@@ -137,12 +137,12 @@ async def test_monthly_cap_is_never_exceeded(start: Any, stripe_api: FakeStripe,
         await enable(admin, "capped", monthly_cap=15)  # one recharge of 10 fits, a second would not
         await refresh(proxy)
         assert await spend(proxy, key, 3) == 3  # 4.50: under the threshold
-        await settled(admin, "capped")
+        await settled(admin, "capped", proxy)
         await wait_for(lambda: stripe_api.payment_intents)
         paid = event("payment_intent.succeeded", succeeded(stripe_api.payment_intents[0]))
         assert (await deliver(admin, paid)).json()["result"] == "credited"  # 14.50
         assert await spend(proxy, key, 20) == 20  # down to 4.50 again: under the threshold, over the cap
-        await settled(admin, "capped")
+        await settled(admin, "capped", proxy)
         await asyncio.sleep(1.5)
         assert len(stripe_api.payment_intents) == 1
         state = (await admin.get("/stripe/auto_recharge", params={"account_id": "capped"})).json()
@@ -163,7 +163,7 @@ async def test_a_failed_recharge_turns_auto_recharge_off_and_notifies(
         await enable(admin, "declined")
         await refresh(proxy)
         assert await spend(proxy, key, 4) == 4
-        await settled(admin, "declined")
+        await settled(admin, "declined", proxy)
         await wait_for(lambda: "auto_recharge.failed" in receiver.delivered())
         failed = receiver.delivered()["auto_recharge.failed"][0]
         assert failed["account"] == {"type": "user", "id": "declined"} and failed["data"]["auto_recharge"] == "off"
@@ -173,7 +173,7 @@ async def test_a_failed_recharge_turns_auto_recharge_off_and_notifies(
         assert state["disabled_reason"]
         # Nothing is retried: more low-balance settlements start no new payment.
         assert await spend(proxy, key, 2) == 2
-        await settled(admin, "declined")
+        await settled(admin, "declined", proxy)
         await asyncio.sleep(1)
         assert len(stripe_api.payment_intents) == 1
         assert (await admin.get("/stripe/balance", params={"account_id": "declined"})).json()["balance"] == 3

@@ -56,7 +56,7 @@ async def test_concurrent_requests_never_overspend(
     results = await asyncio.gather(*(one() for _ in range(100)))
     ok = sum(results)
     assert 10 <= ok < 100
-    await settled(shared_admin, user)
+    await settled(shared_admin, user, shared_proxy)
     balances = await ledger_invariant(shared_proxy)
     assert balances[("user", user)] == estimate * 10 - COST * ok
     assert balances[("user", user)] >= 0
@@ -72,7 +72,7 @@ async def test_retries_are_charged_once(
     await fund(shared_admin, user, "1")
     openai_upstream.fail(500, "flaky", times=2)
     await sdk(shared_proxy, key).chat.completions.create(model="gpt-fake", messages=HI, max_tokens=10)
-    await settled(shared_admin, user)
+    await settled(shared_admin, user, shared_proxy)
     entries = (await shared_admin.get("/stripe/transactions", params={"account_id": user})).json()["data"]
     assert [(e["kind"], e["amount"]) for e in entries] == [("usage", -0.000011), ("adjustment", 1.0)]
 
@@ -138,7 +138,7 @@ async def test_refund_makes_balance_negative_until_topped_up(
     await deliver(shared_admin, event("checkout.session.completed", checkout_completed(sid, 1000, pi="pi_ref")))
     client = sdk(shared_proxy, key)
     await client.chat.completions.create(model="gpt-fake", messages=HI, max_tokens=10)
-    await settled(shared_admin, user)
+    await settled(shared_admin, user, shared_proxy)
 
     charge = {"id": "ch_1", "object": "charge", "payment_intent": "pi_ref", "amount": 1000, "amount_refunded": 400}
     await deliver(shared_admin, event("charge.refunded", charge))
