@@ -63,14 +63,21 @@ class Receiver:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    def delivered(self) -> dict[str, list[dict[str, Any]]]:
-        """Events answered 200, by type (each verified against its signature)."""
+    def reset(self) -> None:
+        """Forget what was received and answer 200 again (a receiver one module's tests share)."""
+        self.received.clear()
+        self.fail_first = 0
+
+    def delivered(self, account_id: str | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Events answered 200, by type (each verified against its signature); only those about
+        ``account_id`` when given."""
         found: dict[str, list[dict[str, Any]]] = {}
         for status, headers, body in self.received:
             verify(headers, body)
             if status == 200:
                 evt = orjson.loads(body)
-                found.setdefault(evt["type"], []).append(evt)
+                if account_id is None or (evt.get("account") or {}).get("id") == account_id:
+                    found.setdefault(evt["type"], []).append(evt)
         return found
 
 
