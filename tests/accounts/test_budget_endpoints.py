@@ -167,9 +167,11 @@ async def test_end_user_endpoints_in_litellms_shapes(proxy: ProxyServer, admin: 
     assert [u["user_id"] for u in (await admin.get("/end_user/list")).json()] == ["ishaan-jaff-3"]
 
 
-async def test_only_admins_manage_budgets_and_end_users(proxy: ProxyServer, admin: httpx.AsyncClient) -> None:
-    key = (await new_key(admin))["key"]
-    async with httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {key}"}) as client:
+async def test_only_admins_manage_budgets_and_end_users(
+    shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient
+) -> None:
+    key = (await new_key(shared_admin))["key"]
+    async with httpx.AsyncClient(base_url=shared_proxy.url, headers={"authorization": f"Bearer {key}"}) as client:
         for method, path, body in (
             ("POST", "/budget/new", {"budget_id": "mine"}),
             ("GET", "/budget/list", None),
@@ -178,11 +180,13 @@ async def test_only_admins_manage_budgets_and_end_users(proxy: ProxyServer, admi
             ("POST", "/end_user/block", {"user_ids": ["someone"]}),
         ):
             error_of(await client.request(method, path, json=body), 403)
-    async with httpx.AsyncClient(base_url=proxy.url) as anonymous:
+    async with httpx.AsyncClient(base_url=shared_proxy.url) as anonymous:
         error_of(await anonymous.get("/budget/list"), 401)
 
 
-async def test_concurrent_creations_of_one_id_never_500(proxy: ProxyServer, admin: httpx.AsyncClient) -> None:
+async def test_concurrent_creations_of_one_id_never_500(shared_admin: httpx.AsyncClient) -> None:
+    """On the shared proxy: the ids are this test's own."""
+    admin = shared_admin
     budgets = await asyncio.gather(*(admin.post("/budget/new", json={"budget_id": "race"}) for _ in range(10)))
     assert sorted(r.status_code for r in budgets) == [200] + [400] * 9
     users = await asyncio.gather(*(admin.post("/end_user/new", json={"user_id": "racer"}) for _ in range(10)))

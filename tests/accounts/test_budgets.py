@@ -1,4 +1,7 @@
-"""Budgets: refused before the upstream, exact under concurrency, reset on schedule."""
+"""Budgets: refused before the upstream, exact under concurrency, reset on schedule.
+
+All but the reset (it resets every budget due) share one proxy per module (``shared_proxy``): each its own
+keys, user and team."""
 
 from __future__ import annotations
 
@@ -34,12 +37,12 @@ async def flushed_spend(proxy: ProxyServer, token: str) -> Decimal:
 
 
 async def test_concurrent_requests_cannot_overspend(
-    proxy: ProxyServer, admin: httpx.AsyncClient, openai_upstream: FakeOpenAI
+    shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient, openai_upstream: FakeOpenAI
 ) -> None:
     budget = COST * 5 + COST / 2  # covers five requests
-    key = await new_key(admin, max_budget=str(budget))
+    key = await new_key(shared_admin, max_budget=str(budget))
     openai_upstream.push(*[Action(delay=0.05) for _ in range(50)])
-    client = sdk(proxy, key["key"])
+    client = sdk(shared_proxy, key["key"])
 
     async def one() -> bool:
         try:
@@ -52,18 +55,18 @@ async def test_concurrent_requests_cannot_overspend(
     results = await asyncio.gather(*(one() for _ in range(50)))
     ok = sum(results)
     assert 1 <= ok <= 6, ok
-    spend = await flushed_spend(proxy, key["token"])
+    spend = await flushed_spend(shared_proxy, key["token"])
     assert spend == COST * ok
     assert spend <= budget + COST  # at most the overshoot of the last admitted request
-    info = (await admin.get("/key/info", params={"key": key["token"]})).json()["info"]
+    info = (await shared_admin.get("/key/info", params={"key": key["token"]})).json()["info"]
     assert Decimal(repr(info["spend"])) == COST * ok
 
 
 async def test_exhausted_budget_is_refused_before_the_upstream(
-    proxy: ProxyServer, admin: httpx.AsyncClient, openai_upstream: FakeOpenAI
+    shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient, openai_upstream: FakeOpenAI
 ) -> None:
-    key = await new_key(admin, max_budget=str(COST))
-    client = sdk(proxy, key["key"])
+    key = await new_key(shared_admin, max_budget=str(COST))
+    client = sdk(shared_proxy, key["key"])
     await client.chat.completions.create(model="gpt-fake", messages=HI, max_tokens=5)
     sent = len(openai_upstream.requests)
     with pytest.raises(openai.BadRequestError) as info:
@@ -72,33 +75,37 @@ async def test_exhausted_budget_is_refused_before_the_upstream(
     assert len(openai_upstream.requests) == sent
 
 
-async def test_user_and_team_budgets_apply_to_their_keys(proxy: ProxyServer, admin: httpx.AsyncClient) -> None:
-    await admin.post("/team/new", json={"team_id": "t-budget", "max_budget": 0})
-    team_key = await new_key(admin, team_id="t-budget")
+async def test_user_and_team_budgets_apply_to_their_keys(
+    shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient
+) -> None:
+    await shared_admin.post("/team/new", json={"team_id": "t-budget", "max_budget": 0})
+    team_key = await new_key(shared_admin, team_id="t-budget")
     with pytest.raises(openai.BadRequestError) as info:
-        await sdk(proxy, team_key["key"]).chat.completions.create(model="gpt-fake", messages=HI)
+        await sdk(shared_proxy, team_key["key"]).chat.completions.create(model="gpt-fake", messages=HI)
     assert "team 't-budget'" in info.value.message
 
-    await admin.post("/user/new", json={"user_id": "u-budget", "max_budget": str(COST), "auto_create_key": False})
-    k1 = await new_key(admin, user_id="u-budget")
-    k2 = await new_key(admin, user_id="u-budget")
-    await sdk(proxy, k1["key"]).chat.completions.create(model="gpt-fake", messages=HI, max_tokens=5)
+    await shared_admin.post(
+        "/user/new", json={"user_id": "u-budget", "max_budget": str(COST), "auto_create_key": False}
+    )
+    k1 = await new_key(shared_admin, user_id="u-budget")
+    k2 = await new_key(shared_admin, user_id="u-budget")
+    await sdk(shared_proxy, k1["key"]).chat.completions.create(model="gpt-fake", messages=HI, max_tokens=5)
     with pytest.raises(openai.BadRequestError) as info:
-        await sdk(proxy, k2["key"]).chat.completions.create(model="gpt-fake", messages=HI, max_tokens=5)
+        await sdk(shared_proxy, k2["key"]).chat.completions.create(model="gpt-fake", messages=HI, max_tokens=5)
     assert "user 'u-budget'" in info.value.message
 
 
 async def test_failed_request_releases_its_reservation(
-    proxy: ProxyServer, admin: httpx.AsyncClient, openai_upstream: FakeOpenAI
+    shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient, openai_upstream: FakeOpenAI
 ) -> None:
-    key = await new_key(admin, max_budget=str(COST * 3))
+    key = await new_key(shared_admin, max_budget=str(COST * 3))
     openai_upstream.fail(400, "bad request upstream")
-    client = sdk(proxy, key["key"])
+    client = sdk(shared_proxy, key["key"])
     with pytest.raises(openai.BadRequestError):
         await client.chat.completions.create(model="gpt-fake", messages=HI, max_tokens=5)
     for _ in range(3):
         await client.chat.completions.create(model="gpt-fake", messages=HI, max_tokens=5)
-    assert await flushed_spend(proxy, key["token"]) == COST * 3
+    assert await flushed_spend(shared_proxy, key["token"]) == COST * 3
 
 
 async def test_budget_duration_resets_spend(proxy: ProxyServer, admin: httpx.AsyncClient, clock: ModuleType) -> None:

@@ -74,12 +74,24 @@ async def catalog_proxy(
     return server
 
 
+@pytest.fixture(scope="module")
+async def shared_catalog_proxy(
+    module_database_url: str, module_proxy_factory: Any, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama
+) -> ProxyServer:
+    """``catalog_proxy`` for the module's read-only cases (the catalog, routes, readiness): one per module."""
+    config = catalog_config(openai_upstream, ollama_upstream)
+    server: ProxyServer = await asyncio.to_thread(
+        module_proxy_factory, config, env={"DATABASE_URL": module_database_url}
+    )
+    return server
+
+
 def client_for(proxy: ProxyServer, key: str = MASTER_KEY) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {key}"}, timeout=30)
 
 
-async def test_model_group_info_and_model_info_per_key(catalog_proxy: ProxyServer) -> None:
-    async with client_for(catalog_proxy) as admin:
+async def test_model_group_info_and_model_info_per_key(shared_catalog_proxy: ProxyServer) -> None:
+    async with client_for(shared_catalog_proxy) as admin:
         groups = {g["model_group"]: g for g in (await admin.get("/model_group/info")).json()["data"]}
         assert set(groups) == {"gpt-fake", "embed-fake", "llama3"}
         gpt = groups["gpt-fake"]
@@ -101,7 +113,7 @@ async def test_model_group_info_and_model_info_per_key(catalog_proxy: ProxyServe
         assert all("api_base" in m["litellm_params"] for m in admin_info)
 
         key = (await new_key(admin, models=["llama3"]))["key"]
-    async with client_for(catalog_proxy, key) as restricted:
+    async with client_for(shared_catalog_proxy, key) as restricted:
         groups_seen = (await restricted.get("/model_group/info")).json()["data"]
         assert [g["model_group"] for g in groups_seen] == ["llama3"]
         seen = (await restricted.get("/model/info")).json()["data"]
@@ -109,13 +121,13 @@ async def test_model_group_info_and_model_info_per_key(catalog_proxy: ProxyServe
         assert seen[0]["litellm_params"] == {"model": "ollama_chat/llama3"}
         v2 = (await restricted.get("/v2/model/info")).json()
         assert v2["total_count"] == 1 and v2["data"] == seen
-    async with httpx.AsyncClient(base_url=catalog_proxy.url) as anonymous:
+    async with httpx.AsyncClient(base_url=shared_catalog_proxy.url) as anonymous:
         assert (await anonymous.get("/model_group/info")).status_code == 401
         assert (await anonymous.get("/model/info")).status_code == 401
 
 
-async def test_v2_model_info_pages_sorts_and_filters(catalog_proxy: ProxyServer) -> None:
-    async with client_for(catalog_proxy) as admin:
+async def test_v2_model_info_pages_sorts_and_filters(shared_catalog_proxy: ProxyServer) -> None:
+    async with client_for(shared_catalog_proxy) as admin:
         first = (await admin.get("/v2/model/info", params={"size": 3, "sortBy": "model_name"})).json()
         assert first["total_count"] == 4 and first["total_pages"] == 2 and first["current_page"] == 1
         assert first["size"] == 3 and [m["model_name"] for m in first["data"]] == ["embed-fake", "gpt-fake", "gpt-fake"]
@@ -132,8 +144,8 @@ async def test_v2_model_info_pages_sorts_and_filters(catalog_proxy: ProxyServer)
             assert bad.status_code == 400 and "error" in bad.json(), params
 
 
-async def test_routes_lists_every_route_with_methods(catalog_proxy: ProxyServer) -> None:
-    async with client_for(catalog_proxy) as admin:
+async def test_routes_lists_every_route_with_methods(shared_catalog_proxy: ProxyServer) -> None:
+    async with client_for(shared_catalog_proxy) as admin:
         routes = (await admin.get("/routes")).json()["routes"]
     by_path: dict[str, set[str]] = {}
     for route in routes:
@@ -186,7 +198,7 @@ async def test_spend_per_team_and_report_rows(catalog_proxy: ProxyServer) -> Non
         assert (await not_admin.get("/global/spend/teams")).status_code == 403
 
 
-async def test_readiness_names_the_litellm_version(catalog_proxy: ProxyServer) -> None:
-    async with httpx.AsyncClient(base_url=catalog_proxy.url) as anonymous:
+async def test_readiness_names_the_litellm_version(shared_catalog_proxy: ProxyServer) -> None:
+    async with httpx.AsyncClient(base_url=shared_catalog_proxy.url) as anonymous:
         ready = (await anonymous.get("/health/readiness")).json()
     assert ready["litellm_version"] == "1.108.7" and ready["proxyllm_version"]

@@ -1,6 +1,7 @@
 """End users on requests: their budgets and limits enforced, blocked ones refused, spend recorded.
 
-Runs on SQLite and PostgreSQL (the ``proxy`` fixture of this folder)."""
+Runs on SQLite and PostgreSQL (the ``proxy`` fixture of this folder, or ``shared_proxy`` for the cases whose
+end users are their own and that read no global rows)."""
 
 from __future__ import annotations
 
@@ -59,10 +60,10 @@ async def test_shared_budget_holds_per_end_user_and_spend_is_recorded(
 
 
 async def test_end_user_from_header_or_metadata_and_unknown_end_users_get_a_row(
-    proxy: ProxyServer, admin: httpx.AsyncClient
+    shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient
 ) -> None:
-    key = (await new_key(admin))["key"]
-    client = sdk(proxy, key)
+    key = (await new_key(shared_admin))["key"]
+    client = sdk(shared_proxy, key)
     await client.chat.completions.create(
         model="gpt-fake", messages=HI, extra_headers={"x-litellm-end-user-id": "from-header"}
     )
@@ -76,40 +77,46 @@ async def test_end_user_from_header_or_metadata_and_unknown_end_users_get_a_row(
     await client.chat.completions.create(
         model="gpt-fake", messages=HI, user="body-user", extra_headers={"x-litellm-customer-id": "from-header"}
     )
-    await flush(proxy)
-    assert Decimal(repr((await info(admin, "from-header"))["spend"])) == COST * 2
-    assert Decimal(repr((await info(admin, "from-litellm-metadata"))["spend"])) == COST
-    assert Decimal(repr((await info(admin, "from-meta"))["spend"])) == COST
-    missing = await admin.get("/end_user/info", params={"end_user_id": "body-user"})
+    await flush(shared_proxy)
+    assert Decimal(repr((await info(shared_admin, "from-header"))["spend"])) == COST * 2
+    assert Decimal(repr((await info(shared_admin, "from-litellm-metadata"))["spend"])) == COST
+    assert Decimal(repr((await info(shared_admin, "from-meta"))["spend"])) == COST
+    missing = await shared_admin.get("/end_user/info", params={"end_user_id": "body-user"})
     assert missing.status_code == 404 and missing.json()["error"]["param"] == "end_user_id"
 
 
-async def test_blocked_end_user_is_refused_whoever_calls(proxy: ProxyServer, admin: httpx.AsyncClient) -> None:
-    blocked = await admin.post("/end_user/block", json={"user_ids": ["bad-actor"]})
+async def test_blocked_end_user_is_refused_whoever_calls(
+    shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient
+) -> None:
+    blocked = await shared_admin.post("/end_user/block", json={"user_ids": ["bad-actor"]})
     assert blocked.status_code == 200, blocked.text
     assert blocked.json()["blocked_users"][0]["user_id"] == "bad-actor"
     assert blocked.json()["blocked_users"][0]["blocked"] is True
-    key = (await new_key(admin))["key"]
-    for api_key in (key, admin.headers["authorization"].removeprefix("Bearer ")):
+    key = (await new_key(shared_admin))["key"]
+    for api_key in (key, shared_admin.headers["authorization"].removeprefix("Bearer ")):
         with pytest.raises(openai.BadRequestError) as refused:
-            await sdk(proxy, api_key).chat.completions.create(model="gpt-fake", messages=HI, user="bad-actor")
+            await sdk(shared_proxy, api_key).chat.completions.create(model="gpt-fake", messages=HI, user="bad-actor")
         assert refused.value.message.endswith("User blocked from making LLM API Calls. User=bad-actor")
-    unblocked = await admin.post("/customer/unblock", json={"user_ids": ["bad-actor"]})
+    unblocked = await shared_admin.post("/customer/unblock", json={"user_ids": ["bad-actor"]})
     assert unblocked.status_code == 200 and unblocked.json()["unblocked_users"][0]["blocked"] is False
-    await sdk(proxy, key).chat.completions.create(model="gpt-fake", messages=HI, user="bad-actor")
+    await sdk(shared_proxy, key).chat.completions.create(model="gpt-fake", messages=HI, user="bad-actor")
     # blocking through /end_user/update works as well, and so does unblocking (LiteLLM drops `false`)
-    assert (await admin.post("/end_user/update", json={"user_id": "bad-actor", "blocked": True})).json()["blocked"]
+    assert (await shared_admin.post("/end_user/update", json={"user_id": "bad-actor", "blocked": True})).json()[
+        "blocked"
+    ]
     with pytest.raises(openai.BadRequestError):
-        await sdk(proxy, key).chat.completions.create(model="gpt-fake", messages=HI, user="bad-actor")
-    assert not (await admin.post("/end_user/update", json={"user_id": "bad-actor", "blocked": False})).json()["blocked"]
-    await sdk(proxy, key).chat.completions.create(model="gpt-fake", messages=HI, user="bad-actor")
+        await sdk(shared_proxy, key).chat.completions.create(model="gpt-fake", messages=HI, user="bad-actor")
+    assert not (await shared_admin.post("/end_user/update", json={"user_id": "bad-actor", "blocked": False})).json()[
+        "blocked"
+    ]
+    await sdk(shared_proxy, key).chat.completions.create(model="gpt-fake", messages=HI, user="bad-actor")
 
 
-async def test_end_user_rate_limit_from_its_budget(proxy: ProxyServer, admin: httpx.AsyncClient) -> None:
-    resp = await admin.post("/end_user/new", json={"user_id": "chatty", "rpm_limit": 2})
+async def test_end_user_rate_limit_from_its_budget(shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient) -> None:
+    resp = await shared_admin.post("/end_user/new", json={"user_id": "chatty", "rpm_limit": 2})
     assert resp.status_code == 200, resp.text
     assert resp.json()["litellm_budget_table"]["rpm_limit"] == 2  # LiteLLM makes a budget of the limits
-    client = sdk(proxy, (await new_key(admin))["key"])
+    client = sdk(shared_proxy, (await new_key(shared_admin))["key"])
     for _ in range(2):
         await client.chat.completions.create(model="gpt-fake", messages=HI, user="chatty")
     with pytest.raises(openai.RateLimitError) as refused:
@@ -145,11 +152,17 @@ async def test_budget_period_reset_zeroes_end_user_spend(proxy: ProxyServer, adm
     ],
 )
 async def test_hostile_end_user_ids_are_400(
-    proxy: ProxyServer, admin: httpx.AsyncClient, fields: dict[str, Any], headers: dict[str, str], param: str
+    shared_proxy: ProxyServer,
+    shared_admin: httpx.AsyncClient,
+    fields: dict[str, Any],
+    headers: dict[str, str],
+    param: str,
 ) -> None:
-    key = (await new_key(admin))["key"]
+    key = (await new_key(shared_admin))["key"]
     with pytest.raises(openai.BadRequestError) as refused:
-        await sdk(proxy, key).chat.completions.create(model="gpt-fake", messages=HI, extra_headers=headers, **fields)
+        await sdk(shared_proxy, key).chat.completions.create(
+            model="gpt-fake", messages=HI, extra_headers=headers, **fields
+        )
     assert refused.value.status_code == 400
     body = refused.value.body
     assert isinstance(body, dict) and body.get("param") == param, body

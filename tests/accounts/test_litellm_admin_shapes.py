@@ -1,4 +1,4 @@
-"""LiteLLM's documented admin requests are accepted and answered with LiteLLM's fields."""
+"""LiteLLM's documented shared_admin requests are accepted and answered with LiteLLM's fields."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from tests.accounts.conftest import new_key
 from tests.conftest import ProxyServer
 
 
-async def test_key_generate_takes_litellm_fields_and_returns_token_id(admin: httpx.AsyncClient) -> None:
-    answer = await admin.post(
+async def test_key_generate_takes_litellm_fields_and_returns_token_id(shared_admin: httpx.AsyncClient) -> None:
+    answer = await shared_admin.post(
         "/key/generate",
         json={
             "models": ["gpt-fake"],
@@ -36,16 +36,16 @@ async def test_key_generate_takes_litellm_fields_and_returns_token_id(admin: htt
     assert key["max_parallel_requests"] == 0 and key["metadata"]["app"] == "billing"
     ignored = {name.strip() for name in answer.headers["x-litellm-ignored-fields"].split(",")}
     assert ignored == {"config", "permissions", "soft_budget", "guardrails"}
-    info = await admin.get("/key/info", params={"key": key["key"]})
+    info = await shared_admin.get("/key/info", params={"key": key["key"]})
     assert info.status_code == 200 and info.json()["info"]["aliases"] == {"my-gpt": "gpt-fake"}
     # nothing ignored: no header
-    plain = await admin.post("/key/generate", json={})
+    plain = await shared_admin.post("/key/generate", json={})
     assert plain.status_code == 200 and "x-litellm-ignored-fields" not in plain.headers
 
 
-async def test_key_aliases_name_models_for_that_key(proxy: ProxyServer, admin: httpx.AsyncClient) -> None:
-    key = await new_key(admin, aliases={"my-gpt": "gpt-fake"})
-    async with httpx.AsyncClient(base_url=proxy.url, timeout=30) as client:
+async def test_key_aliases_name_models_for_that_key(shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient) -> None:
+    key = await new_key(shared_admin, aliases={"my-gpt": "gpt-fake"})
+    async with httpx.AsyncClient(base_url=shared_proxy.url, timeout=30) as client:
         answer = await client.post(
             "/v1/chat/completions",
             headers={"authorization": f"Bearer {key['key']}"},
@@ -53,20 +53,22 @@ async def test_key_aliases_name_models_for_that_key(proxy: ProxyServer, admin: h
         )
         assert answer.status_code == 200, answer.text
         assert answer.headers["x-litellm-model-group"] == "gpt-fake"
-        other = await new_key(admin)
+        other = await new_key(shared_admin)
         refused = await client.post(
             "/v1/chat/completions",
             headers={"authorization": f"Bearer {other['key']}"},
             json={"model": "my-gpt", "messages": [{"role": "user", "content": "hi"}]},
         )
         assert refused.status_code == 404, refused.text  # an alias belongs to its key only
-    unknown = await admin.post("/key/generate", json={"aliases": {"x": "no-such-model"}})
+    unknown = await shared_admin.post("/key/generate", json={"aliases": {"x": "no-such-model"}})
     assert unknown.status_code == 400 and unknown.json()["error"]["param"] == "aliases"
 
 
-async def test_a_key_with_max_parallel_requests_0_serves_nothing(proxy: ProxyServer, admin: httpx.AsyncClient) -> None:
-    key = await new_key(admin, max_parallel_requests=0)
-    async with httpx.AsyncClient(base_url=proxy.url, timeout=30) as client:
+async def test_a_key_with_max_parallel_requests_0_serves_nothing(
+    shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient
+) -> None:
+    key = await new_key(shared_admin, max_parallel_requests=0)
+    async with httpx.AsyncClient(base_url=shared_proxy.url, timeout=30) as client:
         answer = await client.post(
             "/v1/chat/completions",
             headers={"authorization": f"Bearer {key['key']}"},
@@ -75,23 +77,25 @@ async def test_a_key_with_max_parallel_requests_0_serves_nothing(proxy: ProxySer
     assert answer.status_code == 429, answer.text
 
 
-async def test_key_update_info_and_delete_shapes(admin: httpx.AsyncClient) -> None:
-    key = await new_key(admin, duration="1h")
+async def test_key_update_info_and_delete_shapes(shared_admin: httpx.AsyncClient) -> None:
+    key = await new_key(shared_admin, duration="1h")
     assert key["expires"] is not None
-    updated = await admin.post("/key/update", json={"key": key["key"], "duration": None, "max_budget": 3})
+    updated = await shared_admin.post("/key/update", json={"key": key["key"], "duration": None, "max_budget": 3})
     assert updated.status_code == 200, updated.text
     assert updated.json()["key"] == key["token"] and updated.json()["expires"] is None
     assert updated.json()["max_budget"] == 3
-    missing = await admin.get("/key/info", params={"key": "sk-never-made"})
+    missing = await shared_admin.get("/key/info", params={"key": "sk-never-made"})
     assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found_error"
-    deleted = await admin.post("/key/delete", json={"keys": [key["key"]]})
+    deleted = await shared_admin.post("/key/delete", json={"keys": [key["key"]]})
     assert deleted.json() == {"deleted_keys": [key["token"]]}
-    assert (await admin.get("/key/info", params={"key": key["key"]})).status_code == 404
+    assert (await shared_admin.get("/key/info", params={"key": key["key"]})).status_code == 404
 
 
-async def test_user_new_with_duration_and_teams_and_update_with_spend(admin: httpx.AsyncClient) -> None:
-    assert (await admin.post("/team/new", json={"team_id": "eng", "team_alias": "Engineering"})).status_code == 200
-    made = await admin.post(
+async def test_user_new_with_duration_and_teams_and_update_with_spend(shared_admin: httpx.AsyncClient) -> None:
+    assert (
+        await shared_admin.post("/team/new", json={"team_id": "eng", "team_alias": "Engineering"})
+    ).status_code == 200
+    made = await shared_admin.post(
         "/user/new",
         json={
             "user_id": "ann",
@@ -108,11 +112,11 @@ async def test_user_new_with_duration_and_teams_and_update_with_spend(admin: htt
     assert user["key"].startswith("sk-") and user["expires"] is not None and user["teams"] == ["eng"]
     assert made.headers["x-litellm-ignored-fields"] == "send_invite_email"
 
-    spent = await admin.post("/user/update", json={"user_id": "ann", "spend": 2.5, "user_alias": "Ann"})
+    spent = await shared_admin.post("/user/update", json={"user_id": "ann", "spend": 2.5, "user_alias": "Ann"})
     assert spent.status_code == 200, spent.text
     assert spent.json()["data"]["spend"] == 2.5 and spent.json()["user_id"] == "ann"
 
-    info = (await admin.get("/user/info", params={"user_id": "ann"})).json()
+    info = (await shared_admin.get("/user/info", params={"user_id": "ann"})).json()
     assert info["user_info"]["spend"] == 2.5 and len(info["keys"]) == 1
     [team] = info["teams"]
     assert team["team_id"] == "eng" and team["team_alias"] == "Engineering"
@@ -120,9 +124,11 @@ async def test_user_new_with_duration_and_teams_and_update_with_spend(admin: htt
     assert team["user_role_in_team"] == "user"
 
 
-async def test_team_new_update_and_members_litellm_style(admin: httpx.AsyncClient) -> None:
-    await admin.post("/user/new", json={"user_id": "kim", "user_email": "kim@example.com", "auto_create_key": False})
-    made = await admin.post(
+async def test_team_new_update_and_members_litellm_style(shared_admin: httpx.AsyncClient) -> None:
+    await shared_admin.post(
+        "/user/new", json={"user_id": "kim", "user_email": "kim@example.com", "auto_create_key": False}
+    )
+    made = await shared_admin.post(
         "/team/new",
         json={
             "team_alias": "Search",
@@ -143,13 +149,15 @@ async def test_team_new_update_and_members_litellm_style(admin: httpx.AsyncClien
     assert team["metadata"]["cost_center"] == "42"
     assert {(m["user_id"], m["role"]) for m in team["members_with_roles"]} == {("kim", "admin"), ("lee", "user")}
 
-    updated = await admin.post("/team/update", json={"team_id": team_id, "team_alias": "Search v2", "tags": ["x"]})
+    updated = await shared_admin.post(
+        "/team/update", json={"team_id": team_id, "team_alias": "Search v2", "tags": ["x"]}
+    )
     assert updated.status_code == 200, updated.text
     assert set(updated.json()) == {"team_id", "data"}
     assert updated.json()["data"]["team_alias"] == "Search v2" and updated.json()["data"]["tags"] == ["x"]
 
     # a new member by email: a user is created with that email
-    added = await admin.post(
+    added = await shared_admin.post(
         "/team/member_add", json={"team_id": team_id, "member": {"role": "user", "user_email": "new@example.com"}}
     )
     assert added.status_code == 200, added.text
@@ -159,15 +167,17 @@ async def test_team_new_update_and_members_litellm_style(admin: httpx.AsyncClien
     assert body["updated_team_memberships"] == [{"user_id": new_user["user_id"], "team_id": team_id, "role": "user"}]
     assert body["team_id"] == team_id and len(body["members_with_roles"]) == 3
 
-    duplicate = await admin.post("/team/member_add", json={"team_id": team_id, "member": {"user_id": "lee"}})
+    duplicate = await shared_admin.post("/team/member_add", json={"team_id": team_id, "member": {"user_id": "lee"}})
     assert duplicate.status_code == 400 and duplicate.json()["error"]["code"] == "team_member_already_in_team"
     roles = {
         m["user_id"]: m["role"]
-        for m in (await admin.get("/team/info", params={"team_id": team_id})).json()["team_info"]["members_with_roles"]
+        for m in (await shared_admin.get("/team/info", params={"team_id": team_id})).json()["team_info"][
+            "members_with_roles"
+        ]
     }
     assert roles["lee"] == "user"  # unchanged by the refused add
 
-    promoted = await admin.post(
+    promoted = await shared_admin.post(
         "/team/member_update",
         json={"team_id": team_id, "user_email": "new@example.com", "role": "admin", "max_budget_in_team": 5},
     )
@@ -179,10 +189,10 @@ async def test_team_new_update_and_members_litellm_style(admin: httpx.AsyncClien
         "role": "admin",
     }
     assert promoted.headers["x-litellm-ignored-fields"] == "max_budget_in_team"
-    removed = await admin.post("/team/member_delete", json={"team_id": team_id, "user_email": "kim@example.com"})
+    removed = await shared_admin.post("/team/member_delete", json={"team_id": team_id, "user_email": "kim@example.com"})
     assert removed.status_code == 200
     assert "kim" not in {m["user_id"] for m in removed.json()["members_with_roles"]}
-    nobody = await admin.post("/team/member_update", json={"team_id": team_id, "role": "admin"})
+    nobody = await shared_admin.post("/team/member_update", json={"team_id": team_id, "role": "admin"})
     assert nobody.status_code == 400
 
 
@@ -203,17 +213,17 @@ async def test_team_new_update_and_members_litellm_style(admin: httpx.AsyncClien
     ],
 )
 async def test_bad_values_of_litellm_fields_are_400(
-    admin: httpx.AsyncClient, path: str, body: dict[str, Any], param: str
+    shared_admin: httpx.AsyncClient, path: str, body: dict[str, Any], param: str
 ) -> None:
-    answer = await admin.post(path, json=body)
+    answer = await shared_admin.post(path, json=body)
     assert answer.status_code == 400, answer.text
     assert param in answer.text
 
 
-async def test_hostile_unknown_field_names_never_reach_the_header(admin: httpx.AsyncClient) -> None:
+async def test_hostile_unknown_field_names_never_reach_the_header(shared_admin: httpx.AsyncClient) -> None:
     body: dict[str, Any] = {"evil\r\nset-cookie: x": 1, "fine_name": 2}
     body.update({f"f{i}": i for i in range(100)})
-    answer = await admin.post("/key/generate", json=body)
+    answer = await shared_admin.post("/key/generate", json=body)
     assert answer.status_code == 200, answer.text
     header = answer.headers["x-litellm-ignored-fields"]
     assert "\n" not in header and "evil" not in header and "set-cookie" not in answer.headers

@@ -29,7 +29,8 @@ READERS = row(OK, OK, OK, NO, NO, NO, NO)
 
 # (method, path, payload, expected status per role). Payload placeholders: {self} the caller's key
 # (alice's for the master key), {me} the caller's user, {fresh:X} a new key of X ("self", "carol",
-# "team": bob's key in t-a), {new} a new id.
+# "team": bob's key in t-a), {new} a new id, {doomed_user} / {doomed_team} a user / team made for this
+# test to delete (the role tests share one proxy and its users, teams and keys).
 CASES: list[tuple[str, str, dict[str, Any], dict[str, int]]] = [
     ("GET", "/key/info", {"key": "{self}"}, row(OK, OK, OK, OK, OK, OK, OK)),
     ("GET", "/key/info", {}, row(400, OK, OK, OK, OK, OK, OK)),
@@ -62,7 +63,7 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, int]]] = [
     ("GET", "/user/list", {}, READERS),
     ("POST", "/user/new", {"user_id": "{new}"}, ADMINS),
     ("POST", "/user/update", {"user_id": "{me}", "max_budget": 100}, ADMINS),
-    ("POST", "/user/delete", {"user_ids": ["carol-2"]}, ADMINS),
+    ("POST", "/user/delete", {"user_ids": ["{doomed_user}"]}, ADMINS),
     ("GET", "/team/info", {"team_id": "t-a"}, row(OK, OK, OK, OK, OK, NO, OK)),
     ("GET", "/team/info", {"team_id": "t-b"}, READERS),
     ("GET", "/team/list", {}, READERS),
@@ -78,15 +79,17 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, int]]] = [
         {"team_id": "t-a", "user_id": "dan", "role": "user"},
         row(OK, OK, NO, OK, NO, NO, NO),
     ),
-    ("POST", "/team/delete", {"team_ids": ["t-c"]}, ADMINS),
+    ("POST", "/team/delete", {"team_ids": ["{doomed_team}"]}, ADMINS),
     ("GET", "/audit/logs", {}, READERS),
     ("GET", "/global/spend", {}, READERS),
     ("GET", "/health", {}, READERS),
 ]
 
 
-async def _world(admin: httpx.AsyncClient) -> dict[str, Any]:
-    """The users, teams and keys of the table, made with the master key."""
+@pytest.fixture(scope="module")
+async def world(shared_admin: httpx.AsyncClient) -> dict[str, Any]:
+    """The users, teams and keys of the table, made once per module with the master key. No case changes
+    anyone's role or team membership (deletions take a user and team made for the test)."""
     for user_id, role in [
         ("padmin", "proxy_admin"),
         ("viewer", "proxy_admin_viewer"),
@@ -94,17 +97,20 @@ async def _world(admin: httpx.AsyncClient) -> dict[str, Any]:
         ("bob", "internal_user"),
         ("vic", "internal_user_viewer"),
         ("carol", "internal_user"),
-        ("carol-2", "internal_user"),
         ("dan", "internal_user"),
     ]:
-        made = await admin.post("/user/new", json={"user_id": user_id, "user_role": role, "auto_create_key": False})
+        made = await shared_admin.post(
+            "/user/new", json={"user_id": user_id, "user_role": role, "auto_create_key": False}
+        )
         assert made.status_code == 200, made.text
     members = [{"user_id": "alice", "role": "admin"}, {"user_id": "bob"}, {"user_id": "dan"}]
-    for team, with_members in (("t-a", members), ("t-b", []), ("t-c", [])):
-        made = await admin.post("/team/new", json={"team_id": team, "members_with_roles": with_members})
+    for team, with_members in (("t-a", members), ("t-b", [])):
+        made = await shared_admin.post("/team/new", json={"team_id": team, "members_with_roles": with_members})
         assert made.status_code == 200, made.text
-    keys = {user: (await new_key(admin, user_id=user))["key"] for user in ("padmin", "viewer", "alice", "bob", "vic")}
-    keys["lone"] = (await new_key(admin, team_id="t-a"))["key"]
+    keys = {
+        user: (await new_key(shared_admin, user_id=user))["key"] for user in ("padmin", "viewer", "alice", "bob", "vic")
+    }
+    keys["lone"] = (await new_key(shared_admin, team_id="t-a"))["key"]
     keys["master"] = MASTER_KEY
     return keys
 
@@ -120,26 +126,42 @@ def _fill(value: Any, fill: dict[str, str]) -> Any:
 
 
 @pytest.mark.parametrize("role", ROLES)
-async def test_each_role_route_by_route(proxy: ProxyServer, admin: httpx.AsyncClient, role: str) -> None:
-    keys = await _world(admin)
+async def test_each_role_route_by_route(
+    shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient, world: dict[str, Any], role: str
+) -> None:
+    admin, keys = shared_admin, world
     me = {"master": "alice", "lone": "nobody"}.get(role, role)
+    doomed_user, doomed_team = f"carol-{uuid.uuid4().hex[:8]}", f"t-{uuid.uuid4().hex[:8]}"
+    made = await admin.post("/user/new", json={"user_id": doomed_user, "auto_create_key": False})
+    assert made.status_code == 200, made.text
+    assert (await admin.post("/team/new", json={"team_id": doomed_team})).status_code == 200
+
+    async def fresh(placeholder: str) -> str:
+        if placeholder == "{fresh:self}":
+            lone = role == "lone"
+            made = await new_key(admin, user_id=None if lone else me, team_id="t-a" if lone else None)
+        elif placeholder == "{fresh:carol}":
+            made = await new_key(admin, user_id="carol")
+        else:
+            made = await new_key(admin, user_id="bob", team_id="t-a")
+        return str(made["key"])
+
     mismatches = []
     async with httpx.AsyncClient(
-        base_url=proxy.url, timeout=30, headers={"authorization": f"Bearer {keys[role]}"}
+        base_url=shared_proxy.url, timeout=30, headers={"authorization": f"Bearer {keys[role]}"}
     ) as caller:
         for method, path, payload, expected in CASES:
             fill = {
                 "{self}": keys["alice" if role == "master" else role],
                 "{me}": me,
                 "{new}": f"n-{uuid.uuid4().hex[:8]}",
-                "{fresh:self}": (
-                    await new_key(
-                        admin, user_id=None if role == "lone" else me, team_id="t-a" if role == "lone" else None
-                    )
-                )["key"],
-                "{fresh:carol}": (await new_key(admin, user_id="carol"))["key"],
-                "{fresh:team}": (await new_key(admin, user_id="bob", team_id="t-a"))["key"],
+                "{doomed_user}": doomed_user,
+                "{doomed_team}": doomed_team,
             }
+            # Only the fresh keys this case names (making all three for every case was most of the time).
+            for placeholder in ("{fresh:self}", "{fresh:carol}", "{fresh:team}"):
+                if placeholder in repr(payload):
+                    fill[placeholder] = await fresh(placeholder)
             body = _fill(payload, fill)
             if method == "GET":
                 answer = await caller.get(path, params=body)
@@ -166,7 +188,11 @@ async def test_no_key_is_401_and_a_bad_key_is_401(proxy: ProxyServer) -> None:
                 assert answer.json()["error"]["type"] == "authentication_error"
 
 
-async def test_a_role_change_applies_at_once_and_403_says_why(proxy: ProxyServer, admin: httpx.AsyncClient) -> None:
+async def test_a_role_change_applies_at_once_and_403_says_why(
+    shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient
+) -> None:
+    """On the shared proxy: eve and zed are this test's own users."""
+    proxy, admin = shared_proxy, shared_admin
     await admin.post("/user/new", json={"user_id": "eve", "auto_create_key": False})
     key = (await new_key(admin, user_id="eve"))["key"]
     async with httpx.AsyncClient(base_url=proxy.url, timeout=30, headers={"authorization": f"Bearer {key}"}) as eve:

@@ -1,4 +1,7 @@
-"""Spend: a row per request, the cost header, filters, and the report."""
+"""Spend: a row per request, the cost header, filters, and the report.
+
+The log cases filter by their own key, user and team and share one proxy per module (``shared_proxy``);
+the report, which groups everyone's spend, has a proxy of its own."""
 
 from __future__ import annotations
 
@@ -23,12 +26,12 @@ async def logs(admin: httpx.AsyncClient, proxy: ProxyServer, **params: Any) -> l
 
 
 async def test_every_request_is_logged_with_its_cost(
-    proxy: ProxyServer, admin: httpx.AsyncClient, openai_upstream: FakeOpenAI
+    shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient, openai_upstream: FakeOpenAI
 ) -> None:
-    await admin.post("/team/new", json={"team_id": "spenders"})
-    key = await new_key(admin, key_alias="spender", user_id="sam", team_id="spenders")
+    await shared_admin.post("/team/new", json={"team_id": "spenders"})
+    key = await new_key(shared_admin, key_alias="spender", user_id="sam", team_id="spenders")
     auth = {"authorization": f"Bearer {key['key']}"}
-    async with httpx.AsyncClient(base_url=proxy.url, headers=auth, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=shared_proxy.url, headers=auth, timeout=30) as client:
         plain = await client.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI, "user": "end-1"})
         assert plain.headers["x-litellm-response-cost"] == "0.000011"
         request_id = plain.headers["x-litellm-call-id"]
@@ -41,7 +44,7 @@ async def test_every_request_is_logged_with_its_cost(
         failed = await client.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI})
         assert failed.status_code == 500
 
-    rows = await logs(admin, proxy, api_key=key["key"])
+    rows = await logs(shared_admin, shared_proxy, api_key=key["key"])
     assert len(rows) == 3
     by_status = {r["status"]: r for r in rows if r["model_group"] == "gpt-fake"}
     ok = next(r for r in rows if r["request_id"] == request_id)
@@ -53,22 +56,22 @@ async def test_every_request_is_logged_with_its_cost(
     assert stream_row["stream"] and stream_row["ttft_ms"] is not None
     assert Decimal(repr(stream_row["spend"])) == Decimal("0.0000005") * (7 + 5)
 
-    assert [r["request_id"] for r in await logs(admin, proxy, request_id=request_id)] == [request_id]
-    assert len(await logs(admin, proxy, user_id="sam")) == 3
-    assert len(await logs(admin, proxy, team_id="spenders")) == 3
+    assert [r["request_id"] for r in await logs(shared_admin, shared_proxy, request_id=request_id)] == [request_id]
+    assert len(await logs(shared_admin, shared_proxy, user_id="sam")) == 3
+    assert len(await logs(shared_admin, shared_proxy, team_id="spenders")) == 3
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
-    assert await logs(admin, proxy, api_key=key["token"], start_date=tomorrow) == []
+    assert await logs(shared_admin, shared_proxy, api_key=key["token"], start_date=tomorrow) == []
     today = datetime.now(UTC).date().isoformat()
-    assert len(await logs(admin, proxy, api_key=key["token"], start_date=today, end_date=today)) == 3
+    assert len(await logs(shared_admin, shared_proxy, api_key=key["token"], start_date=today, end_date=today)) == 3
 
 
-async def test_virtual_key_sees_only_its_own_spend(proxy: ProxyServer, admin: httpx.AsyncClient) -> None:
-    mine, other = await new_key(admin), await new_key(admin)
+async def test_virtual_key_sees_only_its_own_spend(shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient) -> None:
+    mine, other = await new_key(shared_admin), await new_key(shared_admin)
     for key in (mine, other):
-        async with httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {key['key']}"}) as c:
+        async with httpx.AsyncClient(base_url=shared_proxy.url, headers={"authorization": f"Bearer {key['key']}"}) as c:
             await c.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI})
-    await asyncio.to_thread(run_in_proxy, proxy, proxy.runtime.spend.flush())
-    async with httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {mine['key']}"}) as c:
+    await asyncio.to_thread(run_in_proxy, shared_proxy, shared_proxy.runtime.spend.flush())
+    async with httpx.AsyncClient(base_url=shared_proxy.url, headers={"authorization": f"Bearer {mine['key']}"}) as c:
         own = (await c.get("/spend/logs")).json()
         assert {r["api_key"] for r in own} == {mine["token"]}
         assert (await c.get("/spend/logs", params={"api_key": other["token"]})).status_code == 403

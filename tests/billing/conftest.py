@@ -38,14 +38,8 @@ class FakeStripe:
     """What the proxy asked Stripe for, and what Stripe (respx) answered."""
 
     def __init__(self, router: respx.MockRouter) -> None:
-        self.customers: list[dict[str, Any]] = []
-        self.sessions: list[dict[str, Any]] = []
-        self.known_customers = {"cus_linked", "cus_sub"}
-        self.meter_events: list[dict[str, Any]] = []  # accepted ones
-        self.meter_attempts = 0
-        self.meter_plan: list[int] = []  # statuses to answer next (then 200)
-        self.meter_down = False
-        self.stream_batches: list[tuple[str, list[dict[str, Any]]]] = []
+        self._customer_serial = 0  # never reset: customer ids stay unique on a proxy tests share
+        self.reset()
         router.post(f"{STRIPE}/v1/customers").mock(side_effect=self._customer)
         router.get(url__regex=rf"{STRIPE}/v1/customers/(?P<cid>[^/]+)$").mock(side_effect=self._get_customer)
         router.post(f"{STRIPE}/v1/checkout/sessions").mock(side_effect=self._session)
@@ -53,16 +47,28 @@ class FakeStripe:
         router.post(f"{STRIPE}/v2/billing/meter_event_session").mock(side_effect=self._meter_session)
         router.post(f"{STRIPE}/v2/billing/meter_event_stream").mock(side_effect=self._meter_stream)
         # Saved cards, off-session payments and the billing portal.
+        router.post(f"{STRIPE}/v1/payment_intents").mock(side_effect=self._payment_intent)
+        router.post(f"{STRIPE}/v1/setup_intents").mock(side_effect=self._setup_intent)
+        router.post(f"{STRIPE}/v1/billing_portal/sessions").mock(side_effect=self._portal)
+        router.route(host="127.0.0.1").pass_through()
+
+    def reset(self) -> None:
+        """Forget what was asked and answered, and answer normally again (each test starts from this)."""
+        self.customers: list[dict[str, Any]] = []
+        self.customer_ids: list[str] = []  # the ids answered for ``customers``, in order
+        self.sessions: list[dict[str, Any]] = []
+        self.known_customers = {"cus_linked", "cus_sub"}
+        self.meter_events: list[dict[str, Any]] = []  # accepted ones
+        self.meter_attempts = 0
+        self.meter_plan: list[int] = []  # statuses to answer next (then 200)
+        self.meter_down = False
+        self.stream_batches: list[tuple[str, list[dict[str, Any]]]] = []
         self.payment_intents: list[dict[str, Any]] = []  # created ones, in order
         self.payment_attempts = 0  # calls, including replays of an idempotency key
         self.payment_outcome = "succeeded"  # succeeded | declined | requires_action
         self._idempotent: dict[str, httpx.Response] = {}
         self.setup_intents: list[dict[str, Any]] = []
         self.portal_sessions: list[dict[str, Any]] = []
-        router.post(f"{STRIPE}/v1/payment_intents").mock(side_effect=self._payment_intent)
-        router.post(f"{STRIPE}/v1/setup_intents").mock(side_effect=self._setup_intent)
-        router.post(f"{STRIPE}/v1/billing_portal/sessions").mock(side_effect=self._portal)
-        router.route(host="127.0.0.1").pass_through()
 
     def _get_customer(self, request: httpx.Request, cid: str) -> httpx.Response:
         if cid in self.known_customers:
@@ -187,7 +193,9 @@ class FakeStripe:
     def _customer(self, request: httpx.Request) -> httpx.Response:
         form = dict(httpx.QueryParams(request.content.decode()))
         self.customers.append(form)
-        return httpx.Response(200, json={"id": f"cus_{len(self.customers)}", "object": "customer", **form})
+        self._customer_serial += 1
+        self.customer_ids.append(f"cus_{self._customer_serial}")
+        return httpx.Response(200, json={"id": self.customer_ids[-1], "object": "customer", **form})
 
     def _session(self, request: httpx.Request) -> httpx.Response:
         form = dict(httpx.QueryParams(request.content.decode()))
@@ -204,10 +212,19 @@ class FakeStripe:
         )
 
 
-@pytest.fixture
-def stripe_api() -> Iterator[FakeStripe]:
+@pytest.fixture(scope="module")
+def module_stripe_api() -> Iterator[FakeStripe]:
+    """Stripe's API (respx), mocked for the rest of the module once a test asks for it: one router, so a
+    module-shared proxy and a test's own proxy both reach it (respx asks routers in the order they started)."""
     with respx.mock(assert_all_called=False) as router:
         yield FakeStripe(router)
+
+
+@pytest.fixture
+def stripe_api(module_stripe_api: FakeStripe) -> FakeStripe:
+    """The module's Stripe mock with nothing recorded yet and its normal answers."""
+    module_stripe_api.reset()
+    return module_stripe_api
 
 
 @pytest.fixture
@@ -231,6 +248,38 @@ async def admin(proxy: ProxyServer) -> AsyncIterator[httpx.AsyncClient]:
         base_url=proxy.url, timeout=30, headers={"authorization": f"Bearer {MASTER_KEY}"}
     ) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+async def shared_proxy(
+    module_database_url: str,
+    module_stripe_api: FakeStripe,
+    module_proxy_factory: Any,
+    openai_upstream: FakeOpenAI,
+    ollama_upstream: FakeOllama,
+) -> ProxyServer:
+    """``proxy``, shared by the tests of one module (SQLite and PostgreSQL): for tests that use accounts of
+    their own (unique ids) and assert nothing about anyone else's. Ask for ``stripe_api`` too when a test
+    reads what Stripe was sent (it starts empty for each test)."""
+    config = standard_config(openai_upstream.api_base, ollama_upstream.url)
+    server: ProxyServer = await asyncio.to_thread(
+        module_proxy_factory, config, env={**BILLING_ENV, "DATABASE_URL": module_database_url}
+    )
+    return server
+
+
+@pytest.fixture(scope="module")
+async def shared_admin(shared_proxy: ProxyServer) -> AsyncIterator[httpx.AsyncClient]:
+    """A master-key client of ``shared_proxy``."""
+    async with httpx.AsyncClient(
+        base_url=shared_proxy.url, timeout=30, headers={"authorization": f"Bearer {MASTER_KEY}"}
+    ) as client:
+        yield client
+
+
+def unique(prefix: str) -> str:
+    """An account id no other test of a shared proxy uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def sign(payload: bytes, *, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
@@ -283,9 +332,13 @@ async def balance_of(admin: httpx.AsyncClient, user_id: str) -> dict[str, Any]:
     return data
 
 
-async def settled(admin: httpx.AsyncClient, user_id: str) -> dict[str, Any]:
-    """The balance once no request holds a reservation (settlement runs just after each response)."""
+async def settled(admin: httpx.AsyncClient, user_id: str, *flush: ProxyServer) -> dict[str, Any]:
+    """The balance once no request holds a reservation (settlement runs just after each response, in the
+    spend writer's next batch). The writers of the proxies in ``flush`` write their batch before each look
+    instead of at their next round (every second)."""
     for _ in range(600):  # generous: a loaded CI machine settles 100 requests slowly
+        for proxy in flush:
+            await asyncio.to_thread(run_in_proxy, proxy, proxy.runtime.spend.flush())
         info = await balance_of(admin, user_id)
         if info["reserved"] == 0:
             return info

@@ -68,7 +68,7 @@ async def test_grants_are_spent_first_and_expire(
             for _ in range(3):
                 resp = await customer.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI})
                 assert resp.status_code == 200, resp.text
-            await settled(admin, "promo")
+            await settled(admin, "promo", proxy)
             grants = {g["priority"]: g for g in (await customer.get("/stripe/grants")).json()["data"]}
         # 1.50 spent: the priority-5 grant first (1.00), then 0.50 of the priority-1 grant; paid credit untouched.
         assert grants[5]["remaining"] == 0 and grants[1]["remaining"] == 1.5

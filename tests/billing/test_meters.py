@@ -10,6 +10,7 @@ import httpx
 import openai
 import pytest
 
+from proxyllm.billing.meters import MeterHook
 from tests.billing.conftest import BILLING_ENV, FakeStripe
 from tests.conftest import MASTER_KEY, ProxyServer, run_in_proxy, standard_config
 from tests.fakes.ollama_upstream import FakeOllama
@@ -59,9 +60,28 @@ async def outbox(proxy: ProxyServer, **params: Any) -> dict[str, Any]:
     return data
 
 
-async def wait_counts(proxy: ProxyServer, timeout: float = 60, **expected: int) -> dict[str, int]:
+async def nudge(proxy: ProxyServer) -> None:
+    """Write the spend writer's batch (it queues the meter events) and send what is due, now instead of at
+    the writer's and the sender's next rounds (a second each). Claims are leased: the sender's own loop
+    never sends an event this sends too."""
+    sender = next(hook for hook in proxy.runtime.gateway.hooks if isinstance(hook, MeterHook)).sender
+
+    async def now() -> None:
+        await proxy.runtime.spend.flush()
+        await sender.drain_once()
+
+    await asyncio.to_thread(run_in_proxy, proxy, now())
+
+
+async def wait_counts(
+    proxy: ProxyServer, timeout: float = 60, *, by_itself: bool = False, **expected: int
+) -> dict[str, int]:
+    """The outbox's counts once they are ``expected``; the proxy is nudged before each look unless it is to
+    get there ``by_itself`` (its own writer and sender)."""
     deadline = time.monotonic() + timeout
     while True:
+        if not by_itself:
+            await nudge(proxy)
         counts: dict[str, int] = (await outbox(proxy, limit=1))["counts"]
         if all(counts[k] == v for k, v in expected.items()) or time.monotonic() > deadline:
             assert {k: counts[k] for k in expected} == expected, counts
@@ -74,7 +94,7 @@ async def test_usage_is_reported_with_identifier_and_timestamp(start: Any, strip
     key = await linked_key(proxy)
     async with httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {key}"}) as client:
         resp = await client.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI})
-    await wait_counts(proxy, sent=1)
+    await wait_counts(proxy, by_itself=True, sent=1)
     sent = stripe_api.meter_events[0]
     assert sent["event_name"] == "llm_tokens"
     assert sent["identifier"] == resp.headers["x-litellm-call-id"]
@@ -136,7 +156,7 @@ async def test_a_thousand_requests_while_stripe_is_down(start: Any, stripe_api: 
     await asyncio.gather(*(one() for _ in range(1000)))
     await wait_counts(proxy, pending=1000, sent=0)
     stripe_api.meter_down = False
-    await wait_counts(proxy, timeout=90, pending=0, sent=1000)
+    await wait_counts(proxy, timeout=90, by_itself=True, pending=0, sent=1000)
     identifiers = [e["identifier"] for e in stripe_api.meter_events]
     assert len(identifiers) == len(set(identifiers)) == 1000
 
@@ -152,7 +172,7 @@ async def test_restart_resumes_the_backlog(start: Any, stripe_api: FakeStripe) -
     await asyncio.to_thread(first.stop)
     stripe_api.meter_down = False
     second = await start()
-    await wait_counts(second, pending=0, sent=5)
+    await wait_counts(second, by_itself=True, pending=0, sent=5)
 
 
 async def test_v2_stream_batches_events(start: Any, stripe_api: FakeStripe) -> None:

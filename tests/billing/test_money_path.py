@@ -1,7 +1,8 @@
 """The money path against a hostile customer: bounded reservations, bounded inputs, honest webhooks.
 
-Each runs on SQLite and on PostgreSQL (the ``database_url`` fixture) with the real spend writer and
-the real HTTP server; prices are gpt-fake's (1e-6 per prompt token, 2e-6 per completion token).
+Each runs on SQLite and on PostgreSQL (``shared_proxy``, one per module, or ``database_url``) with the real
+spend writer and the real HTTP server; prices are gpt-fake's (1e-6 per prompt token, 2e-6 per completion
+token). Tests on the shared proxy use accounts of their own.
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ import httpx
 import openai
 import pytest
 
-from tests.billing.conftest import balance_of, checkout_completed, deliver, event, fund, ledger_invariant, settled
+from tests.billing.conftest import (
+    balance_of,
+    checkout_completed,
+    deliver,
+    event,
+    fund,
+    ledger_invariant,
+    settled,
+    unique,
+)
 from tests.conftest import ProxyServer
 from tests.fakes.openai_upstream import FakeOpenAI
 
@@ -28,9 +38,18 @@ async def user_key(admin: httpx.AsyncClient, user_id: str, **fields: Any) -> str
     return str(resp.json()["key"])
 
 
+def customer(proxy: ProxyServer, key: str) -> httpx.AsyncClient:
+    """One client for a test's many requests (making an httpx client costs ~20 ms: most of sixty requests)."""
+    return httpx.AsyncClient(base_url=proxy.url, timeout=30, headers={"authorization": f"Bearer {key}"})
+
+
+async def chat(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
+    return await client.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI, **body})
+
+
 async def post_chat(proxy: ProxyServer, key: str, body: dict[str, Any]) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=proxy.url, timeout=30, headers={"authorization": f"Bearer {key}"}) as c:
-        return await c.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI, **body})
+    async with customer(proxy, key) as client:
+        return await chat(client, body)
 
 
 @pytest.mark.parametrize(
@@ -50,72 +69,82 @@ async def post_chat(proxy: ProxyServer, key: str, body: dict[str, Any]) -> httpx
     ],
 )
 async def test_cost_driving_and_stored_fields_are_bounded(
-    proxy: ProxyServer, admin: httpx.AsyncClient, field: str, value: Any
+    shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient, field: str, value: Any
 ) -> None:
-    key = await user_key(admin, "bounds")
-    await fund(admin, "bounds", "1")
-    resp = await post_chat(proxy, key, {field: value})
+    user = unique("bounds")
+    key = await user_key(shared_admin, user)
+    await fund(shared_admin, user, "1")
+    resp = await post_chat(shared_proxy, key, {field: value})
     assert resp.status_code == 400, resp.text
     error = resp.json()["error"]
     assert error["type"] == "invalid_request_error" and error["param"] == field, error
-    assert (await settled(admin, "bounds"))["balance"] == 1
+    assert (await settled(shared_admin, user, shared_proxy))["balance"] == 1
 
 
-async def test_a_model_name_too_long_for_the_spend_log_is_refused(proxy: ProxyServer, admin: httpx.AsyncClient) -> None:
-    key = await user_key(admin, "longmodel")
-    resp = await post_chat(proxy, key, {"model": "m" * 300})
+async def test_a_model_name_too_long_for_the_spend_log_is_refused(
+    shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient
+) -> None:
+    user = unique("longmodel")
+    key = await user_key(shared_admin, user)
+    resp = await post_chat(shared_proxy, key, {"model": "m" * 300})
     assert resp.status_code == 400 and resp.json()["error"]["param"] == "model", resp.text
 
 
 async def test_negative_max_tokens_in_flight_cannot_unlock_an_empty_balance(
-    proxy: ProxyServer, admin: httpx.AsyncClient, openai_upstream: FakeOpenAI
+    shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient, openai_upstream: FakeOpenAI
 ) -> None:
     """The attack of the review: negative reservations in flight let normal requests through."""
-    key = await user_key(admin, "neg")
-    await fund(admin, "neg", "0.0001")  # covers one or two normal requests, not forty
+    user = unique("neg")
+    key = await user_key(shared_admin, user)
+    await fund(shared_admin, user, "0.0001")  # covers one or two normal requests, not forty
     openai_upstream.delay = 0.2
-    hostile = [post_chat(proxy, key, {"max_tokens": -100000}) for _ in range(20)]
-    normal = [post_chat(proxy, key, {"max_tokens": 10}) for _ in range(40)]
-    results = await asyncio.gather(*hostile, *normal)
+    async with customer(shared_proxy, key) as client:
+        hostile = [chat(client, {"max_tokens": -100000}) for _ in range(20)]
+        normal = [chat(client, {"max_tokens": 10}) for _ in range(40)]
+        results = await asyncio.gather(*hostile, *normal)
     assert all(r.status_code == 400 for r in results[:20])
     served = sum(r.status_code == 200 for r in results[20:])
     assert all(r.status_code in (200, 402) for r in results[20:])
     assert served <= 4, served
-    info = await settled(admin, "neg")
+    info = await settled(shared_admin, user, shared_proxy)
     assert info["balance"] >= 0, info
-    await ledger_invariant(proxy)
+    await ledger_invariant(shared_proxy)
 
 
 async def test_a_long_answer_without_max_tokens_cannot_overdraw(
-    proxy: ProxyServer, admin: httpx.AsyncClient, openai_upstream: FakeOpenAI
+    shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient, openai_upstream: FakeOpenAI
 ) -> None:
     """No max_tokens, a 3,000-token answer: the proxy reserves its default output (100 here) and sends
     that limit upstream, so the answer cannot cost more than was reserved."""
-    key = await user_key(admin, "long")
-    await fund(admin, "long", "0.001")
+    user = unique("long")
+    key = await user_key(shared_admin, user)
+    await fund(shared_admin, user, "0.001")
     openai_upstream.reply_text = " ".join(["word"] * 3000)
     statuses = []
-    for _ in range(8):
-        resp = await post_chat(proxy, key, {})
-        statuses.append(resp.status_code)
+    async with customer(shared_proxy, key) as client:
+        for _ in range(8):
+            resp = await chat(client, {})
+            statuses.append(resp.status_code)
     assert 402 in statuses and 200 in statuses, statuses
     sent = [r.body for r in openai_upstream.requests if r.path.endswith("/chat/completions")]
     assert sent and all(b.get("max_tokens") == 100 for b in sent), [b.get("max_tokens") for b in sent]
-    info = await settled(admin, "long")
+    info = await settled(shared_admin, user, shared_proxy)
     assert info["balance"] >= 0, info
-    await ledger_invariant(proxy)
+    await ledger_invariant(shared_proxy)
 
 
 async def test_n_choices_are_reserved(
-    proxy: ProxyServer, admin: httpx.AsyncClient, openai_upstream: FakeOpenAI
+    shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient, openai_upstream: FakeOpenAI
 ) -> None:
-    key = await user_key(admin, "many")
-    await fund(admin, "many", "0.002")
+    user = unique("many")
+    key = await user_key(shared_admin, user)
+    await fund(shared_admin, user, "0.002")
     openai_upstream.reply_text = " ".join(["word"] * 50)
-    results = await asyncio.gather(*(post_chat(proxy, key, {"n": 8, "max_tokens": 50}) for _ in range(10)))
+    async with customer(shared_proxy, key) as client:
+        results = await asyncio.gather(*(chat(client, {"n": 8, "max_tokens": 50}) for _ in range(10)))
     statuses = [r.status_code for r in results]
     assert set(statuses) <= {200, 402} and 402 in statuses, statuses
-    info = await settled(admin, "many")
+    info = await settled(shared_admin, user, shared_proxy)
     assert info["balance"] >= 0, info  # 8 x 50 output tokens per request were reserved, not 50
 
 
@@ -152,12 +181,12 @@ async def test_a_cache_hit_reserves_and_charges_nothing(
         key = await user_key(admin, "cached")
         await fund(admin, "cached", "0.001")
         first = await post_chat(proxy, key, {"max_tokens": 10})
-        after_first = (await settled(admin, "cached"))["balance"]
+        after_first = (await settled(admin, "cached", proxy))["balance"]
         hits = [await post_chat(proxy, key, {"max_tokens": 10}) for _ in range(5)]
         assert all(h.headers.get("x-litellm-cache-key") for h in hits)
         await fund(admin, "cached", "-0.001")  # nothing left to reserve from: hits still answer
         late = await post_chat(proxy, key, {"max_tokens": 10})
-        info = await settled(admin, "cached")
+        info = await settled(admin, "cached", proxy)
     assert first.status_code == 200 and all(h.status_code == 200 for h in hits), [h.text for h in hits]
     assert late.status_code == 200 and late.headers.get("x-litellm-cache-key"), late.text
     assert Decimal(str(info["balance"])) == Decimal(str(after_first)) - Decimal("0.001")
@@ -180,57 +209,73 @@ async def _topup(admin: httpx.AsyncClient, user_id: str) -> str:
     return str(resp.json()["checkout_session_id"])
 
 
-async def test_a_session_paid_in_another_currency_is_not_credited(proxy: ProxyServer, admin: httpx.AsyncClient) -> None:
-    sid = await _topup(admin, "yen")
+async def test_a_session_paid_in_another_currency_is_not_credited(
+    shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient
+) -> None:
+    user = unique("yen")
+    sid = await _topup(shared_admin, user)
     paid = {**checkout_completed(sid, 1000), "currency": "jpy"}
-    resp = await deliver(admin, event("checkout.session.completed", paid))
+    resp = await deliver(shared_admin, event("checkout.session.completed", paid))
     assert resp.status_code == 200 and "not credited" in resp.json()["result"], resp.text
-    assert (await balance_of(admin, "yen"))["balance"] == 0
+    assert (await balance_of(shared_admin, user))["balance"] == 0
 
 
 @pytest.mark.parametrize(
     "amount", [-1000, "1000", 1.5, True, 10**15], ids=["negative", "string", "float", "bool", "huge"]
 )
-async def test_a_malformed_amount_is_never_credited(proxy: ProxyServer, admin: httpx.AsyncClient, amount: Any) -> None:
-    sid = await _topup(admin, "odd")
+async def test_a_malformed_amount_is_never_credited(
+    shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient, amount: Any
+) -> None:
+    user = unique("odd")
+    sid = await _topup(shared_admin, user)
     resp = await deliver(
-        admin, event("checkout.session.completed", {**checkout_completed(sid, 0), "amount_total": amount})
+        shared_admin, event("checkout.session.completed", {**checkout_completed(sid, 0), "amount_total": amount})
     )
     assert resp.status_code == 200, resp.text  # answered, so Stripe does not retry it for days
     assert resp.json()["result"].startswith("ignored: malformed"), resp.text
-    assert (await balance_of(admin, "odd"))["balance"] == 0
+    assert (await balance_of(shared_admin, user))["balance"] == 0
 
 
-async def test_malformed_metadata_and_fields_are_ignored_not_500(proxy: ProxyServer, admin: httpx.AsyncClient) -> None:
+async def test_malformed_metadata_and_fields_are_ignored_not_500(
+    shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient
+) -> None:
     bad = [
         checkout_completed("cs_meta", 1000)
-        | {"metadata": {"proxyllm_account_type": "admin", "proxyllm_account_id": "x"}},
+        | {"metadata": {"proxyllm_account_type": "shared_admin", "proxyllm_account_id": "x"}},
         checkout_completed("cs_meta2", 1000) | {"metadata": "not an object"},
         checkout_completed("cs_nul\x00", 1000),
         {"id": ["cs_list"], "amount_total": 100},
     ]
     for obj in bad:
-        resp = await deliver(admin, event("checkout.session.completed", obj))
+        resp = await deliver(shared_admin, event("checkout.session.completed", obj))
         assert resp.status_code == 200 and resp.json()["result"].startswith("ignored"), resp.text
-    resp = await deliver(admin, {**event("charge.refunded", {"id": "ch_1", "amount_refunded": -5}), "created": "x"})
+    resp = await deliver(
+        shared_admin, {**event("charge.refunded", {"id": "ch_1", "amount_refunded": -5}), "created": "x"}
+    )
     assert resp.status_code == 200 and resp.json()["result"].startswith("ignored"), resp.text
 
 
-async def test_a_signature_from_the_future_is_refused(proxy: ProxyServer, admin: httpx.AsyncClient) -> None:
-    sid = await _topup(admin, "future")
+async def test_a_signature_from_the_future_is_refused(
+    shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient
+) -> None:
+    user = unique("future")
+    sid = await _topup(shared_admin, user)
     resp = await deliver(
-        admin, event("checkout.session.completed", checkout_completed(sid, 1000)), timestamp=int(time.time()) + 3600
+        shared_admin,
+        event("checkout.session.completed", checkout_completed(sid, 1000)),
+        timestamp=int(time.time()) + 3600,
     )
     assert resp.status_code == 400 and "future" in resp.json()["error"]["message"], resp.text
-    assert (await balance_of(admin, "future"))["balance"] == 0
+    assert (await balance_of(shared_admin, user))["balance"] == 0
 
 
 async def test_an_sdk_client_sees_402_not_500_when_the_estimate_exceeds_the_balance(
-    proxy: ProxyServer, admin: httpx.AsyncClient
+    shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient
 ) -> None:
-    key = await user_key(admin, "sdk402")
-    await fund(admin, "sdk402", "0.00001")
-    client = openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=key, max_retries=0)
+    user = unique("sdk402")
+    key = await user_key(shared_admin, user)
+    await fund(shared_admin, user, "0.00001")
+    client = openai.AsyncOpenAI(base_url=shared_proxy.url + "/v1", api_key=key, max_retries=0)
     with pytest.raises(openai.APIStatusError) as caught:
         await client.chat.completions.create(model="gpt-fake", messages=HI, n=8, max_tokens=1000)  # type: ignore[arg-type]
     assert caught.value.status_code == 402

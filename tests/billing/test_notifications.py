@@ -63,14 +63,21 @@ class Receiver:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    def delivered(self) -> dict[str, list[dict[str, Any]]]:
-        """Events answered 200, by type (each verified against its signature)."""
+    def reset(self) -> None:
+        """Forget what was received and answer 200 again (a receiver one module's tests share)."""
+        self.received.clear()
+        self.fail_first = 0
+
+    def delivered(self, account_id: str | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Events answered 200, by type (each verified against its signature); only those about
+        ``account_id`` when given."""
         found: dict[str, list[dict[str, Any]]] = {}
         for status, headers, body in self.received:
             verify(headers, body)
             if status == 200:
                 evt = orjson.loads(body)
-                found.setdefault(evt["type"], []).append(evt)
+                if account_id is None or (evt.get("account") or {}).get("id") == account_id:
+                    found.setdefault(evt["type"], []).append(evt)
         return found
 
 
@@ -204,7 +211,7 @@ async def test_balance_and_topup_events_are_signed_retried_and_delivered_once(
             for _ in range(2):
                 resp = await client.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI})
                 assert resp.status_code == 200, resp.text
-                await settled(admin, "notified")
+                await settled(admin, "notified", proxy)
             refused = await client.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI})
             assert refused.status_code == 402
         started = await admin.post(
@@ -255,7 +262,7 @@ async def test_budget_reached_and_switched_off_types(start: Any, receiver: Recei
         ) as client:
             # The first request spends past the key's budget (and takes the balance under its threshold).
             assert (await client.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI})).is_success
-            await settled(admin, "budgeted")
+            await settled(admin, "budgeted", proxy)
             for _ in range(3):
                 refused = await client.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI})
                 assert refused.status_code == 400 and refused.json()["error"]["type"] == "budget_exceeded"

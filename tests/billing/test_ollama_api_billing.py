@@ -52,7 +52,7 @@ async def test_prepaid_key_pays_for_the_ollama_api(proxy: ProxyServer, admin: ht
     assert gpt["spend"] > 0 and gpt["prompt_tokens"] > 0
     total = sum(Decimal(repr(r["spend"])) for r in rows)
 
-    info = await settled(admin, "olla")
+    info = await settled(admin, "olla", proxy)
     assert Decimal(str(info["balance"])) == Decimal("1.00") - total
     await ledger_invariant(proxy)
     key_info = (await admin.get("/key/info", params={"key": key})).json()

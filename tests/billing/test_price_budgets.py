@@ -302,7 +302,7 @@ async def test_a_customer_markup_prices_its_budget_like_its_prepaid_ledger(
         served += 1
         assert served < 10
     assert served == 2
-    await settled(admin, "cust-p")
+    await settled(admin, "cust-p", proxy)
     entries = (await admin.get("/stripe/transactions", params={"account_id": "cust-p"})).json()["data"]
     ledger = [-dollars(e["amount"]) for e in entries if e["kind"] == "usage"]
     assert ledger == [COST * 3] * 2

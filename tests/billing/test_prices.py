@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from proxyllm.core.admission import prompt_tokens_max
-from tests.billing.conftest import BILLING_ENV, FakeStripe, fund, ledger_invariant, settled, user_key
+from tests.billing.conftest import BILLING_ENV, FakeStripe, fund, ledger_invariant, settled, unique, user_key
 from tests.conftest import MASTER_KEY, ProxyServer, run_in_proxy, standard_config
 from tests.fakes.ollama_upstream import FakeOllama
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -53,6 +53,12 @@ GPU_MODELS = """
 general_settings:"""
 
 
+def prices_config(openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama) -> str:
+    return standard_config(openai_upstream.api_base, ollama_upstream.url).replace(
+        "general_settings:", GPU_MODELS.format(base=ollama_upstream.url, openai=openai_upstream.api_base), 1
+    )
+
+
 @pytest.fixture
 def start(
     database_url: str,
@@ -61,16 +67,34 @@ def start(
     openai_upstream: FakeOpenAI,
     ollama_upstream: FakeOllama,
 ) -> Any:
+    """A proxy of its own, for settings in the environment (a global markup, meters)."""
+
     async def make(**env: str) -> ProxyServer:
-        config = standard_config(openai_upstream.api_base, ollama_upstream.url).replace(
-            "general_settings:", GPU_MODELS.format(base=ollama_upstream.url, openai=openai_upstream.api_base), 1
-        )
+        config = prices_config(openai_upstream, ollama_upstream)
         server: ProxyServer = await asyncio.to_thread(
             proxy_factory, config, env={**BILLING_ENV, "DATABASE_URL": database_url, **env}
         )
         return server
 
     return make
+
+
+@pytest.fixture(scope="module")
+async def shared_proxy(
+    module_database_url: str,
+    module_stripe_api: FakeStripe,
+    module_proxy_factory: Any,
+    openai_upstream: FakeOpenAI,
+    ollama_upstream: FakeOllama,
+) -> ProxyServer:
+    """The prices proxy with no settings of its own, shared by the module's tests whose prices are set per
+    account or team (each its own account) or per model."""
+    server: ProxyServer = await asyncio.to_thread(
+        module_proxy_factory,
+        prices_config(openai_upstream, ollama_upstream),
+        env={**BILLING_ENV, "DATABASE_URL": module_database_url},
+    )
+    return server
 
 
 def admin_client(proxy: ProxyServer) -> httpx.AsyncClient:
@@ -82,8 +106,8 @@ async def chat(proxy: ProxyServer, key: str, model: str = "gpt-fake", **extra: A
         return await c.post("/v1/chat/completions", json={"model": model, "messages": HI, **extra})
 
 
-async def usage_amounts(admin: httpx.AsyncClient, user: str) -> list[Decimal]:
-    await settled(admin, user)
+async def usage_amounts(admin: httpx.AsyncClient, user: str, proxy: ProxyServer) -> list[Decimal]:
+    await settled(admin, user, proxy)
     entries = (await admin.get("/stripe/transactions", params={"account_id": user})).json()["data"]
     return [Decimal(repr(e["amount"])) for e in entries if e["kind"] == "usage"]
 
@@ -111,7 +135,7 @@ async def test_global_markup_in_ledger_spend_log_and_report(start: Any) -> None:
         await fund(admin, "marked", "1")
         resp = await chat(proxy, key, max_tokens=10)
         assert resp.status_code == 200, resp.text
-        assert await usage_amounts(admin, "marked") == [-COST * Decimal("1.5")]
+        assert await usage_amounts(admin, "marked", proxy) == [-COST * Decimal("1.5")]
         spend, price = await spend_log(proxy, resp.headers["x-litellm-call-id"])
         assert (spend, price) == (COST, COST * Decimal("1.5"))  # LiteLLM's spend stays the cost
         report = (await admin.get("/global/spend/report", params={"group_by": "model"})).json()
@@ -123,22 +147,21 @@ async def test_global_markup_in_ledger_spend_log_and_report(start: Any) -> None:
         await ledger_invariant(proxy)
 
 
-async def test_group_markup_and_account_markup(start: Any) -> None:
-    proxy = await start()
+async def test_group_markup_and_account_markup(shared_proxy: ProxyServer) -> None:
+    proxy = shared_proxy
+    user = unique("grouped")
     async with admin_client(proxy) as admin:
-        key = await user_key(admin, "grouped")
-        await fund(admin, "grouped", "1")
+        key = await user_key(admin, user)
+        await fund(admin, user, "1")
         assert (await chat(proxy, key, "gpt-marked", max_tokens=10)).status_code == 200
-        assert await usage_amounts(admin, "grouped") == [-COST * Decimal("1.1")]
+        assert await usage_amounts(admin, user, proxy) == [-COST * Decimal("1.1")]
         # The account's own markup comes before the model group's.
-        resp = await admin.post(
-            "/billing/pricing", json={"account_id": "grouped", "markup_percent": 200, "rate_card": None}
-        )
+        resp = await admin.post("/billing/pricing", json={"account_id": user, "markup_percent": 200, "rate_card": None})
         assert resp.status_code == 200, resp.text
         assert resp.json()["markup_percent"] == "200"
         assert (await chat(proxy, key, "gpt-marked", max_tokens=10)).status_code == 200
-        assert sorted(await usage_amounts(admin, "grouped")) == [-COST * 3, -COST * Decimal("1.1")]
-        mine = await admin.get("/billing/pricing", params={"account_id": "grouped"})
+        assert sorted(await usage_amounts(admin, user, proxy)) == [-COST * 3, -COST * Decimal("1.1")]
+        mine = await admin.get("/billing/pricing", params={"account_id": user})
         assert mine.json()["markup_percent"] == "200"
 
 
@@ -153,7 +176,7 @@ async def test_the_reservation_is_at_the_worst_case_price(start: Any) -> None:
         assert f"{worst_cost * 2:.6f}" in refused.json()["error"]["message"]
         await fund(admin, "bound", str(worst_cost))
         assert (await chat(proxy, key, max_tokens=10)).status_code == 200
-        assert await usage_amounts(admin, "bound") == [-COST * 2]
+        assert await usage_amounts(admin, "bound", proxy) == [-COST * 2]
 
 
 async def test_rate_card_prices_in_ledger_and_meters(start: Any, stripe_api: FakeStripe) -> None:
@@ -184,11 +207,11 @@ async def test_rate_card_prices_in_ledger_and_meters(start: Any, stripe_api: Fak
         assert assigned.status_code == 200, assigned.text
         assert (await chat(proxy, key, max_tokens=10)).status_code == 200
         price = Decimal("0.00001") + 5 * Decimal("0.00002") + Decimal("0.001")
-        assert await usage_amounts(admin, "carded") == [-price]
+        assert await usage_amounts(admin, "carded", proxy) == [-price]
         # A model not on the card is charged its cost (no markup configured).
         assert (await chat(proxy, key, "llama3", max_tokens=10)).status_code == 200
         llama = 7 * Decimal("0.0000005") + 5 * Decimal("0.0000005")
-        assert sorted(await usage_amounts(admin, "carded")) == sorted([-price, -llama])
+        assert sorted(await usage_amounts(admin, "carded", proxy)) == sorted([-price, -llama])
         for _ in range(200):
             if len(stripe_api.meter_events) >= 2:
                 break
@@ -201,7 +224,7 @@ async def test_rate_card_prices_in_ledger_and_meters(start: Any, stripe_api: Fak
         async with httpx.AsyncClient(base_url=proxy.url, timeout=30, headers={"authorization": f"Bearer {key}"}) as c:
             resp = await c.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": image, "max_tokens": 5})
         assert resp.status_code == 200, resp.text
-        amounts = await usage_amounts(admin, "carded")
+        amounts = await usage_amounts(admin, "carded", proxy)
         assert min(amounts) <= -(Decimal("0.01") + Decimal("0.001"))
         report = (await admin.get("/global/spend/report", params={"group_by": "model"})).json()
         gpt = next(m for m in report[-1]["models"] if m["model"] == "gpt-fake")
@@ -209,10 +232,11 @@ async def test_rate_card_prices_in_ledger_and_meters(start: Any, stripe_api: Fak
         await ledger_invariant(proxy)
 
 
-async def test_pricing_input_is_checked(start: Any) -> None:
-    proxy = await start()
+async def test_pricing_input_is_checked(shared_proxy: ProxyServer) -> None:
+    proxy = shared_proxy
+    user = unique("hostile")
     async with admin_client(proxy) as admin:
-        key = await user_key(admin, "hostile")
+        key = await user_key(admin, user)
         bad_cards = [
             ("bad name!", {"models": {}}),
             ("ok", {"models": {"gpt-fake": {"input_per_token": -1}}}),
@@ -228,18 +252,18 @@ async def test_pricing_input_is_checked(start: Any) -> None:
             assert resp.status_code == 400, (name, body, resp.text)
             assert resp.json()["error"]["type"] == "invalid_request_error"
         for body in (
-            {"account_id": "hostile", "markup_percent": "lots"},
-            {"account_id": "hostile", "markup_percent": -150},
-            {"account_id": "hostile", "markup_percent": "Infinity"},
-            {"account_id": "hostile", "rate_card": "../etc"},
+            {"account_id": user, "markup_percent": "lots"},
+            {"account_id": user, "markup_percent": -150},
+            {"account_id": user, "markup_percent": "Infinity"},
+            {"account_id": user, "rate_card": "../etc"},
             {"account_id": "", "markup_percent": 1},
         ):
             resp = await admin.post("/billing/pricing", json=body)
             assert resp.status_code == 400, (body, resp.text)
-        missing = await admin.post("/billing/pricing", json={"account_id": "hostile", "rate_card": "nope"})
+        missing = await admin.post("/billing/pricing", json={"account_id": user, "rate_card": "nope"})
         assert missing.status_code == 404
         async with httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {key}"}) as customer:
-            denied = await customer.post("/billing/pricing", json={"account_id": "hostile", "markup_percent": -100})
+            denied = await customer.post("/billing/pricing", json={"account_id": user, "markup_percent": -100})
             assert denied.status_code == 403
             assert (await customer.put("/billing/rate_cards/x", json={"models": {}})).status_code == 403
             assert (await customer.get("/billing/pricing")).status_code == 200
@@ -257,7 +281,7 @@ async def test_pricing_input_is_checked(start: Any) -> None:
     ],
 )
 async def test_compute_time_price_from_ollama_durations(
-    start: Any, ollama_upstream: FakeOllama, model: str, expected: Decimal
+    shared_proxy: ProxyServer, ollama_upstream: FakeOllama, model: str, expected: Decimal
 ) -> None:
     ollama_upstream.durations = {
         "load_duration": 2_000_000_000,
@@ -265,31 +289,34 @@ async def test_compute_time_price_from_ollama_durations(
         "eval_duration": 3_000_000_000,
         "total_duration": 6_500_000_000,
     }
-    proxy = await start()
+    proxy = shared_proxy
+    user = unique("gpu")
     async with admin_client(proxy) as admin:
-        key = await user_key(admin, "gpu")
-        await fund(admin, "gpu", "1")
+        key = await user_key(admin, user)
+        await fund(admin, user, "1")
         resp = await chat(proxy, key, model, max_tokens=10)
         assert resp.status_code == 200, resp.text
-        assert await usage_amounts(admin, "gpu") == [-expected]
+        assert await usage_amounts(admin, user, proxy) == [-expected]
         spend, price = await spend_log(proxy, resp.headers["x-litellm-call-id"])
         assert spend == expected == price
         # The reservation covered the longest call the deployment allows (60 s at 0.003/s).
         refused_at = Decimal("0.18")
-        await fund(admin, "gpu", str(refused_at - 1 + expected - Decimal("0.000001")))
+        await fund(admin, user, str(refused_at - 1 + expected - Decimal("0.000001")))
         assert (await chat(proxy, key, model, max_tokens=10)).status_code == 402
 
 
-async def test_a_team_markup_prices_its_members(start: Any) -> None:
-    proxy = await start()
+async def test_a_team_markup_prices_its_members(shared_proxy: ProxyServer) -> None:
+    proxy = shared_proxy
+    team = unique("resellers")
+    user = unique("member")
     async with admin_client(proxy) as admin:
-        assert (await admin.post("/team/new", json={"team_id": "resellers"})).status_code == 200
-        made = await admin.post("/key/generate", json={"user_id": "member", "team_id": "resellers"})
+        assert (await admin.post("/team/new", json={"team_id": team})).status_code == 200
+        made = await admin.post("/key/generate", json={"user_id": user, "team_id": team})
         assert made.status_code == 200, made.text
-        await fund(admin, "member", "1")
+        await fund(admin, user, "1")
         team = await admin.post(
-            "/billing/pricing", json={"account_type": "team", "account_id": "resellers", "markup_percent": "25"}
+            "/billing/pricing", json={"account_type": "team", "account_id": team, "markup_percent": "25"}
         )
         assert team.status_code == 200, team.text
         assert (await chat(proxy, made.json()["key"], max_tokens=10)).status_code == 200
-        assert await usage_amounts(admin, "member") == [-COST * Decimal("1.25")]
+        assert await usage_amounts(admin, user, proxy) == [-COST * Decimal("1.25")]

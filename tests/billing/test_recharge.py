@@ -4,12 +4,13 @@ balance; credited by the webhook; a decline or requires_action turns it off and 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.billing.conftest import FakeStripe, deliver, event, fund, ledger_invariant, settled
+from tests.billing.conftest import FakeStripe, deliver, event, fund, ledger_invariant, settled, unique
 from tests.billing.test_notifications import Receiver, notifying_proxies, receiver, wait_for
 from tests.billing.test_notifications import admin_client as notifications_admin
 from tests.conftest import ProxyServer, run_in_proxy
@@ -18,6 +19,38 @@ from tests.fakes.openai_upstream import FakeOpenAI
 
 __all__ = ["receiver"]  # the fixture, shared with the notification tests
 HI = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture(scope="module")
+async def module_receiver() -> AsyncIterator[Receiver]:
+    found = Receiver()
+    await found.start()
+    yield found
+    await found.stop()
+
+
+@pytest.fixture
+def shared_receiver(module_receiver: Receiver) -> Receiver:
+    """The module's receiver, with nothing received yet."""
+    module_receiver.reset()
+    return module_receiver
+
+
+@pytest.fixture(scope="module")
+async def shared_proxy(
+    module_database_url: str,
+    module_stripe_api: FakeStripe,
+    module_proxy_factory: Any,
+    openai_upstream: FakeOpenAI,
+    ollama_upstream: FakeOllama,
+    module_receiver: Receiver,
+) -> ProxyServer:
+    """A notifying billing proxy for the module's single-replica tests, each with its own account."""
+    make = notifying_proxies(
+        module_database_url, module_proxy_factory, openai_upstream, ollama_upstream, module_receiver, "0"
+    )
+    server: ProxyServer = await make()
+    return server
 
 
 @pytest.fixture
@@ -105,7 +138,7 @@ async def test_fifty_requests_on_two_replicas_start_one_recharge(start: Any, str
         await refresh(first, second)
         served = await asyncio.gather(spend(first, key, 25), spend(second, key, 25))
         assert sum(served) == 12  # 6.00 at 0.50 a request
-        await settled(admin, "busy")
+        await settled(admin, "busy", first, second)
         await wait_for(lambda: stripe_api.payment_intents)
         await asyncio.sleep(1.5)  # time for a second one, if anything would create it
         assert len(stripe_api.payment_intents) == 1
@@ -129,60 +162,65 @@ async def test_fifty_requests_on_two_replicas_start_one_recharge(start: Any, str
         await ledger_invariant(first)
 
 
-async def test_monthly_cap_is_never_exceeded(start: Any, stripe_api: FakeStripe, receiver: Receiver) -> None:
-    proxy = await start()
+async def test_monthly_cap_is_never_exceeded(
+    shared_proxy: ProxyServer, stripe_api: FakeStripe, shared_receiver: Receiver
+) -> None:
+    user = unique("capped")
+    proxy = shared_proxy
     async with admin_client(proxy) as admin:
-        key = await customer_with_card(admin, "capped", stripe_api)
-        await fund(admin, "capped", "6")
-        await enable(admin, "capped", monthly_cap=15)  # one recharge of 10 fits, a second would not
+        key = await customer_with_card(admin, user, stripe_api)
+        await fund(admin, user, "6")
+        await enable(admin, user, monthly_cap=15)  # one recharge of 10 fits, a second would not
         await refresh(proxy)
         assert await spend(proxy, key, 3) == 3  # 4.50: under the threshold
-        await settled(admin, "capped")
+        await settled(admin, user, proxy)
         await wait_for(lambda: stripe_api.payment_intents)
         paid = event("payment_intent.succeeded", succeeded(stripe_api.payment_intents[0]))
         assert (await deliver(admin, paid)).json()["result"] == "credited"  # 14.50
         assert await spend(proxy, key, 20) == 20  # down to 4.50 again: under the threshold, over the cap
-        await settled(admin, "capped")
+        await settled(admin, user, proxy)
         await asyncio.sleep(1.5)
         assert len(stripe_api.payment_intents) == 1
-        state = (await admin.get("/stripe/auto_recharge", params={"account_id": "capped"})).json()
+        state = (await admin.get("/stripe/auto_recharge", params={"account_id": user})).json()
         assert state["charged_this_month"] == 10 and state["enabled"]
-    await wait_for(lambda: "auto_recharge.succeeded" in receiver.delivered())
-    assert receiver.delivered()["auto_recharge.succeeded"][0]["data"]["amount"] == "10"
+    await wait_for(lambda: "auto_recharge.succeeded" in shared_receiver.delivered(user))
+    assert shared_receiver.delivered(user)["auto_recharge.succeeded"][0]["data"]["amount"] == "10"
 
 
 @pytest.mark.parametrize("outcome", ["declined", "requires_action"])
 async def test_a_failed_recharge_turns_auto_recharge_off_and_notifies(
-    start: Any, stripe_api: FakeStripe, receiver: Receiver, outcome: str
+    shared_proxy: ProxyServer, stripe_api: FakeStripe, shared_receiver: Receiver, outcome: str
 ) -> None:
+    user = unique("declined")
     stripe_api.payment_outcome = outcome
-    proxy = await start()
+    proxy = shared_proxy
     async with admin_client(proxy) as admin:
-        key = await customer_with_card(admin, "declined", stripe_api)
-        await fund(admin, "declined", "6")
-        await enable(admin, "declined")
+        key = await customer_with_card(admin, user, stripe_api)
+        await fund(admin, user, "6")
+        await enable(admin, user)
         await refresh(proxy)
         assert await spend(proxy, key, 4) == 4
-        await settled(admin, "declined")
-        await wait_for(lambda: "auto_recharge.failed" in receiver.delivered())
-        failed = receiver.delivered()["auto_recharge.failed"][0]
-        assert failed["account"] == {"type": "user", "id": "declined"} and failed["data"]["auto_recharge"] == "off"
+        await settled(admin, user, proxy)
+        await wait_for(lambda: "auto_recharge.failed" in shared_receiver.delivered(user))
+        failed = shared_receiver.delivered(user)["auto_recharge.failed"][0]
+        assert failed["account"] == {"type": "user", "id": user} and failed["data"]["auto_recharge"] == "off"
         assert ("card declined" if outcome == "declined" else "requires_action") in failed["data"]["reason"]
-        state = (await admin.get("/stripe/auto_recharge", params={"account_id": "declined"})).json()
+        state = (await admin.get("/stripe/auto_recharge", params={"account_id": user})).json()
         assert not state["enabled"] and not state["in_flight"] and state["charged_this_month"] == 0
         assert state["disabled_reason"]
         # Nothing is retried: more low-balance settlements start no new payment.
         assert await spend(proxy, key, 2) == 2
-        await settled(admin, "declined")
+        await settled(admin, user, proxy)
         await asyncio.sleep(1)
         assert len(stripe_api.payment_intents) == 1
-        assert (await admin.get("/stripe/balance", params={"account_id": "declined"})).json()["balance"] == 3
+        assert (await admin.get("/stripe/balance", params={"account_id": user})).json()["balance"] == 3
 
 
-async def test_auto_recharge_input_is_checked(start: Any, stripe_api: FakeStripe) -> None:
-    proxy = await start()
+async def test_auto_recharge_input_is_checked(shared_proxy: ProxyServer, stripe_api: FakeStripe) -> None:
+    user = unique("hostile-rc")
+    proxy = shared_proxy
     async with admin_client(proxy) as admin:
-        key = await customer_with_card(admin, "hostile-rc", stripe_api)
+        key = await customer_with_card(admin, user, stripe_api)
         bad = [
             {"enabled": True, "threshold": -1, "amount": 10, "monthly_cap": 25},
             {"enabled": True, "threshold": 5, "amount": 10.001, "monthly_cap": 25},
@@ -217,10 +255,11 @@ async def test_auto_recharge_input_is_checked(start: Any, stripe_api: FakeStripe
         assert resp.status_code == 200 and resp.json()["result"].startswith("ignored: malformed")
 
 
-async def test_portal_session_and_receipt_email(start: Any, stripe_api: FakeStripe) -> None:
-    proxy = await start()
+async def test_portal_session_and_receipt_email(shared_proxy: ProxyServer, stripe_api: FakeStripe) -> None:
+    user = unique("portal-user")
+    proxy = shared_proxy
     async with admin_client(proxy) as admin:
-        made = await admin.post("/user/new", json={"user_id": "portal-user", "user_email": "portal@example.com"})
+        made = await admin.post("/user/new", json={"user_id": user, "user_email": "portal@example.com"})
         key = made.json()["key"]
         async with httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {key}"}) as customer:
             resp = await customer.post("/stripe/portal", json={"return_url": "https://app.example/billing"})
@@ -229,7 +268,7 @@ async def test_portal_session_and_receipt_email(start: Any, stripe_api: FakeStri
             sent = stripe_api.portal_sessions[-1]
             assert sent["return_url"] == "https://app.example/billing"
             assert stripe_api.customers[-1]["email"] == "portal@example.com"
-            assert sent["customer"] == f"cus_{len(stripe_api.customers)}"
+            assert sent["customer"] == stripe_api.customer_ids[-1]
             topup = await customer.post(
                 "/stripe/topup", json={"amount": 10, "success_url": "https://x/ok", "cancel_url": "https://x/no"}
             )
@@ -240,4 +279,4 @@ async def test_portal_session_and_receipt_email(start: Any, stripe_api: FakeStri
             )
             assert card.status_code == 200, card.text
             assert stripe_api.sessions[-1]["mode"] == "setup"
-            assert stripe_api.sessions[-1]["setup_intent_data[metadata][proxyllm_account_id]"] == "portal-user"
+            assert stripe_api.sessions[-1]["setup_intent_data[metadata][proxyllm_account_id]"] == user

@@ -1,4 +1,6 @@
-"""Spending prepaid credits: never overspent under concurrency, charged once, exactly for what was produced."""
+"""Spending prepaid credits: never overspent under concurrency, charged once, exactly for what was produced.
+
+Most run on one billing proxy per module (``shared_proxy``), each with an account of its own."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from tests.billing.conftest import (
     fund,
     ledger_invariant,
     settled,
+    unique,
     user_key,
 )
 from tests.conftest import ProxyServer, run_in_proxy
@@ -31,14 +34,15 @@ COST = Decimal("0.000011")  # the fake's 1 prompt + 5 completion tokens on gpt-f
 
 
 async def test_concurrent_requests_never_overspend(
-    proxy: ProxyServer, admin: httpx.AsyncClient, openai_upstream: FakeOpenAI
+    shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient, openai_upstream: FakeOpenAI
 ) -> None:
-    key = await user_key(admin, "conc")
+    user = unique("conc")
+    key = await user_key(shared_admin, user)
     # The reservation for max_tokens=10: the admission step's prompt bound at 1e-6 + 10 x 2e-6.
     estimate = prompt_tokens_max({"messages": HI}) * Decimal("0.000001") + 10 * Decimal("0.000002")
-    await fund(admin, "conc", str(estimate * 10))
+    await fund(shared_admin, user, str(estimate * 10))
     openai_upstream.push(*[Action(delay=0.05) for _ in range(100)])
-    client = sdk(proxy, key)
+    client = sdk(shared_proxy, key)
 
     async def one() -> bool:
         try:
@@ -52,48 +56,51 @@ async def test_concurrent_requests_never_overspend(
     results = await asyncio.gather(*(one() for _ in range(100)))
     ok = sum(results)
     assert 10 <= ok < 100
-    await settled(admin, "conc")
-    balances = await ledger_invariant(proxy)
-    assert balances[("user", "conc")] == estimate * 10 - COST * ok
-    assert balances[("user", "conc")] >= 0
-    usage = (await admin.get("/stripe/transactions", params={"account_id": "conc", "limit": 500})).json()["data"]
+    await settled(shared_admin, user, shared_proxy)
+    balances = await ledger_invariant(shared_proxy)
+    assert balances[("user", user)] == estimate * 10 - COST * ok
+    assert balances[("user", user)] >= 0
+    usage = (await shared_admin.get("/stripe/transactions", params={"account_id": user, "limit": 500})).json()["data"]
     assert sum(1 for e in usage if e["kind"] == "usage") == ok
 
 
 async def test_retries_are_charged_once(
-    proxy: ProxyServer, admin: httpx.AsyncClient, openai_upstream: FakeOpenAI
+    shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient, openai_upstream: FakeOpenAI
 ) -> None:
-    key = await user_key(admin, "retry")
-    await fund(admin, "retry", "1")
+    user = unique("retry")
+    key = await user_key(shared_admin, user)
+    await fund(shared_admin, user, "1")
     openai_upstream.fail(500, "flaky", times=2)
-    await sdk(proxy, key).chat.completions.create(model="gpt-fake", messages=HI, max_tokens=10)
-    await settled(admin, "retry")
-    entries = (await admin.get("/stripe/transactions", params={"account_id": "retry"})).json()["data"]
+    await sdk(shared_proxy, key).chat.completions.create(model="gpt-fake", messages=HI, max_tokens=10)
+    await settled(shared_admin, user, shared_proxy)
+    entries = (await shared_admin.get("/stripe/transactions", params={"account_id": user})).json()["data"]
     assert [(e["kind"], e["amount"]) for e in entries] == [("usage", -0.000011), ("adjustment", 1.0)]
 
 
 async def test_no_balance_is_402_before_the_upstream(
-    proxy: ProxyServer, admin: httpx.AsyncClient, openai_upstream: FakeOpenAI
+    shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient, openai_upstream: FakeOpenAI
 ) -> None:
-    key = await user_key(admin, "broke")
+    user = unique("broke")
+    key = await user_key(shared_admin, user)
     with pytest.raises(openai.APIStatusError) as info:
-        await sdk(proxy, key).chat.completions.create(model="gpt-fake", messages=HI)
+        await sdk(shared_proxy, key).chat.completions.create(model="gpt-fake", messages=HI)
     assert info.value.status_code == 402
     assert openai_upstream.requests == []
 
 
-async def test_master_key_is_not_charged(admin: httpx.AsyncClient) -> None:
-    resp = await admin.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI})
+async def test_master_key_is_not_charged(shared_admin: httpx.AsyncClient) -> None:
+    resp = await shared_admin.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": HI})
     assert resp.status_code == 200
 
 
 async def test_cancelled_stream_is_charged_for_what_was_produced(
-    proxy: ProxyServer, admin: httpx.AsyncClient, ollama_upstream: FakeOllama
+    shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient, ollama_upstream: FakeOllama
 ) -> None:
-    key = await user_key(admin, "streamer")
-    await fund(admin, "streamer", "1")
+    user = unique("streamer")
+    key = await user_key(shared_admin, user)
+    await fund(shared_admin, user, "1")
     ollama_upstream.push(Action(chunk_delay=0.2))
-    async with httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {key}"}) as client:
+    async with httpx.AsyncClient(base_url=shared_proxy.url, headers={"authorization": f"Bearer {key}"}) as client:
         async with client.stream(
             "POST", "/v1/chat/completions", json={"model": "llama3", "messages": HI, "stream": True}
         ) as resp:
@@ -104,7 +111,7 @@ async def test_cancelled_stream_is_charged_for_what_was_produced(
                 if seen == 2:
                     break
     for _ in range(50):
-        entries = (await admin.get("/stripe/transactions", params={"account_id": "streamer"})).json()["data"]
+        entries = (await shared_admin.get("/stripe/transactions", params={"account_id": user})).json()["data"]
         if entries[0]["kind"] == "usage":
             break
         await asyncio.sleep(0.1)
@@ -113,65 +120,71 @@ async def test_cancelled_stream_is_charged_for_what_was_produced(
     per_token = Decimal("0.0000005")
     assert 0 < charged < full + per_token * 10
     assert charged % per_token == 0
-    assert (await balance_of(admin, "streamer"))["reserved"] == 0
-    await ledger_invariant(proxy)
+    assert (await balance_of(shared_admin, user))["reserved"] == 0
+    await ledger_invariant(shared_proxy)
 
 
-async def test_refund_makes_balance_negative_until_topped_up(proxy: ProxyServer, admin: httpx.AsyncClient) -> None:
-    key = await user_key(admin, "refunder")
-    async with httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {key}"}) as client:
+async def test_refund_makes_balance_negative_until_topped_up(
+    shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient
+) -> None:
+    user = unique("refunder")
+    key = await user_key(shared_admin, user)
+    async with httpx.AsyncClient(base_url=shared_proxy.url, headers={"authorization": f"Bearer {key}"}) as client:
         sid = (
             await client.post(
                 "/stripe/topup", json={"amount": 10, "success_url": "https://a", "cancel_url": "https://b"}
             )
         ).json()["checkout_session_id"]
-    await deliver(admin, event("checkout.session.completed", checkout_completed(sid, 1000, pi="pi_ref")))
-    client = sdk(proxy, key)
+    await deliver(shared_admin, event("checkout.session.completed", checkout_completed(sid, 1000, pi="pi_ref")))
+    client = sdk(shared_proxy, key)
     await client.chat.completions.create(model="gpt-fake", messages=HI, max_tokens=10)
-    await settled(admin, "refunder")
+    await settled(shared_admin, user, shared_proxy)
 
     charge = {"id": "ch_1", "object": "charge", "payment_intent": "pi_ref", "amount": 1000, "amount_refunded": 400}
-    await deliver(admin, event("charge.refunded", charge))
-    await deliver(admin, event("charge.refunded", {**charge, "amount_refunded": 1000}))
-    await deliver(admin, event("charge.refunded", charge))  # an older event arriving late changes nothing
-    info = await balance_of(admin, "refunder")
+    await deliver(shared_admin, event("charge.refunded", charge))
+    await deliver(shared_admin, event("charge.refunded", {**charge, "amount_refunded": 1000}))
+    await deliver(shared_admin, event("charge.refunded", charge))  # an older event arriving late changes nothing
+    info = await balance_of(shared_admin, user)
     assert Decimal(repr(info["balance"])) == -COST
     with pytest.raises(openai.APIStatusError) as refused:
         await client.chat.completions.create(model="gpt-fake", messages=HI)
     assert refused.value.status_code == 402
 
     await deliver(
-        admin,
+        shared_admin,
         event(
             "charge.dispute.created",
             {"id": "dp_1", "object": "dispute", "amount": 200, "charge": "ch_1", "payment_intent": "pi_ref"},
         ),
     )
-    assert Decimal(repr((await balance_of(admin, "refunder"))["balance"])) == -COST - 2
+    assert Decimal(repr((await balance_of(shared_admin, user))["balance"])) == -COST - 2
 
-    await fund(admin, "refunder", "5")
+    await fund(shared_admin, user, "5")
     await client.chat.completions.create(model="gpt-fake", messages=HI, max_tokens=10)
-    await ledger_invariant(proxy)
+    await ledger_invariant(shared_proxy)
 
 
-async def test_transactions_page_newest_first(proxy: ProxyServer, admin: httpx.AsyncClient) -> None:
+async def test_transactions_page_newest_first(shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient) -> None:
+    user = unique("pager")
     for amount in ("1", "2", "3"):
-        await fund(admin, "pager", amount)
-    first = (await admin.get("/stripe/transactions", params={"account_id": "pager", "limit": 2})).json()
+        await fund(shared_admin, user, amount)
+    first = (await shared_admin.get("/stripe/transactions", params={"account_id": user, "limit": 2})).json()
     assert [e["amount"] for e in first["data"]] == [3, 2] and first["has_more"]
     assert [e["balance_after"] for e in first["data"]] == [6, 3]
     rest = (
-        await admin.get(
+        await shared_admin.get(
             "/stripe/transactions",
-            params={"account_id": "pager", "limit": 2, "starting_after": first["data"][-1]["id"]},
+            params={"account_id": user, "limit": 2, "starting_after": first["data"][-1]["id"]},
         )
     ).json()
     assert [e["amount"] for e in rest["data"]] == [1] and not rest["has_more"]
-    everyone = (await admin.get("/stripe/balances")).json()["data"]
-    assert ("pager", 6) in {(a["account_id"], a["balance"]) for a in everyone}
-    bad = await admin.post("/stripe/balance/adjust", json={"account_id": "pager", "amount": 1})
+    everyone = (await shared_admin.get("/stripe/balances")).json()["data"]
+    assert (user, 6) in {(a["account_id"], a["balance"]) for a in everyone}
+    bad = await shared_admin.post("/stripe/balance/adjust", json={"account_id": user, "amount": 1})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "reason"
-    audited = (await admin.get("/audit/logs", params={"action": "billing.adjust", "target_id": "user:pager"})).json()
+    audited = (
+        await shared_admin.get("/audit/logs", params={"action": "billing.adjust", "target_id": f"user:{user}"})
+    ).json()
     assert [row["after"]["reason"] for row in audited["data"]] == ["test", "test", "test"]
     assert audited["data"][0]["actor"] == "master"
 

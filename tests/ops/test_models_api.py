@@ -91,7 +91,7 @@ async def test_replica_sees_each_change_by_polling(
     database_url: str, proxy_factory: Any, openai_upstream: FakeOpenAI
 ) -> None:
     text = ops_config(openai_upstream)
-    env = {"PROXYLLM_MODEL_POLL_SECONDS": "0.5"}
+    env = {"PROXYLLM_MODEL_POLL_SECONDS": "0.2"}  # the shortest the product takes
     first = await start(proxy_factory, text, database_url, **env)
     replica = await start(proxy_factory, text, database_url, **env)
     assert replica.runtime.ops.sync is not None and replica.runtime.ops.sync.redis_url is None

@@ -80,6 +80,34 @@ async def admin(proxy: ProxyServer) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+@pytest.fixture(scope="module")
+async def shared_proxy(
+    module_database_url: str,
+    stripe_upstream: FakeStripeUpstream,
+    module_proxy_factory: Any,
+    openai_upstream: FakeOpenAI,
+    ollama_upstream: FakeOllama,
+) -> ProxyServer:
+    """``proxy``, shared by the tests of one module (SQLite and PostgreSQL): for tests whose users, keys and
+    sessions are their own and that assert nothing about anyone else's (tests/conftest.py,
+    module_proxy_factory). Stripe's webhooks go to it until another proxy starts."""
+    config = standard_config(openai_upstream.api_base, ollama_upstream.url)
+    server: ProxyServer = await asyncio.to_thread(
+        module_proxy_factory, config, env=billing_env(stripe_upstream, module_database_url)
+    )
+    stripe_upstream.webhook_url = f"{server.url}/stripe/webhook"
+    return server
+
+
+@pytest.fixture(scope="module")
+async def shared_admin(shared_proxy: ProxyServer) -> AsyncIterator[httpx.AsyncClient]:
+    """A master-key client of ``shared_proxy``."""
+    async with httpx.AsyncClient(
+        base_url=shared_proxy.url, timeout=30, headers={"authorization": f"Bearer {MASTER_KEY}"}
+    ) as client:
+        yield client
+
+
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Any]:
     if not HAVE_CHROMIUM:
