@@ -25,8 +25,7 @@ from proxyllm.server.runtime import Runtime
 from tests.fakes.base import free_port
 from tests.fakes.ollama_upstream import FakeOllama
 from tests.fakes.openai_upstream import FakeOpenAI
-
-MASTER_KEY = "sk-master-test-key"
+from tests.helpers import MASTER_KEY, key_client
 
 
 @pytest.fixture(autouse=True)
@@ -275,6 +274,21 @@ async def http(proxy: ProxyServer) -> AsyncIterator[httpx.AsyncClient]:
         base_url=proxy.url, timeout=30, headers={"authorization": f"Bearer {MASTER_KEY}"}
     ) as client:
         yield client
+
+
+@pytest.fixture
+async def admin_for() -> AsyncIterator[Any]:
+    """``admin_for(proxy)``: a master-key client of that proxy, closed when the test ends."""
+    clients: list[httpx.AsyncClient] = []
+
+    def make(proxy: ProxyServer) -> httpx.AsyncClient:
+        client = key_client(proxy)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,24 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
-import openai
+
+if TYPE_CHECKING:
+    import openai
 
 T = TypeVar("T")
+
+MASTER_KEY = "sk-master-test-key"  # every test proxy's general_settings.master_key
+
+
+def key_client(proxy: Any, key: str = MASTER_KEY, *, timeout: float = 30, **kwargs: Any) -> httpx.AsyncClient:
+    """An httpx client of a proxy (anything with a ``url``) that sends ``key`` as its bearer token (the
+    master key unless told); ``async with`` it, or close it."""
+    return httpx.AsyncClient(
+        base_url=proxy.url, timeout=timeout, headers={"authorization": f"Bearer {key}"}, **kwargs
+    )
 
 
 async def eventually(
@@ -34,6 +46,8 @@ async def eventually(
 def sdk(proxy: Any, key: str, **kwargs: Any) -> openai.AsyncOpenAI:
     """The real OpenAI SDK pointed at a proxy (anything with a ``url``), without the SDK's own retries:
     the tests see every answer."""
+    import openai  # here, not at the top: tests/conftest.py imports this module and most tests need no SDK
+
     return openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=key, max_retries=0, **kwargs)
 
 

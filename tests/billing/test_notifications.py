@@ -25,9 +25,10 @@ from tests.billing.conftest import (
     fund,
     settled,
 )
-from tests.conftest import MASTER_KEY, ProxyServer, run_in_proxy, standard_config
+from tests.conftest import ProxyServer, run_in_proxy, standard_config
 from tests.fakes.ollama_upstream import FakeOllama
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.helpers import key_client
 
 HI = [{"role": "user", "content": "hi"}]
 HOOK_SECRET = "whsec_outbound_test"
@@ -176,10 +177,6 @@ def start(
     return notifying_proxies(database_url, proxy_factory, openai_upstream, ollama_upstream, receiver, "0.75")
 
 
-def admin_client(proxy: ProxyServer, timeout: float = 30) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=proxy.url, timeout=timeout, headers={"authorization": f"Bearer {MASTER_KEY}"})
-
-
 async def per_request_card(admin: httpx.AsyncClient, user: str) -> str:
     """A user charged exactly 0.50 per request (a rate card), so balances land where a test wants."""
     card = {"models": {"gpt-fake": {"per_request": "0.5"}}}
@@ -204,7 +201,7 @@ async def test_balance_and_topup_events_are_signed_retried_and_delivered_once(
 ) -> None:
     receiver.fail_first = 1
     proxy = await start()
-    async with admin_client(proxy) as admin:
+    async with key_client(proxy) as admin:
         key = await per_request_card(admin, "notified")
         await fund(admin, "notified", "1")
         async with httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {key}"}) as client:
@@ -253,7 +250,7 @@ async def test_balance_and_topup_events_are_signed_retried_and_delivered_once(
 
 async def test_budget_reached_and_switched_off_types(start: Any, receiver: Receiver) -> None:
     proxy = await start(PROXYLLM_NOTIFICATIONS_OFF="balance.low,topup.credited")
-    async with admin_client(proxy) as admin:
+    async with key_client(proxy) as admin:
         await per_request_card(admin, "budgeted")
         await fund(admin, "budgeted", "1")
         limited = await admin.post("/key/generate", json={"user_id": "budgeted", "max_budget": 0.0000001})
@@ -284,7 +281,7 @@ async def test_email_through_smtp(start: Any, receiver: Receiver) -> None:
             PROXYLLM_SMTP_TLS="none",
             PROXYLLM_SMTP_FROM="billing@proxy.example",
         )
-        async with admin_client(proxy) as admin:
+        async with key_client(proxy) as admin:
             key = await per_request_card(admin, "mailed")
             await fund(admin, "mailed", "1")
             async with httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {key}"}) as client:

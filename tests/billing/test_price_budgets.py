@@ -20,7 +20,6 @@ from proxyllm.core.admission import prompt_tokens_max
 from proxyllm.db.types import QUANTUM
 from tests.billing.conftest import BILLING_ENV, FakeStripe, fund, settled, user_key
 from tests.conftest import (
-    MASTER_KEY,
     ProxyServer,
     fresh_postgres_database,
     postgres_template,
@@ -75,20 +74,6 @@ def start(pg_url: str, proxy_factory: Any, openai_upstream: FakeOpenAI, ollama_u
         return server
 
     return make
-
-
-@pytest.fixture
-async def admin_for() -> AsyncIterator[Any]:
-    clients: list[httpx.AsyncClient] = []
-
-    def make(proxy: ProxyServer) -> httpx.AsyncClient:
-        client = httpx.AsyncClient(base_url=proxy.url, timeout=30, headers={"authorization": f"Bearer {MASTER_KEY}"})
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.aclose()
 
 
 async def flush(proxy: ProxyServer) -> None:

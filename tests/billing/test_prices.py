@@ -12,9 +12,10 @@ import pytest
 
 from proxyllm.core.admission import prompt_tokens_max
 from tests.billing.conftest import BILLING_ENV, FakeStripe, fund, ledger_invariant, settled, unique, user_key
-from tests.conftest import MASTER_KEY, ProxyServer, run_in_proxy, standard_config
+from tests.conftest import ProxyServer, run_in_proxy, standard_config
 from tests.fakes.ollama_upstream import FakeOllama
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.helpers import key_client
 
 HI = [{"role": "user", "content": "hi"}]
 COST = Decimal("0.000011")  # the fake's 1 prompt + 5 completion tokens on gpt-fake
@@ -97,10 +98,6 @@ async def shared_proxy(
     return server
 
 
-def admin_client(proxy: ProxyServer) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=proxy.url, timeout=30, headers={"authorization": f"Bearer {MASTER_KEY}"})
-
-
 async def chat(proxy: ProxyServer, key: str, model: str = "gpt-fake", **extra: Any) -> httpx.Response:
     async with httpx.AsyncClient(base_url=proxy.url, timeout=30, headers={"authorization": f"Bearer {key}"}) as c:
         return await c.post("/v1/chat/completions", json={"model": model, "messages": HI, **extra})
@@ -130,7 +127,7 @@ async def spend_log(proxy: ProxyServer, request_id: str) -> tuple[Decimal, Decim
 
 async def test_global_markup_in_ledger_spend_log_and_report(start: Any) -> None:
     proxy = await start(PROXYLLM_MARKUP_PERCENT="50")
-    async with admin_client(proxy) as admin:
+    async with key_client(proxy) as admin:
         key = await user_key(admin, "marked")
         await fund(admin, "marked", "1")
         resp = await chat(proxy, key, max_tokens=10)
@@ -150,7 +147,7 @@ async def test_global_markup_in_ledger_spend_log_and_report(start: Any) -> None:
 async def test_group_markup_and_account_markup(shared_proxy: ProxyServer) -> None:
     proxy = shared_proxy
     user = unique("grouped")
-    async with admin_client(proxy) as admin:
+    async with key_client(proxy) as admin:
         key = await user_key(admin, user)
         await fund(admin, user, "1")
         assert (await chat(proxy, key, "gpt-marked", max_tokens=10)).status_code == 200
@@ -168,7 +165,7 @@ async def test_group_markup_and_account_markup(shared_proxy: ProxyServer) -> Non
 async def test_the_reservation_is_at_the_worst_case_price(start: Any) -> None:
     proxy = await start(PROXYLLM_MARKUP_PERCENT="100")
     worst_cost = prompt_tokens_max({"messages": HI}) * Decimal("0.000001") + 10 * Decimal("0.000002")
-    async with admin_client(proxy) as admin:
+    async with key_client(proxy) as admin:
         key = await user_key(admin, "bound")
         await fund(admin, "bound", str(worst_cost))  # covers the worst-case cost, not the worst-case price
         refused = await chat(proxy, key, max_tokens=10)
@@ -186,7 +183,7 @@ async def test_rate_card_prices_in_ledger_and_meters(start: Any, stripe_api: Fak
         STRIPE_METER_VALUE="cost",
         STRIPE_METER_RATE="2000",
     )
-    async with admin_client(proxy) as admin:
+    async with key_client(proxy) as admin:
         card = {
             "models": {
                 "gpt-fake": {
@@ -235,7 +232,7 @@ async def test_rate_card_prices_in_ledger_and_meters(start: Any, stripe_api: Fak
 async def test_pricing_input_is_checked(shared_proxy: ProxyServer) -> None:
     proxy = shared_proxy
     user = unique("hostile")
-    async with admin_client(proxy) as admin:
+    async with key_client(proxy) as admin:
         key = await user_key(admin, user)
         bad_cards = [
             ("bad name!", {"models": {}}),
@@ -291,7 +288,7 @@ async def test_compute_time_price_from_ollama_durations(
     }
     proxy = shared_proxy
     user = unique("gpu")
-    async with admin_client(proxy) as admin:
+    async with key_client(proxy) as admin:
         key = await user_key(admin, user)
         await fund(admin, user, "1")
         resp = await chat(proxy, key, model, max_tokens=10)
@@ -309,7 +306,7 @@ async def test_a_team_markup_prices_its_members(shared_proxy: ProxyServer) -> No
     proxy = shared_proxy
     team = unique("resellers")
     user = unique("member")
-    async with admin_client(proxy) as admin:
+    async with key_client(proxy) as admin:
         assert (await admin.post("/team/new", json={"team_id": team})).status_code == 200
         made = await admin.post("/key/generate", json={"user_id": user, "team_id": team})
         assert made.status_code == 200, made.text

@@ -12,10 +12,10 @@ import pytest
 
 from tests.billing.conftest import FakeStripe, deliver, event, fund, ledger_invariant, settled, unique
 from tests.billing.test_notifications import Receiver, notifying_proxies, receiver, wait_for
-from tests.billing.test_notifications import admin_client as notifications_admin
 from tests.conftest import ProxyServer, run_in_proxy
 from tests.fakes.ollama_upstream import FakeOllama
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.helpers import key_client
 
 __all__ = ["receiver"]  # the fixture, shared with the notification tests
 HI = [{"role": "user", "content": "hi"}]
@@ -63,10 +63,6 @@ def start(
     receiver: Receiver,
 ) -> Any:
     return notifying_proxies(database_url, proxy_factory, openai_upstream, ollama_upstream, receiver, "0")
-
-
-def admin_client(proxy: ProxyServer) -> httpx.AsyncClient:
-    return notifications_admin(proxy, timeout=60)
 
 
 async def customer_with_card(admin: httpx.AsyncClient, user: str, stripe_api: FakeStripe) -> str:
@@ -130,7 +126,7 @@ def succeeded(intent: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_fifty_requests_on_two_replicas_start_one_recharge(start: Any, stripe_api: FakeStripe) -> None:
     first, second = await start(), await start()
-    async with admin_client(first) as admin:
+    async with key_client(first, timeout=60) as admin:
         key = await customer_with_card(admin, "busy", stripe_api)
         await fund(admin, "busy", "6")
         shown = await enable(admin, "busy")
@@ -167,7 +163,7 @@ async def test_monthly_cap_is_never_exceeded(
 ) -> None:
     user = unique("capped")
     proxy = shared_proxy
-    async with admin_client(proxy) as admin:
+    async with key_client(proxy, timeout=60) as admin:
         key = await customer_with_card(admin, user, stripe_api)
         await fund(admin, user, "6")
         await enable(admin, user, monthly_cap=15)  # one recharge of 10 fits, a second would not
@@ -194,7 +190,7 @@ async def test_a_failed_recharge_turns_auto_recharge_off_and_notifies(
     user = unique("declined")
     stripe_api.payment_outcome = outcome
     proxy = shared_proxy
-    async with admin_client(proxy) as admin:
+    async with key_client(proxy, timeout=60) as admin:
         key = await customer_with_card(admin, user, stripe_api)
         await fund(admin, user, "6")
         await enable(admin, user)
@@ -219,7 +215,7 @@ async def test_a_failed_recharge_turns_auto_recharge_off_and_notifies(
 async def test_auto_recharge_input_is_checked(shared_proxy: ProxyServer, stripe_api: FakeStripe) -> None:
     user = unique("hostile-rc")
     proxy = shared_proxy
-    async with admin_client(proxy) as admin:
+    async with key_client(proxy, timeout=60) as admin:
         key = await customer_with_card(admin, user, stripe_api)
         bad = [
             {"enabled": True, "threshold": -1, "amount": 10, "monthly_cap": 25},
@@ -258,7 +254,7 @@ async def test_auto_recharge_input_is_checked(shared_proxy: ProxyServer, stripe_
 async def test_portal_session_and_receipt_email(shared_proxy: ProxyServer, stripe_api: FakeStripe) -> None:
     user = unique("portal-user")
     proxy = shared_proxy
-    async with admin_client(proxy) as admin:
+    async with key_client(proxy, timeout=60) as admin:
         made = await admin.post("/user/new", json={"user_id": user, "user_email": "portal@example.com"})
         key = made.json()["key"]
         async with httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {key}"}) as customer:

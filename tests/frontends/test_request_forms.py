@@ -14,6 +14,7 @@ import yaml
 
 from tests.conftest import MASTER_KEY, ProxyServer, run_in_proxy
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.helpers import key_client
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -63,12 +64,8 @@ async def proxy(module_proxy_factory: Any, fakes: list[FakeOpenAI]) -> ProxyServ
     return server
 
 
-def admin(proxy: ProxyServer) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=proxy.url, headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=30)
-
-
 async def test_azure_clients_call_the_proxy_with_a_virtual_key(proxy: ProxyServer, fakes: list[FakeOpenAI]) -> None:
-    async with admin(proxy) as c:
+    async with key_client(proxy) as c:
         key = (await c.post("/key/generate", json={"models": ["gpt-4o", "embed", "images"]})).json()["key"]
     azure = openai.AsyncAzureOpenAI(azure_endpoint=proxy.url, api_key=key, api_version="2024-10-21", max_retries=0)
     try:
@@ -96,7 +93,7 @@ async def test_azure_clients_call_the_proxy_with_a_virtual_key(proxy: ProxyServe
 async def test_a_comma_separated_model_asks_each_model_and_charges_each(
     proxy: ProxyServer, fakes: list[FakeOpenAI]
 ) -> None:
-    async with admin(proxy) as c:
+    async with key_client(proxy) as c:
         key = (await c.post("/key/generate", json={"models": ["gpt-4o", "llama3"]})).json()["key"]
         only_one = (await c.post("/key/generate", json={"models": ["gpt-4o"]})).json()["key"]
     headers = {"authorization": f"Bearer {key}"}
@@ -116,7 +113,7 @@ async def test_a_comma_separated_model_asks_each_model_and_charges_each(
         too_many = await c.post("/v1/chat/completions", json={"model": ",".join(["gpt-4o"] * 11), "messages": HI})
         assert too_many.status_code == 400
     await asyncio.to_thread(run_in_proxy, proxy, proxy.runtime.spend.flush())
-    async with admin(proxy) as c:
+    async with key_client(proxy) as c:
         rows = (await c.get("/spend/logs", params={"api_key": key})).json()
         assert sorted(r["model_group"] for r in rows[-2:]) == ["gpt-4o", "llama3"] or len(rows) >= 4
         assert {r["model_group"] for r in rows} == {"gpt-4o", "llama3"}
@@ -127,7 +124,7 @@ async def test_a_comma_separated_model_asks_each_model_and_charges_each(
 
 
 async def test_team_model_aliases_route_and_are_listed(proxy: ProxyServer, fakes: list[FakeOpenAI]) -> None:
-    async with admin(proxy) as c:
+    async with key_client(proxy) as c:
         team = await c.post("/team/new", json={"team_id": "t-alias", "model_aliases": {"my-model": "llama3"}})
         assert team.status_code == 200, team.text
         key = (await c.post("/key/generate", json={"team_id": "t-alias"})).json()["key"]

@@ -6,11 +6,10 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
-import httpx
 import openai
 import pytest
 import redis
@@ -93,20 +92,6 @@ def limits_config(
 async def start(proxy_factory: Any, config: str, **kwargs: Any) -> ProxyServer:
     server: ProxyServer = await asyncio.to_thread(proxy_factory, config, **kwargs)
     return server
-
-
-@pytest.fixture
-async def admin_for() -> AsyncIterator[Any]:
-    clients: list[httpx.AsyncClient] = []
-
-    def make(proxy: ProxyServer) -> httpx.AsyncClient:
-        client = httpx.AsyncClient(base_url=proxy.url, timeout=30, headers={"authorization": f"Bearer {MASTER_KEY}"})
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.aclose()
 
 
 async def away_from_minute_end(margin: float = 8.0, clock: ModuleType | None = None) -> None:

@@ -1,5 +1,5 @@
 """Observability tests use the limits tests' helpers."""
 
-from tests.limits.conftest import admin_for, namespace
+from tests.limits.conftest import namespace
 
-__all__ = ["admin_for", "namespace"]  # redis_url comes from tests/conftest.py
+__all__ = ["namespace"]  # redis_url comes from tests/conftest.py

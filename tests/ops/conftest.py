@@ -15,7 +15,7 @@ import yaml
 
 from tests.conftest import MASTER_KEY, ProxyServer, run_in_proxy, service_missing
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.helpers import eventually  # noqa: F401  (re-exported for the tests here)
+from tests.helpers import eventually, key_client  # noqa: F401  (re-exported for the tests here)
 
 SALT_KEY = "salt-for-tests-0123456789abcdef"
 UPSTREAM_SECRET = "sk-upstream-db-secret-7f3a9c"  # what a stored model's api_key is: must never show in clear
@@ -62,8 +62,7 @@ async def start(proxy_factory: Any, text: str, database_url: str, **env: str) ->
     return server
 
 
-def admin(proxy: ProxyServer, key: str = MASTER_KEY) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=proxy.url, timeout=30, headers={"authorization": f"Bearer {key}"})
+admin = key_client  # a client of the proxy with the master key (or the key given)
 
 
 async def chat(proxy: ProxyServer, model: str, key: str = MASTER_KEY) -> httpx.Response:

@@ -1,5 +1,5 @@
 """Replica tests use the limits tests' helpers: Redis, a unique namespace, admin clients."""
 
-from tests.limits.conftest import admin_for, module_namespace, namespace
+from tests.limits.conftest import module_namespace, namespace
 
-__all__ = ["admin_for", "module_namespace", "namespace"]  # redis_url comes from tests/conftest.py
+__all__ = ["module_namespace", "namespace"]  # redis_url comes from tests/conftest.py
