@@ -35,6 +35,7 @@ METERED: Slot[tuple[AccountRef, str | None]] = Slot("metered")  # (billing accou
 log = logging.getLogger("proxyllm.billing.meters")
 STRIPE_WINDOW = 35 * 86400
 LEASE = timedelta(seconds=60)  # a claimed batch is not picked by another replica for this long
+RELEASE_TIMEOUT = 2.0  # seconds the stop gives the database to take a cut-short batch's claims back
 BATCH = 100
 
 
@@ -128,6 +129,7 @@ class MeterSender:
         self._next_send = 0.0
         self._session_token: tuple[str, float] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._held: list[str] = []  # identifiers of the batch in hand: claimed, outcome not written yet
 
     async def claim(self) -> list[MeterEvent]:
         now = datetime.now(UTC)
@@ -161,6 +163,7 @@ class MeterSender:
         events = await self.claim()
         if not events:
             return 0
+        self._held = [event.identifier for event in events]
         if self.billing.settings.meter_v2:
             outcomes = await self._send_v2(events)
         else:
@@ -182,6 +185,7 @@ class MeterSender:
                     values["attempts"] = attempts + 1
                     values["next_attempt_at"] = now + timedelta(seconds=backoff)
                 await session.execute(update(MeterEvent).where(MeterEvent.identifier.in_(identifiers)).values(**values))
+        self._held = []
         return sum(len(ids) for (status, _, _), ids in groups.items() if status != "pending")
 
     def _too_old(self, event: MeterEvent) -> bool:
@@ -280,6 +284,23 @@ class MeterSender:
     async def stop(self) -> None:
         await cancel(self._task)
         self._task = None
+        await self._release()
+
+    async def _release(self) -> None:
+        """A batch the stop cut short is due again at once (for another replica, or this one's next start)
+        instead of after its lease. Sending an event twice is harmless: Stripe keeps one per identifier."""
+        held, self._held = self._held, []
+        if not held:
+            return
+        try:
+            async with asyncio.timeout(RELEASE_TIMEOUT), self.db.session() as session:
+                await session.execute(
+                    update(MeterEvent)
+                    .where(MeterEvent.identifier.in_(held), MeterEvent.status == "pending")
+                    .values(next_attempt_at=datetime.now(UTC))
+                )
+        except Exception as error:  # the database is away: the lease runs out by itself
+            log.warning("meter sender: %d claimed events wait for their lease (%s)", len(held), type(error).__name__)
 
 
 def classify(error: stripe.StripeError) -> tuple[str, str | None]:

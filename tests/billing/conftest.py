@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -62,6 +62,7 @@ class FakeStripe:
         self.meter_attempts = 0
         self.meter_plan: list[int] = []  # statuses to answer next (then 200)
         self.meter_down = False
+        self.meter_hang = False  # meter events get no answer (a Stripe that stalls)
         self.stream_batches: list[tuple[str, list[dict[str, Any]]]] = []
         self.payment_intents: list[dict[str, Any]] = []  # created ones, in order
         self.payment_attempts = 0  # calls, including replays of an idempotency key
@@ -85,8 +86,10 @@ class FakeStripe:
             },
         )
 
-    def _meter_event(self, request: httpx.Request) -> httpx.Response:
+    def _meter_event(self, request: httpx.Request) -> httpx.Response | Coroutine[Any, Any, httpx.Response]:
         self.meter_attempts += 1
+        if self.meter_hang:
+            return self._stall()
         form = dict(httpx.QueryParams(request.content.decode()))
         status = 503 if self.meter_down else (self.meter_plan.pop(0) if self.meter_plan else 200)
         if status != 200:
@@ -105,6 +108,11 @@ class FakeStripe:
                 "payload": {},
             },
         )
+
+    @staticmethod
+    async def _stall() -> httpx.Response:
+        await asyncio.sleep(3600)  # on the proxy's loop: cancelled when its sender stops
+        return httpx.Response(503)
 
     def _meter_session(self, request: httpx.Request) -> httpx.Response:
         return httpx.Response(

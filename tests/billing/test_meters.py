@@ -15,6 +15,7 @@ from tests.billing.conftest import BILLING_ENV, FakeStripe
 from tests.conftest import MASTER_KEY, ProxyServer, run_in_proxy, standard_config
 from tests.fakes.ollama_upstream import FakeOllama
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.helpers import eventually
 
 HI = [{"role": "user", "content": "hi"}]
 METER_ENV = {
@@ -173,6 +174,22 @@ async def test_restart_resumes_the_backlog(start: Any, stripe_api: FakeStripe) -
     stripe_api.meter_down = False
     second = await start()
     await wait_counts(second, by_itself=True, pending=0, sent=5)
+
+
+async def test_a_stop_mid_send_leaves_the_batch_due_at_once(start: Any, stripe_api: FakeStripe) -> None:
+    """The sender claims a batch for 60 s (its lease) before sending; a proxy stopped while Stripe has not
+    answered gives the claims back, so the next start sends them at once instead of a minute later."""
+    first = await start()
+    key = await linked_key(first)
+    stripe_api.meter_hang = True
+    client = openai.AsyncOpenAI(base_url=first.url + "/v1", api_key=key)
+    for _ in range(3):
+        await client.chat.completions.create(model="gpt-fake", messages=HI)
+    await eventually(lambda: stripe_api.meter_attempts >= 1)  # a batch is claimed and in flight
+    await asyncio.to_thread(first.stop)
+    stripe_api.meter_hang = False
+    second = await start()
+    await wait_counts(second, timeout=20, by_itself=True, pending=0, sent=3)
 
 
 async def test_v2_stream_batches_events(start: Any, stripe_api: FakeStripe) -> None:
