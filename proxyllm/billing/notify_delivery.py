@@ -49,6 +49,7 @@ SUBJECTS = {
     SUBSCRIPTION_CHANGED: "Your subscription changed",
 }
 LEASE = timedelta(seconds=60)
+RELEASE_TIMEOUT = 2.0  # seconds the stop gives the database to take the unsent rows' claims back
 BATCH = 50
 SEND_TIMEOUT = 10.0
 MAX_BACKOFF = 3600.0
@@ -66,6 +67,7 @@ class NotificationSender:
         self.settings = settings
         self._task: asyncio.Task[None] | None = None
         self._http: aiohttp.ClientSession | None = None
+        self._held: list[tuple[str, str]] = []  # (event_id, target) claimed and not recorded yet
 
     async def claim(self) -> list[Notification]:
         """Due rows, leased to this replica (another one skips them until the lease ends)."""
@@ -99,9 +101,11 @@ class NotificationSender:
 
     async def drain_once(self) -> int:
         rows = await self.claim()
+        self._held = [(row.event_id, row.target) for row in rows]
         for row in rows:
             error = await self.deliver(row)
             await self._record(row, error)
+            self._held.remove((row.event_id, row.target))
         return len(rows)
 
     async def deliver(self, row: Notification) -> str | None:
@@ -156,6 +160,27 @@ class NotificationSender:
                 client.login(smtp.username, smtp.password or "")
             client.send_message(message)
 
+    async def _release(self) -> None:
+        """Rows the stop cut short are due again at once (for another replica, or the next start) instead of
+        after their lease; a receiver that got one already knows its Proxyllm-Event-Id."""
+        held, self._held = self._held, []
+        if not held:
+            return
+        try:
+            async with asyncio.timeout(RELEASE_TIMEOUT), self.db.session() as session:
+                for event_id, target in held:
+                    await session.execute(
+                        update(Notification)
+                        .where(
+                            Notification.event_id == event_id,
+                            Notification.target == target,
+                            Notification.status == "pending",
+                        )
+                        .values(next_attempt_at=datetime.now(UTC))
+                    )
+        except Exception as exc:  # the database is away: the lease runs out by itself
+            log.warning("%d claimed notifications wait for their lease (%s)", len(held), type(exc).__name__)
+
     async def _record(self, row: Notification, error: str | None) -> None:
         now = datetime.now(UTC)
         values: dict[str, object]
@@ -195,6 +220,7 @@ class NotificationSender:
     async def stop(self) -> None:
         await cancel(self._task)
         self._task = None
+        await self._release()
         if self._http is not None:
             await self._http.close()
             self._http = None

@@ -40,11 +40,18 @@ class Receiver:
     def __init__(self) -> None:
         self.received: list[tuple[int, dict[str, str], bytes]] = []
         self.fail_first = 0
+        self.hold: asyncio.Event | None = None  # while set, a delivery waits for it, then gets a 503
+        self.arrived = 0
         self.url = ""
         self._runner: web.AppRunner | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
+        self.arrived += 1
+        if self.hold is not None:
+            await self.hold.wait()
+            self.received.append((503, dict(request.headers), body))
+            return web.Response(status=503, text="held")
         status = 500 if self.fail_first > 0 else 200
         self.fail_first -= 1
         self.received.append((status, dict(request.headers), body))
@@ -68,6 +75,10 @@ class Receiver:
         """Forget what was received and answer 200 again (a receiver one module's tests share)."""
         self.received.clear()
         self.fail_first = 0
+        self.arrived = 0
+        if self.hold is not None:
+            self.hold.set()
+            self.hold = None
 
     def delivered(self, account_id: str | None = None) -> dict[str, list[dict[str, Any]]]:
         """Events answered 200, by type (each verified against its signature); only those about
@@ -246,6 +257,26 @@ async def test_balance_and_topup_events_are_signed_retried_and_delivered_once(
     await wait_for(lambda: len(receiver.delivered()["balance.low"]) == 2)
     await asyncio.sleep(1)
     assert len(receiver.delivered()["balance.low"]) == 2
+
+
+async def test_a_stop_mid_delivery_leaves_the_notification_due_at_once(start: Any, receiver: Receiver) -> None:
+    """A notification is claimed for 60 s (its lease) while it is sent; a proxy stopped before the receiver
+    answered gives the claim back, so the next start delivers it at once instead of a minute later."""
+    hold = receiver.hold = asyncio.Event()
+    first = await start()
+
+    async def raise_one() -> None:
+        notifier = first.runtime.billing.ledger.notifier  # type: ignore[union-attr]
+        async with first.runtime.db.session() as session:
+            await notifier.emit(session, "balance.low", about="held", account=("user", "held"), data={})
+
+    await asyncio.to_thread(run_in_proxy, first, raise_one())
+    assert await wait_for(lambda: receiver.arrived >= 1)  # claimed, and in flight
+    await asyncio.to_thread(first.stop)
+    receiver.hold = None
+    hold.set()
+    await start()
+    assert await wait_for(lambda: receiver.delivered("held").get("balance.low"), timeout=20)
 
 
 async def test_budget_reached_and_switched_off_types(start: Any, receiver: Receiver) -> None:
