@@ -1,4 +1,4 @@
-"""Virtual keys through the shared_admin API and the real OpenAI SDK, on SQLite and PostgreSQL."""
+"""Virtual keys through the admin API and the real OpenAI SDK, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""LiteLLM's documented shared_admin requests are accepted and answered with LiteLLM's fields."""
+"""LiteLLM's documented admin requests are accepted and answered with LiteLLM's fields."""
 
 from __future__ import annotations
 

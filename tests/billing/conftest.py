@@ -228,6 +228,14 @@ def module_stripe_api() -> Iterator[FakeStripe]:
         yield FakeStripe(router)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_stripe(request: pytest.FixtureRequest) -> None:
+    """Every test on a module's Stripe mock starts from normal answers, whether or not it asks for
+    ``stripe_api`` itself (a shared proxy reaches the mock too)."""
+    if "module_stripe_api" in request.fixturenames:
+        request.getfixturevalue("module_stripe_api").reset()
+
+
 @pytest.fixture
 def stripe_api(module_stripe_api: FakeStripe) -> FakeStripe:
     """The module's Stripe mock with nothing recorded yet and its normal answers."""

@@ -244,7 +244,7 @@ async def test_malformed_metadata_and_fields_are_ignored_not_500(
 ) -> None:
     bad = [
         checkout_completed("cs_meta", 1000)
-        | {"metadata": {"proxyllm_account_type": "shared_admin", "proxyllm_account_id": "x"}},
+        | {"metadata": {"proxyllm_account_type": "admin", "proxyllm_account_id": "x"}},
         checkout_completed("cs_meta2", 1000) | {"metadata": "not an object"},
         checkout_completed("cs_nul\x00", 1000),
         {"id": ["cs_list"], "amount_total": 100},

@@ -112,7 +112,7 @@ async def test_client_disconnect_cancels_the_upstream(shared_proxy: ProxyServer,
 async def test_client_disconnect_cancels_a_non_streaming_call(
     shared_proxy: ProxyServer, openai_upstream: FakeOpenAI
 ) -> None:
-    openai_upstream.push(Action(delay=3))
+    openai_upstream.push(Action(delay=30))  # answers long after the check below gives up
     async with httpx.AsyncClient(base_url=shared_proxy.url, headers={"authorization": f"Bearer {MASTER_KEY}"}) as http:
         with pytest.raises(httpx.ReadTimeout):
             # the client gives up reading after 0.5 s (connecting may take longer on a loaded machine)
@@ -121,4 +121,5 @@ async def test_client_disconnect_cancels_a_non_streaming_call(
                 json={"model": "gpt-fake", "messages": HI},
                 timeout=httpx.Timeout(0.5, connect=10),
             )
+    # Only cancelling the upstream call frees the deployment this soon: the upstream itself takes 30 s.
     await eventually(lambda: shared_proxy.runtime.router.deployments[0].in_flight == 0, timeout=5)

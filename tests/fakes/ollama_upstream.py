@@ -29,6 +29,10 @@ class FakeOllama(FakeUpstream):
         self.app.router.add_delete("/api/delete", self.delete)
         self.app.router.add_post("/api/copy", self.copy)
 
+    def reset(self) -> None:
+        super().reset()
+        self.durations.clear()
+
     def error_body(self, status: int, message: str) -> Any:
         return {"error": message}
 

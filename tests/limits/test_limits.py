@@ -124,19 +124,21 @@ async def test_slots_are_freed_after_upstream_errors_timeouts_and_disconnects(
     assert (await post_chat(proxy, key["key"])).status_code == 500
     await eventually(lambda: in_flight(proxy, counter) == 0)
 
-    openai_upstream.push(Action(delay=3))
+    # Each upstream below would end by itself only long after its check's timeout: only the proxy's own
+    # timeout, or the client leaving, frees the slot that soon.
+    openai_upstream.push(Action(delay=10))
     assert (await post_chat(proxy, key["key"], timeout=0.3)).status_code == 504
-    await eventually(lambda: in_flight(proxy, counter) == 0)
+    await eventually(lambda: in_flight(proxy, counter) == 0, timeout=3)
 
-    openai_upstream.push(Action(delay=5))
+    openai_upstream.push(Action(delay=10))
     sent = len(openai_upstream.requests)
     task = asyncio.create_task(post_chat(proxy, key["key"]))
     await eventually(lambda: len(openai_upstream.requests) > sent)
     assert in_flight(proxy, counter) == 1
     task.cancel()  # the client goes away mid-request
-    await eventually(lambda: in_flight(proxy, counter) == 0)
+    await eventually(lambda: in_flight(proxy, counter) == 0, timeout=3)
 
-    openai_upstream.push(Action(chunk_delay=0.3))  # the stream is still going when the client leaves
+    openai_upstream.push(Action(chunk_delay=1.0))  # about 8 s of stream: still going when the client leaves
     async with httpx.AsyncClient(base_url=proxy.url, timeout=30) as client:
         body = {"model": "gpt-fake", "messages": HI, "stream": True}
         headers = {"authorization": f"Bearer {key['key']}"}
@@ -144,7 +146,7 @@ async def test_slots_are_freed_after_upstream_errors_timeouts_and_disconnects(
             assert resp.status_code == 200
             async for _ in resp.aiter_bytes():
                 break  # one event, then the client hangs up mid-stream
-    await eventually(lambda: in_flight(proxy, counter) == 0)
+    await eventually(lambda: in_flight(proxy, counter) == 0, timeout=3)
     assert (await post_chat(proxy, key["key"])).status_code == 200
 
 
