@@ -28,24 +28,29 @@ from pathlib import Path
 from sqlalchemy import FromClause, Insert, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from proxyllm.accounts.durations import next_reset
 from proxyllm.accounts.ledger import AccountId
 from proxyllm.accounts.store import aware
 from proxyllm.core import clock
 from proxyllm.core.background import cancel
-from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.database import Database, DatabaseUnavailable, is_unavailable
-from proxyllm.db.spool import Item, Spool
+from proxyllm.db.spool import Item, Payload, Spool
 from proxyllm.db.tables import Base, DeadLetter, Key, SpendLog, Team, User
 
 log = logging.getLogger("proxyllm.spend")
-TABLES: JSONObject = {"key": (Key, Key.token), "user": (User, User.user_id), "team": (Team, Team.team_id)}
+# The accounts a charge may name, with the column that identifies one.
+TABLES: dict[str, tuple[type[Key] | type[User] | type[Team], InstrumentedAttribute[str]]] = {
+    "key": (Key, Key.token),
+    "user": (User, User.user_id),
+    "team": (Team, Team.team_id),
+}
 ZERO = Decimal(0)
 SPEND_LOG = "spend_log"
 CHARGE = "charge"
 TABLE = "table:"  # + a table name: a row inserted as is (ignored when its primary key exists)
-Handler = Callable[[AsyncSession, list[JSONObject]], Awaitable[None]]
+Handler = Callable[[AsyncSession, list[Payload]], Awaitable[None]]
 ChargeWriter = Callable[[AsyncSession, str, Decimal], Awaitable[None]]  # (session, account id, amount)
 Resetter = Callable[[AsyncSession], Awaitable[int]]
 MAX_REASON = 1000
@@ -57,11 +62,17 @@ def _plus(held: Charge | None, charge: Charge) -> Charge:
     return charge if held is None else (held[0] + charge[0], held[1] + charge[1])
 
 
-def _charge(payload: JSONObject) -> Charge:
+def _charge(payload: Payload) -> Charge:
     """A queued charge's (cost, price); one journaled before prices were kept has its cost as its price."""
-    amount: Decimal = payload["amount"]
-    price: Decimal | None = payload.get("price")
+    amount, price = payload["amount"], payload.get("price")
+    if not isinstance(amount, Decimal) or not isinstance(price, Decimal | None):
+        raise TypeError(f"a queued charge holds {type(amount).__name__} and {type(price).__name__}, not Decimal")
     return amount, amount if price is None else price
+
+
+def _account(payload: Payload) -> AccountId:
+    """The account a queued charge names."""
+    return str(payload["kind"]), str(payload["id"])
 
 
 class SpendWriter:
@@ -108,7 +119,7 @@ class SpendWriter:
         """A row for another table, committed in the same transaction as the spend logs."""
         self._items.append((TABLE + table.__tablename__, row))
 
-    def add(self, kind: str, payload: JSONObject) -> None:
+    def add(self, kind: str, payload: Payload) -> None:
         """An item for a registered handler (e.g. a prepaid settlement)."""
         self._items.append((kind, payload))
 
@@ -146,7 +157,7 @@ class SpendWriter:
         rest: list[Item] = []
         for kind, payload in items:
             if kind == CHARGE:
-                account, charge = (payload["kind"], payload["id"]), _charge(payload)
+                account, charge = _account(payload), _charge(payload)
                 self._forget_writing(account, charge)
                 self._deltas[account] = _plus(self._deltas.get(account), charge)
             else:
@@ -219,7 +230,7 @@ class SpendWriter:
         self._done.update(id(item) for item in items)
         for kind, payload in items:
             if kind == CHARGE:
-                self._forget_writing((payload["kind"], payload["id"]), _charge(payload))
+                self._forget_writing(_account(payload), _charge(payload))
                 charged = True
             elif kind == SPEND_LOG and not dead:
                 self.written_rows += 1
@@ -227,7 +238,7 @@ class SpendWriter:
             self.epoch += 1
 
     async def _apply(self, session: AsyncSession, items: list[Item]) -> None:
-        by_kind: dict[str, list[JSONObject]] = {}
+        by_kind: dict[str, list[Payload]] = {}
         for kind, payload in items:
             by_kind.setdefault(kind, []).append(payload)
         for kind, payloads in by_kind.items():
@@ -243,17 +254,17 @@ class SpendWriter:
     async def _write_spend_logs(self, session: AsyncSession, rows: list[dict[str, object]]) -> None:
         await session.execute(self._insert_ignore(SpendLog.__table__), rows)
 
-    async def _write_charges(self, session: AsyncSession, charges: list[JSONObject]) -> None:
+    async def _write_charges(self, session: AsyncSession, charges: list[Payload]) -> None:
         for charge in charges:
-            writer = self.charge_writers.get(charge["kind"])
+            (kind, ident), (cost, price) = _account(charge), _charge(charge)
+            writer = self.charge_writers.get(kind)
             if writer is not None:
-                await writer(session, charge["id"], charge["amount"])
+                await writer(session, ident, cost)
                 continue
-            table, pk = TABLES[charge["kind"]]
-            cost, price = _charge(charge)
+            table, pk = TABLES[kind]
             await session.execute(
                 update(table)
-                .where(pk == charge["id"])
+                .where(pk == ident)
                 .values(spend=table.spend + cost, spend_price=table.spend_price + price)
             )
 
@@ -292,7 +303,7 @@ class SpendWriter:
         items, files = self.spool.take_journal()
         for kind, payload in items:
             if kind == CHARGE:
-                account = (payload["kind"], payload["id"])
+                account = _account(payload)
                 self._deltas[account] = _plus(self._deltas.get(account), _charge(payload))
             else:
                 self._items.append((kind, payload))

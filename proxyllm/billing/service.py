@@ -21,6 +21,7 @@ from proxyllm.core.context import Principal, RequestContext
 from proxyllm.core.errors import ErrorKind, ProxyError, invalid_request
 from proxyllm.core.jsontypes import JSONObject
 from proxyllm.db.database import Database
+from proxyllm.db.spool import Payload
 from proxyllm.db.tables import Team, User
 from proxyllm.db.tables_billing import BillingAccount, Topup
 
@@ -220,8 +221,8 @@ class Billing:
             SETTLEMENT, {"account_type": account[0], "account_id": account[1], "request_id": request_id, "cost": cost}
         )
 
-    async def _write_settlements(self, session: AsyncSession, settlements: list[JSONObject]) -> None:
-        batch = [((i["account_type"], i["account_id"]), i["request_id"], i["cost"]) for i in settlements]
+    async def _write_settlements(self, session: AsyncSession, settlements: list[Payload]) -> None:
+        batch = [_settlement(item) for item in settlements]
         for account, result in await self.ledger.settle_many(session, batch):
             if result.crossed_low_balance:
                 log.warning("low balance: %s %s is at %s (below its threshold)", account[0], account[1], result.balance)
@@ -267,3 +268,11 @@ class Billing:
         await cancel(self._task)
         self._task = None
         await self.recharger.stop()
+
+
+def _settlement(item: Payload) -> tuple[AccountRef, str, Decimal]:
+    """A queued settlement: the account, the request, and what it cost."""
+    cost = item["cost"]
+    if not isinstance(cost, Decimal):
+        raise TypeError(f"a queued settlement's cost is {type(cost).__name__}, not Decimal")
+    return (str(item["account_type"]), str(item["account_id"])), str(item["request_id"]), cost

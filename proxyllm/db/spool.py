@@ -18,10 +18,12 @@ from pathlib import Path
 
 import orjson
 
-from proxyllm.core.jsontypes import JSONObject, JSONValue
+from proxyllm.core.jsontypes import JSONValue
 
 log = logging.getLogger("proxyllm.spool")
-Item = tuple[str, JSONObject]
+# A queued write: its kind and its values (Decimal, datetime, ...: not JSON until encode() makes it so).
+Payload = dict[str, object]
+Item = tuple[str, Payload]
 
 
 def _encode_value(value: object) -> JSONValue:
@@ -41,7 +43,7 @@ def _decode_value(value: JSONValue) -> object:
     return value
 
 
-def encode(kind: str, payload: JSONObject) -> bytes:
+def encode(kind: str, payload: Payload) -> bytes:
     return orjson.dumps({"kind": kind, "payload": {k: _encode_value(v) for k, v in payload.items()}})
 
 

@@ -46,6 +46,9 @@ if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.trace import Span, Status
+    from opentelemetry.util.types import AttributeValue
+
+    Attributes = dict[str, AttributeValue]  # what a span accepts as attributes
 
     from proxyllm.config.schema import ProxyConfig
     from proxyllm.core.router import Router
@@ -366,8 +369,8 @@ class _Spans:
             span.set_attribute("gen_ai.response.model", self.response_model)
 
 
-def _request_attributes(body: JSONObject) -> JSONObject:
-    out: JSONObject = {}
+def _request_attributes(body: JSONObject) -> Attributes:
+    out: Attributes = {}
     for name, attribute in (
         ("max_tokens", "gen_ai.request.max_tokens"),
         ("max_completion_tokens", "gen_ai.request.max_tokens"),
@@ -381,12 +384,12 @@ def _request_attributes(body: JSONObject) -> JSONObject:
     return out
 
 
-def _deployment_attributes(dep: Deployment) -> JSONObject:
+def _deployment_attributes(dep: Deployment) -> Attributes:
     provider = PROVIDERS.get(dep.provider.name, dep.provider.name)
     return {"gen_ai.provider.name": provider, "gen_ai.system": provider}
 
 
-def _server_attributes(api_base: str) -> JSONObject:
+def _server_attributes(api_base: str) -> Attributes:
     from urllib.parse import urlsplit
 
     try:
@@ -394,7 +397,7 @@ def _server_attributes(api_base: str) -> JSONObject:
         port = parts.port
     except ValueError:
         return {}
-    out: JSONObject = {}
+    out: Attributes = {}
     if parts.hostname:
         out["server.address"] = parts.hostname
     if port is not None:
