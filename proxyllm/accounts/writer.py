@@ -102,6 +102,7 @@ class SpendWriter:
         self._writing: dict[AccountId, Charge] = {}
         self._flush_lock = asyncio.Lock()  # one flush at a time; never shared with readers
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()  # set by stop(): the loop ends between batches, never inside one
         self._done: set[int] = set()  # items of the flush in progress already committed
         self._replayed: list[Path] = []  # journal files whose items are queued, deleted once written
         self.failing_since: float | None = None  # monotonic time of the first failed flush in a row
@@ -357,13 +358,16 @@ class SpendWriter:
 
     async def _run(self) -> None:
         since_reset = 0.0
-        while True:
+        while not self._stopping.is_set():
             try:
                 ok = await self.flush()
             except Exception:
                 log.exception("spend writer flush failed")
                 ok = False
-            await asyncio.sleep(self.interval if ok else min(self.interval * 5, 10.0))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.interval if ok else min(self.interval * 5, 10.0))
+            if self._stopping.is_set():
+                return
             since_reset += self.interval
             if since_reset >= self.reset_interval:
                 since_reset = 0.0
@@ -373,14 +377,23 @@ class SpendWriter:
     async def start(self) -> None:
         self.replay_journal()
         if self._task is None:
+            self._stopping.clear()
             self._task = asyncio.create_task(self._run(), name="spend-writer")
 
     async def stop(self) -> None:
-        """Write what is queued; what the database will not take within ``stop_deadline`` is journaled."""
-        await cancel(self._task)
-        self._task = None
+        """Write what is queued; what the database will not take within ``stop_deadline`` is journaled.
+
+        A batch being written is let finish rather than cancelled: cancelled inside its transaction, it
+        could leave that connection holding SQLite's write lock, and the final flush would wait out the
+        busy timeout and journal everything (seen under load at SIGTERM)."""
         loop = asyncio.get_running_loop()
         end = loop.time() + self.stop_deadline
+        self._stopping.set()
+        if self._task is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), max(0.1, end - loop.time()))
+            await cancel(self._task)  # still writing at the deadline (a database that hangs)
+        self._task = None
         while True:
             try:
                 async with asyncio.timeout(max(0.1, end - loop.time())):
