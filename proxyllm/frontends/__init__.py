@@ -45,7 +45,7 @@ def llm_endpoints(
     endpoints["/v1/responses"] = endpoints["/responses"] = responses
     media: dict[Operation, Frontend] = {
         Operation.IMAGE_GENERATION: ImagesFrontend(),
-        Operation.MODERATION: ModerationsFrontend(),
+        Operation.MODERATION: ModerationsFrontend(runtime.router),
         Operation.SPEECH: SpeechFrontend(),
         Operation.TRANSCRIPTION: TranscriptionFrontend(),
         Operation.RERANK: RerankFrontend(),

@@ -17,6 +17,7 @@ from proxyllm.core.context import RequestContext
 from proxyllm.core.errors import invalid_request
 from proxyllm.core.jsontypes import JSONObject, JSONValue
 from proxyllm.core.requests import apply_proxy_fields, bounded_string, load_json
+from proxyllm.core.router import Router
 from proxyllm.core.types import Operation, Units
 from proxyllm.core.units import audio_seconds_bound, search_units
 from proxyllm.frontends.base import Frontend, Incoming
@@ -163,6 +164,8 @@ class MediaFrontend(Frontend):
 
     def context(self, incoming: Incoming) -> RequestContext:
         body = json_body(incoming.raw)
+        if body.get("model") is None and (default := self.default_model()) is not None:
+            body["model"] = default
         _require(body, "model")
         units = self.units(body)
         ctx = RequestContext(
@@ -175,6 +178,10 @@ class MediaFrontend(Frontend):
 
     def units(self, body: JSONObject) -> Units:
         raise NotImplementedError
+
+    def default_model(self) -> str | None:
+        """The model group a request without ``model`` goes to (None: ``model`` is required)."""
+        return None
 
 
 class ImagesFrontend(MediaFrontend):
@@ -190,10 +197,26 @@ class ImagesFrontend(MediaFrontend):
 
 
 class ModerationsFrontend(MediaFrontend):
-    """``/v1/moderations``: ``input`` is a string, a list of strings, or a list of text/image parts."""
+    """``/v1/moderations``: ``input`` is a string, a list of strings, or a list of text/image parts.
 
-    def __init__(self) -> None:
+    As on LiteLLM's proxy, ``model`` may be left out: the request goes to the first model group (in the
+    config's order) that is a moderation model, by ``model_info.mode: moderation`` or an upstream model
+    named like one (``omni-moderation-latest``). Key access, limits and budgets apply to it as named."""
+
+    def __init__(self, router: Router | None = None) -> None:
         super().__init__(Operation.MODERATION)
+        self.router = router
+
+    def default_model(self) -> str | None:
+        if self.router is None:
+            return None
+        for name, group in self.router.groups.items():
+            if Operation.MODERATION in group.operations and any(
+                d.model_info.get("mode") == "moderation" or "moderation" in d.upstream_model
+                for d in group.deployments
+            ):
+                return name
+        return None
 
     def units(self, body: JSONObject) -> Units:
         _require(body, "input")

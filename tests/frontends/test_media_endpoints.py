@@ -109,6 +109,27 @@ async def test_images_are_generated_and_priced_per_image(proxy: ProxyServer, ups
     assert row["model_group"] == "dall-e"
 
 
+async def test_moderations_without_a_model_go_to_the_configured_moderation_model(
+    proxy: ProxyServer, upstream: FakeOpenAI
+) -> None:
+    """LiteLLM's proxy needs no ``model`` on /moderations: the first moderation model group answers."""
+    raw = await sdk(proxy).moderations.with_raw_response.create(input="fine text")
+    assert raw.parse().results[0].flagged is False
+    assert raw.headers["x-litellm-model-group"] == "mod"
+    assert upstream.requests[-1].body["model"] == "omni-moderation-latest"
+    # A key without access to that model group is refused as if it had named it.
+    async with http(proxy) as c:
+        key = (await c.post("/key/generate", json={"models": ["gpt-fake"]})).json()["key"]
+    with pytest.raises(openai.APIStatusError) as refused:
+        await sdk(proxy, key).moderations.create(input="fine text")
+    assert refused.value.status_code in (401, 403) and "mod" in refused.value.message
+
+
+async def test_moderations_without_a_model_and_none_configured_is_400(shared_http: httpx.AsyncClient) -> None:
+    resp = await shared_http.post("/v1/moderations", json={"input": "fine text"})
+    assert resp.status_code == 400 and resp.json()["error"]["param"] == "model", resp.text
+
+
 async def test_moderations_speech_and_transcriptions(proxy: ProxyServer, upstream: FakeOpenAI) -> None:
     client = sdk(proxy)
     moderation = await client.moderations.create(model="mod", input=["fine text", "more text"])
