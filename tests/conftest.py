@@ -270,10 +270,15 @@ async def proxy(proxy_factory: Any, openai_upstream: FakeOpenAI, ollama_upstream
 
 @pytest.fixture
 async def http(proxy: ProxyServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=proxy.url, timeout=30, headers={"authorization": f"Bearer {MASTER_KEY}"}
-    ) as client:
+    """A master-key client of ``proxy`` (whichever ``proxy`` the test's folder defines)."""
+    async with key_client(proxy) as client:
         yield client
+
+
+@pytest.fixture
+async def admin(http: httpx.AsyncClient) -> httpx.AsyncClient:
+    """``http`` by the name the admin-API tests use."""
+    return http
 
 
 @pytest.fixture
@@ -303,11 +308,9 @@ async def shared_proxy(
 
 
 @pytest.fixture(scope="module")
-async def shared_http(shared_proxy: ProxyServer) -> AsyncIterator[httpx.AsyncClient]:
-    """A master-key client of ``shared_proxy``."""
-    async with httpx.AsyncClient(
-        base_url=shared_proxy.url, timeout=30, headers={"authorization": f"Bearer {MASTER_KEY}"}
-    ) as client:
+async def shared_admin(shared_proxy: ProxyServer) -> AsyncIterator[httpx.AsyncClient]:
+    """A master-key client of ``shared_proxy`` (whichever ``shared_proxy`` the test's folder defines)."""
+    async with key_client(shared_proxy) as client:
         yield client
 
 

@@ -28,25 +28,16 @@ from pathlib import Path
 from sqlalchemy import FromClause, Insert, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
-from proxyllm.accounts.durations import next_reset
+from proxyllm.accounts.account_tables import TABLES, ZERO, reset_ended_periods
 from proxyllm.accounts.ledger import AccountId
-from proxyllm.accounts.store import aware
 from proxyllm.core import clock
 from proxyllm.core.background import cancel
 from proxyllm.db.database import Database, DatabaseUnavailable, is_unavailable
 from proxyllm.db.spool import Item, Payload, Spool
-from proxyllm.db.tables import Base, DeadLetter, Key, SpendLog, Team, User
+from proxyllm.db.tables import Base, DeadLetter, SpendLog
 
 log = logging.getLogger("proxyllm.spend")
-# The accounts a charge may name, with the column that identifies one.
-TABLES: dict[str, tuple[type[Key] | type[User] | type[Team], InstrumentedAttribute[str]]] = {
-    "key": (Key, Key.token),
-    "user": (User, User.user_id),
-    "team": (Team, Team.team_id),
-}
-ZERO = Decimal(0)
 SPEND_LOG = "spend_log"
 CHARGE = "charge"
 TABLE = "table:"  # + a table name: a row inserted as is (ignored when its primary key exists)
@@ -334,22 +325,8 @@ class SpendWriter:
     async def reset_budgets(self) -> int:
         """Zero the spend (cost and price) of every account whose budget period ended; safe on several
         replicas."""
-        moment = clock.now()
-        count = 0
         async with self.db.session() as session:
-            for table, pk in TABLES.values():
-                rows = await session.execute(
-                    table.__table__.select().where(table.budget_reset_at <= moment, table.budget_duration.is_not(None))
-                )
-                for row in rows.mappings():
-                    previous = aware(row["budget_reset_at"])
-                    following = next_reset(moment, row["budget_duration"], previous)
-                    result = await session.execute(
-                        update(table)
-                        .where(pk == row[pk.key], table.budget_reset_at == row["budget_reset_at"])
-                        .values(spend=ZERO, spend_price=ZERO, budget_reset_at=following)
-                    )
-                    count += int(getattr(result, "rowcount", 0) or 0)
+            count = await reset_ended_periods(session, clock.now())
             for resetter in self.resetters:
                 count += await resetter(session)
         return count

@@ -39,16 +39,13 @@ from proxyllm.core.context import CURRENT_SCOPE, RequestContext, Slot
 from proxyllm.core.deployment import Deployment
 from proxyllm.core.errors import ProxyError
 from proxyllm.core.hooks import Hook
-from proxyllm.core.jsontypes import JSONObject
+from proxyllm.observability.span_attributes import deployment_attributes, request_attributes, server_attributes
 
 if TYPE_CHECKING:
     import aiohttp
     from opentelemetry.context import Context
     from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.trace import Span, Status
-    from opentelemetry.util.types import AttributeValue
-
-    Attributes = dict[str, AttributeValue]  # what a span accepts as attributes
 
     from proxyllm.config.schema import ProxyConfig
     from proxyllm.core.router import Router
@@ -57,15 +54,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("proxyllm.tracing")
 
 OPERATIONS = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings"}
-# gen_ai.provider.name values of the semantic conventions, where they differ from the provider's name here.
-PROVIDERS = {
-    "ollama_chat": "ollama",
-    "azure": "azure.ai.openai",
-    "gemini": "gcp.gemini",
-    "mistral": "mistral_ai",
-    "xai": "x_ai",
-    "together_ai": "together_ai",
-}
 TRUE = ("1", "true", "yes", "on")
 _ID = re.compile(rb'"id"\s*:\s*"([^"]{1,256})"')
 _MODEL = re.compile(rb'"model"\s*:\s*"([^"]{1,256})"')
@@ -199,7 +187,7 @@ class TracingHook(Hook):
                 "url.path": scope["path"] if scope is not None else "",
                 "proxyllm.request_id": ctx.request_id,
                 "proxyllm.stream": ctx.stream,
-                **_request_attributes(ctx.body),
+                **request_attributes(ctx.body),
             },
         )
         in_root = self.trace.set_span_in_context(root)
@@ -220,7 +208,7 @@ class TracingHook(Hook):
             spans.stream.end(now)
         dep = ctx.deployment
         if dep is not None:
-            for key, value in _deployment_attributes(dep).items():
+            for key, value in deployment_attributes(dep).items():
                 root.set_attribute(key, value)
         usage = ctx.usage
         if usage is not None:
@@ -284,8 +272,8 @@ class TracingHook(Hook):
                     "proxyllm.attempt": spans.attempts,
                     "proxyllm.deployment": dep.id,
                     "proxyllm.model_group": dep.model_name,
-                    **_deployment_attributes(dep),
-                    **_server_attributes(dep.api_base),
+                    **deployment_attributes(dep),
+                    **server_attributes(dep.api_base),
                 },
             )
             token = UPSTREAM_SPAN.set(span)
@@ -367,41 +355,3 @@ class _Spans:
         if model:
             self.response_model = model.group(1).decode("utf-8", "replace")
             span.set_attribute("gen_ai.response.model", self.response_model)
-
-
-def _request_attributes(body: JSONObject) -> Attributes:
-    out: Attributes = {}
-    for name, attribute in (
-        ("max_tokens", "gen_ai.request.max_tokens"),
-        ("max_completion_tokens", "gen_ai.request.max_tokens"),
-        ("temperature", "gen_ai.request.temperature"),
-        ("top_p", "gen_ai.request.top_p"),
-        ("seed", "gen_ai.request.seed"),
-    ):
-        value = body.get(name)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            out[attribute] = value
-    return out
-
-
-def _deployment_attributes(dep: Deployment) -> Attributes:
-    provider = PROVIDERS.get(dep.provider.name, dep.provider.name)
-    return {"gen_ai.provider.name": provider, "gen_ai.system": provider}
-
-
-def _server_attributes(api_base: str) -> Attributes:
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(api_base)
-        port = parts.port
-    except ValueError:
-        return {}
-    out: Attributes = {}
-    if parts.hostname:
-        out["server.address"] = parts.hostname
-    if port is not None:
-        out["server.port"] = port
-    elif parts.scheme in ("http", "https"):
-        out["server.port"] = 443 if parts.scheme == "https" else 80
-    return out

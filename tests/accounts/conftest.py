@@ -26,14 +26,6 @@ async def proxy(
     return server
 
 
-@pytest.fixture
-async def admin(proxy: ProxyServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=proxy.url, timeout=30, headers={"authorization": f"Bearer {MASTER_KEY}"}
-    ) as client:
-        yield client
-
-
 @pytest.fixture(scope="module")
 async def shared_proxy(
     module_database_url: str, module_proxy_factory: Any, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama
@@ -45,15 +37,6 @@ async def shared_proxy(
         module_proxy_factory, config, env={"DATABASE_URL": module_database_url}
     )
     return server
-
-
-@pytest.fixture(scope="module")
-async def shared_admin(shared_proxy: ProxyServer) -> AsyncIterator[httpx.AsyncClient]:
-    """A master-key client of ``shared_proxy``."""
-    async with httpx.AsyncClient(
-        base_url=shared_proxy.url, timeout=30, headers={"authorization": f"Bearer {MASTER_KEY}"}
-    ) as client:
-        yield client
 
 
 HI = [{"role": "user", "content": "hi"}]

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +16,7 @@ import orjson
 import pytest
 import respx
 
-from tests.conftest import MASTER_KEY, ProxyServer, run_in_proxy, standard_config
+from tests.conftest import ProxyServer, run_in_proxy, standard_config
 from tests.fakes.ollama_upstream import FakeOllama
 from tests.fakes.openai_upstream import FakeOpenAI
 
@@ -258,14 +258,6 @@ async def proxy(
     return server
 
 
-@pytest.fixture
-async def admin(proxy: ProxyServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=proxy.url, timeout=30, headers={"authorization": f"Bearer {MASTER_KEY}"}
-    ) as client:
-        yield client
-
-
 @pytest.fixture(scope="module")
 async def shared_proxy(
     module_database_url: str,
@@ -282,15 +274,6 @@ async def shared_proxy(
         module_proxy_factory, config, env={**BILLING_ENV, "DATABASE_URL": module_database_url}
     )
     return server
-
-
-@pytest.fixture(scope="module")
-async def shared_admin(shared_proxy: ProxyServer) -> AsyncIterator[httpx.AsyncClient]:
-    """A master-key client of ``shared_proxy``."""
-    async with httpx.AsyncClient(
-        base_url=shared_proxy.url, timeout=30, headers={"authorization": f"Bearer {MASTER_KEY}"}
-    ) as client:
-        yield client
 
 
 def unique(prefix: str) -> str:

@@ -31,23 +31,13 @@ async def proxy(proxy_factory: Any, openai_upstream: FakeOpenAI, ollama_upstream
     return await start(proxy_factory, cache_config(openai_upstream, ollama_upstream))
 
 
-@pytest.fixture
-async def http(proxy: ProxyServer) -> Any:
-    async with httpx.AsyncClient(base_url=proxy.url, headers=AUTH, timeout=30) as client:
-        yield client
-
-
 @pytest.fixture(scope="module")
-async def shared(module_proxy_factory: Any, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama) -> ProxyServer:
+async def shared_proxy(
+    module_proxy_factory: Any, openai_upstream: FakeOpenAI, ollama_upstream: FakeOllama
+) -> ProxyServer:
     """One proxy for the cases that assert nothing about what is cached (refusals of cache controls); the
     others count hits and misses, so each has its own cache."""
     return await start(module_proxy_factory, cache_config(openai_upstream, ollama_upstream))
-
-
-@pytest.fixture(scope="module")
-async def shared_http(shared: ProxyServer) -> Any:
-    async with httpx.AsyncClient(base_url=shared.url, headers=AUTH, timeout=30) as client:
-        yield client
 
 
 async def chat(http: httpx.AsyncClient, *, key: str | None = None, **body: Any) -> httpx.Response:
@@ -241,19 +231,19 @@ async def test_default_off_mode_and_call_types(
 
 
 async def test_keys_may_be_forbidden_cache_controls(
-    shared: ProxyServer, shared_http: httpx.AsyncClient, admin_for: Any
+    shared_proxy: ProxyServer, shared_admin: httpx.AsyncClient, admin_for: Any
 ) -> None:
-    admin = admin_for(shared)
+    admin = admin_for(shared_proxy)
     some = await new_key(admin, allowed_cache_controls=["no-store"])
     none = await new_key(admin, allowed_cache_controls=[])
     anything = await new_key(admin)
-    assert (await chat(shared_http, key=some["key"], cache={"no-store": True})).status_code == 200
-    refused = await chat(shared_http, key=some["key"], cache={"no-cache": True})
+    assert (await chat(shared_admin, key=some["key"], cache={"no-store": True})).status_code == 200
+    refused = await chat(shared_admin, key=some["key"], cache={"no-cache": True})
     assert refused.status_code == 403
     assert "may not use the cache control 'no-cache' (allowed: no-store)" in refused.json()["error"]["message"]
-    assert (await chat(shared_http, key=none["key"], cache={"no-store": True})).status_code == 403
-    assert (await chat(shared_http, key=none["key"])).status_code == 200
-    assert (await chat(shared_http, key=anything["key"], cache={"no-cache": True, "ttl": 5})).status_code == 200
+    assert (await chat(shared_admin, key=none["key"], cache={"no-store": True})).status_code == 403
+    assert (await chat(shared_admin, key=none["key"])).status_code == 200
+    assert (await chat(shared_admin, key=anything["key"], cache={"no-cache": True, "ttl": 5})).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -267,8 +257,8 @@ async def test_keys_may_be_forbidden_cache_controls(
         ({"bogus": 1}, "cache"),
     ],
 )
-async def test_bad_cache_controls_are_a_clear_400(shared_http: httpx.AsyncClient, controls: Any, param: str) -> None:
-    resp = await chat(shared_http, cache=controls)
+async def test_bad_cache_controls_are_a_clear_400(shared_admin: httpx.AsyncClient, controls: Any, param: str) -> None:
+    resp = await chat(shared_admin, cache=controls)
     assert resp.status_code == 400
     assert resp.json()["error"]["param"] == param
 

@@ -47,17 +47,17 @@ def assert_error(resp: httpx.Response, status: int, *, param: str | None = None)
         (b'{"model": "gpt-fake", "messages": [{"role": "user", "content": "x"}], "fallbacks": "b"}', "fallbacks"),
     ],
 )
-async def test_malformed_requests_are_400(shared_http: httpx.AsyncClient, content: bytes, param: str | None) -> None:
-    resp = await shared_http.post(CHAT, content=content, headers={"content-type": "application/json"})
+async def test_malformed_requests_are_400(shared_admin: httpx.AsyncClient, content: bytes, param: str | None) -> None:
+    resp = await shared_admin.post(CHAT, content=content, headers={"content-type": "application/json"})
     error = assert_error(resp, 400, param=param)
     assert error["type"] == "invalid_request_error"
 
 
-async def test_embeddings_and_completions_validate_too(shared_http: httpx.AsyncClient) -> None:
-    assert_error(await shared_http.post("/v1/embeddings", json={"model": "nomic"}), 400, param="input")
-    assert_error(await shared_http.post("/v1/embeddings", json={"model": "nomic", "input": []}), 400, param="input")
-    assert_error(await shared_http.post("/v1/completions", json={"model": "llama3"}), 400, param="prompt")
-    assert_error(await shared_http.post("/v1/embeddings", json={"model": "nomic", "input": "x", "stream": True}), 400)
+async def test_embeddings_and_completions_validate_too(shared_admin: httpx.AsyncClient) -> None:
+    assert_error(await shared_admin.post("/v1/embeddings", json={"model": "nomic"}), 400, param="input")
+    assert_error(await shared_admin.post("/v1/embeddings", json={"model": "nomic", "input": []}), 400, param="input")
+    assert_error(await shared_admin.post("/v1/completions", json={"model": "llama3"}), 400, param="prompt")
+    assert_error(await shared_admin.post("/v1/embeddings", json={"model": "nomic", "input": "x", "stream": True}), 400)
 
 
 async def test_missing_key_is_401(shared_proxy: ProxyServer) -> None:
@@ -101,9 +101,9 @@ async def test_body_over_the_limit_is_413(
         assert (await client.post(CHAT, json={"model": "gpt-fake", "messages": HI})).status_code == 200
 
 
-async def test_unknown_path_and_method(shared_http: httpx.AsyncClient) -> None:
-    assert_error(await shared_http.get("/v1/nope"), 404)
-    resp = await shared_http.get(CHAT)
+async def test_unknown_path_and_method(shared_admin: httpx.AsyncClient) -> None:
+    assert_error(await shared_admin.get("/v1/nope"), 404)
+    resp = await shared_admin.get(CHAT)
     assert resp.status_code == 405 and resp.json()["error"]["message"]
 
 
@@ -171,11 +171,11 @@ async def test_fallback_to_another_group(
     assert ollama_upstream.requests[-1].path == "/api/chat"
 
 
-async def test_unsupported_param_named_or_dropped(shared_http: httpx.AsyncClient, ollama_upstream: FakeOllama) -> None:
+async def test_unsupported_param_named_or_dropped(shared_admin: httpx.AsyncClient, ollama_upstream: FakeOllama) -> None:
     body = {"model": "llama3", "messages": HI, "logprobs": True}
-    error = assert_error(await shared_http.post(CHAT, json=body), 400, param="logprobs")
+    error = assert_error(await shared_admin.post(CHAT, json=body), 400, param="logprobs")
     assert error["code"] == "unsupported_params"
-    assert (await shared_http.post(CHAT, json={**body, "drop_params": True})).status_code == 200
+    assert (await shared_admin.post(CHAT, json={**body, "drop_params": True})).status_code == 200
     assert "logprobs" not in ollama_upstream.requests[-1].body
 
 

@@ -125,8 +125,8 @@ async def test_moderations_without_a_model_go_to_the_configured_moderation_model
     assert refused.value.status_code in (401, 403) and "mod" in refused.value.message
 
 
-async def test_moderations_without_a_model_and_none_configured_is_400(shared_http: httpx.AsyncClient) -> None:
-    resp = await shared_http.post("/v1/moderations", json={"input": "fine text"})
+async def test_moderations_without_a_model_and_none_configured_is_400(shared_admin: httpx.AsyncClient) -> None:
+    resp = await shared_admin.post("/v1/moderations", json={"input": "fine text"})
     assert resp.status_code == 400 and resp.json()["error"]["param"] == "model", resp.text
 
 

@@ -71,24 +71,24 @@ BAD: list[tuple[str, Any]] = [
 
 
 @pytest.mark.parametrize(("name", "body"), BAD, ids=[name for name, _ in BAD])
-async def test_bad_request_is_400(shared_http: httpx.AsyncClient, name: str, body: Any) -> None:
+async def test_bad_request_is_400(shared_admin: httpx.AsyncClient, name: str, body: Any) -> None:
     if isinstance(body, bytes):
-        resp = await shared_http.post("/v1/responses", content=body, headers={"content-type": "application/json"})
+        resp = await shared_admin.post("/v1/responses", content=body, headers={"content-type": "application/json"})
     else:
-        resp = await shared_http.post("/v1/responses", json=body)
+        resp = await shared_admin.post("/v1/responses", json=body)
     assert resp.status_code == 400, (name, resp.text)
     error = resp.json()["error"]
     assert error["type"] == "invalid_request_error" and error["message"]
 
 
-async def test_unknown_previous_response_is_404(shared_http: httpx.AsyncClient) -> None:
-    resp = await shared_http.post("/v1/responses", json={**OK, "previous_response_id": "resp_nothere"})
+async def test_unknown_previous_response_is_404(shared_admin: httpx.AsyncClient) -> None:
+    resp = await shared_admin.post("/v1/responses", json={**OK, "previous_response_id": "resp_nothere"})
     assert resp.status_code == 404 and resp.json()["error"]["type"] == "not_found_error"
 
 
 @pytest.mark.parametrize("path", ["/v1/responses/a%20b", "/v1/responses/..%2Fx/input_items"])
-async def test_bad_ids_on_stored_routes(shared_http: httpx.AsyncClient, path: str) -> None:
-    resp = await shared_http.get(path)
+async def test_bad_ids_on_stored_routes(shared_admin: httpx.AsyncClient, path: str) -> None:
+    resp = await shared_admin.get(path)
     assert resp.status_code in (400, 404) and "error" in resp.json()
 
 
@@ -98,19 +98,19 @@ async def test_stored_routes_need_a_key(shared_proxy: ProxyServer) -> None:
     assert resp.status_code == 401 and resp.json()["error"]["type"] == "authentication_error"
 
 
-async def test_unknown_model_is_404(shared_http: httpx.AsyncClient) -> None:
-    resp = await shared_http.post("/v1/responses", json={**OK, "model": "nope"})
+async def test_unknown_model_is_404(shared_admin: httpx.AsyncClient) -> None:
+    resp = await shared_admin.post("/v1/responses", json={**OK, "model": "nope"})
     assert resp.status_code == 404 and "error" in resp.json()
 
 
-async def test_input_items_paging(shared_http: httpx.AsyncClient) -> None:
+async def test_input_items_paging(shared_admin: httpx.AsyncClient) -> None:
     items = [{"role": "user", "content": f"m{i}"} for i in range(5)]
-    made = (await shared_http.post("/v1/responses", json={**OK, "input": items})).json()
+    made = (await shared_admin.post("/v1/responses", json={**OK, "input": items})).json()
     path = f"/v1/responses/{made['id']}/input_items"
-    first = (await shared_http.get(path, params={"limit": 2, "order": "asc"})).json()
+    first = (await shared_admin.get(path, params={"limit": 2, "order": "asc"})).json()
     assert [i["content"][0]["text"] for i in first["data"]] == ["m0", "m1"] and first["has_more"]
     params = {"limit": 10, "order": "asc", "after": first["last_id"]}
-    rest = (await shared_http.get(f"/v1/responses/{made['id']}/input_items", params=params)).json()
+    rest = (await shared_admin.get(f"/v1/responses/{made['id']}/input_items", params=params)).json()
     assert [i["content"][0]["text"] for i in rest["data"]] == ["m2", "m3", "m4"] and not rest["has_more"]
-    bad = await shared_http.get(f"/v1/responses/{made['id']}/input_items", params={"limit": 1000})
+    bad = await shared_admin.get(f"/v1/responses/{made['id']}/input_items", params={"limit": 1000})
     assert bad.status_code == 400

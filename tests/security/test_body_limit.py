@@ -102,8 +102,8 @@ async def test_authenticated_admin_body_over_admin_limit(shared_proxy: ProxyServ
     assert sent < 32 * 1024 * 1024
 
 
-async def test_ordinary_bodies_still_work(shared_proxy: ProxyServer, shared_http: Any) -> None:
-    response = await shared_http.post("/key/generate", json={"key_alias": "fits", "metadata": {"note": "x" * 70_000}})
+async def test_ordinary_bodies_still_work(shared_proxy: ProxyServer, shared_admin: Any) -> None:
+    response = await shared_admin.post("/key/generate", json={"key_alias": "fits", "metadata": {"note": "x" * 70_000}})
     assert response.status_code == 200, response.text
     async with httpx.AsyncClient(base_url=shared_proxy.url, timeout=30) as anonymous:
         response = await anonymous.post("/key/generate", json={"key_alias": "x" * 70_000})

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import MASTER_KEY, ProxyServer, service_missing, standard_config
+from tests.conftest import ProxyServer, service_missing, standard_config
 from tests.fakes.ollama_upstream import FakeOllama
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.stripe_upstream import FakeStripeUpstream
@@ -71,15 +71,6 @@ async def proxy(
     return server
 
 
-@pytest.fixture
-async def admin(proxy: ProxyServer) -> AsyncIterator[httpx.AsyncClient]:
-    """The JSON API as the master key (to set up data and to check what the UI did)."""
-    async with httpx.AsyncClient(
-        base_url=proxy.url, timeout=30, headers={"authorization": f"Bearer {MASTER_KEY}"}
-    ) as client:
-        yield client
-
-
 @pytest.fixture(scope="module")
 async def shared_proxy(
     module_database_url: str,
@@ -97,15 +88,6 @@ async def shared_proxy(
     )
     stripe_upstream.webhook_url = f"{server.url}/stripe/webhook"
     return server
-
-
-@pytest.fixture(scope="module")
-async def shared_admin(shared_proxy: ProxyServer) -> AsyncIterator[httpx.AsyncClient]:
-    """A master-key client of ``shared_proxy``."""
-    async with httpx.AsyncClient(
-        base_url=shared_proxy.url, timeout=30, headers={"authorization": f"Bearer {MASTER_KEY}"}
-    ) as client:
-        yield client
 
 
 @pytest.fixture(scope="session")
